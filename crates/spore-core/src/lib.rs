@@ -1,0 +1,19 @@
+//! The pure heart of spore: content hashes, function references, names, manifests,
+//! the value codec and the guest ABI's constants.
+//!
+//! Everything here is a function of its inputs. This crate must not know about
+//! storage, the network, wasmtime, threads or the clock: it never performs IO,
+//! so every other layer (store, runtime, mesh, CLI) can rely on it without
+//! inheriting any effect. Formats defined here are normative in `spec/`.
+
+pub mod abi;
+pub mod hash;
+pub mod manifest;
+pub mod name;
+pub mod reference;
+pub mod value;
+
+pub use hash::{Hash, HashPrefix};
+pub use manifest::{Import, Manifest, ModuleError};
+pub use name::Name;
+pub use reference::{ExportName, FunctionRef, RefText};

@@ -1,0 +1,331 @@
+//! Manifests (`spec/manifest.md`): what a module is, derived by inspecting its bytes.
+//!
+//! A manifest is never declared by the module's author. Everything in it is read off
+//! the module, so two nodes that hold the same bytes derive the same manifest, byte
+//! for byte, and the manifest's own hash can be compared across the mesh.
+
+use serde::{Deserialize, Serialize};
+use wasmparser::types::EntityType;
+use wasmparser::{FuncType, ValType, Validator, WasmFeatures};
+
+use crate::abi;
+use crate::hash::Hash;
+use crate::reference::ExportName;
+use crate::value::{self, ValueError};
+
+/// The manifest format this code writes.
+pub const FORMAT: u32 = 1;
+
+/// The WebAssembly features a spore module may use: WebAssembly 2.0 plus tail calls,
+/// extended constant expressions and relaxed SIMD (run deterministically). No threads,
+/// no 64-bit memories, no GC: they would break determinism or the 32-bit ABI.
+pub const FEATURES: WasmFeatures = WasmFeatures::WASM2
+    .union(WasmFeatures::TAIL_CALL)
+    .union(WasmFeatures::EXTENDED_CONST)
+    .union(WasmFeatures::RELAXED_SIMD);
+
+/// Everything spore needs to know about a module without running it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The manifest format, [`FORMAT`].
+    pub format: u32,
+    /// The hash of the module's bytes.
+    pub module: Hash,
+    /// The module's size in bytes.
+    pub size: u64,
+    /// The spore functions the module exports, sorted.
+    pub functions: Vec<ExportName>,
+    /// The ability operations the module imports, sorted and without repeats.
+    pub imports: Vec<Import>,
+    /// Initial and maximum linear memory, in 64 KiB pages.
+    pub memory: MemoryLimits,
+}
+
+/// One imported ability operation, such as `kv.get`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Import {
+    pub ability: String,
+    pub operation: String,
+}
+
+/// The memory a module declares, in 64 KiB Wasm pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryLimits {
+    pub initial_pages: u64,
+    pub maximum_pages: Option<u64>,
+}
+
+/// Why bytes are not a spore module. Each variant says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModuleError {
+    #[error("not a valid WebAssembly module: {message} (at byte offset {offset})")]
+    Invalid { message: String, offset: usize },
+    #[error("the module does not export its memory as `memory`; spore functions must be built with spore-guest")]
+    NoMemory,
+    #[error("the module does not export `spore_alloc: (i32) -> i32`; spore functions must be built with spore-guest")]
+    NoAllocator,
+    #[error("the export `{name}` has the wrong type: expected {expected}")]
+    WrongExportType { name: String, expected: &'static str },
+    #[error("the module exports no spore function: a function export with type (i32, i32) -> i64 (mark functions with #[spore_guest::function])")]
+    NoFunctions,
+    #[error("the import `{module}.{name}` is not a function: a module may import only ability operations, never memories, tables or globals")]
+    NonFunctionImport { module: String, name: String },
+    #[error("the import `{module}.{name}` has type {found}: ability operations have type (i32, i32) -> i64")]
+    WrongImportType {
+        module: String,
+        name: String,
+        found: String,
+    },
+    #[error("the import `{module}.{name}` does not name an ability: ability and operation names are lowercase letters, digits, `_` and `-`, starting with a letter")]
+    BadAbilityName { module: String, name: String },
+}
+
+/// Why bytes are not a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestDecodeError {
+    #[error("manifest is not valid CBOR: {0}")]
+    Cbor(#[from] ValueError),
+    #[error("manifest format {0} is newer than this spore understands ({FORMAT})")]
+    UnknownFormat(u32),
+}
+
+impl Manifest {
+    /// Validates `bytes` as a spore module and derives its manifest.
+    pub fn derive(bytes: &[u8]) -> Result<Manifest, ModuleError> {
+        let types = Validator::new_with_features(FEATURES)
+            .validate_all(bytes)
+            .map_err(|e| ModuleError::Invalid {
+                message: e.message().to_owned(),
+                offset: e.offset(),
+            })?;
+        let types = types.as_ref();
+        let func_type = |id: wasmparser::types::CoreTypeId| types[id].unwrap_func().clone();
+
+        let mut imports = Vec::new();
+        for (module, name, entity) in types.core_imports().into_iter().flatten() {
+            let EntityType::Func(id) = entity else {
+                return Err(ModuleError::NonFunctionImport {
+                    module: module.to_owned(),
+                    name: name.to_owned(),
+                });
+            };
+            let ty = func_type(id);
+            if !is_call_type(&ty) {
+                return Err(ModuleError::WrongImportType {
+                    module: module.to_owned(),
+                    name: name.to_owned(),
+                    found: describe(&ty),
+                });
+            }
+            if !is_ability_word(module) || !is_ability_word(name) {
+                return Err(ModuleError::BadAbilityName {
+                    module: module.to_owned(),
+                    name: name.to_owned(),
+                });
+            }
+            imports.push(Import {
+                ability: module.to_owned(),
+                operation: name.to_owned(),
+            });
+        }
+        imports.sort();
+        imports.dedup();
+
+        let mut memory = None;
+        let mut has_alloc = false;
+        let mut functions = Vec::new();
+        for (name, entity) in types.core_exports().into_iter().flatten() {
+            match (name, entity) {
+                (abi::MEMORY, EntityType::Memory(ty)) => memory = Some(ty),
+                (abi::MEMORY, _) => return Err(wrong_type(name, "a memory")),
+                (abi::ALLOC, EntityType::Func(id)) if is_type(&func_type(id), &[ValType::I32], &[ValType::I32]) => {
+                    has_alloc = true
+                }
+                (abi::ALLOC, _) => return Err(wrong_type(name, "a function (i32) -> i32")),
+                (abi::PANIC_MESSAGE, EntityType::Func(id)) if is_type(&func_type(id), &[], &[ValType::I64]) => {}
+                (abi::PANIC_MESSAGE, _) => return Err(wrong_type(name, "a function () -> i64")),
+                (_, EntityType::Func(id)) if is_call_type(&func_type(id)) => {
+                    // Exports with other names cannot be referenced; they are ignored.
+                    if let Ok(export) = name.parse::<ExportName>() {
+                        functions.push(export);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let memory = memory.ok_or(ModuleError::NoMemory)?;
+        if !has_alloc {
+            return Err(ModuleError::NoAllocator);
+        }
+        if functions.is_empty() {
+            return Err(ModuleError::NoFunctions);
+        }
+        functions.sort();
+
+        Ok(Manifest {
+            format: FORMAT,
+            module: Hash::of(bytes),
+            size: bytes.len() as u64,
+            functions,
+            imports,
+            memory: MemoryLimits {
+                initial_pages: memory.initial,
+                maximum_pages: memory.maximum,
+            },
+        })
+    }
+
+    /// The canonical CBOR encoding; the manifest's identity is the hash of these bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        value::to_canonical(self).expect("a manifest always encodes")
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Manifest, ManifestDecodeError> {
+        let manifest: Manifest = value::decode_as(bytes)?;
+        if manifest.format > FORMAT {
+            return Err(ManifestDecodeError::UnknownFormat(manifest.format));
+        }
+        Ok(manifest)
+    }
+
+    pub fn hash(&self) -> Hash {
+        Hash::of(&self.to_bytes())
+    }
+
+    /// The abilities the module needs, sorted, each once.
+    pub fn abilities(&self) -> Vec<&str> {
+        let mut abilities: Vec<&str> = self.imports.iter().map(|i| i.ability.as_str()).collect();
+        abilities.dedup();
+        abilities
+    }
+
+    pub fn has_function(&self, export: &ExportName) -> bool {
+        self.functions.binary_search(export).is_ok()
+    }
+}
+
+fn is_type(ty: &FuncType, params: &[ValType], results: &[ValType]) -> bool {
+    ty.params() == params && ty.results() == results
+}
+
+/// `(i32, i32) -> i64`: the type of every spore function and every ability operation.
+fn is_call_type(ty: &FuncType) -> bool {
+    is_type(ty, &[ValType::I32, ValType::I32], &[ValType::I64])
+}
+
+fn describe(ty: &FuncType) -> String {
+    let list = |types: &[ValType]| types.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
+    format!("({}) -> ({})", list(ty.params()), list(ty.results()))
+}
+
+fn is_ability_word(word: &str) -> bool {
+    let mut chars = word.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && word.len() <= 64
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+fn wrong_type(name: &str, expected: &'static str) -> ModuleError {
+    ModuleError::WrongExportType {
+        name: name.to_owned(),
+        expected,
+    }
+}
+
+impl Serialize for ExportName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ExportName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"(module
+        (import "kv" "get" (func (param i32 i32) (result i64)))
+        (import "log" "info" (func (param i32 i32) (result i64)))
+        (import "kv" "get" (func (param i32 i32) (result i64)))
+        (memory (export "memory") 2 10)
+        (func (export "spore_alloc") (param i32) (result i32) i32.const 0)
+        (func (export "zeta") (param i32 i32) (result i64) i64.const 0)
+        (func (export "alpha") (param i32 i32) (result i64) i64.const 0)
+        (func (export "helper") (param i32) (result i32) i32.const 0))"#;
+
+    fn module(wat: &str) -> Vec<u8> {
+        wat::parse_str(wat).unwrap()
+    }
+
+    #[test]
+    fn derives_functions_imports_and_memory() {
+        let bytes = module(GOOD);
+        let manifest = Manifest::derive(&bytes).unwrap();
+        assert_eq!(manifest.module, Hash::of(&bytes));
+        assert_eq!(manifest.size, bytes.len() as u64);
+        let names: Vec<_> = manifest.functions.iter().map(|f| f.as_str()).collect();
+        assert_eq!(names, ["alpha", "zeta"]);
+        assert_eq!(manifest.abilities(), ["kv", "log"]);
+        assert_eq!(manifest.imports.len(), 2);
+        assert_eq!(manifest.memory, MemoryLimits { initial_pages: 2, maximum_pages: Some(10) });
+        let decoded = Manifest::from_bytes(&manifest.to_bytes()).unwrap();
+        assert_eq!(decoded, manifest);
+        assert_eq!(decoded.hash(), manifest.hash());
+    }
+
+    #[test]
+    fn refuses_modules_that_break_the_abi() {
+        let cases: &[(&str, fn(&ModuleError) -> bool)] = &[
+            ("(module)", |e| matches!(e, ModuleError::NoMemory)),
+            (r#"(module (memory (export "memory") 1))"#, |e| matches!(e, ModuleError::NoAllocator)),
+            (
+                r#"(module (memory (export "memory") 1)
+                    (func (export "spore_alloc") (param i32) (result i32) i32.const 0))"#,
+                |e| matches!(e, ModuleError::NoFunctions),
+            ),
+            (
+                r#"(module (memory (export "memory") 1)
+                    (func (export "spore_alloc") (param i64) (result i32) i32.const 0))"#,
+                |e| matches!(e, ModuleError::WrongExportType { .. }),
+            ),
+            (
+                r#"(module (import "env" "mem" (memory 1)))"#,
+                |e| matches!(e, ModuleError::NonFunctionImport { .. }),
+            ),
+            (
+                r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))))"#,
+                |e| matches!(e, ModuleError::WrongImportType { .. }),
+            ),
+            (
+                r#"(module (import "Env" "x" (func (param i32 i32) (result i64))))"#,
+                |e| matches!(e, ModuleError::BadAbilityName { .. }),
+            ),
+        ];
+        for (wat, expected) in cases {
+            let error = Manifest::derive(&module(wat)).unwrap_err();
+            assert!(expected(&error), "{wat}: unexpected {error:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_bytes_that_are_not_wasm() {
+        let error = Manifest::derive(b"\0asm\x01\0\0\0\x01").unwrap_err();
+        assert!(matches!(error, ModuleError::Invalid { .. }), "{error:?}");
+        assert!(matches!(Manifest::derive(b"hello"), Err(ModuleError::Invalid { offset: 0, .. })));
+    }
+
+    #[test]
+    fn refuses_threads() {
+        let shared = r#"(module (memory (export "memory") 1 1 shared))"#;
+        assert!(matches!(Manifest::derive(&module(shared)), Err(ModuleError::Invalid { .. })));
+    }
+}
