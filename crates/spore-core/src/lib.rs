@@ -14,6 +14,6 @@ pub mod reference;
 pub mod value;
 
 pub use hash::{Hash, HashPrefix};
-pub use manifest::{Import, Manifest, ModuleError};
+pub use manifest::{ExportError, Import, Manifest, ModuleError};
 pub use name::Name;
 pub use reference::{ExportName, FunctionRef, RefText};

@@ -204,6 +204,45 @@ impl Manifest {
     pub fn has_function(&self, export: &ExportName) -> bool {
         self.functions.binary_search(export).is_ok()
     }
+
+    /// The function a reference means: the named export, or the module's only
+    /// function when no export was named.
+    pub fn resolve_export(&self, export: Option<&ExportName>) -> Result<ExportName, ExportError> {
+        match (export, self.functions.as_slice()) {
+            (Some(export), _) if self.has_function(export) => Ok(export.clone()),
+            (Some(export), _) => Err(ExportError::NoSuchFunction {
+                module: self.module,
+                export: export.clone(),
+                available: self.functions.clone(),
+            }),
+            (None, [only]) => Ok(only.clone()),
+            (None, _) => Err(ExportError::Unspecified {
+                module: self.module,
+                available: self.functions.clone(),
+            }),
+        }
+    }
+}
+
+/// Why a reference does not pick out one function of a module.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    #[error("module {module} has no function `{export}`; it has: {}", list(available))]
+    NoSuchFunction {
+        module: Hash,
+        export: ExportName,
+        available: Vec<ExportName>,
+    },
+    #[error("module {module} has {} functions; say which with `{module}:NAME`, one of: {}", available.len(), list(available))]
+    Unspecified {
+        module: Hash,
+        available: Vec<ExportName>,
+    },
+}
+
+fn list(names: &[ExportName]) -> String {
+    names.iter().map(ExportName::as_str).collect::<Vec<_>>().join(", ")
 }
 
 fn is_type(ty: &FuncType, params: &[ValType], results: &[ValType]) -> bool {
@@ -321,6 +360,18 @@ mod tests {
         let error = Manifest::derive(b"\0asm\x01\0\0\0\x01").unwrap_err();
         assert!(matches!(error, ModuleError::Invalid { .. }), "{error:?}");
         assert!(matches!(Manifest::derive(b"hello"), Err(ModuleError::Invalid { offset: 0, .. })));
+    }
+
+    #[test]
+    fn export_resolution_names_the_choices() {
+        let manifest = Manifest::derive(&module(GOOD)).unwrap();
+        let alpha: ExportName = "alpha".parse().unwrap();
+        assert_eq!(manifest.resolve_export(Some(&alpha)).unwrap(), alpha);
+        let missing = manifest.resolve_export(Some(&"nope".parse().unwrap())).unwrap_err();
+        assert!(missing.to_string().ends_with("it has: alpha, zeta"), "{missing}");
+        assert!(matches!(manifest.resolve_export(None), Err(ExportError::Unspecified { .. })));
+        let single = Manifest { functions: vec![alpha.clone()], ..manifest };
+        assert_eq!(single.resolve_export(None).unwrap(), alpha);
     }
 
     #[test]

@@ -1,0 +1,46 @@
+use std::time::Duration;
+
+/// Limits on one call. Every call has all three; none is optional.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time from the start of instantiation to the result.
+    pub deadline: Duration,
+    /// The most linear memory the instance may have, in bytes.
+    pub memory_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: Duration::from_secs(10),
+            memory_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Settings of the runtime as a whole, fixed for the life of the process.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Limits for calls that do not set their own.
+    pub default_limits: Limits,
+    /// The Wasm stack limit, in bytes (an engine-wide setting in wasmtime).
+    pub max_stack_bytes: usize,
+    /// The most memory any call may ask for; sizes the pooling allocator's slots.
+    pub max_memory_bytes: u64,
+    /// How many instances may be alive at once (the pooling allocator's capacity).
+    pub max_instances: u32,
+    /// How often deadlines are checked. A deadline fires within one tick after it passes.
+    pub epoch_tick: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            default_limits: Limits::default(),
+            max_stack_bytes: 512 << 10,
+            max_memory_bytes: 4 << 30,
+            max_instances: 1000,
+            epoch_tick: Duration::from_millis(5),
+        }
+    }
+}

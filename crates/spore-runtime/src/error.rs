@@ -1,0 +1,79 @@
+use std::time::Duration;
+
+use ciborium::Value;
+use spore_core::{ExportError, FunctionRef, Hash};
+use spore_store::StoreError;
+
+/// Why a module could not be made ready to run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    #[error("cannot configure the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("module {module} does not compile: {message}")]
+    Compile { module: Hash, message: String },
+}
+
+/// Every way a call can fail. Each names the function, so that an error read far
+/// from where it happened still says what failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvokeError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    #[error("{function} needs abilities this node does not bind: {}; bind them in the node's configuration", missing.join(", "))]
+    UnboundAbilities {
+        function: FunctionRef,
+        missing: Vec<String>,
+    },
+    #[error("{function} refused its arguments: {message}")]
+    BadArguments {
+        function: FunctionRef,
+        message: String,
+    },
+    #[error("{function} returned an error: {}", spore_core::value::to_json(error))]
+    Guest { function: FunctionRef, error: Value },
+    #[error("{function} trapped: {reason}{}{}", panic.as_ref().map(|p| format!("\n  panic: {p}")).unwrap_or_default(), backtrace.as_ref().map(|b| format!("\n  wasm backtrace:\n{b}")).unwrap_or_default())]
+    Trap {
+        function: FunctionRef,
+        reason: String,
+        panic: Option<String>,
+        backtrace: Option<String>,
+    },
+    #[error("{function} ran past its deadline of {deadline:?} and was stopped")]
+    Timeout {
+        function: FunctionRef,
+        deadline: Duration,
+    },
+    #[error("{function} tried to grow its memory to {requested_bytes} bytes, over its limit of {limit_bytes} bytes, and was stopped")]
+    MemoryLimit {
+        function: FunctionRef,
+        limit_bytes: u64,
+        requested_bytes: u64,
+    },
+    #[error("{function} overflowed its stack (limit {limit_bytes} bytes) and was stopped")]
+    StackOverflow {
+        function: FunctionRef,
+        limit_bytes: usize,
+    },
+    #[error("cannot start {function}: {message}")]
+    Instantiate {
+        function: FunctionRef,
+        message: String,
+    },
+    #[error("{function} broke the spore ABI: {reason}")]
+    AbiViolation {
+        function: FunctionRef,
+        reason: String,
+    },
+}
+
+impl From<StoreError> for InvokeError {
+    fn from(error: StoreError) -> Self {
+        InvokeError::Load(LoadError::Store(error))
+    }
+}

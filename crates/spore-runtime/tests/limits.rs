@@ -1,0 +1,182 @@
+//! The runtime against hand-written ABI modules: results, guest errors, and every
+//! limit, each followed by a call that must still succeed.
+
+use std::time::{Duration, Instant};
+
+use ciborium::Value;
+use spore_core::{FunctionRef, Manifest};
+use spore_runtime::{InvokeError, Limits, LoadSource, Runtime, RuntimeConfig};
+use spore_store::Codebase;
+
+/// A bump allocator, and functions that exercise each way a call can end.
+const MODULE: &str = r#"(module
+  (memory (export "memory") 1)
+  (global $next (mut i32) (i32.const 1024))
+  (func $alloc (export "spore_alloc") (param $len i32) (result i32)
+    (local $ptr i32)
+    (local.set $ptr (global.get $next))
+    (global.set $next (i32.add (global.get $next) (local.get $len)))
+    (local.get $ptr))
+  ;; Returns its argument array unchanged, behind status 0.
+  (func (export "echo") (param $ptr i32) (param $len i32) (result i64)
+    (local $out i32)
+    (local.set $out (call $alloc (i32.add (local.get $len) (i32.const 1))))
+    (i32.store8 (local.get $out) (i32.const 0))
+    (memory.copy (i32.add (local.get $out) (i32.const 1)) (local.get $ptr) (local.get $len))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $out)) (i64.const 32))
+            (i64.extend_i32_u (i32.add (local.get $len) (i32.const 1)))))
+  ;; Status 1 with the text "no".
+  (data (i32.const 16) "\01\62no")
+  (func (export "fail") (param i32 i32) (result i64)
+    (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 4)))
+  (data (i32.const 32) "\07")
+  (func (export "bad_status") (param i32 i32) (result i64)
+    (i64.or (i64.shl (i64.const 32) (i64.const 32)) (i64.const 1)))
+  (func (export "out_of_bounds") (param i32 i32) (result i64)
+    (i64.const -1))
+  (func (export "spin") (param i32 i32) (result i64)
+    (loop $forever (br $forever))
+    (i64.const 0))
+  (func (export "hog") (param i32 i32) (result i64)
+    (drop (memory.grow (i32.const 4096)))
+    unreachable)
+  (func $deep (export "deep") (param i32 i32) (result i64)
+    (i64.add (call $deep (local.get 0) (local.get 1)) (i64.const 1)))
+  (func (export "divide_by_zero") (param i32 i32) (result i64)
+    (i64.extend_i32_s (i32.div_s (i32.const 1) (i32.const 0)))))"#;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    runtime: Runtime,
+    module: spore_core::Hash,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let codebase = Codebase::open(dir.path()).unwrap();
+    let bytes = wat::parse_str(MODULE).unwrap();
+    let manifest = Manifest::derive(&bytes).unwrap();
+    codebase.put_module(&bytes, &manifest).unwrap();
+    let runtime = Runtime::new(codebase, RuntimeConfig::default()).unwrap();
+    Fixture {
+        _dir: dir,
+        runtime,
+        module: manifest.module,
+    }
+}
+
+impl Fixture {
+    fn call(&self, export: &str, limits: &Limits) -> Result<Value, InvokeError> {
+        let function = FunctionRef::new(self.module, export.parse().unwrap());
+        self.runtime
+            .invoke(&function, &[Value::Integer(7.into()), Value::Text("x".into())], limits)
+            .map(|invocation| invocation.value)
+    }
+
+    fn echo_still_works(&self) {
+        let value = self.call("echo", &Limits::default()).unwrap();
+        assert_eq!(value, Value::Array(vec![Value::Integer(7.into()), Value::Text("x".into())]));
+    }
+}
+
+#[test]
+fn echo_returns_its_arguments_and_reports_where_it_loaded_from() {
+    let fixture = fixture();
+    let function = FunctionRef::new(fixture.module, "echo".parse().unwrap());
+    let first = fixture.runtime.invoke(&function, &[], &Limits::default()).unwrap();
+    assert_eq!(first.value, Value::Array(vec![]));
+    assert_eq!(first.stats.load_source, LoadSource::Compiled);
+    let second = fixture.runtime.invoke(&function, &[], &Limits::default()).unwrap();
+    assert_eq!(second.stats.load_source, LoadSource::Memory);
+    fixture.runtime.evict_all();
+    let third = fixture.runtime.invoke(&function, &[], &Limits::default()).unwrap();
+    assert_eq!(third.stats.load_source, LoadSource::Artifact);
+}
+
+#[test]
+fn guest_errors_are_not_traps() {
+    let fixture = fixture();
+    match fixture.call("fail", &Limits::default()) {
+        Err(InvokeError::Guest { error, .. }) => assert_eq!(error, Value::Text("no".into())),
+        other => panic!("expected a guest error, got {other:?}"),
+    }
+    fixture.echo_still_works();
+}
+
+#[test]
+fn abi_violations_are_named() {
+    let fixture = fixture();
+    for export in ["bad_status", "out_of_bounds"] {
+        match fixture.call(export, &Limits::default()) {
+            Err(InvokeError::AbiViolation { function, .. }) => {
+                assert_eq!(function.export.unwrap().as_str(), export)
+            }
+            other => panic!("{export}: expected an ABI violation, got {other:?}"),
+        }
+    }
+    fixture.echo_still_works();
+}
+
+#[test]
+fn an_infinite_loop_stops_at_the_deadline() {
+    let fixture = fixture();
+    let limits = Limits { deadline: Duration::from_millis(200), ..Limits::default() };
+    let started = Instant::now();
+    match fixture.call("spin", &limits) {
+        Err(InvokeError::Timeout { deadline, .. }) => assert_eq!(deadline, limits.deadline),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed >= limits.deadline, "stopped early: {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "stopped late: {elapsed:?}");
+    fixture.echo_still_works();
+}
+
+#[test]
+fn memory_growth_past_the_cap_is_reported_as_the_limit() {
+    let fixture = fixture();
+    let limits = Limits { memory_bytes: 16 << 20, ..Limits::default() };
+    match fixture.call("hog", &limits) {
+        Err(InvokeError::MemoryLimit { limit_bytes, requested_bytes, .. }) => {
+            assert_eq!(limit_bytes, 16 << 20);
+            assert_eq!(requested_bytes, (4096 + 1) * 65536);
+        }
+        other => panic!("expected the memory limit, got {other:?}"),
+    }
+    fixture.echo_still_works();
+}
+
+#[test]
+fn runaway_recursion_overflows_the_stack_cleanly() {
+    let fixture = fixture();
+    assert!(matches!(fixture.call("deep", &Limits::default()), Err(InvokeError::StackOverflow { .. })));
+    fixture.echo_still_works();
+}
+
+#[test]
+fn traps_name_the_function_and_the_reason() {
+    let fixture = fixture();
+    match fixture.call("divide_by_zero", &Limits::default()) {
+        Err(error @ InvokeError::Trap { .. }) => {
+            let text = error.to_string();
+            assert!(text.contains(":divide_by_zero trapped"), "{text}");
+            assert!(text.contains("integer divide by zero"), "{text}");
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    fixture.echo_still_works();
+}
+
+#[test]
+fn concurrent_calls_share_one_compiled_module() {
+    let fixture = fixture();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..50 {
+                    fixture.echo_still_works();
+                }
+            });
+        }
+    });
+}
