@@ -1,0 +1,17 @@
+//! A spore node: one home directory, its codebase and its runtime, wired together
+//! behind the operations people use (publish, resolve, invoke, names, inspect).
+//!
+//! This is the facade the CLI and the HTTP API call; they must not reach past it into
+//! the store or the runtime. It must not know about argument parsing, terminals or
+//! output formats: it takes and returns typed values.
+
+mod error;
+mod home;
+mod node;
+
+pub use error::{ErrorKind, NodeError};
+pub use home::Home;
+pub use node::{ModuleInfo, Node, Published};
+
+pub use spore_runtime::{CallStats, Invocation, InvokeError, Limits, LoadSource, RuntimeConfig};
+pub use spore_store::{NameEntry, NameEvent};

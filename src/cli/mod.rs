@@ -1,0 +1,89 @@
+//! Argument parsing and dispatch. Each command lives in its own module and talks only
+//! to `spore_node::Node`.
+
+mod codebase;
+mod exit;
+mod invoke;
+mod limits;
+mod names;
+mod output;
+mod publish;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use spore_node::{Home, Node, RuntimeConfig};
+
+pub use exit::report;
+
+/// spore: publish WebAssembly functions by hash and run them anywhere.
+#[derive(Parser, Debug)]
+#[command(name = "spore", version, about, long_about = None)]
+pub struct Cli {
+    /// The spore home (codebase, configuration). Default: $SPORE_HOME, else the
+    /// platform data directory.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log more (repeat for more detail); logs go to stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Publish a compiled module; prints its hash (the same as `b3sum FILE`).
+    Publish(publish::PublishArgs),
+    /// Build a guest crate for wasm32 and publish what it produces.
+    Build(publish::BuildArgs),
+    /// Print the hash of a file without publishing it.
+    Hash(publish::HashArgs),
+    /// Run a function by hash, prefix or name; arguments are JSON values.
+    Invoke(invoke::InvokeArgs),
+    /// List the modules in the codebase.
+    Ls,
+    /// Show a module's manifest, functions, abilities and names.
+    Inspect(codebase::InspectArgs),
+    /// Re-hash every stored module and report any that are corrupt.
+    Verify,
+    /// Point names at functions, list them, and see their history.
+    #[command(subcommand)]
+    Names(names::NamesCommand),
+}
+
+pub fn run(cli: &Cli) -> anyhow::Result<()> {
+    let out = output::Output::new(cli.json);
+    match &cli.command {
+        Command::Hash(args) => publish::hash(args, &out),
+        Command::Build(args) => publish::build(args, &open_node(cli)?, &out),
+        Command::Publish(args) => publish::publish(args, &open_node(cli)?, &out),
+        Command::Invoke(args) => invoke::invoke(args, &open_node(cli)?, &out),
+        Command::Ls => codebase::ls(&open_node(cli)?, &out),
+        Command::Inspect(args) => codebase::inspect(args, &open_node(cli)?, &out),
+        Command::Verify => codebase::verify(&open_node(cli)?, &out),
+        Command::Names(command) => names::run(command, &open_node(cli)?, &out),
+    }
+}
+
+fn open_node(cli: &Cli) -> anyhow::Result<Node> {
+    Ok(Node::open(Home::locate(cli.home.as_deref()), RuntimeConfig::default())?)
+}
+
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SPORE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

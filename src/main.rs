@@ -1,0 +1,16 @@
+//! The `spore` command line. The only place in spore that prints to a terminal.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    cli::init_tracing(args.verbose);
+    match cli::run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => cli::report(&error, args.json),
+    }
+}
