@@ -38,7 +38,7 @@ fn classify(error: &anyhow::Error) -> (u8, &'static str) {
 pub fn report(error: &anyhow::Error, json: bool) -> ExitCode {
     let (code, kind) = classify(error);
     if json {
-        let mut body = serde_json::json!({ "error": { "kind": kind, "message": format!("{error:#}") } });
+        let mut body = serde_json::json!({ "error": { "kind": kind, "message": render(error) } });
         if let Some(NodeError::Invoke(invoke_error)) = error.downcast_ref::<NodeError>() {
             if let Some(value) = guest_value(invoke_error) {
                 body["error"]["value"] = value;
@@ -46,9 +46,23 @@ pub fn report(error: &anyhow::Error, json: bool) -> ExitCode {
         }
         eprintln!("{body}");
     } else {
-        eprintln!("error: {error:#}");
+        eprintln!("error: {}", render(error));
     }
     ExitCode::from(code)
+}
+
+/// The error and its causes, each said once: spore's error types already include their
+/// cause in their message, while context added with anyhow does not.
+fn render(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 fn guest_value(error: &spore_node::InvokeError) -> Option<serde_json::Value> {

@@ -16,7 +16,7 @@ pub struct InvokeArgs {
     /// A name (`math.add`), a hash or unique prefix, optionally with `:function`.
     pub reference: String,
     /// Arguments, each a JSON value: `2`, `'"text"'`, `'{"a":1}'`; `-` reads one from stdin.
-    #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+    #[arg(allow_negative_numbers = true)]
     pub args: Vec<String>,
     #[command(flatten)]
     pub limits: LimitArgs,

@@ -59,6 +59,10 @@ pub struct MemoryLimits {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ModuleError {
+    #[error("not a WebAssembly module: it does not start with the bytes `\\0asm` (is this a .wasm file?)")]
+    NotWasm,
+    #[error("this is a WebAssembly component (or a newer binary format); spore runs core modules: build for wasm32-unknown-unknown")]
+    NotCoreModule,
     #[error("not a valid WebAssembly module: {message} (at byte offset {offset})")]
     Invalid { message: String, offset: usize },
     #[error("the module does not export its memory as `memory`; spore functions must be built with spore-guest")]
@@ -94,6 +98,11 @@ pub enum ManifestDecodeError {
 impl Manifest {
     /// Validates `bytes` as a spore module and derives its manifest.
     pub fn derive(bytes: &[u8]) -> Result<Manifest, ModuleError> {
+        match bytes.get(..8) {
+            Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {}
+            Some([0, b'a', b's', b'm', ..]) => return Err(ModuleError::NotCoreModule),
+            _ => return Err(ModuleError::NotWasm),
+        }
         let types = Validator::new_with_features(FEATURES)
             .validate_all(bytes)
             .map_err(|e| ModuleError::Invalid {
@@ -359,7 +368,10 @@ mod tests {
     fn refuses_bytes_that_are_not_wasm() {
         let error = Manifest::derive(b"\0asm\x01\0\0\0\x01").unwrap_err();
         assert!(matches!(error, ModuleError::Invalid { .. }), "{error:?}");
-        assert!(matches!(Manifest::derive(b"hello"), Err(ModuleError::Invalid { offset: 0, .. })));
+        assert_eq!(Manifest::derive(b"hello, world"), Err(ModuleError::NotWasm));
+        assert_eq!(Manifest::derive(b"\0asm"), Err(ModuleError::NotWasm));
+        let component = b"\0asm\x0d\0\x01\0";
+        assert_eq!(Manifest::derive(component), Err(ModuleError::NotCoreModule));
     }
 
     #[test]
