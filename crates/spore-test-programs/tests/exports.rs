@@ -1,0 +1,141 @@
+//! Every module of `codebase/` follows the ABI of spec/abi.md: it exports its memory,
+//! `spore_alloc`, and exactly the expected spore functions, and imports nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use wasmparser::{
+    CompositeInnerType, ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, Validator,
+};
+
+const EXPECTED: &[(&str, &[&str])] = &[
+    ("arith", &["add", "sub", "mul", "div", "sum"]),
+    ("words", &["frequencies", "top"]),
+    ("markdown", &["render"]),
+    ("reshape", &["summarize_orders", "flatten"]),
+    ("cpu", &["sha256", "mandelbrot"]),
+    (
+        "faults",
+        &["spin", "hog", "recurse", "boom", "fail", "echo"],
+    ),
+];
+
+struct Interface {
+    imports: Vec<String>,
+    memories: Vec<String>,
+    functions: BTreeMap<String, (Vec<ValType>, Vec<ValType>)>,
+}
+
+fn interface(wasm: &[u8]) -> Interface {
+    let mut types: Vec<FuncType> = Vec::new();
+    let mut function_types: Vec<u32> = Vec::new();
+    let mut interface = Interface {
+        imports: Vec::new(),
+        memories: Vec::new(),
+        functions: BTreeMap::new(),
+    };
+    let mut exports = Vec::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.expect("the module parses") {
+            Payload::TypeSection(reader) => {
+                for group in reader {
+                    for sub_type in group.expect("valid type").into_types() {
+                        match sub_type.composite_type.inner {
+                            CompositeInnerType::Func(func) => types.push(func),
+                            other => panic!("unexpected non-function type {other:?}"),
+                        }
+                    }
+                }
+            }
+            Payload::ImportSection(reader) => {
+                for import in reader.into_imports() {
+                    let import = import.expect("valid import");
+                    if let TypeRef::Func(index) = import.ty {
+                        function_types.push(index);
+                    }
+                    interface
+                        .imports
+                        .push(format!("{}::{}", import.module, import.name));
+                }
+            }
+            Payload::FunctionSection(reader) => {
+                for index in reader {
+                    function_types.push(index.expect("valid function"));
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for export in reader {
+                    let export = export.expect("valid export");
+                    exports.push((export.name.to_owned(), export.kind, export.index));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (name, kind, index) in exports {
+        match kind {
+            ExternalKind::Memory => interface.memories.push(name),
+            ExternalKind::Func => {
+                let ty = &types[function_types[index as usize] as usize];
+                interface
+                    .functions
+                    .insert(name, (ty.params().to_vec(), ty.results().to_vec()));
+            }
+            _ => {}
+        }
+    }
+    interface
+}
+
+#[test]
+fn every_codebase_crate_is_built() {
+    let built: BTreeSet<_> = spore_test_programs::ALL
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    let expected: BTreeSet<_> = EXPECTED.iter().map(|(name, _)| *name).collect();
+    assert_eq!(built, expected);
+    assert_eq!(
+        spore_test_programs::path("arith"),
+        Some(spore_test_programs::ARITH)
+    );
+    assert_eq!(spore_test_programs::path("nope"), None);
+}
+
+#[test]
+fn modules_follow_the_abi() {
+    let spore_function = (vec![ValType::I32, ValType::I32], vec![ValType::I64]);
+    for (name, functions) in EXPECTED {
+        let wasm = spore_test_programs::bytes(name);
+        Validator::new()
+            .validate_all(&wasm)
+            .unwrap_or_else(|error| panic!("{name} is not valid wasm: {error}"));
+        let interface = interface(&wasm);
+
+        assert!(
+            interface.imports.is_empty(),
+            "{name} imports {:?}",
+            interface.imports
+        );
+        assert_eq!(interface.memories, ["memory"], "{name}");
+        assert_eq!(
+            interface.functions.get("spore_alloc"),
+            Some(&(vec![ValType::I32], vec![ValType::I32])),
+            "{name}: spore_alloc"
+        );
+        assert_eq!(
+            interface.functions.get("spore_panic_message"),
+            Some(&(vec![], vec![ValType::I64])),
+            "{name}: spore_panic_message"
+        );
+
+        // The spec's definition: (i32, i32) -> i64 and not starting with `spore_`.
+        let spore_functions: BTreeSet<_> = interface
+            .functions
+            .iter()
+            .filter(|(export, ty)| !export.starts_with("spore_") && **ty == spore_function)
+            .map(|(export, _)| export.as_str())
+            .collect();
+        let expected: BTreeSet<_> = functions.iter().copied().collect();
+        assert_eq!(spore_functions, expected, "{name}");
+    }
+}
