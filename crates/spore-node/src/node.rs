@@ -2,7 +2,7 @@
 
 use ciborium::Value;
 use serde::Serialize;
-use spore_core::{FunctionRef, Hash, Manifest, Name, RefText};
+use spore_core::{ExportName, FunctionRef, Hash, Manifest, Name, RefText};
 use spore_runtime::{Invocation, Limits, LoadSource, Runtime, RuntimeConfig};
 use spore_store::{Codebase, NameEntry, StoreError};
 
@@ -89,20 +89,26 @@ impl Node {
 
     /// The exact function a person's reference means, its export resolved.
     pub fn resolve(&self, text: &str) -> Result<FunctionRef, NodeError> {
-        let (module, export) = match text.parse::<RefText>()? {
-            RefText::Name(name) => return self.resolve_name(&name),
-            RefText::NameOrHash(name, prefix) => match self.resolve_name(&name) {
-                Err(NodeError::Store(StoreError::NameNotFound(_))) => (self.codebase.resolve_prefix(&prefix)?, None),
-                resolved => return resolved,
-            },
-            RefText::Hash { prefix, export } => (self.codebase.resolve_prefix(&prefix)?, export),
-        };
+        let (module, export) = self.locate(text)?;
         let manifest = self.codebase.manifest(&module)?;
         let export = manifest.resolve_export(export.as_ref())?;
         Ok(FunctionRef::new(module, export))
     }
 
-    fn resolve_name(&self, name: &Name) -> Result<FunctionRef, NodeError> {
+    /// The module a reference points into, and the export it names if it names one.
+    /// A text that is both a valid name and a valid prefix is the name when it exists.
+    fn locate(&self, text: &str) -> Result<(Hash, Option<ExportName>), NodeError> {
+        match text.parse::<RefText>()? {
+            RefText::Name(name) => self.locate_name(&name),
+            RefText::NameOrHash(name, prefix) => match self.locate_name(&name) {
+                Err(NodeError::Store(StoreError::NameNotFound(_))) => Ok((self.codebase.resolve_prefix(&prefix)?, None)),
+                located => located,
+            },
+            RefText::Hash { prefix, export } => Ok((self.codebase.resolve_prefix(&prefix)?, export)),
+        }
+    }
+
+    fn locate_name(&self, name: &Name) -> Result<(Hash, Option<ExportName>), NodeError> {
         let entry = self
             .codebase
             .name(name)?
@@ -114,7 +120,7 @@ impl Node {
                 target: target.to_string(),
             });
         }
-        Ok(target)
+        Ok((target.module, target.export))
     }
 
     /// Runs a function with JSON-free CBOR arguments.
@@ -153,10 +159,7 @@ impl Node {
 
     /// The module a reference points into (a name, a prefix, or a function reference).
     pub fn inspect(&self, text: &str) -> Result<ModuleInfo, NodeError> {
-        let module = match text.parse::<RefText>()? {
-            RefText::Hash { prefix, .. } => self.codebase.resolve_prefix(&prefix)?,
-            RefText::Name(_) | RefText::NameOrHash(..) => self.resolve(text)?.module,
-        };
+        let (module, _) = self.locate(text)?;
         let manifest = self.codebase.manifest(&module)?;
         Ok(ModuleInfo {
             manifest_hash: manifest.hash(),

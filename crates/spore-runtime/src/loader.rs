@@ -45,9 +45,12 @@ impl Runtime {
             return Ok((loaded, LoadSource::Memory, started.elapsed()));
         }
         let manifest = self.codebase.manifest(hash)?;
+        // Re-hashing costs far less than loading even a cached artifact, and it keeps
+        // the promise that a module whose stored bytes are damaged never runs.
+        let bytes = self.codebase.module_bytes(hash)?;
         let (module, source) = match self.cached_artifact(hash)? {
             Some(module) => (module, LoadSource::Artifact),
-            None => (self.compile(hash)?, LoadSource::Compiled),
+            None => (self.compile(hash, &bytes)?, LoadSource::Compiled),
         };
         let loaded = Arc::new(self.prepare(manifest, module)?);
         self.modules
@@ -94,11 +97,10 @@ impl Runtime {
         }
     }
 
-    #[tracing::instrument(skip(self), fields(module = %hash.short(12)))]
-    fn compile(&self, hash: &Hash) -> Result<Module, LoadError> {
-        let bytes = self.codebase.module_bytes(hash)?;
+    #[tracing::instrument(skip(self, bytes), fields(module = %hash.short(12)))]
+    fn compile(&self, hash: &Hash, bytes: &[u8]) -> Result<Module, LoadError> {
         let started = Instant::now();
-        let module = Module::new(&self.engine, &bytes).map_err(|e| LoadError::Compile {
+        let module = Module::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
             module: *hash,
             message: format!("{e:#}"),
         })?;

@@ -1,0 +1,126 @@
+//! Running `spore` as a person would, on a home of its own.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Exit codes, as documented in docs/cli.md.
+pub mod exit {
+    pub const USAGE: i32 = 2;
+    pub const NOT_FOUND: i32 = 3;
+    pub const GUEST_ERROR: i32 = 4;
+    pub const TRAP: i32 = 5;
+    pub const INVALID_MODULE: i32 = 6;
+    pub const CORRUPT: i32 = 7;
+}
+
+/// A temporary spore home and a way to run the CLI on it.
+pub struct Spore {
+    home: tempfile::TempDir,
+}
+
+/// What one run of the CLI did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts success and returns stdout without its final newline.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "spore failed: {self:#?}");
+        self.stdout.trim_end()
+    }
+
+    /// Asserts the exit code and returns stderr.
+    #[track_caller]
+    pub fn fails_with(&self, code: i32) -> &str {
+        assert_eq!(self.code, code, "unexpected exit code: {self:#?}");
+        &self.stderr
+    }
+
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:#?}"))
+    }
+}
+
+impl Spore {
+    pub fn new() -> Spore {
+        Spore {
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with_stdin(args, None)
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spore"))
+            .arg("--home")
+            .arg(self.home())
+            .args(args)
+            .env_remove("SPORE_HOME")
+            .env_remove("SPORE_LOG")
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run spore");
+        if let Some(input) = stdin {
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        }
+        let output = child.wait_with_output().unwrap();
+        Run {
+            code: output.status.code().expect("spore was killed by a signal"),
+            stdout: String::from_utf8(output.stdout).unwrap(),
+            stderr: String::from_utf8(output.stderr).unwrap(),
+        }
+    }
+
+    /// Publishes a codebase module (`"arith"`), optionally named; returns its hash.
+    pub fn publish(&self, module: &str, name: Option<&str>) -> String {
+        let path = module_path(module);
+        let mut args = vec!["publish", path.to_str().unwrap()];
+        if let Some(name) = name {
+            args.extend(["--name", name]);
+        }
+        self.run(&args).ok().to_owned()
+    }
+
+    /// Invokes and returns the JSON result.
+    #[track_caller]
+    pub fn invoke(&self, reference: &str, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["invoke", reference];
+        all.extend(args);
+        let run = self.run(&all);
+        serde_json::from_str(run.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {run:#?}"))
+    }
+
+    /// Runs `faults:echo` to show that the process and the home still work after a failure.
+    #[track_caller]
+    pub fn still_serves(&self, faults_hash: &str) {
+        let echoed = self.invoke(&format!("{faults_hash}:echo"), &[r#"{"still":"fine"}"#]);
+        assert_eq!(echoed, serde_json::json!({"still": "fine"}));
+    }
+}
+
+pub fn module_path(module: &str) -> PathBuf {
+    PathBuf::from(spore_test_programs::path(module).unwrap_or_else(|| panic!("no module {module}")))
+}
+
+/// Writes `bytes` to a file in a fresh temporary directory.
+pub fn temp_file(name: &str, bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    (dir, path)
+}
