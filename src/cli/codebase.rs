@@ -21,16 +21,18 @@ pub fn ls(node: &Node, out: &Output) -> anyhow::Result<()> {
         eprintln!("the codebase is empty; publish a module with `spore publish FILE.wasm`");
         return Ok(());
     }
-    println!("{:<14} {:>10}  {:<32} NAMES", "HASH", "SIZE", "FUNCTIONS");
-    for module in &modules {
-        let manifest = &module.manifest;
-        let functions: Vec<&str> = manifest.functions.iter().map(|f| f.as_str()).collect();
+    let functions: Vec<String> = modules
+        .iter()
+        .map(|m| m.manifest.functions.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "))
+        .collect();
+    let width = functions.iter().map(String::len).max().unwrap_or(0).max("FUNCTIONS".len());
+    println!("{:<12}  {:>10}  {:<width$}  NAMES", "HASH", "SIZE", "FUNCTIONS");
+    for (module, functions) in modules.iter().zip(&functions) {
         let names: Vec<String> = module.names.iter().map(|(n, _)| n.to_string()).collect();
         println!(
-            "{:<14} {:>10}  {:<32} {}",
-            manifest.module.short(12),
-            bytes(manifest.size),
-            functions.join(", "),
+            "{:<12}  {:>10}  {functions:<width$}  {}",
+            module.manifest.module.short(12),
+            bytes(module.manifest.size),
             names.join(", ")
         );
     }

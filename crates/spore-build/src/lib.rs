@@ -164,6 +164,10 @@ pub fn build_guest(dir: &Path, options: &BuildOptions) -> Result<Vec<BuiltModule
     if !manifest.is_file() {
         return Err(BuildError::NotACrate(dir.to_path_buf()));
     }
+    // cargo runs in the crate's directory (below), so relative paths the caller gave
+    // must be made absolute against the caller's directory first.
+    let manifest = std::path::absolute(&manifest).map_err(BuildError::Output)?;
+    let dir = manifest.parent().expect("a manifest path has a parent");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     let mut command = Command::new(&cargo);
     command
@@ -172,7 +176,9 @@ pub fn build_guest(dir: &Path, options: &BuildOptions) -> Result<Vec<BuiltModule
         .arg("--manifest-path")
         .arg(&manifest);
     if let Some(target_dir) = &options.target_dir {
-        command.arg("--target-dir").arg(target_dir);
+        command
+            .arg("--target-dir")
+            .arg(std::path::absolute(target_dir).map_err(BuildError::Output)?);
     }
     for package in &options.packages {
         command.arg("--package").arg(package);
