@@ -38,7 +38,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             default_limits: Limits::default(),
             max_stack_bytes: 512 << 10,
-            max_memory_bytes: 4 << 30,
+            max_memory_bytes: 1 << 30,
             max_instances: 1000,
             epoch_tick: Duration::from_millis(5),
         }

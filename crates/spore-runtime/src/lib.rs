@@ -13,6 +13,7 @@ mod invoke;
 mod loader;
 
 pub use config::{Limits, RuntimeConfig};
+pub use engine::wasmtime_config;
 pub use error::{InvokeError, LoadError};
 pub use invoke::{CallStats, Invocation};
 pub use loader::{LoadSource, LoadedModule};
