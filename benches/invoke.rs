@@ -18,7 +18,9 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use spore_core::{FunctionRef, Manifest, abi};
 use spore_runtime::{Limits, Runtime, RuntimeConfig};
 use spore_store::Codebase;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, Store};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, Store,
+};
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -38,7 +40,13 @@ impl Fixture {
                 manifest
             })
             .collect();
-        (Fixture { _dir: dir, codebase }, manifests)
+        (
+            Fixture {
+                _dir: dir,
+                codebase,
+            },
+            manifests,
+        )
     }
 
     fn runtime(&self) -> Runtime {
@@ -61,13 +69,18 @@ impl PlainWasmtime {
     /// With the pooling allocator and otherwise wasmtime's defaults.
     fn pooled_defaults(bytes: &[u8]) -> PlainWasmtime {
         let mut config = Config::new();
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(PoolingAllocationConfig::default()));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(
+            PoolingAllocationConfig::default(),
+        ));
         Self::new(config, bytes)
     }
 
     /// With exactly the engine settings spore uses, so the difference is spore's own work.
     fn spore_settings(bytes: &[u8]) -> PlainWasmtime {
-        Self::new(spore_runtime::wasmtime_config(&RuntimeConfig::default()), bytes)
+        Self::new(
+            spore_runtime::wasmtime_config(&RuntimeConfig::default()),
+            bytes,
+        )
     }
 
     fn new(config: Config, bytes: &[u8]) -> PlainWasmtime {
@@ -85,8 +98,12 @@ impl PlainWasmtime {
         store.set_epoch_deadline(1);
         let instance = self.pre.instantiate(&mut store).unwrap();
         let memory = instance.get_memory(&mut store, abi::MEMORY).unwrap();
-        let alloc = instance.get_typed_func::<i32, i32>(&mut store, abi::ALLOC).unwrap();
-        let add = instance.get_typed_func::<(i32, i32), i64>(&mut store, "add").unwrap();
+        let alloc = instance
+            .get_typed_func::<i32, i32>(&mut store, abi::ALLOC)
+            .unwrap();
+        let add = instance
+            .get_typed_func::<(i32, i32), i64>(&mut store, "add")
+            .unwrap();
         let ptr = alloc.call(&mut store, self.args.len() as i32).unwrap();
         memory.write(&mut store, ptr as usize, &self.args).unwrap();
         let packed = add.call(&mut store, (ptr, self.args.len() as i32)).unwrap();
@@ -101,17 +118,26 @@ fn warm_add(c: &mut Criterion) {
     let add = FunctionRef::new(manifests[0].module, "add".parse().unwrap());
     let limits = Limits::default();
     let args = add_args();
-    assert_eq!(runtime.invoke(&add, &args, &limits).unwrap().value, Value::Integer(5.into()));
+    assert_eq!(
+        runtime.invoke(&add, &args, &limits).unwrap().value,
+        Value::Integer(5.into())
+    );
     let plain = PlainWasmtime::pooled_defaults(&spore_test_programs::bytes("arith"));
     let same_settings = PlainWasmtime::spore_settings(&spore_test_programs::bytes("arith"));
     assert_eq!(plain.call(), [0, 5]);
     assert_eq!(same_settings.call(), [0, 5]);
 
     let mut group = c.benchmark_group("warm_add");
-    group.bench_function("spore", |b| b.iter(|| runtime.invoke(&add, black_box(&args), &limits).unwrap()));
+    group.bench_function("spore", |b| {
+        b.iter(|| runtime.invoke(&add, black_box(&args), &limits).unwrap())
+    });
     group.bench_function("plain_wasmtime", |b| b.iter(|| plain.call()));
-    group.bench_function("plain_wasmtime_spore_settings", |b| b.iter(|| same_settings.call()));
-    group.bench_function("native", |b| b.iter(|| black_box(2i64).checked_add(black_box(3))));
+    group.bench_function("plain_wasmtime_spore_settings", |b| {
+        b.iter(|| same_settings.call())
+    });
+    group.bench_function("native", |b| {
+        b.iter(|| black_box(2i64).checked_add(black_box(3)))
+    });
     group.finish();
 }
 
@@ -139,7 +165,9 @@ fn throughput_add(c: &mut Criterion) {
                     }
                 });
                 // Per call: the wall time of all calls divided by how many there were.
-                started.elapsed().mul_f64(iters as f64 / (per_thread * threads) as f64)
+                started
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per_thread * threads) as f64)
             })
         });
     }
@@ -148,14 +176,21 @@ fn throughput_add(c: &mut Criterion) {
 
 fn first_invoke_markdown(c: &mut Criterion) {
     let (fixture, manifests) = Fixture::new(&["markdown"]);
-    let render = FunctionRef { module: manifests[0].module, export: None };
-    let args = vec![Value::Text("# Title\n\nSome *markdown* with a [link](https://example.org).".into())];
+    let render = FunctionRef {
+        module: manifests[0].module,
+        export: None,
+    };
+    let args = vec![Value::Text(
+        "# Title\n\nSome *markdown* with a [link](https://example.org).".into(),
+    )];
     let limits = Limits::default();
     // Compile once so that the artifact is cached for the `with_cache` case.
     fixture.runtime().precompile(&render.module).unwrap();
 
     let mut group = c.benchmark_group("first_invoke_markdown");
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
     group.bench_function("with_compiled_cache", |b| {
         b.iter_batched(
             || fixture.runtime(),

@@ -23,10 +23,25 @@ pub fn ls(node: &Node, out: &Output) -> anyhow::Result<()> {
     }
     let functions: Vec<String> = modules
         .iter()
-        .map(|m| m.manifest.functions.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", "))
+        .map(|m| {
+            m.manifest
+                .functions
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
         .collect();
-    let width = functions.iter().map(String::len).max().unwrap_or(0).max("FUNCTIONS".len());
-    println!("{:<12}  {:>10}  {:<width$}  NAMES", "HASH", "SIZE", "FUNCTIONS");
+    let width = functions
+        .iter()
+        .map(String::len)
+        .max()
+        .unwrap_or(0)
+        .max("FUNCTIONS".len());
+    println!(
+        "{:<12}  {:>10}  {:<width$}  NAMES",
+        "HASH", "SIZE", "FUNCTIONS"
+    );
     for (module, functions) in modules.iter().zip(&functions) {
         let names: Vec<String> = module.names.iter().map(|(n, _)| n.to_string()).collect();
         println!(
@@ -50,15 +65,37 @@ pub fn inspect(args: &InspectArgs, node: &Node, out: &Output) -> anyhow::Result<
 
 fn print_info(info: &ModuleInfo) {
     let manifest = &info.manifest;
-    let list = |items: Vec<String>| if items.is_empty() { "(none)".to_owned() } else { items.join(", ") };
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
+            "(none)".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
     println!("module     {}", manifest.module);
     println!("manifest   {}", info.manifest_hash);
-    println!("size       {} ({} bytes)", bytes(manifest.size), manifest.size);
-    println!("functions  {}", list(manifest.functions.iter().map(|f| f.to_string()).collect()));
-    println!("abilities  {}", list(manifest.abilities().iter().map(|a| a.to_string()).collect()));
+    println!(
+        "size       {} ({} bytes)",
+        bytes(manifest.size),
+        manifest.size
+    );
+    println!(
+        "functions  {}",
+        list(manifest.functions.iter().map(|f| f.to_string()).collect())
+    );
+    println!(
+        "abilities  {}",
+        list(manifest.abilities().iter().map(|a| a.to_string()).collect())
+    );
     println!(
         "imports    {}",
-        list(manifest.imports.iter().map(|i| format!("{}.{}", i.ability, i.operation)).collect())
+        list(
+            manifest
+                .imports
+                .iter()
+                .map(|i| format!("{}.{}", i.ability, i.operation))
+                .collect()
+        )
     );
     let memory = &manifest.memory;
     println!(

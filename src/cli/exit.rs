@@ -39,10 +39,10 @@ pub fn report(error: &anyhow::Error, json: bool) -> ExitCode {
     let (code, kind) = classify(error);
     if json {
         let mut body = serde_json::json!({ "error": { "kind": kind, "message": render(error) } });
-        if let Some(NodeError::Invoke(invoke_error)) = error.downcast_ref::<NodeError>() {
-            if let Some(value) = guest_value(invoke_error) {
-                body["error"]["value"] = value;
-            }
+        if let Some(NodeError::Invoke(invoke_error)) = error.downcast_ref::<NodeError>()
+            && let Some(value) = guest_value(invoke_error)
+        {
+            body["error"]["value"] = value;
         }
         eprintln!("{body}");
     } else {

@@ -27,12 +27,18 @@ impl LimitArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, UsageError> {
-    humantime::parse_duration(text).map_err(|e| UsageError(format!("`{text}` is not a duration ({e}); try `500ms` or `10s`")))
+    humantime::parse_duration(text).map_err(|e| {
+        UsageError(format!(
+            "`{text}` is not a duration ({e}); try `500ms` or `10s`"
+        ))
+    })
 }
 
 /// Parses `123`, `64KiB`, `64MiB`, `1GiB` (and the decimal `KB`, `MB`, `GB`).
 pub fn parse_size(text: &str) -> Result<u64, UsageError> {
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let multiplier: u64 = match unit.trim() {
         "" | "B" => 1,
@@ -42,7 +48,11 @@ pub fn parse_size(text: &str) -> Result<u64, UsageError> {
         "KB" => 1_000,
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
-        _ => return Err(UsageError(format!("`{text}` is not a size; try `64MiB` or `1GiB`"))),
+        _ => {
+            return Err(UsageError(format!(
+                "`{text}` is not a size; try `64MiB` or `1GiB`"
+            )));
+        }
     };
     digits
         .parse::<u64>()

@@ -70,7 +70,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
 }
 
 fn open_node(cli: &Cli) -> anyhow::Result<Node> {
-    Ok(Node::open(Home::locate(cli.home.as_deref()), RuntimeConfig::default())?)
+    Ok(Node::open(
+        Home::locate(cli.home.as_deref()),
+        RuntimeConfig::default(),
+    )?)
 }
 
 pub fn init_tracing(verbose: u8) {

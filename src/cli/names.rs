@@ -50,7 +50,12 @@ pub fn run(command: &NamesCommand, node: &Node, out: &Output) -> anyhow::Result<
             let history = node.name_history(name)?;
             if !out.json(&history)? {
                 for entry in &history {
-                    println!("#{:<4} {}  {}", entry.seq, timestamp(entry.at_ms), describe(&entry.event));
+                    println!(
+                        "#{:<4} {}  {}",
+                        entry.seq,
+                        timestamp(entry.at_ms),
+                        describe(&entry.event)
+                    );
                 }
             }
             Ok(())

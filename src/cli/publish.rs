@@ -82,7 +82,11 @@ fn report(published: &Published, out: &Output) -> anyhow::Result<()> {
     let functions: Vec<&str> = manifest.functions.iter().map(|f| f.as_str()).collect();
     eprintln!(
         "  {} {}, functions: {}{}",
-        if published.new { "published" } else { "already published" },
+        if published.new {
+            "published"
+        } else {
+            "already published"
+        },
         bytes(manifest.size),
         functions.join(", "),
         match manifest.abilities().as_slice() {

@@ -8,7 +8,11 @@ fn damage_stored_module(spore: &Spore, hash: &str) {
     let db = sled::open(spore.home().join("codebase")).unwrap();
     let blobs = db.open_tree("blobs").unwrap();
     let key = blake3::Hash::from_hex(hash).unwrap();
-    let mut bytes = blobs.get(key.as_bytes()).unwrap().expect("module is stored").to_vec();
+    let mut bytes = blobs
+        .get(key.as_bytes())
+        .unwrap()
+        .expect("module is stored")
+        .to_vec();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
     blobs.insert(key.as_bytes(), bytes).unwrap();
@@ -24,7 +28,10 @@ fn a_damaged_module_is_detected_reported_and_repaired_by_publishing_again() {
 
     damage_stored_module(&spore, &hash);
 
-    let stderr = spore.run(&["invoke", "math.add", "1", "2"]).fails_with(exit::CORRUPT).to_owned();
+    let stderr = spore
+        .run(&["invoke", "math.add", "1", "2"])
+        .fails_with(exit::CORRUPT)
+        .to_owned();
     assert!(stderr.contains(&hash), "the error names the hash: {stderr}");
     assert!(stderr.contains("corrupt"), "{stderr}");
     let verify = spore.run(&["verify"]);

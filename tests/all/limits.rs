@@ -16,7 +16,10 @@ fn an_infinite_loop_is_stopped_by_the_deadline() {
     let started = Instant::now();
     let run = spore.run(&["invoke", &format!("{hash}:spin"), "--timeout", "300ms"]);
     let stderr = run.fails_with(exit::TRAP);
-    assert!(stderr.contains(":spin ran past its deadline of 300ms"), "{stderr}");
+    assert!(
+        stderr.contains(":spin ran past its deadline of 300ms"),
+        "{stderr}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
     spore.still_serves(&hash);
 }
@@ -26,17 +29,35 @@ fn the_default_deadline_is_ten_seconds() {
     let (spore, hash) = faults();
     let json = spore.run(&["--json", "invoke", &format!("{hash}:spin")]);
     let error: serde_json::Value = serde_json::from_str(json.fails_with(exit::TRAP)).unwrap();
-    assert!(error["error"]["message"].as_str().unwrap().contains("deadline of 10s"), "{error}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("deadline of 10s"),
+        "{error}"
+    );
 }
 
 #[test]
 fn a_memory_bomb_is_stopped_by_the_cap() {
     let (spore, hash) = faults();
-    let stderr = spore.run(&["invoke", &format!("{hash}:hog"), "200"]).fails_with(exit::TRAP).to_owned();
-    assert!(stderr.contains("over its limit of 67108864 bytes"), "{stderr}");
+    let stderr = spore
+        .run(&["invoke", &format!("{hash}:hog"), "200"])
+        .fails_with(exit::TRAP)
+        .to_owned();
+    assert!(
+        stderr.contains("over its limit of 67108864 bytes"),
+        "{stderr}"
+    );
     // The cap is per call: a larger one lets the same call through.
-    assert_eq!(spore.invoke(&format!("{hash}:hog"), &["200", "--memory", "512MiB"]), 200 << 20);
-    let stderr = spore.run(&["invoke", &format!("{hash}:hog"), "8", "--memory", "4MiB"]).fails_with(exit::TRAP).to_owned();
+    assert_eq!(
+        spore.invoke(&format!("{hash}:hog"), &["200", "--memory", "512MiB"]),
+        200 << 20
+    );
+    let stderr = spore
+        .run(&["invoke", &format!("{hash}:hog"), "8", "--memory", "4MiB"])
+        .fails_with(exit::TRAP)
+        .to_owned();
     assert!(stderr.contains("limit of 4194304 bytes"), "{stderr}");
     spore.still_serves(&hash);
 }
@@ -44,7 +65,10 @@ fn a_memory_bomb_is_stopped_by_the_cap() {
 #[test]
 fn runaway_recursion_overflows_the_stack_cleanly() {
     let (spore, hash) = faults();
-    let stderr = spore.run(&["invoke", &format!("{hash}:recurse"), "100000000"]).fails_with(exit::TRAP).to_owned();
+    let stderr = spore
+        .run(&["invoke", &format!("{hash}:recurse"), "100000000"])
+        .fails_with(exit::TRAP)
+        .to_owned();
     assert!(stderr.contains("overflowed its stack"), "{stderr}");
     assert_eq!(spore.invoke(&format!("{hash}:recurse"), &["100"]), 100);
     spore.still_serves(&hash);
@@ -53,7 +77,14 @@ fn runaway_recursion_overflows_the_stack_cleanly() {
 #[test]
 fn a_panic_is_a_trap_that_carries_its_message() {
     let (spore, hash) = faults();
-    let stderr = spore.run(&["invoke", &format!("{hash}:boom"), r#""the reactor is on fire""#]).fails_with(exit::TRAP).to_owned();
+    let stderr = spore
+        .run(&[
+            "invoke",
+            &format!("{hash}:boom"),
+            r#""the reactor is on fire""#,
+        ])
+        .fails_with(exit::TRAP)
+        .to_owned();
     assert!(stderr.contains(":boom trapped"), "{stderr}");
     assert!(stderr.contains("the reactor is on fire"), "{stderr}");
     spore.still_serves(&hash);
@@ -62,7 +93,10 @@ fn a_panic_is_a_trap_that_carries_its_message() {
 #[test]
 fn a_returned_error_is_not_a_trap() {
     let (spore, hash) = faults();
-    let stderr = spore.run(&["invoke", &format!("{hash}:fail"), r#""nope""#]).fails_with(exit::GUEST_ERROR).to_owned();
+    let stderr = spore
+        .run(&["invoke", &format!("{hash}:fail"), r#""nope""#])
+        .fails_with(exit::GUEST_ERROR)
+        .to_owned();
     assert!(stderr.contains("returned an error: \"nope\""), "{stderr}");
     spore.still_serves(&hash);
 }

@@ -6,9 +6,13 @@ use crate::support::{Spore, exit};
 fn names_have_history_and_rollback_is_setting_an_earlier_reference() {
     let spore = Spore::new();
     let hash = spore.publish("arith", None);
-    spore.run(&["names", "set", "calc", &format!("{}:add", &hash[..8])]).ok();
+    spore
+        .run(&["names", "set", "calc", &format!("{}:add", &hash[..8])])
+        .ok();
     assert_eq!(spore.invoke("calc", &["5", "3"]), 8);
-    spore.run(&["names", "set", "calc", &format!("{hash}:sub")]).ok();
+    spore
+        .run(&["names", "set", "calc", &format!("{hash}:sub")])
+        .ok();
     assert_eq!(spore.invoke("calc", &["5", "3"]), 2);
 
     let history = spore.run(&["--json", "names", "history", "calc"]).json();
@@ -19,7 +23,12 @@ fn names_have_history_and_rollback_is_setting_an_earlier_reference() {
     spore.run(&["names", "set", "calc", &first]).ok();
     assert_eq!(spore.invoke("calc", &["5", "3"]), 8);
     let history = spore.run(&["--json", "names", "history", "calc"]).json();
-    let seqs: Vec<u64> = history.as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, [1, 2, 3]);
 
     let listed = spore.run(&["--json", "names", "ls"]).json();
@@ -33,7 +42,12 @@ fn a_name_can_point_at_another_names_function() {
     let hash = spore.publish("arith", Some("math"));
     spore.run(&["names", "set", "plus", "math.add"]).ok();
     let listed = spore.run(&["--json", "names", "ls"]).json();
-    let plus = listed.as_array().unwrap().iter().find(|n| n["name"] == "plus").unwrap();
+    let plus = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "plus")
+        .unwrap();
     assert_eq!(plus["target"], format!("{hash}:add").as_str());
 }
 
@@ -42,18 +56,35 @@ fn removing_a_name_keeps_its_history() {
     let spore = Spore::new();
     spore.publish("markdown", Some("md"));
     spore.run(&["names", "rm", "md"]).ok();
-    spore.run(&["invoke", "md", r#""x""#]).fails_with(exit::NOT_FOUND);
+    spore
+        .run(&["invoke", "md", r#""x""#])
+        .fails_with(exit::NOT_FOUND);
     let history = spore.run(&["--json", "names", "history", "md"]).json();
     assert_eq!(history[1]["event"], "removed");
-    spore.run(&["names", "rm", "md"]).fails_with(exit::NOT_FOUND);
+    spore
+        .run(&["names", "rm", "md"])
+        .fails_with(exit::NOT_FOUND);
 }
 
 #[test]
 fn names_must_point_at_functions_that_exist() {
     let spore = Spore::new();
     let hash = spore.publish("arith", None);
-    spore.run(&["names", "set", "x", "abcdef12"]).fails_with(exit::NOT_FOUND);
-    spore.run(&["names", "set", "x", &format!("{hash}:nope")]).fails_with(exit::NOT_FOUND);
-    spore.run(&["names", "set", "bad..name", &format!("{hash}:add")]).fails_with(exit::USAGE);
-    assert!(spore.run(&["--json", "names", "ls"]).json().as_array().unwrap().is_empty());
+    spore
+        .run(&["names", "set", "x", "abcdef12"])
+        .fails_with(exit::NOT_FOUND);
+    spore
+        .run(&["names", "set", "x", &format!("{hash}:nope")])
+        .fails_with(exit::NOT_FOUND);
+    spore
+        .run(&["names", "set", "bad..name", &format!("{hash}:add")])
+        .fails_with(exit::USAGE);
+    assert!(
+        spore
+            .run(&["--json", "names", "ls"])
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -17,13 +17,25 @@ fn the_hash_is_blake3_of_the_bytes_as_b3sum_prints_it() {
 fn publishing_the_same_bytes_twice_is_a_no_op() {
     let spore = Spore::new();
     let path = module_path("words");
-    let first = spore.run(&["--json", "publish", path.to_str().unwrap()]).json();
-    let second = spore.run(&["--json", "publish", path.to_str().unwrap()]).json();
+    let first = spore
+        .run(&["--json", "publish", path.to_str().unwrap()])
+        .json();
+    let second = spore
+        .run(&["--json", "publish", path.to_str().unwrap()])
+        .json();
     assert_eq!(first["manifest"]["module"], second["manifest"]["module"]);
     assert_eq!(first["manifest_hash"], second["manifest_hash"]);
     assert_eq!(first["new"], true);
     assert_eq!(second["new"], false);
-    assert_eq!(spore.run(&["--json", "ls"]).json().as_array().unwrap().len(), 1);
+    assert_eq!(
+        spore
+            .run(&["--json", "ls"])
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -50,7 +62,14 @@ fn malformed_modules_are_refused_at_publish_with_the_reason() {
         assert!(stderr.contains(reason), "{file}: {stderr}");
     }
     // Nothing was stored, and the home still works.
-    assert!(spore.run(&["--json", "ls"]).json().as_array().unwrap().is_empty());
+    assert!(
+        spore
+            .run(&["--json", "ls"])
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let hash = spore.publish("faults", None);
     spore.still_serves(&hash);
 }
@@ -61,7 +80,10 @@ fn inspect_shows_the_derived_manifest_and_names() {
     let hash = spore.publish("arith", Some("math"));
     let info = spore.run(&["--json", "inspect", "math.add"]).json();
     assert_eq!(info["manifest"]["module"], hash.as_str());
-    assert_eq!(info["manifest"]["functions"], serde_json::json!(["add", "div", "mul", "sub", "sum"]));
+    assert_eq!(
+        info["manifest"]["functions"],
+        serde_json::json!(["add", "div", "mul", "sub", "sum"])
+    );
     assert_eq!(info["manifest"]["imports"], serde_json::json!([]));
     assert_eq!(info["names"].as_array().unwrap().len(), 5);
     let text = spore.run(&["inspect", &hash[..10]]);
@@ -75,7 +97,12 @@ fn spore_build_compiles_a_guest_crate_and_publishes_it() {
     assert!(std::path::Path::new("codebase/words/Cargo.toml").is_file());
     let built = spore.run(&["build", "codebase/words", "--name", "text.words"]);
     let hash = built.ok().lines().last().unwrap().to_owned();
-    assert_eq!(hash, blake3::hash(&std::fs::read(module_path("words")).unwrap()).to_hex().as_str());
+    assert_eq!(
+        hash,
+        blake3::hash(&std::fs::read(module_path("words")).unwrap())
+            .to_hex()
+            .as_str()
+    );
     let top = spore.invoke("text.words.top", &[r#""b a b c b a""#, "2"]);
     assert_eq!(top, serde_json::json!([["b", 3], ["a", 2]]));
 }

@@ -68,7 +68,10 @@ mod tests {
     #[test]
     fn output_status_is_checked() {
         assert_eq!(split_output(&[0, 0xf6]), Ok((Status::Ok, &[0xf6][..])));
-        assert_eq!(split_output(&[2, 0x60]), Ok((Status::BadArguments, &[0x60][..])));
+        assert_eq!(
+            split_output(&[2, 0x60]),
+            Ok((Status::BadArguments, &[0x60][..]))
+        );
         assert_eq!(split_output(&[]), Err(OutputError::Empty));
         assert_eq!(split_output(&[9]), Err(OutputError::UnknownStatus(9)));
     }

@@ -18,7 +18,9 @@ pub const MIN_PREFIX_LEN: usize = 6;
 pub enum HashParseError {
     #[error("`{text}` is not a hash: expected 64 hex characters, got {len}")]
     Length { text: String, len: usize },
-    #[error("`{text}` is not a hash prefix: expected {MIN_PREFIX_LEN} to 64 hex characters, got {len}")]
+    #[error(
+        "`{text}` is not a hash prefix: expected {MIN_PREFIX_LEN} to 64 hex characters, got {len}"
+    )]
     PrefixLength { text: String, len: usize },
     #[error("`{text}` is not hex: `{bad}` at position {position}")]
     NotHex {
@@ -207,7 +209,11 @@ mod tests {
         let bad = format!("{}g", &hash.to_hex()[..63]);
         assert!(matches!(
             bad.parse::<Hash>(),
-            Err(HashParseError::NotHex { bad: 'g', position: 63, .. })
+            Err(HashParseError::NotHex {
+                bad: 'g',
+                position: 63,
+                ..
+            })
         ));
     }
 

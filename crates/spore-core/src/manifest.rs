@@ -59,29 +59,48 @@ pub struct MemoryLimits {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ModuleError {
-    #[error("not a WebAssembly module: it does not start with the bytes `\\0asm` (is this a .wasm file?)")]
+    #[error(
+        "not a WebAssembly module: it does not start with the bytes `\\0asm` (is this a .wasm file?)"
+    )]
     NotWasm,
-    #[error("this is a WebAssembly component (or a newer binary format); spore runs core modules: build for wasm32-unknown-unknown")]
+    #[error(
+        "this is a WebAssembly component (or a newer binary format); spore runs core modules: build for wasm32-unknown-unknown"
+    )]
     NotCoreModule,
     #[error("not a valid WebAssembly module: {message} (at byte offset {offset})")]
     Invalid { message: String, offset: usize },
-    #[error("the module does not export its memory as `memory`; spore functions must be built with spore-guest")]
+    #[error(
+        "the module does not export its memory as `memory`; spore functions must be built with spore-guest"
+    )]
     NoMemory,
-    #[error("the module does not export `spore_alloc: (i32) -> i32`; spore functions must be built with spore-guest")]
+    #[error(
+        "the module does not export `spore_alloc: (i32) -> i32`; spore functions must be built with spore-guest"
+    )]
     NoAllocator,
     #[error("the export `{name}` has the wrong type: expected {expected}")]
-    WrongExportType { name: String, expected: &'static str },
-    #[error("the module exports no spore function: a function export with type (i32, i32) -> i64 (mark functions with #[spore_guest::function])")]
+    WrongExportType {
+        name: String,
+        expected: &'static str,
+    },
+    #[error(
+        "the module exports no spore function: a function export with type (i32, i32) -> i64 (mark functions with #[spore_guest::function])"
+    )]
     NoFunctions,
-    #[error("the import `{module}.{name}` is not a function: a module may import only ability operations, never memories, tables or globals")]
+    #[error(
+        "the import `{module}.{name}` is not a function: a module may import only ability operations, never memories, tables or globals"
+    )]
     NonFunctionImport { module: String, name: String },
-    #[error("the import `{module}.{name}` has type {found}: ability operations have type (i32, i32) -> i64")]
+    #[error(
+        "the import `{module}.{name}` has type {found}: ability operations have type (i32, i32) -> i64"
+    )]
     WrongImportType {
         module: String,
         name: String,
         found: String,
     },
-    #[error("the import `{module}.{name}` does not name an ability: ability and operation names are lowercase letters, digits, `_` and `-`, starting with a letter")]
+    #[error(
+        "the import `{module}.{name}` does not name an ability: ability and operation names are lowercase letters, digits, `_` and `-`, starting with a letter"
+    )]
     BadAbilityName { module: String, name: String },
 }
 
@@ -149,11 +168,14 @@ impl Manifest {
             match (name, entity) {
                 (abi::MEMORY, EntityType::Memory(ty)) => memory = Some(ty),
                 (abi::MEMORY, _) => return Err(wrong_type(name, "a memory")),
-                (abi::ALLOC, EntityType::Func(id)) if is_type(&func_type(id), &[ValType::I32], &[ValType::I32]) => {
+                (abi::ALLOC, EntityType::Func(id))
+                    if is_type(&func_type(id), &[ValType::I32], &[ValType::I32]) =>
+                {
                     has_alloc = true
                 }
                 (abi::ALLOC, _) => return Err(wrong_type(name, "a function (i32) -> i32")),
-                (abi::PANIC_MESSAGE, EntityType::Func(id)) if is_type(&func_type(id), &[], &[ValType::I64]) => {}
+                (abi::PANIC_MESSAGE, EntityType::Func(id))
+                    if is_type(&func_type(id), &[], &[ValType::I64]) => {}
                 (abi::PANIC_MESSAGE, _) => return Err(wrong_type(name, "a function () -> i64")),
                 (_, EntityType::Func(id)) if is_call_type(&func_type(id)) => {
                     // Exports with other names cannot be referenced; they are ignored.
@@ -237,7 +259,10 @@ impl Manifest {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExportError {
-    #[error("module {module} has no function `{export}`; it has: {}", list(available))]
+    #[error(
+        "module {module} has no function `{export}`; it has: {}",
+        list(available)
+    )]
     NoSuchFunction {
         module: Hash,
         export: ExportName,
@@ -251,7 +276,11 @@ pub enum ExportError {
 }
 
 fn list(names: &[ExportName]) -> String {
-    names.iter().map(ExportName::as_str).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(ExportName::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn is_type(ty: &FuncType, params: &[ValType], results: &[ValType]) -> bool {
@@ -264,7 +293,13 @@ fn is_call_type(ty: &FuncType) -> bool {
 }
 
 fn describe(ty: &FuncType) -> String {
-    let list = |types: &[ValType]| types.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
+    let list = |types: &[ValType]| {
+        types
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     format!("({}) -> ({})", list(ty.params()), list(ty.results()))
 }
 
@@ -324,7 +359,13 @@ mod tests {
         assert_eq!(names, ["alpha", "zeta"]);
         assert_eq!(manifest.abilities(), ["kv", "log"]);
         assert_eq!(manifest.imports.len(), 2);
-        assert_eq!(manifest.memory, MemoryLimits { initial_pages: 2, maximum_pages: Some(10) });
+        assert_eq!(
+            manifest.memory,
+            MemoryLimits {
+                initial_pages: 2,
+                maximum_pages: Some(10)
+            }
+        );
         let decoded = Manifest::from_bytes(&manifest.to_bytes()).unwrap();
         assert_eq!(decoded, manifest);
         assert_eq!(decoded.hash(), manifest.hash());
@@ -332,9 +373,12 @@ mod tests {
 
     #[test]
     fn refuses_modules_that_break_the_abi() {
-        let cases: &[(&str, fn(&ModuleError) -> bool)] = &[
+        type Expect = fn(&ModuleError) -> bool;
+        let cases: &[(&str, Expect)] = &[
             ("(module)", |e| matches!(e, ModuleError::NoMemory)),
-            (r#"(module (memory (export "memory") 1))"#, |e| matches!(e, ModuleError::NoAllocator)),
+            (r#"(module (memory (export "memory") 1))"#, |e| {
+                matches!(e, ModuleError::NoAllocator)
+            }),
             (
                 r#"(module (memory (export "memory") 1)
                     (func (export "spore_alloc") (param i32) (result i32) i32.const 0))"#,
@@ -345,10 +389,9 @@ mod tests {
                     (func (export "spore_alloc") (param i64) (result i32) i32.const 0))"#,
                 |e| matches!(e, ModuleError::WrongExportType { .. }),
             ),
-            (
-                r#"(module (import "env" "mem" (memory 1)))"#,
-                |e| matches!(e, ModuleError::NonFunctionImport { .. }),
-            ),
+            (r#"(module (import "env" "mem" (memory 1)))"#, |e| {
+                matches!(e, ModuleError::NonFunctionImport { .. })
+            }),
             (
                 r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))))"#,
                 |e| matches!(e, ModuleError::WrongImportType { .. }),
@@ -379,16 +422,30 @@ mod tests {
         let manifest = Manifest::derive(&module(GOOD)).unwrap();
         let alpha: ExportName = "alpha".parse().unwrap();
         assert_eq!(manifest.resolve_export(Some(&alpha)).unwrap(), alpha);
-        let missing = manifest.resolve_export(Some(&"nope".parse().unwrap())).unwrap_err();
-        assert!(missing.to_string().ends_with("it has: alpha, zeta"), "{missing}");
-        assert!(matches!(manifest.resolve_export(None), Err(ExportError::Unspecified { .. })));
-        let single = Manifest { functions: vec![alpha.clone()], ..manifest };
+        let missing = manifest
+            .resolve_export(Some(&"nope".parse().unwrap()))
+            .unwrap_err();
+        assert!(
+            missing.to_string().ends_with("it has: alpha, zeta"),
+            "{missing}"
+        );
+        assert!(matches!(
+            manifest.resolve_export(None),
+            Err(ExportError::Unspecified { .. })
+        ));
+        let single = Manifest {
+            functions: vec![alpha.clone()],
+            ..manifest
+        };
         assert_eq!(single.resolve_export(None).unwrap(), alpha);
     }
 
     #[test]
     fn refuses_threads() {
         let shared = r#"(module (memory (export "memory") 1 1 shared))"#;
-        assert!(matches!(Manifest::derive(&module(shared)), Err(ModuleError::Invalid { .. })));
+        assert!(matches!(
+            Manifest::derive(&module(shared)),
+            Err(ModuleError::Invalid { .. })
+        ));
     }
 }

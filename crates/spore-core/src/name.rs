@@ -10,7 +10,9 @@ pub struct Name(String);
 
 /// Why a text is not a valid name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{text}` is not a valid name: {reason} (names look like `math.add`: dot-separated segments of letters, digits, `_` and `-`, each starting with a letter or `_`)")]
+#[error(
+    "`{text}` is not a valid name: {reason} (names look like `math.add`: dot-separated segments of letters, digits, `_` and `-`, each starting with a letter or `_`)"
+)]
 pub struct NameError {
     pub text: String,
     pub reason: &'static str,
@@ -50,7 +52,9 @@ impl FromStr for Name {
                 Some(_) => {}
             }
             if !chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-                return fail("it contains a character other than letters, digits, `_`, `-` and `.`");
+                return fail(
+                    "it contains a character other than letters, digits, `_`, `-` and `.`",
+                );
             }
         }
         Ok(Name(text.to_owned()))

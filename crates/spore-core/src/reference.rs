@@ -12,7 +12,9 @@ pub struct ExportName(String);
 
 /// Why a text is not a valid export name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a valid export name: expected 1 to 128 of `A-Z a-z 0-9 _`, not starting with a digit, and not starting with `spore_`")]
+#[error(
+    "`{0}` is not a valid export name: expected 1 to 128 of `A-Z a-z 0-9 _`, not starting with a digit, and not starting with `spore_`"
+)]
 pub struct ExportNameError(pub String);
 
 impl ExportName {
@@ -174,8 +176,14 @@ mod tests {
     fn function_refs_round_trip() {
         let with_export = FunctionRef::new(hash(), "add".parse().unwrap());
         assert_eq!(with_export.to_string(), format!("{}:add", hash()));
-        assert_eq!(with_export.to_string().parse::<FunctionRef>().unwrap(), with_export);
-        let bare = FunctionRef { module: hash(), export: None };
+        assert_eq!(
+            with_export.to_string().parse::<FunctionRef>().unwrap(),
+            with_export
+        );
+        let bare = FunctionRef {
+            module: hash(),
+            export: None,
+        };
         assert_eq!(bare.to_string().parse::<FunctionRef>().unwrap(), bare);
     }
 
@@ -184,17 +192,37 @@ mod tests {
         assert!(matches!("math.add".parse(), Ok(RefText::Name(_))));
         assert!(matches!("add".parse(), Ok(RefText::Name(_))));
         assert!(matches!("facade".parse(), Ok(RefText::NameOrHash(..))));
-        assert!(matches!("012345".parse(), Ok(RefText::Hash { export: None, .. })));
+        assert!(matches!(
+            "012345".parse(),
+            Ok(RefText::Hash { export: None, .. })
+        ));
         let with_export: RefText = "0123ab:render".parse().unwrap();
-        assert!(matches!(with_export, RefText::Hash { export: Some(e), .. } if e.as_str() == "render"));
+        assert!(
+            matches!(with_export, RefText::Hash { export: Some(e), .. } if e.as_str() == "render")
+        );
     }
 
     #[test]
     fn ref_text_errors_are_precise() {
-        assert!(matches!("0123:add".parse::<RefText>(), Err(RefParseError::Hash(_))));
-        assert!(matches!("012345:9x".parse::<RefText>(), Err(RefParseError::Export(_))));
-        assert!(matches!("012345:spore_alloc".parse::<RefText>(), Err(RefParseError::Export(_))));
-        assert!(matches!("math..add".parse::<RefText>(), Err(RefParseError::Name(_))));
-        assert!(matches!("0123".parse::<RefText>(), Err(RefParseError::Hash(_))));
+        assert!(matches!(
+            "0123:add".parse::<RefText>(),
+            Err(RefParseError::Hash(_))
+        ));
+        assert!(matches!(
+            "012345:9x".parse::<RefText>(),
+            Err(RefParseError::Export(_))
+        ));
+        assert!(matches!(
+            "012345:spore_alloc".parse::<RefText>(),
+            Err(RefParseError::Export(_))
+        ));
+        assert!(matches!(
+            "math..add".parse::<RefText>(),
+            Err(RefParseError::Name(_))
+        ));
+        assert!(matches!(
+            "0123".parse::<RefText>(),
+            Err(RefParseError::Hash(_))
+        ));
     }
 }

@@ -182,20 +182,43 @@ mod tests {
 
     #[test]
     fn map_keys_are_sorted_by_encoded_bytes() {
-        let a = Value::Map(vec![(text("bb"), 1.into()), (text("a"), 2.into()), (text("c"), 3.into())]);
-        let b = Value::Map(vec![(text("c"), 3.into()), (text("bb"), 1.into()), (text("a"), 2.into())]);
+        let a = Value::Map(vec![
+            (text("bb"), 1.into()),
+            (text("a"), 2.into()),
+            (text("c"), 3.into()),
+        ]);
+        let b = Value::Map(vec![
+            (text("c"), 3.into()),
+            (text("bb"), 1.into()),
+            (text("a"), 2.into()),
+        ]);
         let bytes = encode_canonical(&a).unwrap();
         assert_eq!(bytes, encode_canonical(&b).unwrap());
         // {"a": 2, "c": 3, "bb": 1}: shorter keys first.
-        assert_eq!(bytes, [0xa3, 0x61, b'a', 2, 0x61, b'c', 3, 0x62, b'b', b'b', 1]);
+        assert_eq!(
+            bytes,
+            [0xa3, 0x61, b'a', 2, 0x61, b'c', 3, 0x62, b'b', b'b', 1]
+        );
     }
 
     #[test]
     fn integers_and_floats_take_their_shortest_form() {
-        assert_eq!(encode_canonical(&Value::Integer(23.into())).unwrap(), [0x17]);
-        assert_eq!(encode_canonical(&Value::Integer(500.into())).unwrap(), [0x19, 0x01, 0xf4]);
-        assert_eq!(encode_canonical(&Value::Integer((-1).into())).unwrap(), [0x20]);
-        assert_eq!(encode_canonical(&Value::Float(1.5)).unwrap(), [0xf9, 0x3e, 0x00]);
+        assert_eq!(
+            encode_canonical(&Value::Integer(23.into())).unwrap(),
+            [0x17]
+        );
+        assert_eq!(
+            encode_canonical(&Value::Integer(500.into())).unwrap(),
+            [0x19, 0x01, 0xf4]
+        );
+        assert_eq!(
+            encode_canonical(&Value::Integer((-1).into())).unwrap(),
+            [0x20]
+        );
+        assert_eq!(
+            encode_canonical(&Value::Float(1.5)).unwrap(),
+            [0xf9, 0x3e, 0x00]
+        );
         assert_eq!(encode_canonical(&Value::Float(0.1)).unwrap().len(), 9);
     }
 
@@ -208,14 +231,18 @@ mod tests {
     #[test]
     fn decode_is_strict() {
         assert_eq!(decode(&[0x01, 0x02]), Err(ValueError::TrailingBytes(1)));
-        assert!(matches!(decode(&[0x62, b'a']), Err(ValueError::Malformed(_))));
+        assert!(matches!(
+            decode(&[0x62, b'a']),
+            Err(ValueError::Malformed(_))
+        ));
         assert!(matches!(decode(&[]), Err(ValueError::Malformed(_))));
         assert_eq!(decode(&[0x18, 0x64]).unwrap(), Value::Integer(100.into()));
     }
 
     #[test]
     fn json_round_trips_through_cbor() {
-        let original = json!({"a": [1, -2, 2.5, "x", null, true], "b": {"c": 18446744073709551615u64}});
+        let original =
+            json!({"a": [1, -2, 2.5, "x", null, true], "b": {"c": 18446744073709551615u64}});
         let cbor = from_json(&original);
         let bytes = encode_canonical(&cbor).unwrap();
         assert_eq!(to_json(&decode(&bytes).unwrap()), original);
@@ -223,10 +250,16 @@ mod tests {
 
     #[test]
     fn cbor_only_values_have_a_json_display() {
-        assert_eq!(to_json(&Value::Bytes(vec![0xde, 0xad])), json!({"$bytes": "dead"}));
+        assert_eq!(
+            to_json(&Value::Bytes(vec![0xde, 0xad])),
+            json!({"$bytes": "dead"})
+        );
         assert_eq!(to_json(&Value::Float(f64::NAN)), json!("NaN"));
         let int_keys = Value::Map(vec![(1.into(), text("one"))]);
         assert_eq!(to_json(&int_keys), json!([[1, "one"]]));
-        assert_eq!(to_json(&Value::Tag(1, Box::new(0.into()))), json!({"$tag": 1, "value": 0}));
+        assert_eq!(
+            to_json(&Value::Tag(1, Box::new(0.into()))),
+            json!({"$tag": 1, "value": 0})
+        );
     }
 }

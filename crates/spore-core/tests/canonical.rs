@@ -10,7 +10,9 @@ fn values() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|i| Value::Integer(i.into())),
         any::<u64>().prop_map(|u| Value::Integer(u.into())),
-        any::<f64>().prop_filter("NaN has many encodings", |f| !f.is_nan()).prop_map(Value::Float),
+        any::<f64>()
+            .prop_filter("NaN has many encodings", |f| !f.is_nan())
+            .prop_map(Value::Float),
         ".{0,12}".prop_map(Value::Text),
         proptest::collection::vec(any::<u8>(), 0..12).prop_map(Value::Bytes),
     ];
@@ -18,7 +20,12 @@ fn values() -> impl Strategy<Value = Value> {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
             proptest::collection::btree_map("[a-z]{0,6}", inner, 0..6).prop_map(|entries| {
-                Value::Map(entries.into_iter().map(|(k, v)| (Value::Text(k), v)).collect())
+                Value::Map(
+                    entries
+                        .into_iter()
+                        .map(|(k, v)| (Value::Text(k), v))
+                        .collect(),
+                )
             }),
         ]
     })
@@ -28,7 +35,13 @@ fn values() -> impl Strategy<Value = Value> {
 fn reversed(value: &Value) -> Value {
     match value {
         Value::Array(items) => Value::Array(items.iter().map(reversed).collect()),
-        Value::Map(entries) => Value::Map(entries.iter().rev().map(|(k, v)| (reversed(k), reversed(v))).collect()),
+        Value::Map(entries) => Value::Map(
+            entries
+                .iter()
+                .rev()
+                .map(|(k, v)| (reversed(k), reversed(v)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }

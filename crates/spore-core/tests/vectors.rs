@@ -41,7 +41,11 @@ fn reference_vectors() {
         let (kind, prefix, export) = match &parsed {
             RefText::Name(_) => ("name", None, None),
             RefText::NameOrHash(_, prefix) => ("name_or_hash", Some(prefix.as_str()), None),
-            RefText::Hash { prefix, export } => ("hash", Some(prefix.as_str()), export.as_ref().map(|e| e.as_str())),
+            RefText::Hash { prefix, export } => (
+                "hash",
+                Some(prefix.as_str()),
+                export.as_ref().map(|e| e.as_str()),
+            ),
         };
         assert_eq!(kind, vector["kind"].as_str().unwrap(), "{text}");
         assert_eq!(prefix, vector["prefix"].as_str(), "{text}");
@@ -49,7 +53,11 @@ fn reference_vectors() {
     }
     for vector in doc["invalid"].as_array().unwrap() {
         let text = vector["text"].as_str().unwrap();
-        assert!(text.parse::<RefText>().is_err(), "{text:?} should be refused: {}", vector["why"]);
+        assert!(
+            text.parse::<RefText>().is_err(),
+            "{text:?} should be refused: {}",
+            vector["why"]
+        );
     }
 }
 
@@ -58,13 +66,28 @@ fn manifest_vectors() {
     let doc = vectors("manifest.json");
     for vector in doc["vectors"].as_array().unwrap() {
         let module = unhex(vector["module_hex"].as_str().unwrap());
-        let wat: Vec<&str> = vector["wat"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
-        assert_eq!(wat::parse_str(wat.join("\n")).unwrap(), module, "module_hex is the WAT's encoding");
-        assert_eq!(Hash::of(&module).to_hex(), vector["module_hash"].as_str().unwrap());
+        let wat: Vec<&str> = vector["wat"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            wat::parse_str(wat.join("\n")).unwrap(),
+            module,
+            "module_hex is the WAT's encoding"
+        );
+        assert_eq!(
+            Hash::of(&module).to_hex(),
+            vector["module_hash"].as_str().unwrap()
+        );
         let manifest = Manifest::derive(&module).unwrap();
         let expected = unhex(vector["manifest_hex"].as_str().unwrap());
         assert_eq!(manifest.to_bytes(), expected, "canonical manifest bytes");
-        assert_eq!(manifest.hash().to_hex(), vector["manifest_hash"].as_str().unwrap());
+        assert_eq!(
+            manifest.hash().to_hex(),
+            vector["manifest_hash"].as_str().unwrap()
+        );
         assert_eq!(Manifest::from_bytes(&expected).unwrap(), manifest);
     }
 }

@@ -1,5 +1,5 @@
-use spore_core::reference::RefParseError;
 use spore_core::name::NameError;
+use spore_core::reference::RefParseError;
 use spore_core::{ExportError, ModuleError, Name};
 use spore_runtime::{InvokeError, LoadError};
 use spore_store::StoreError;
@@ -9,7 +9,10 @@ use spore_store::StoreError;
 #[non_exhaustive]
 pub enum NodeError {
     #[error("cannot create the spore home at {path}: {source}")]
-    Home { path: String, source: std::io::Error },
+    Home {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the module was refused: {0}")]
     InvalidModule(#[from] ModuleError),
     #[error(transparent)]
@@ -88,9 +91,9 @@ impl NodeError {
 
 fn store_kind(error: &StoreError) -> ErrorKind {
     match error {
-        StoreError::ModuleNotFound(_) | StoreError::PrefixNotFound(_) | StoreError::NameNotFound(_) => {
-            ErrorKind::NotFound
-        }
+        StoreError::ModuleNotFound(_)
+        | StoreError::PrefixNotFound(_)
+        | StoreError::NameNotFound(_) => ErrorKind::NotFound,
         StoreError::AmbiguousPrefix { .. } => ErrorKind::Usage,
         StoreError::Corrupt { .. } | StoreError::CorruptNames(_) => ErrorKind::Corrupt,
         StoreError::Locked { .. } => ErrorKind::Unavailable,

@@ -46,7 +46,11 @@ impl Node {
         })?;
         let codebase = Codebase::open(&home.codebase_dir())?;
         let runtime = Runtime::new(codebase.clone(), config)?;
-        Ok(Node { home, codebase, runtime })
+        Ok(Node {
+            home,
+            codebase,
+            runtime,
+        })
     }
 
     pub fn home(&self) -> &Home {
@@ -101,10 +105,14 @@ impl Node {
         match text.parse::<RefText>()? {
             RefText::Name(name) => self.locate_name(&name),
             RefText::NameOrHash(name, prefix) => match self.locate_name(&name) {
-                Err(NodeError::Store(StoreError::NameNotFound(_))) => Ok((self.codebase.resolve_prefix(&prefix)?, None)),
+                Err(NodeError::Store(StoreError::NameNotFound(_))) => {
+                    Ok((self.codebase.resolve_prefix(&prefix)?, None))
+                }
                 located => located,
             },
-            RefText::Hash { prefix, export } => Ok((self.codebase.resolve_prefix(&prefix)?, export)),
+            RefText::Hash { prefix, export } => {
+                Ok((self.codebase.resolve_prefix(&prefix)?, export))
+            }
         }
     }
 
@@ -124,7 +132,12 @@ impl Node {
     }
 
     /// Runs a function with JSON-free CBOR arguments.
-    pub fn invoke(&self, function: &FunctionRef, args: &[Value], limits: &Limits) -> Result<Invocation, NodeError> {
+    pub fn invoke(
+        &self,
+        function: &FunctionRef,
+        args: &[Value],
+        limits: &Limits,
+    ) -> Result<Invocation, NodeError> {
         Ok(self.runtime.invoke(function, args, limits)?)
     }
 
@@ -191,13 +204,21 @@ impl Node {
         let manifests = self.codebase.manifests()?;
         let failures = manifests
             .iter()
-            .filter_map(|m| self.codebase.module_bytes(&m.module).err().map(|e| (m.module, e)))
+            .filter_map(|m| {
+                self.codebase
+                    .module_bytes(&m.module)
+                    .err()
+                    .map(|e| (m.module, e))
+            })
             .collect();
         Ok((manifests.len(), failures))
     }
 }
 
-fn serialize_source<S: serde::Serializer>(source: &LoadSource, serializer: S) -> Result<S::Ok, S::Error> {
+fn serialize_source<S: serde::Serializer>(
+    source: &LoadSource,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(match source {
         LoadSource::Memory => "memory",
         LoadSource::Artifact => "cached",

@@ -37,19 +37,20 @@ pub enum InvokeError {
     },
     #[error("{function} returned an error: {}", spore_core::value::to_json(error))]
     Guest { function: FunctionRef, error: Value },
-    #[error("{function} trapped: {reason}{}{}", panic.as_ref().map(|p| format!("\n  panic: {p}")).unwrap_or_default(), backtrace.as_ref().map(|b| format!("\n  wasm backtrace:\n{b}")).unwrap_or_default())]
+    #[error("{function} trapped: {reason}{detail}")]
     Trap {
         function: FunctionRef,
         reason: String,
-        panic: Option<String>,
-        backtrace: Option<String>,
+        detail: Box<TrapDetail>,
     },
     #[error("{function} ran past its deadline of {deadline:?} and was stopped")]
     Timeout {
         function: FunctionRef,
         deadline: Duration,
     },
-    #[error("{function} tried to grow its memory to {requested_bytes} bytes, over its limit of {limit_bytes} bytes, and was stopped")]
+    #[error(
+        "{function} tried to grow its memory to {requested_bytes} bytes, over its limit of {limit_bytes} bytes, and was stopped"
+    )]
     MemoryLimit {
         function: FunctionRef,
         limit_bytes: u64,
@@ -70,6 +71,28 @@ pub enum InvokeError {
         function: FunctionRef,
         reason: String,
     },
+}
+
+/// What a trap left behind for the report: kept apart because it is rarely present and
+/// large, and errors travel by value on every call's return path.
+#[derive(Debug, Default)]
+pub struct TrapDetail {
+    /// The message of the Rust panic that caused the trap, when the guest recorded one.
+    pub panic: Option<String>,
+    /// The innermost Wasm frames.
+    pub backtrace: Option<String>,
+}
+
+impl std::fmt::Display for TrapDetail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(panic) = &self.panic {
+            write!(f, "\n  panic: {panic}")?;
+        }
+        if let Some(backtrace) = &self.backtrace {
+            write!(f, "\n  wasm backtrace:\n{backtrace}")?;
+        }
+        Ok(())
+    }
 }
 
 impl From<StoreError> for InvokeError {

@@ -7,6 +7,7 @@ use spore_core::abi::{self, Status};
 use spore_core::{FunctionRef, value};
 use wasmtime::{Extern, Memory, ResourceLimiter, Store, Trap, TypedFunc, WasmBacktrace};
 
+use crate::error::TrapDetail;
 use crate::{InvokeError, Limits, LoadSource, LoadedModule, Runtime};
 
 /// A finished call: the value the function returned and what it cost.
@@ -45,7 +46,12 @@ struct MemoryCap {
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.refused = Some(desired);
             return Ok(false);
@@ -53,7 +59,12 @@ impl ResourceLimiter for MemoryCap {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }
@@ -61,17 +72,29 @@ impl ResourceLimiter for MemoryCap {
 impl Runtime {
     /// Calls `function` with `args` under `limits`, in a fresh instance.
     #[tracing::instrument(skip_all, fields(function = %function))]
-    pub fn invoke(&self, function: &FunctionRef, args: &[Value], limits: &Limits) -> Result<Invocation, InvokeError> {
+    pub fn invoke(
+        &self,
+        function: &FunctionRef,
+        args: &[Value],
+        limits: &Limits,
+    ) -> Result<Invocation, InvokeError> {
         let (loaded, load_source, load_time) = self.load(&function.module)?;
         let export = loaded.manifest.resolve_export(function.export.as_ref())?;
         let function = FunctionRef::new(function.module, export);
-        let missing: Vec<String> = loaded.manifest.abilities().iter().map(|a| a.to_string()).collect();
+        let missing: Vec<String> = loaded
+            .manifest
+            .abilities()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
         if !missing.is_empty() {
             return Err(InvokeError::UnboundAbilities { function, missing });
         }
-        let args = value::encode_canonical(&Value::Array(args.to_vec())).map_err(|e| InvokeError::BadArguments {
-            function: function.clone(),
-            message: e.to_string(),
+        let args = value::encode_canonical(&Value::Array(args.to_vec())).map_err(|e| {
+            InvokeError::BadArguments {
+                function: function.clone(),
+                message: e.to_string(),
+            }
         })?;
         let mut call = Call {
             runtime: self,
@@ -126,8 +149,12 @@ impl Call<'_> {
             _ => return Err(self.abi("`memory` is not a memory")),
         };
         let alloc: TypedFunc<i32, i32> = self.typed(&mut store, &instance, &self.loaded.alloc)?;
-        let entry = self.loaded.functions.get(self.function.export.as_ref().expect("resolved"));
-        let entry: TypedFunc<(i32, i32), i64> = self.typed(&mut store, &instance, entry.expect("manifest lists it"))?;
+        let entry = self
+            .loaded
+            .functions
+            .get(self.function.export.as_ref().expect("resolved"));
+        let entry: TypedFunc<(i32, i32), i64> =
+            self.typed(&mut store, &instance, entry.expect("manifest lists it"))?;
         let instantiate_time = started.elapsed();
 
         let run_started = Instant::now();
@@ -141,7 +168,8 @@ impl Call<'_> {
         let packed = entry
             .call(&mut store, (ptr, len))
             .map_err(|e| self.classify(&mut store, Some(&instance), e))?;
-        let output = read_buffer(&memory, &store, packed).ok_or_else(|| self.abi("the result buffer lies outside memory"))?;
+        let output = read_buffer(&memory, &store, packed)
+            .ok_or_else(|| self.abi("the result buffer lies outside memory"))?;
         let run_time = run_started.elapsed();
         let memory_bytes = memory.data_size(&store) as u64;
         let value = self.decode_output(output)?;
@@ -174,11 +202,15 @@ impl Call<'_> {
 
     fn decode_output(&self, output: &[u8]) -> Result<Value, InvokeError> {
         let (status, payload) = abi::split_output(output).map_err(|e| self.abi(&e.to_string()))?;
-        let value = value::decode(payload).map_err(|e| self.abi(&format!("result is not CBOR: {e}")))?;
+        let value =
+            value::decode(payload).map_err(|e| self.abi(&format!("result is not CBOR: {e}")))?;
         let function = self.function.clone();
         match status {
             Status::Ok => Ok(value),
-            Status::Err => Err(InvokeError::Guest { function, error: value }),
+            Status::Err => Err(InvokeError::Guest {
+                function,
+                error: value,
+            }),
             Status::BadArguments => Err(InvokeError::BadArguments {
                 function,
                 message: match value {
@@ -190,7 +222,12 @@ impl Call<'_> {
     }
 
     /// Turns a wasmtime error into the typed error that says what really happened.
-    fn classify(&self, store: &mut Store<CallState>, instance: Option<&wasmtime::Instance>, error: wasmtime::Error) -> InvokeError {
+    fn classify(
+        &self,
+        store: &mut Store<CallState>,
+        instance: Option<&wasmtime::Instance>,
+        error: wasmtime::Error,
+    ) -> InvokeError {
         let function = self.function.clone();
         if let Some(requested) = store.data().limiter.refused {
             return InvokeError::MemoryLimit {
@@ -211,8 +248,10 @@ impl Call<'_> {
             Some(trap) => InvokeError::Trap {
                 function,
                 reason: trap.to_string(),
-                panic: instance.and_then(|instance| self.panic_message(store, instance)),
-                backtrace: error.downcast_ref::<WasmBacktrace>().map(format_backtrace),
+                detail: Box::new(TrapDetail {
+                    panic: instance.and_then(|instance| self.panic_message(store, instance)),
+                    backtrace: error.downcast_ref::<WasmBacktrace>().map(format_backtrace),
+                }),
             },
             None if instance.is_none() => InvokeError::Instantiate {
                 function,
@@ -221,14 +260,17 @@ impl Call<'_> {
             None => InvokeError::Trap {
                 function,
                 reason: format!("{error:#}"),
-                panic: None,
-                backtrace: None,
+                detail: Box::default(),
             },
         }
     }
 
     /// Asks the trapped instance for the panic message the guest SDK recorded.
-    fn panic_message(&self, store: &mut Store<CallState>, instance: &wasmtime::Instance) -> Option<String> {
+    fn panic_message(
+        &self,
+        store: &mut Store<CallState>,
+        instance: &wasmtime::Instance,
+    ) -> Option<String> {
         let export = self.loaded.panic_message.as_ref()?;
         let func: TypedFunc<(), i64> = self.typed(store, instance, export).ok()?;
         store.set_epoch_deadline(self.deadline_ticks());
@@ -255,7 +297,9 @@ impl Call<'_> {
 fn read_buffer<'m>(memory: &Memory, store: &'m Store<CallState>, packed: i64) -> Option<&'m [u8]> {
     let (ptr, len) = abi::unpack(packed);
     let start = ptr as usize;
-    memory.data(store).get(start..start.checked_add(len as usize)?)
+    memory
+        .data(store)
+        .get(start..start.checked_add(len as usize)?)
 }
 
 fn format_backtrace(backtrace: &WasmBacktrace) -> String {

@@ -14,7 +14,7 @@ mod loader;
 
 pub use config::{Limits, RuntimeConfig};
 pub use engine::wasmtime_config;
-pub use error::{InvokeError, LoadError};
+pub use error::{InvokeError, LoadError, TrapDetail};
 pub use invoke::{CallStats, Invocation};
 pub use loader::{LoadSource, LoadedModule};
 

@@ -35,7 +35,10 @@ pub struct LoadedModule {
 impl Runtime {
     /// Makes module `hash` ready to run, compiling it only when no cache has it.
     #[tracing::instrument(skip(self), fields(module = %hash.short(12)))]
-    pub fn load(&self, hash: &Hash) -> Result<(Arc<LoadedModule>, LoadSource, Duration), LoadError> {
+    pub fn load(
+        &self,
+        hash: &Hash,
+    ) -> Result<(Arc<LoadedModule>, LoadSource, Duration), LoadError> {
         let started = Instant::now();
         if let Some(loaded) = self.cached(hash) {
             return Ok((loaded, LoadSource::Memory, started.elapsed()));
@@ -70,7 +73,10 @@ impl Runtime {
 
     /// Forgets modules loaded in memory (the codebase's artifacts stay).
     pub fn evict_all(&self) {
-        self.modules.write().unwrap_or_else(|e| e.into_inner()).clear();
+        self.modules
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     fn cached(&self, hash: &Hash) -> Option<Arc<LoadedModule>> {
@@ -106,9 +112,10 @@ impl Runtime {
         })?;
         tracing::info!(elapsed = ?started.elapsed(), bytes = bytes.len(), "compiled");
         match module.serialize() {
-            Ok(artifact) => self
-                .codebase
-                .put_artifact(hash, &self.compiler_fingerprint, &artifact)?,
+            Ok(artifact) => {
+                self.codebase
+                    .put_artifact(hash, &self.compiler_fingerprint, &artifact)?
+            }
             // The module still runs; only the next process pays for compiling again.
             Err(error) => tracing::warn!(%error, "could not serialize the compiled module"),
         }
@@ -117,10 +124,12 @@ impl Runtime {
 
     fn prepare(&self, manifest: Manifest, module: Module) -> Result<LoadedModule, LoadError> {
         let export = |name: &str| {
-            module.get_export_index(name).ok_or_else(|| LoadError::Compile {
-                module: manifest.module,
-                message: format!("export `{name}` listed in the manifest is missing"),
-            })
+            module
+                .get_export_index(name)
+                .ok_or_else(|| LoadError::Compile {
+                    module: manifest.module,
+                    message: format!("export `{name}` listed in the manifest is missing"),
+                })
         };
         let functions = manifest
             .functions
@@ -137,10 +146,12 @@ impl Runtime {
             linker.instantiate_pre(&module)
         } else {
             let mut permissive = linker;
-            permissive.define_unknown_imports_as_traps(&module).map_err(|e| LoadError::Compile {
-                module: manifest.module,
-                message: format!("{e:#}"),
-            })?;
+            permissive
+                .define_unknown_imports_as_traps(&module)
+                .map_err(|e| LoadError::Compile {
+                    module: manifest.module,
+                    message: format!("{e:#}"),
+                })?;
             permissive.instantiate_pre(&module)
         }
         .map_err(|e| LoadError::Compile {

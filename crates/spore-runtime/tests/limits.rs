@@ -69,13 +69,20 @@ impl Fixture {
     fn call(&self, export: &str, limits: &Limits) -> Result<Value, InvokeError> {
         let function = FunctionRef::new(self.module, export.parse().unwrap());
         self.runtime
-            .invoke(&function, &[Value::Integer(7.into()), Value::Text("x".into())], limits)
+            .invoke(
+                &function,
+                &[Value::Integer(7.into()), Value::Text("x".into())],
+                limits,
+            )
             .map(|invocation| invocation.value)
     }
 
     fn echo_still_works(&self) {
         let value = self.call("echo", &Limits::default()).unwrap();
-        assert_eq!(value, Value::Array(vec![Value::Integer(7.into()), Value::Text("x".into())]));
+        assert_eq!(
+            value,
+            Value::Array(vec![Value::Integer(7.into()), Value::Text("x".into())])
+        );
     }
 }
 
@@ -83,13 +90,22 @@ impl Fixture {
 fn echo_returns_its_arguments_and_reports_where_it_loaded_from() {
     let fixture = fixture();
     let function = FunctionRef::new(fixture.module, "echo".parse().unwrap());
-    let first = fixture.runtime.invoke(&function, &[], &Limits::default()).unwrap();
+    let first = fixture
+        .runtime
+        .invoke(&function, &[], &Limits::default())
+        .unwrap();
     assert_eq!(first.value, Value::Array(vec![]));
     assert_eq!(first.stats.load_source, LoadSource::Compiled);
-    let second = fixture.runtime.invoke(&function, &[], &Limits::default()).unwrap();
+    let second = fixture
+        .runtime
+        .invoke(&function, &[], &Limits::default())
+        .unwrap();
     assert_eq!(second.stats.load_source, LoadSource::Memory);
     fixture.runtime.evict_all();
-    let third = fixture.runtime.invoke(&function, &[], &Limits::default()).unwrap();
+    let third = fixture
+        .runtime
+        .invoke(&function, &[], &Limits::default())
+        .unwrap();
     assert_eq!(third.stats.load_source, LoadSource::Artifact);
 }
 
@@ -120,7 +136,10 @@ fn abi_violations_are_named() {
 #[test]
 fn an_infinite_loop_stops_at_the_deadline() {
     let fixture = fixture();
-    let limits = Limits { deadline: Duration::from_millis(200), ..Limits::default() };
+    let limits = Limits {
+        deadline: Duration::from_millis(200),
+        ..Limits::default()
+    };
     let started = Instant::now();
     match fixture.call("spin", &limits) {
         Err(InvokeError::Timeout { deadline, .. }) => assert_eq!(deadline, limits.deadline),
@@ -128,16 +147,26 @@ fn an_infinite_loop_stops_at_the_deadline() {
     }
     let elapsed = started.elapsed();
     assert!(elapsed >= limits.deadline, "stopped early: {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(5), "stopped late: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "stopped late: {elapsed:?}"
+    );
     fixture.echo_still_works();
 }
 
 #[test]
 fn memory_growth_past_the_cap_is_reported_as_the_limit() {
     let fixture = fixture();
-    let limits = Limits { memory_bytes: 16 << 20, ..Limits::default() };
+    let limits = Limits {
+        memory_bytes: 16 << 20,
+        ..Limits::default()
+    };
     match fixture.call("hog", &limits) {
-        Err(InvokeError::MemoryLimit { limit_bytes, requested_bytes, .. }) => {
+        Err(InvokeError::MemoryLimit {
+            limit_bytes,
+            requested_bytes,
+            ..
+        }) => {
             assert_eq!(limit_bytes, 16 << 20);
             assert_eq!(requested_bytes, (4096 + 1) * 65536);
         }
@@ -149,7 +178,10 @@ fn memory_growth_past_the_cap_is_reported_as_the_limit() {
 #[test]
 fn runaway_recursion_overflows_the_stack_cleanly() {
     let fixture = fixture();
-    assert!(matches!(fixture.call("deep", &Limits::default()), Err(InvokeError::StackOverflow { .. })));
+    assert!(matches!(
+        fixture.call("deep", &Limits::default()),
+        Err(InvokeError::StackOverflow { .. })
+    ));
     fixture.echo_still_works();
 }
 

@@ -29,11 +29,17 @@ impl Codebase {
         }
     }
 
-    pub fn put_artifact(&self, hash: &Hash, compiler: &[u8], artifact: &[u8]) -> Result<(), StoreError> {
+    pub fn put_artifact(
+        &self,
+        hash: &Hash,
+        compiler: &[u8],
+        artifact: &[u8],
+    ) -> Result<(), StoreError> {
         let mut stored = Vec::with_capacity(32 + artifact.len());
         stored.extend_from_slice(blake3::hash(artifact).as_bytes());
         stored.extend_from_slice(artifact);
-        self.artifacts.insert(artifact_key(hash, compiler), stored)?;
+        self.artifacts
+            .insert(artifact_key(hash, compiler), stored)?;
         Ok(())
     }
 

@@ -17,19 +17,28 @@ pub enum StoreError {
     ModuleNotFound(Hash),
     #[error("no module hash starts with `{0}` in this codebase (list modules with `spore ls`)")]
     PrefixNotFound(HashPrefix),
-    #[error("the prefix `{prefix}` is ambiguous; it matches:\n{}\nType more characters.", list(candidates))]
+    #[error(
+        "the prefix `{prefix}` is ambiguous; it matches:\n{}\nType more characters.",
+        list(candidates)
+    )]
     AmbiguousPrefix {
         prefix: HashPrefix,
         candidates: Vec<Hash>,
     },
     #[error("no name `{0}` in this codebase (list names with `spore names ls`)")]
     NameNotFound(Name),
-    #[error("the codebase entry for {hash} is corrupt ({what}); it was not used. Publish the module again to repair it")]
+    #[error(
+        "the codebase entry for {hash} is corrupt ({what}); it was not used. Publish the module again to repair it"
+    )]
     Corrupt { hash: Hash, what: String },
     #[error("the names table of this codebase is corrupt: {0}")]
     CorruptNames(String),
 }
 
 fn list(hashes: &[Hash]) -> String {
-    hashes.iter().map(|h| format!("  {h}")).collect::<Vec<_>>().join("\n")
+    hashes
+        .iter()
+        .map(|h| format!("  {h}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -19,7 +19,8 @@ impl Codebase {
         }
         // The manifest is written last: a module counts as present once it has one.
         self.blobs.insert(hash.as_bytes(), bytes)?;
-        self.manifests.insert(hash.as_bytes(), manifest.to_bytes())?;
+        self.manifests
+            .insert(hash.as_bytes(), manifest.to_bytes())?;
         self.flush()?;
         Ok(true)
     }
@@ -104,10 +105,13 @@ impl Codebase {
 
 fn decode_manifest(hash: &Hash, bytes: &[u8]) -> Result<Manifest, StoreError> {
     let corrupt = |what: String| StoreError::Corrupt { hash: *hash, what };
-    let manifest =
-        Manifest::from_bytes(bytes).map_err(|e| corrupt(format!("manifest does not decode: {e}")))?;
+    let manifest = Manifest::from_bytes(bytes)
+        .map_err(|e| corrupt(format!("manifest does not decode: {e}")))?;
     if manifest.module != *hash {
-        return Err(corrupt(format!("manifest describes module {}", manifest.module)));
+        return Err(corrupt(format!(
+            "manifest describes module {}",
+            manifest.module
+        )));
     }
     Ok(manifest)
 }

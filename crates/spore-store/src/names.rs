@@ -104,10 +104,12 @@ impl Codebase {
         let entry = (&self.names, &self.name_history)
             .transaction(|(names, history)| {
                 let seq = match names.get(name.as_str())? {
-                    Some(bytes) => decode_entry(&bytes)
-                        .map_err(ConflictableTransactionError::Abort)?
-                        .seq
-                        + 1,
+                    Some(bytes) => {
+                        decode_entry(&bytes)
+                            .map_err(ConflictableTransactionError::Abort)?
+                            .seq
+                            + 1
+                    }
                     None => 1,
                 };
                 let entry = NameEntry {
@@ -140,7 +142,8 @@ fn history_prefix(name: &Name) -> Vec<u8> {
 }
 
 fn decode_entry(bytes: &[u8]) -> Result<NameEntry, StoreError> {
-    value::decode_as(bytes).map_err(|e| corrupt_names(&format!("a name entry does not decode: {e}")))
+    value::decode_as(bytes)
+        .map_err(|e| corrupt_names(&format!("a name entry does not decode: {e}")))
 }
 
 fn corrupt_names(what: &str) -> StoreError {

@@ -37,7 +37,12 @@ fn data_survives_reopening() {
     {
         let codebase = Codebase::open(dir.path()).unwrap();
         codebase.put_module(&bytes, &manifest).unwrap();
-        codebase.set_name(&name("math.add"), &FunctionRef::new(manifest.module, "add".parse().unwrap())).unwrap();
+        codebase
+            .set_name(
+                &name("math.add"),
+                &FunctionRef::new(manifest.module, "add".parse().unwrap()),
+            )
+            .unwrap();
     }
     let codebase = Codebase::open(dir.path()).unwrap();
     assert_eq!(codebase.module_bytes(&manifest.module).unwrap(), bytes);
@@ -67,7 +72,8 @@ fn prefixes_resolve_like_git() {
         .find_map(|salt| {
             let (bytes, manifest) = salted(salt);
             let key = manifest.module.as_bytes()[..3].to_vec();
-            seen.insert(key, (bytes.clone(), manifest.clone())).map(|other| (other, (bytes, manifest)))
+            seen.insert(key, (bytes.clone(), manifest.clone()))
+                .map(|other| (other, (bytes, manifest)))
         })
         .unwrap();
     for (bytes, manifest) in [&a, &b] {
@@ -89,7 +95,10 @@ fn prefixes_resolve_like_git() {
         assert_eq!(codebase.resolve_prefix(&full).unwrap(), manifest.module);
     }
     let missing = Hash::of(b"absent").to_hex()[..12].parse().unwrap();
-    assert!(matches!(codebase.resolve_prefix(&missing), Err(StoreError::PrefixNotFound(_))));
+    assert!(matches!(
+        codebase.resolve_prefix(&missing),
+        Err(StoreError::PrefixNotFound(_))
+    ));
 }
 
 #[test]
@@ -103,20 +112,38 @@ fn names_keep_their_history_and_roll_back() {
     let add = name("math.add");
     assert_eq!(codebase.set_name(&add, &first).unwrap().seq, 1);
     assert_eq!(codebase.set_name(&add, &second).unwrap().seq, 2);
-    assert_eq!(codebase.name(&add).unwrap().unwrap().target(), Some(&second));
+    assert_eq!(
+        codebase.name(&add).unwrap().unwrap().target(),
+        Some(&second)
+    );
     // Rollback is setting the name to an earlier reference: history only grows.
     codebase.set_name(&add, &first).unwrap();
     let history = codebase.name_history(&add).unwrap();
     let targets: Vec<_> = history.iter().map(|e| e.target().cloned()).collect();
-    assert_eq!(targets, [Some(first.clone()), Some(second), Some(first.clone())]);
-    assert_eq!(codebase.names_for_module(&v1.module).unwrap(), vec![(add.clone(), first)]);
+    assert_eq!(
+        targets,
+        [Some(first.clone()), Some(second), Some(first.clone())]
+    );
+    assert_eq!(
+        codebase.names_for_module(&v1.module).unwrap(),
+        vec![(add.clone(), first)]
+    );
 
     codebase.remove_name(&add).unwrap();
     assert!(codebase.name(&add).unwrap().is_none());
     assert!(codebase.names().unwrap().is_empty());
-    assert_eq!(codebase.name_history(&add).unwrap().last().unwrap().event, NameEvent::Removed);
-    assert!(matches!(codebase.remove_name(&add), Err(StoreError::NameNotFound(_))));
-    assert!(matches!(codebase.name_history(&name("nope")), Err(StoreError::NameNotFound(_))));
+    assert_eq!(
+        codebase.name_history(&add).unwrap().last().unwrap().event,
+        NameEvent::Removed
+    );
+    assert!(matches!(
+        codebase.remove_name(&add),
+        Err(StoreError::NameNotFound(_))
+    ));
+    assert!(matches!(
+        codebase.name_history(&name("nope")),
+        Err(StoreError::NameNotFound(_))
+    ));
 }
 
 #[test]
@@ -124,8 +151,13 @@ fn artifacts_are_keyed_by_compiler_and_checked() {
     let dir = tempfile::tempdir().unwrap();
     let codebase = Codebase::open(dir.path()).unwrap();
     let hash = Hash::of(b"module");
-    codebase.put_artifact(&hash, b"compiler-a", b"native code").unwrap();
-    assert_eq!(codebase.artifact(&hash, b"compiler-a").unwrap().unwrap(), b"native code");
+    codebase
+        .put_artifact(&hash, b"compiler-a", b"native code")
+        .unwrap();
+    assert_eq!(
+        codebase.artifact(&hash, b"compiler-a").unwrap().unwrap(),
+        b"native code"
+    );
     assert_eq!(codebase.artifact(&hash, b"compiler-b").unwrap(), None);
 }
 
@@ -133,7 +165,10 @@ fn artifacts_are_keyed_by_compiler_and_checked() {
 fn a_second_opener_waits_then_gets_a_precise_lock_error() {
     let dir = tempfile::tempdir().unwrap();
     let _holder = Codebase::open(dir.path()).unwrap();
-    let options = OpenOptions { lock_timeout: std::time::Duration::from_millis(100), ..Default::default() };
+    let options = OpenOptions {
+        lock_timeout: std::time::Duration::from_millis(100),
+        ..Default::default()
+    };
     let started = std::time::Instant::now();
     match Codebase::open_with(dir.path(), &options) {
         Err(StoreError::Locked { waited, .. }) => {
