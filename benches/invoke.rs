@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use ciborium::Value;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use spore_core::{FunctionRef, Manifest, abi};
-use spore_runtime::{Limits, Runtime, RuntimeConfig};
+use spore_runtime::{CallEnv, Limits, Runtime, RuntimeConfig};
 use spore_store::Codebase;
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, Linker, Module, PoolingAllocationConfig, Store,
@@ -117,9 +117,10 @@ fn warm_add(c: &mut Criterion) {
     let runtime = fixture.runtime();
     let add = FunctionRef::new(manifests[0].module, "add".parse().unwrap());
     let limits = Limits::default();
+    let env = CallEnv::default();
     let args = add_args();
     assert_eq!(
-        runtime.invoke(&add, &args, &limits).unwrap().value,
+        runtime.invoke(&add, &args, &limits, &env).unwrap().value,
         Value::Integer(5.into())
     );
     let plain = PlainWasmtime::pooled_defaults(&spore_test_programs::bytes("arith"));
@@ -129,7 +130,7 @@ fn warm_add(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("warm_add");
     group.bench_function("spore", |b| {
-        b.iter(|| runtime.invoke(&add, black_box(&args), &limits).unwrap())
+        b.iter(|| runtime.invoke(&add, black_box(&args), &limits, &env).unwrap())
     });
     group.bench_function("plain_wasmtime", |b| b.iter(|| plain.call()));
     group.bench_function("plain_wasmtime_spore_settings", |b| {
@@ -146,6 +147,7 @@ fn throughput_add(c: &mut Criterion) {
     let runtime = fixture.runtime();
     let add = FunctionRef::new(manifests[0].module, "add".parse().unwrap());
     let limits = Limits::default();
+    let env = CallEnv::default();
     let args = add_args();
 
     let mut group = c.benchmark_group("throughput_add");
@@ -159,7 +161,7 @@ fn throughput_add(c: &mut Criterion) {
                     for _ in 0..threads {
                         scope.spawn(|| {
                             for _ in 0..per_thread {
-                                runtime.invoke(&add, &args, &limits).unwrap();
+                                runtime.invoke(&add, &args, &limits, &env).unwrap();
                             }
                         });
                     }
@@ -184,6 +186,7 @@ fn first_invoke_markdown(c: &mut Criterion) {
         "# Title\n\nSome *markdown* with a [link](https://example.org).".into(),
     )];
     let limits = Limits::default();
+    let env = CallEnv::default();
     // Compile once so that the artifact is cached for the `with_cache` case.
     fixture.runtime().precompile(&render.module).unwrap();
 
@@ -194,7 +197,7 @@ fn first_invoke_markdown(c: &mut Criterion) {
     group.bench_function("with_compiled_cache", |b| {
         b.iter_batched(
             || fixture.runtime(),
-            |runtime| runtime.invoke(&render, &args, &limits).unwrap(),
+            |runtime| runtime.invoke(&render, &args, &limits, &env).unwrap(),
             BatchSize::PerIteration,
         )
     });
@@ -204,7 +207,7 @@ fn first_invoke_markdown(c: &mut Criterion) {
                 fixture.codebase.clear_artifacts().unwrap();
                 fixture.runtime()
             },
-            |runtime| runtime.invoke(&render, &args, &limits).unwrap(),
+            |runtime| runtime.invoke(&render, &args, &limits, &env).unwrap(),
             BatchSize::PerIteration,
         )
     });

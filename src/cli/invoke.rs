@@ -5,7 +5,7 @@ use std::io::Read;
 use clap::Args;
 use serde_json::json;
 use spore_core::value;
-use spore_node::{LoadSource, Node};
+use spore_node::{InvokeOptions, LoadSource, Node};
 
 use super::exit::UsageError;
 use super::limits::LimitArgs;
@@ -20,19 +20,22 @@ pub struct InvokeArgs {
     pub args: Vec<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Run the function even if its result is memoized (and do not memoize it).
+    #[arg(long)]
+    pub no_memo: bool,
 }
 
 pub fn invoke(args: &InvokeArgs, node: &Node, out: &Output) -> anyhow::Result<()> {
     let values = parse_args(&args.args)?;
     let function = node.resolve(&args.reference)?;
-    let limits = args.limits.apply(node.default_limits());
-    let invocation = node.invoke(&function, &values, &limits)?;
-    let result = value::to_json(&invocation.value);
-    let stats = &invocation.stats;
-    let printed = out.json(&json!({
-        "function": invocation.function,
-        "result": result,
-        "stats": {
+    let options = InvokeOptions {
+        limits: args.limits.apply(node.default_limits()),
+        memo: !args.no_memo,
+    };
+    let outcome = node.invoke(&function, &values, &options)?;
+    let result = value::to_json(&outcome.value);
+    let stats = outcome.stats.map(|stats| {
+        json!({
             "load": match stats.load_source {
                 LoadSource::Memory => "memory",
                 LoadSource::Artifact => "cached",
@@ -42,7 +45,14 @@ pub fn invoke(args: &InvokeArgs, node: &Node, out: &Output) -> anyhow::Result<()
             "instantiate_us": stats.instantiate_time.as_micros() as u64,
             "run_us": stats.run_time.as_micros() as u64,
             "memory_bytes": stats.memory_bytes,
-        },
+        })
+    });
+    let printed = out.json(&json!({
+        "function": outcome.function,
+        "result": result,
+        "memo": outcome.memo,
+        "effectful": outcome.effectful,
+        "stats": stats,
     }))?;
     if !printed {
         println!("{result}");

@@ -1,6 +1,7 @@
 //! Argument parsing and dispatch. Each command lives in its own module and talks only
 //! to `spore_node::Node`.
 
+mod abilities;
 mod codebase;
 mod exit;
 mod invoke;
@@ -12,7 +13,7 @@ mod publish;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use spore_node::{Home, Node, RuntimeConfig};
+use spore_node::{Home, Node};
 
 pub use exit::report;
 
@@ -53,28 +54,33 @@ pub enum Command {
     /// Point names at functions, list them, and see their history.
     #[command(subcommand)]
     Names(names::NamesCommand),
+    /// List the abilities this node knows and the providers bound to them.
+    Abilities,
+    /// Manage memoized results of pure functions.
+    #[command(subcommand)]
+    Memo(abilities::MemoCommand),
 }
 
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
     let out = output::Output::new(cli.json);
+    if let Command::Hash(args) = &cli.command {
+        return publish::hash(args, &out);
+    }
+    let node = Node::open(Home::locate(cli.home.as_deref()))?;
     match &cli.command {
-        Command::Hash(args) => publish::hash(args, &out),
-        Command::Build(args) => publish::build(args, &open_node(cli)?, &out),
-        Command::Publish(args) => publish::publish(args, &open_node(cli)?, &out),
-        Command::Invoke(args) => invoke::invoke(args, &open_node(cli)?, &out),
-        Command::Ls => codebase::ls(&open_node(cli)?, &out),
-        Command::Inspect(args) => codebase::inspect(args, &open_node(cli)?, &out),
-        Command::Verify => codebase::verify(&open_node(cli)?, &out),
-        Command::Names(command) => names::run(command, &open_node(cli)?, &out),
+        Command::Hash(_) => unreachable!("handled without a node"),
+        Command::Build(args) => publish::build(args, &node, &out),
+        Command::Publish(args) => publish::publish(args, &node, &out),
+        Command::Invoke(args) => invoke::invoke(args, &node, &out),
+        Command::Ls => codebase::ls(&node, &out),
+        Command::Inspect(args) => codebase::inspect(args, &node, &out),
+        Command::Verify => codebase::verify(&node, &out),
+        Command::Names(command) => names::run(command, &node, &out),
+        Command::Abilities => abilities::list(&node, &out),
+        Command::Memo(command) => abilities::memo(command, &node, &out),
     }
 }
 
-fn open_node(cli: &Cli) -> anyhow::Result<Node> {
-    Ok(Node::open(
-        Home::locate(cli.home.as_deref()),
-        RuntimeConfig::default(),
-    )?)
-}
 
 pub fn init_tracing(verbose: u8) {
     let default = match verbose {

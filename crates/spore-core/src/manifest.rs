@@ -303,7 +303,8 @@ fn describe(ty: &FuncType) -> String {
     format!("({}) -> ({})", list(ty.params()), list(ty.results()))
 }
 
-fn is_ability_word(word: &str) -> bool {
+/// Whether `word` may name an ability or an operation (`spec/abilities.md`).
+pub fn is_ability_word(word: &str) -> bool {
     let mut chars = word.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && word.len() <= 64

@@ -1,3 +1,4 @@
+use crate::config::ConfigError;
 use spore_core::name::NameError;
 use spore_core::reference::RefParseError;
 use spore_core::{ExportError, ModuleError, Name};
@@ -29,6 +30,20 @@ pub enum NodeError {
     Invoke(InvokeError),
     #[error("`{name}` points at {target}, which this codebase does not hold")]
     DanglingName { name: Name, target: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{file}: the binding of `{ability}` is invalid: {message}")]
+    Binding {
+        file: String,
+        ability: String,
+        message: String,
+    },
+    #[error("the module imports `{import}`, {}", if *ability_known { format!("an operation its ability does not have (see spec/abilities.md, or the operations declared in {config})") } else { format!("which names no ability this node knows; use a built-in ability or declare it in {config}: [abilities.NAME] operations = [...]") })]
+    UnknownImport {
+        import: String,
+        ability_known: bool,
+        config: String,
+    },
 }
 
 /// What kind of failure an error is, for exit codes and HTTP statuses.
@@ -66,7 +81,8 @@ impl NodeError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             NodeError::Home { .. } => ErrorKind::Other,
-            NodeError::InvalidModule(_) => ErrorKind::InvalidModule,
+            NodeError::InvalidModule(_) | NodeError::UnknownImport { .. } => ErrorKind::InvalidModule,
+            NodeError::Config(_) | NodeError::Binding { .. } => ErrorKind::Usage,
             NodeError::Reference(_) | NodeError::Name(_) => ErrorKind::Usage,
             NodeError::Export(ExportError::Unspecified { .. }) => ErrorKind::Usage,
             NodeError::Export(_) => ErrorKind::NotFound,

@@ -5,13 +5,23 @@
 //! the store or the runtime. It must not know about argument parsing, terminals or
 //! output formats: it takes and returns typed values.
 
+mod bindings;
+mod call;
+pub mod config;
 mod error;
+mod handle;
+mod handler;
 mod home;
+mod memo;
 mod node;
+mod size;
 
+pub use bindings::Shapes;
+pub use config::{ConfigError, NodeConfig};
 pub use error::{ErrorKind, NodeError};
 pub use home::Home;
-pub use node::{ModuleInfo, Node, Published};
+pub use node::{AbilityInfo, InvokeOptions, MemoUse, ModuleInfo, Node, Outcome, Published};
+pub use size::parse_size;
 
 pub use spore_runtime::{CallStats, Invocation, InvokeError, Limits, LoadSource, RuntimeConfig};
 pub use spore_store::{NameEntry, NameEvent};

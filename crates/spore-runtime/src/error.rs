@@ -25,10 +25,12 @@ pub enum InvokeError {
     Load(#[from] LoadError),
     #[error(transparent)]
     Export(#[from] ExportError),
-    #[error("{function} needs abilities this node does not bind: {}; bind them in the node's configuration", missing.join(", "))]
+    #[error("{function} needs abilities that are not bound here: {}; bind them in {origin}", missing.join(", "))]
     UnboundAbilities {
         function: FunctionRef,
         missing: Vec<String>,
+        /// Where the bindings in force come from (the node's configuration file).
+        origin: String,
     },
     #[error("{function} refused its arguments: {message}")]
     BadArguments {

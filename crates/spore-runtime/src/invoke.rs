@@ -1,5 +1,7 @@
 //! One call: a fresh instance, the arguments in, the result out, every limit enforced.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ciborium::Value;
@@ -7,8 +9,16 @@ use spore_core::abi::{self, Status};
 use spore_core::{FunctionRef, value};
 use wasmtime::{Extern, Memory, ResourceLimiter, Store, Trap, TypedFunc, WasmBacktrace};
 
+use crate::ability::{AbilityContext, Bindings, Provider};
 use crate::error::TrapDetail;
 use crate::{InvokeError, Limits, LoadSource, LoadedModule, Runtime};
+
+/// Where a call runs: the abilities bound for it and how deep in `call`s it is.
+#[derive(Debug, Clone, Default)]
+pub struct CallEnv {
+    pub bindings: Arc<Bindings>,
+    pub depth: u32,
+}
 
 /// A finished call: the value the function returned and what it cost.
 #[derive(Debug, Clone)]
@@ -17,6 +27,9 @@ pub struct Invocation {
     pub function: FunctionRef,
     pub value: Value,
     pub stats: CallStats,
+    /// Whether the call used an ability whose result is not a function of its inputs
+    /// (anything but `call`s of pure functions). Only calls that were not may be memoized.
+    pub effectful: bool,
 }
 
 /// Where the time went in one call.
@@ -33,7 +46,15 @@ pub struct CallStats {
 /// What the host keeps for one call's store.
 pub(crate) struct CallState {
     limiter: MemoryCap,
+    /// The providers for the module's abilities, in the order of `Manifest::abilities`.
+    pub(crate) providers: Vec<Arc<dyn Provider>>,
+    pub(crate) context: Arc<AbilityContext>,
+    /// Set once the instance exists, for ability imports to reach guest memory.
+    pub(crate) memory: Option<Memory>,
+    pub(crate) alloc: Option<TypedFunc<i32, i32>>,
 }
+
+static INVOCATIONS: AtomicU64 = AtomicU64::new(1);
 
 /// Enforces the call's memory limit and remembers a refused growth, so that the trap
 /// that follows (Rust aborts when allocation fails) is reported as the limit it was.
@@ -70,26 +91,43 @@ impl ResourceLimiter for MemoryCap {
 }
 
 impl Runtime {
-    /// Calls `function` with `args` under `limits`, in a fresh instance.
-    #[tracing::instrument(skip_all, fields(function = %function))]
+    /// Calls `function` with `args` under `limits`, in a fresh instance, with the
+    /// abilities `env` binds. A function needing an ability `env` does not bind is
+    /// refused before it is instantiated.
+    #[tracing::instrument(skip_all, fields(function = %function, depth = env.depth))]
     pub fn invoke(
         &self,
         function: &FunctionRef,
         args: &[Value],
         limits: &Limits,
+        env: &CallEnv,
     ) -> Result<Invocation, InvokeError> {
+        let started = Instant::now();
         let (loaded, load_source, load_time) = self.load(&function.module)?;
         let export = loaded.manifest.resolve_export(function.export.as_ref())?;
         let function = FunctionRef::new(function.module, export);
-        let missing: Vec<String> = loaded
-            .manifest
-            .abilities()
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
-        if !missing.is_empty() {
-            return Err(InvokeError::UnboundAbilities { function, missing });
+        let mut providers = Vec::new();
+        let mut missing = Vec::new();
+        for ability in loaded.manifest.abilities() {
+            match env.bindings.get(ability) {
+                Some(provider) => providers.push(provider.clone()),
+                None => missing.push(ability.to_owned()),
+            }
         }
+        if !missing.is_empty() {
+            return Err(InvokeError::UnboundAbilities {
+                function,
+                missing,
+                origin: env.bindings.origin().to_owned(),
+            });
+        }
+        let context = Arc::new(AbilityContext {
+            function: function.clone(),
+            invocation: INVOCATIONS.fetch_add(1, Ordering::Relaxed),
+            deadline: started + limits.deadline,
+            depth: env.depth,
+            effects: Arc::new(AtomicBool::new(false)),
+        });
         let args = value::encode_canonical(&Value::Array(args.to_vec())).map_err(|e| {
             InvokeError::BadArguments {
                 function: function.clone(),
@@ -102,10 +140,11 @@ impl Runtime {
             function,
             limits: *limits,
         };
-        let (value, instantiate_time, run_time, memory_bytes) = call.run(&args)?;
+        let (value, instantiate_time, run_time, memory_bytes) = call.run(&args, providers, context.clone())?;
         Ok(Invocation {
             function: call.function,
             value,
+            effectful: context.effects.load(Ordering::Relaxed),
             stats: CallStats {
                 load_source,
                 load_time,
@@ -125,7 +164,12 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
-    fn run(&mut self, args: &[u8]) -> Result<(Value, Duration, Duration, u64), InvokeError> {
+    fn run(
+        &mut self,
+        args: &[u8],
+        providers: Vec<Arc<dyn Provider>>,
+        context: Arc<AbilityContext>,
+    ) -> Result<(Value, Duration, Duration, u64), InvokeError> {
         let started = Instant::now();
         let mut store = Store::new(
             &self.runtime.engine,
@@ -134,6 +178,10 @@ impl Call<'_> {
                     limit: usize::try_from(self.limits.memory_bytes).unwrap_or(usize::MAX),
                     refused: None,
                 },
+                providers,
+                context,
+                memory: None,
+                alloc: None,
             },
         );
         store.limiter(|state| &mut state.limiter);
@@ -155,6 +203,8 @@ impl Call<'_> {
             .get(self.function.export.as_ref().expect("resolved"));
         let entry: TypedFunc<(i32, i32), i64> =
             self.typed(&mut store, &instance, entry.expect("manifest lists it"))?;
+        store.data_mut().memory = Some(memory);
+        store.data_mut().alloc = Some(alloc.clone());
         let instantiate_time = started.elapsed();
 
         let run_started = Instant::now();

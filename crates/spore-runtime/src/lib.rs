@@ -6,16 +6,19 @@
 //! end as a typed error naming the function. It must not know where modules come from
 //! beyond the local codebase (no network), nor how people name functions.
 
+mod ability;
 mod config;
+mod dispatch;
 mod engine;
 mod error;
 mod invoke;
 mod loader;
 
+pub use ability::{AbilityContext, AbilityError, AbilityErrorKind, Bindings, Provider, field, text_field};
 pub use config::{Limits, RuntimeConfig};
 pub use engine::wasmtime_config;
 pub use error::{InvokeError, LoadError, TrapDetail};
-pub use invoke::{CallStats, Invocation};
+pub use invoke::{CallEnv, CallStats, Invocation};
 pub use loader::{LoadSource, LoadedModule};
 
 use std::collections::HashMap;

@@ -139,25 +139,13 @@ impl Runtime {
         let memory = export(abi::MEMORY)?;
         let alloc = export(abi::ALLOC)?;
         let panic_message = module.get_export_index(abi::PANIC_MESSAGE);
-        // Modules with imports are refused before instantiation (see `invoke`) until
-        // their abilities are bound, so an empty linker suffices for the rest.
-        let linker = Linker::new(&self.engine);
-        let pre = if manifest.imports.is_empty() {
-            linker.instantiate_pre(&module)
-        } else {
-            let mut permissive = linker;
-            permissive
-                .define_unknown_imports_as_traps(&module)
-                .map_err(|e| LoadError::Compile {
-                    module: manifest.module,
-                    message: format!("{e:#}"),
-                })?;
-            permissive.instantiate_pre(&module)
-        }
-        .map_err(|e| LoadError::Compile {
+        let link_error = |e: wasmtime::Error| LoadError::Compile {
             module: manifest.module,
             message: format!("{e:#}"),
-        })?;
+        };
+        let mut linker = Linker::new(&self.engine);
+        crate::dispatch::define_imports(&mut linker, &manifest).map_err(link_error)?;
+        let pre = linker.instantiate_pre(&module).map_err(link_error)?;
         Ok(LoadedModule {
             manifest,
             pre,

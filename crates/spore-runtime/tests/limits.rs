@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use ciborium::Value;
 use spore_core::{FunctionRef, Manifest};
-use spore_runtime::{InvokeError, Limits, LoadSource, Runtime, RuntimeConfig};
+use spore_runtime::{CallEnv, InvokeError, Limits, LoadSource, Runtime, RuntimeConfig};
 use spore_store::Codebase;
 
 /// A bump allocator, and functions that exercise each way a call can end.
@@ -73,6 +73,7 @@ impl Fixture {
                 &function,
                 &[Value::Integer(7.into()), Value::Text("x".into())],
                 limits,
+                &CallEnv::default(),
             )
             .map(|invocation| invocation.value)
     }
@@ -92,19 +93,19 @@ fn echo_returns_its_arguments_and_reports_where_it_loaded_from() {
     let function = FunctionRef::new(fixture.module, "echo".parse().unwrap());
     let first = fixture
         .runtime
-        .invoke(&function, &[], &Limits::default())
+        .invoke(&function, &[], &Limits::default(), &CallEnv::default())
         .unwrap();
     assert_eq!(first.value, Value::Array(vec![]));
     assert_eq!(first.stats.load_source, LoadSource::Compiled);
     let second = fixture
         .runtime
-        .invoke(&function, &[], &Limits::default())
+        .invoke(&function, &[], &Limits::default(), &CallEnv::default())
         .unwrap();
     assert_eq!(second.stats.load_source, LoadSource::Memory);
     fixture.runtime.evict_all();
     let third = fixture
         .runtime
-        .invoke(&function, &[], &Limits::default())
+        .invoke(&function, &[], &Limits::default(), &CallEnv::default())
         .unwrap();
     assert_eq!(third.stats.load_source, LoadSource::Artifact);
 }

@@ -8,6 +8,8 @@
 
 mod artifacts;
 mod error;
+mod kv;
+mod memo;
 mod modules;
 mod names;
 
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use error::StoreError;
+pub use kv::KvSpace;
 pub use names::{NameEntry, NameEvent};
 
 /// An open codebase. Cheap to clone; all clones share one database.
@@ -26,6 +29,7 @@ pub struct Codebase {
     names: sled::Tree,
     name_history: sled::Tree,
     artifacts: sled::Tree,
+    memo: sled::Tree,
     path: PathBuf,
 }
 
@@ -90,6 +94,7 @@ impl Codebase {
             names: tree("names")?,
             name_history: tree("name_history")?,
             artifacts: tree("artifacts")?,
+            memo: tree("memo")?,
             db,
             path: path.to_owned(),
         })

@@ -179,3 +179,43 @@ fn a_second_opener_waits_then_gets_a_precise_lock_error() {
         Ok(_) => panic!("a second opener must not get the database"),
     }
 }
+
+#[test]
+fn kv_spaces_are_separate_and_compare_and_swap_is_atomic() {
+    let dir = tempfile::tempdir().unwrap();
+    let codebase = Codebase::open(dir.path()).unwrap();
+    let a = codebase.kv_space("a").unwrap();
+    let b = codebase.kv_space("b").unwrap();
+    a.put("k", b"1").unwrap();
+    assert_eq!(a.get("k").unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(b.get("k").unwrap(), None);
+    assert!(!a.compare_and_swap("k", Some(b"0"), Some(b"2")).unwrap());
+    assert!(a.compare_and_swap("k", Some(b"1"), Some(b"2")).unwrap());
+    assert!(a.compare_and_swap("new", None, Some(b"x")).unwrap());
+    a.put("other", b"y").unwrap();
+    assert_eq!(a.list("", 10).unwrap(), ["k", "new", "other"]);
+    assert_eq!(a.list("n", 10).unwrap(), ["new"]);
+    assert_eq!(a.list("", 2).unwrap().len(), 2);
+    assert!(a.delete("k").unwrap());
+    assert!(!a.delete("k").unwrap());
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let a = a.clone();
+            std::thread::spawn(move || {
+                for _ in 0..100 {
+                    loop {
+                        let current = a.get("counter").unwrap();
+                        let n = current.as_deref().map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap()));
+                        if a.compare_and_swap("counter", current.as_deref(), Some(&(n + 1).to_le_bytes())).unwrap() {
+                            break;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(a.get("counter").unwrap().unwrap(), 400u64.to_le_bytes());
+}

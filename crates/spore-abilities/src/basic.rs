@@ -1,0 +1,97 @@
+//! The small built-in providers: `log`, `clock`, `random` and `config`.
+
+use std::collections::BTreeMap;
+
+use ciborium::Value;
+use spore_runtime::{AbilityContext, AbilityError, Provider, text_field};
+
+/// `log`: writes through the node's tracing subscriber.
+pub struct LogProvider;
+
+impl Provider for LogProvider {
+    fn call(&self, cx: &AbilityContext, operation: &str, request: Value) -> Result<Value, AbilityError> {
+        let message = request
+            .as_text()
+            .ok_or_else(|| AbilityError::bad_request("a log message is a text string"))?;
+        let function = cx.function.to_string();
+        let invocation = cx.invocation;
+        match operation {
+            "debug" => tracing::debug!(target: "spore::guest", %function, invocation, "{message}"),
+            "info" => tracing::info!(target: "spore::guest", %function, invocation, "{message}"),
+            "warn" => tracing::warn!(target: "spore::guest", %function, invocation, "{message}"),
+            _ => tracing::error!(target: "spore::guest", %function, invocation, "{message}"),
+        }
+        Ok(Value::Null)
+    }
+
+    fn describe(&self) -> String {
+        "node log (tracing, target spore::guest)".into()
+    }
+}
+
+/// `clock`: wall-clock time.
+pub struct ClockProvider;
+
+impl Provider for ClockProvider {
+    fn call(&self, _cx: &AbilityContext, _operation: &str, _request: Value) -> Result<Value, AbilityError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Ok(Value::Integer(now.into()))
+    }
+
+    fn describe(&self) -> String {
+        "system wall clock (milliseconds since the Unix epoch)".into()
+    }
+}
+
+/// `random`: bytes from the operating system's generator.
+pub struct RandomProvider;
+
+/// Bigger requests are almost certainly mistakes; a guest can loop if it needs more.
+const MAX_RANDOM_BYTES: u64 = 65536;
+
+impl Provider for RandomProvider {
+    fn call(&self, _cx: &AbilityContext, _operation: &str, request: Value) -> Result<Value, AbilityError> {
+        let n = request
+            .as_integer()
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|n| *n <= MAX_RANDOM_BYTES)
+            .ok_or_else(|| {
+                AbilityError::bad_request(format!("random.bytes takes a count from 0 to {MAX_RANDOM_BYTES}"))
+            })?;
+        let mut bytes = vec![0u8; n as usize];
+        getrandom::fill(&mut bytes).map_err(|e| {
+            AbilityError::new(spore_runtime::AbilityErrorKind::Failed, format!("the OS generator failed: {e}"))
+        })?;
+        Ok(Value::Bytes(bytes))
+    }
+
+    fn describe(&self) -> String {
+        "operating system random generator".into()
+    }
+}
+
+/// `config`: values from the node's configuration.
+pub struct ConfigProvider {
+    values: BTreeMap<String, Value>,
+}
+
+impl ConfigProvider {
+    pub fn new(values: BTreeMap<String, Value>) -> ConfigProvider {
+        ConfigProvider { values }
+    }
+}
+
+impl Provider for ConfigProvider {
+    fn call(&self, _cx: &AbilityContext, _operation: &str, request: Value) -> Result<Value, AbilityError> {
+        let key = text_field(&request, "key")?;
+        Ok(self.values.get(key).cloned().unwrap_or(Value::Null))
+    }
+
+    fn describe(&self) -> String {
+        let keys: Vec<&str> = self.values.keys().map(String::as_str).collect();
+        format!("node configuration values [{}]", keys.join(", "))
+    }
+}

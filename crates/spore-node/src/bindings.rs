@@ -1,0 +1,182 @@
+//! Turning the configuration's `[abilities.*]` tables into providers and shapes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ciborium::Value;
+use spore_abilities::{
+    BUILTIN_SHAPES, ClockProvider, ConfigProvider, HttpProvider, HttpSettings, KvProvider, KvSettings, LogProvider,
+    ProcessProvider, ProcessSettings, RandomProvider,
+};
+use spore_runtime::{AbilityContext, AbilityError, AbilityErrorKind, Bindings, Provider};
+use spore_store::Codebase;
+
+use crate::NodeError;
+use crate::call::CallProvider;
+use crate::config::{AbilityConfig, NodeConfig, ProviderConfig};
+use crate::handle::NodeHandle;
+use crate::handler::HandlerProvider;
+
+/// Each known ability and its operations: the built-ins and the configuration's
+/// declarations. Publishing refuses imports outside these.
+pub type Shapes = BTreeMap<String, BTreeSet<String>>;
+
+pub(crate) fn shapes(config: &NodeConfig) -> Shapes {
+    let mut shapes: Shapes = BUILTIN_SHAPES
+        .iter()
+        .map(|(ability, operations)| (ability.to_string(), operations.iter().map(|o| o.to_string()).collect()))
+        .collect();
+    for (ability, declared) in &config.abilities {
+        if !declared.operations.is_empty() {
+            shapes.insert(ability.clone(), declared.operations.iter().cloned().collect());
+        }
+    }
+    shapes
+}
+
+pub(crate) fn build(config: &NodeConfig, codebase: &Codebase, node: &NodeHandle) -> Result<Bindings, NodeError> {
+    let mut bindings = Bindings::new(config.file.display().to_string());
+    let builder = Builder { config, codebase, node };
+    for (ability, table) in &config.abilities {
+        if let Some(provider) = builder.provider(ability, table)? {
+            bindings.bind(ability.clone(), provider);
+        }
+    }
+    Ok(bindings)
+}
+
+struct Builder<'a> {
+    config: &'a NodeConfig,
+    codebase: &'a Codebase,
+    node: &'a NodeHandle,
+}
+
+impl Builder<'_> {
+    fn provider(&self, ability: &str, table: &AbilityConfig) -> Result<Option<Arc<dyn Provider>>, NodeError> {
+        let Some(provider) = &table.provider else {
+            return Ok(None);
+        };
+        let invalid = |message: String| NodeError::Binding {
+            file: self.config.file.display().to_string(),
+            ability: ability.to_owned(),
+            message,
+        };
+        let provider: Arc<dyn Provider> = match provider {
+            ProviderConfig::Log => Arc::new(LogProvider),
+            ProviderConfig::Clock => Arc::new(ClockProvider),
+            ProviderConfig::Random => Arc::new(RandomProvider),
+            ProviderConfig::Config => Arc::new(ConfigProvider::new(self.config.values.clone())),
+            ProviderConfig::Call => Arc::new(CallProvider {
+                node: self.node.clone(),
+                max_depth: self.config.max_call_depth,
+            }),
+            ProviderConfig::Kv { namespace, max_value_bytes } => Arc::new(KvProvider::new(
+                self.codebase,
+                KvSettings {
+                    namespace: namespace.clone(),
+                    max_value_bytes: *max_value_bytes,
+                },
+            )?),
+            ProviderConfig::Http { allow, timeout, max_response_bytes } => Arc::new(
+                HttpProvider::new(HttpSettings {
+                    allow: allow.clone(),
+                    timeout: *timeout,
+                    max_response_bytes: *max_response_bytes,
+                })
+                .map_err(|e| invalid(e.to_string()))?,
+            ),
+            ProviderConfig::Process { command, cwd, env, timeout } => Arc::new(LazyProcess::new(ProcessSettings {
+                ability: ability.to_owned(),
+                operations: operations_of(ability, table),
+                command: command.clone(),
+                cwd: cwd.clone(),
+                env: env.clone(),
+                timeout: *timeout,
+            })),
+            ProviderConfig::Handler { function, uses } => {
+                let uses = uses
+                    .iter()
+                    .map(|(inner, table)| Ok((inner.clone(), self.provider(inner, table)?.expect("validated: uses bind"))))
+                    .collect::<Result<_, NodeError>>()?;
+                Arc::new(HandlerProvider::new(self.node.clone(), ability.to_owned(), function.clone(), uses))
+            }
+        };
+        Ok(Some(provider))
+    }
+}
+
+fn operations_of(ability: &str, table: &AbilityConfig) -> Vec<String> {
+    if !table.operations.is_empty() {
+        return table.operations.clone();
+    }
+    BUILTIN_SHAPES
+        .iter()
+        .find(|(name, _)| *name == ability)
+        .map(|(_, ops)| ops.iter().map(|o| o.to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// A provider process started on first use, so that commands which never call it
+/// (`spore publish`, `spore ls`) do not spawn it. A failed start is retried, but not
+/// more than once a second.
+struct LazyProcess {
+    settings: ProcessSettings,
+    state: Mutex<LazyState>,
+}
+
+enum LazyState {
+    NotStarted,
+    Running(Arc<ProcessProvider>),
+    Failed { at: Instant, message: String },
+}
+
+const RETRY_START_AFTER: Duration = Duration::from_secs(1);
+
+impl LazyProcess {
+    fn new(settings: ProcessSettings) -> LazyProcess {
+        LazyProcess {
+            settings,
+            state: Mutex::new(LazyState::NotStarted),
+        }
+    }
+
+    fn running(&self) -> Result<Arc<ProcessProvider>, AbilityError> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match &*state {
+            LazyState::Running(provider) => return Ok(provider.clone()),
+            LazyState::Failed { at, message } if at.elapsed() < RETRY_START_AFTER => {
+                return Err(AbilityError::new(AbilityErrorKind::Unavailable, message.clone()));
+            }
+            _ => {}
+        }
+        match ProcessProvider::start(self.settings.clone()) {
+            Ok(provider) => {
+                *state = LazyState::Running(provider.clone());
+                Ok(provider)
+            }
+            Err(error) => {
+                let message = format!("the `{}` provider process could not start: {error}", self.settings.ability);
+                *state = LazyState::Failed {
+                    at: Instant::now(),
+                    message: message.clone(),
+                };
+                Err(AbilityError::new(AbilityErrorKind::Unavailable, message))
+            }
+        }
+    }
+}
+
+impl Provider for LazyProcess {
+    fn call(&self, cx: &AbilityContext, operation: &str, request: Value) -> Result<Value, AbilityError> {
+        self.running()?.call(cx, operation, request)
+    }
+
+    fn describe(&self) -> String {
+        match &*self.state.lock().unwrap_or_else(|e| e.into_inner()) {
+            LazyState::Running(provider) => provider.describe(),
+            LazyState::NotStarted => format!("process `{}` (started on first use)", self.settings.command.join(" ")),
+            LazyState::Failed { message, .. } => message.clone(),
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Wasm handlers: an ability whose operations are the exports of a spore function module,
+//! which in turn uses abilities of its own (`spec/abilities.md`, "Custom abilities").
+
+use std::sync::{Arc, OnceLock};
+
+use ciborium::Value;
+use spore_core::ExportName;
+use spore_runtime::{AbilityContext, AbilityError, AbilityErrorKind, Bindings, CallEnv, InvokeError, Limits, Provider, field};
+
+use crate::handle::NodeHandle;
+use crate::{InvokeOptions, NodeError};
+
+pub(crate) struct HandlerProvider {
+    pub(crate) node: NodeHandle,
+    pub(crate) ability: String,
+    /// The handler module, as configured (a name or a hash), resolved at each call so
+    /// that re-pointing a name takes effect without a restart.
+    pub(crate) function: String,
+    /// Bindings for the handler's own imports that replace the node's (`uses`).
+    pub(crate) uses: Vec<(String, Arc<dyn Provider>)>,
+    /// The node's bindings with `uses` laid over them, made on first use.
+    env: OnceLock<Arc<Bindings>>,
+}
+
+impl HandlerProvider {
+    pub(crate) fn new(node: NodeHandle, ability: String, function: String, uses: Vec<(String, Arc<dyn Provider>)>) -> Self {
+        HandlerProvider {
+            node,
+            ability,
+            function,
+            uses,
+            env: OnceLock::new(),
+        }
+    }
+
+    fn env(&self, node_bindings: &Bindings) -> Arc<Bindings> {
+        self.env
+            .get_or_init(|| {
+                let mut bindings = node_bindings.clone();
+                for (ability, provider) in &self.uses {
+                    bindings.bind(ability.clone(), provider.clone());
+                }
+                Arc::new(bindings)
+            })
+            .clone()
+    }
+}
+
+impl Provider for HandlerProvider {
+    fn call(&self, cx: &AbilityContext, operation: &str, request: Value) -> Result<Value, AbilityError> {
+        let node = self.node.get()?;
+        let unavailable = |message: String| AbilityError::new(AbilityErrorKind::Unavailable, message);
+        let (module, _) = node
+            .locate(&self.function)
+            .map_err(|e| unavailable(format!("the `{}` handler `{}` cannot be found: {e}", self.ability, self.function)))?;
+        let export: ExportName = operation
+            .parse()
+            .map_err(|_| unavailable(format!("`{operation}` cannot be a handler export")))?;
+        let function = spore_core::FunctionRef::new(module, export);
+        let env = self.env(node.bindings());
+        if let Some(own) = env.get(&self.ability)
+            && std::ptr::addr_eq(Arc::as_ptr(own), self as *const Self)
+            && node.manifest(&module).is_ok_and(|m| m.abilities().contains(&self.ability.as_str()))
+        {
+            return Err(AbilityError::new(
+                AbilityErrorKind::Failed,
+                format!(
+                    "the `{}` handler `{}` uses `{0}` itself, which would call the handler again; bind its own `{0}` with [abilities.{0}.uses.{0}]",
+                    self.ability, self.function
+                ),
+            ));
+        }
+        let options = InvokeOptions {
+            limits: Limits {
+                deadline: cx.remaining(),
+                memory_bytes: node.default_limits().memory_bytes,
+            },
+            memo: false,
+        };
+        let env = CallEnv { bindings: env, depth: cx.depth + 1 };
+        match node.invoke_in(&function, &[request], &options, &env) {
+            Ok(outcome) => Ok(outcome.value),
+            // A handler reports an operation's failure by returning an error value; when
+            // it is shaped like an ability error, pass its kind and message through.
+            Err(NodeError::Invoke(InvokeError::Guest { error, .. })) => {
+                let kind = field(&error, "kind")
+                    .and_then(Value::as_text)
+                    .and_then(AbilityErrorKind::parse)
+                    .unwrap_or(AbilityErrorKind::Failed);
+                let message = field(&error, "message")
+                    .and_then(Value::as_text)
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| spore_core::value::to_json(&error).to_string());
+                Err(AbilityError { kind, message, value: Some(error) })
+            }
+            Err(other) => Err(crate::call::invoke_error(other)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let uses: Vec<&str> = self.uses.iter().map(|(a, _)| a.as_str()).collect();
+        if uses.is_empty() {
+            format!("Wasm handler `{}`", self.function)
+        } else {
+            format!("Wasm handler `{}` (its own {} bound separately)", self.function, uses.join(", "))
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The host side of abilities (`spec/abilities.md`): what a provider is, what it is
+//! told about the call it serves, and how a node's bindings are looked up.
+//!
+//! The runtime dispatches imports to providers; it does not know any provider itself.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ciborium::Value;
+use spore_core::FunctionRef;
+
+/// Performs the operations of one ability for the functions of a node.
+///
+/// Providers are called from the thread running the guest, which waits: a provider
+/// must never wait past `cx.deadline`, and must be safe to call from many threads.
+pub trait Provider: Send + Sync + 'static {
+    /// Performs `operation` (already checked to be one of the ability's) on `request`.
+    fn call(&self, cx: &AbilityContext, operation: &str, request: Value) -> Result<Value, AbilityError>;
+
+    /// One line for `spore abilities`: what this provider is and its main settings.
+    fn describe(&self) -> String;
+}
+
+/// What a provider knows about the call it serves.
+#[derive(Debug, Clone)]
+pub struct AbilityContext {
+    /// The function whose import is being served.
+    pub function: FunctionRef,
+    /// Unique within this process; ties log lines of one call together.
+    pub invocation: u64,
+    /// When the calling function's deadline passes. Providers give up by then.
+    pub deadline: Instant,
+    /// How many `call`s deep this invocation is (0 for a call from outside).
+    pub depth: u32,
+    /// Set when the call did something whose result is not a function of its inputs.
+    pub(crate) effects: Arc<AtomicBool>,
+}
+
+impl AbilityContext {
+    /// The time left before the deadline (zero once it has passed).
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Records that this call's result depends on more than its arguments, so it must
+    /// not be memoized. The runtime does this for every ability but `call`; the `call`
+    /// provider does it when the called function was itself effectful.
+    pub fn mark_effectful(&self) {
+        self.effects.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A failed ability operation, as the guest receives it (`spec/abilities.md`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct AbilityError {
+    pub kind: AbilityErrorKind,
+    pub message: String,
+    /// The error value a called function returned (`call`).
+    pub value: Option<Value>,
+}
+
+/// The stable kinds of ability errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AbilityErrorKind {
+    BadRequest,
+    NotAllowed,
+    TooLarge,
+    Timeout,
+    Unavailable,
+    NotFound,
+    Failed,
+    GuestError,
+    Trap,
+    Depth,
+}
+
+impl AbilityErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AbilityErrorKind::BadRequest => "bad_request",
+            AbilityErrorKind::NotAllowed => "not_allowed",
+            AbilityErrorKind::TooLarge => "too_large",
+            AbilityErrorKind::Timeout => "timeout",
+            AbilityErrorKind::Unavailable => "unavailable",
+            AbilityErrorKind::NotFound => "not_found",
+            AbilityErrorKind::Failed => "failed",
+            AbilityErrorKind::GuestError => "guest_error",
+            AbilityErrorKind::Trap => "trap",
+            AbilityErrorKind::Depth => "depth",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AbilityErrorKind> {
+        [
+            AbilityErrorKind::BadRequest,
+            AbilityErrorKind::NotAllowed,
+            AbilityErrorKind::TooLarge,
+            AbilityErrorKind::Timeout,
+            AbilityErrorKind::Unavailable,
+            AbilityErrorKind::NotFound,
+            AbilityErrorKind::Failed,
+            AbilityErrorKind::GuestError,
+            AbilityErrorKind::Trap,
+            AbilityErrorKind::Depth,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+}
+
+impl fmt::Display for AbilityErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl AbilityError {
+    pub fn new(kind: AbilityErrorKind, message: impl Into<String>) -> AbilityError {
+        AbilityError {
+            kind,
+            message: message.into(),
+            value: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> AbilityError {
+        AbilityError::new(AbilityErrorKind::BadRequest, message)
+    }
+
+    /// The CBOR map the guest receives.
+    pub fn to_value(&self) -> Value {
+        let mut entries = vec![
+            (Value::Text("kind".into()), Value::Text(self.kind.as_str().into())),
+            (Value::Text("message".into()), Value::Text(self.message.clone())),
+        ];
+        if let Some(value) = &self.value {
+            entries.push((Value::Text("value".into()), value.clone()));
+        }
+        Value::Map(entries)
+    }
+}
+
+/// Which provider serves each ability on a node (or for one handler's functions).
+#[derive(Clone, Default)]
+pub struct Bindings {
+    providers: BTreeMap<String, Arc<dyn Provider>>,
+    /// Where these bindings come from, for errors ("/home/x/config.toml").
+    origin: String,
+}
+
+impl Bindings {
+    pub fn new(origin: impl Into<String>) -> Bindings {
+        Bindings {
+            providers: BTreeMap::new(),
+            origin: origin.into(),
+        }
+    }
+
+    pub fn bind(&mut self, ability: impl Into<String>, provider: Arc<dyn Provider>) {
+        self.providers.insert(ability.into(), provider);
+    }
+
+    pub fn get(&self, ability: &str) -> Option<&Arc<dyn Provider>> {
+        self.providers.get(ability)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<dyn Provider>)> {
+        self.providers.iter().map(|(name, provider)| (name.as_str(), provider))
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+}
+
+impl fmt::Debug for Bindings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bindings")
+            .field("abilities", &self.providers.keys().collect::<Vec<_>>())
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+/// Reads a map field of an ability request, for providers.
+pub fn field<'a>(request: &'a Value, key: &str) -> Option<&'a Value> {
+    request.as_map()?.iter().find(|(k, _)| k.as_text() == Some(key)).map(|(_, v)| v)
+}
+
+/// Reads a required text field of an ability request.
+pub fn text_field<'a>(request: &'a Value, key: &str) -> Result<&'a str, AbilityError> {
+    field(request, key)
+        .and_then(Value::as_text)
+        .ok_or_else(|| AbilityError::bad_request(format!("the request needs a text field `{key}`")))
+}
