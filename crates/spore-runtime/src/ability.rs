@@ -40,6 +40,24 @@ pub struct AbilityContext {
 }
 
 impl AbilityContext {
+    /// A context for serving `function`'s call, as the runtime makes one for each
+    /// invocation. Public for providers' own tests and for hosts that call providers
+    /// outside a Wasm call.
+    pub fn new(function: FunctionRef, invocation: u64, deadline: Instant, depth: u32) -> AbilityContext {
+        AbilityContext {
+            function,
+            invocation,
+            deadline,
+            depth,
+            effects: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Whether anything marked this call effectful so far.
+    pub fn is_effectful(&self) -> bool {
+        self.effects.load(Ordering::Relaxed)
+    }
+
     /// The time left before the deadline (zero once it has passed).
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
