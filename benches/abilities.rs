@@ -50,14 +50,27 @@ fn kv_get(c: &mut Criterion) {
     let manifest = Manifest::derive(&bytes).unwrap();
     codebase.put_module(&bytes, &manifest).unwrap();
     let stored = value::encode_canonical(&Value::Text("a stored value".into())).unwrap();
-    codebase.kv_space("bench").unwrap().put("k", &stored).unwrap();
+    codebase
+        .kv_space("bench")
+        .unwrap()
+        .put("k", &stored)
+        .unwrap();
 
     // spore: the runtime with the real kv provider bound.
     let runtime = Runtime::new(codebase.clone(), RuntimeConfig::default()).unwrap();
     let mut bindings = Bindings::new("bench");
-    let settings = spore_abilities::KvSettings { namespace: "bench".into(), ..Default::default() };
-    bindings.bind("kv", Arc::new(spore_abilities::KvProvider::new(&codebase, settings).unwrap()));
-    let env = CallEnv { bindings: Arc::new(bindings), depth: 0 };
+    let settings = spore_abilities::KvSettings {
+        namespace: "bench".into(),
+        ..Default::default()
+    };
+    bindings.bind(
+        "kv",
+        Arc::new(spore_abilities::KvProvider::new(&codebase, settings).unwrap()),
+    );
+    let env = CallEnv {
+        bindings: Arc::new(bindings),
+        depth: 0,
+    };
     let gets = FunctionRef::new(manifest.module, "gets".parse().unwrap());
     let limits = Limits::default();
     runtime.invoke(&gets, &[], &limits, &env).unwrap();
@@ -69,30 +82,47 @@ fn kv_get(c: &mut Criterion) {
     let mut linker = Linker::<()>::new(&engine);
     let tree = codebase.kv_space("bench").unwrap();
     linker
-        .func_wrap("kv", "get", move |mut caller: Caller<'_, ()>, _ptr: i32, _len: i32| -> wasmtime::Result<i64> {
-            let found = tree.get("k").unwrap().unwrap_or_default();
-            let alloc = caller.get_export(abi::ALLOC).unwrap().into_func().unwrap().typed::<i32, i32>(&caller)?;
-            let memory = caller.get_export(abi::MEMORY).unwrap().into_memory().unwrap();
-            let len = 1 + found.len();
-            let out = alloc.call(&mut caller, len as i32)?;
-            memory.data_mut(&mut caller)[out as usize] = 0;
-            memory.write(&mut caller, out as usize + 1, &found)?;
-            Ok(abi::pack(out as u32, len as u32))
-        })
+        .func_wrap(
+            "kv",
+            "get",
+            move |mut caller: Caller<'_, ()>, _ptr: i32, _len: i32| -> wasmtime::Result<i64> {
+                let found = tree.get("k").unwrap().unwrap_or_default();
+                let alloc = caller
+                    .get_export(abi::ALLOC)
+                    .unwrap()
+                    .into_func()
+                    .unwrap()
+                    .typed::<i32, i32>(&caller)?;
+                let memory = caller
+                    .get_export(abi::MEMORY)
+                    .unwrap()
+                    .into_memory()
+                    .unwrap();
+                let len = 1 + found.len();
+                let out = alloc.call(&mut caller, len as i32)?;
+                memory.data_mut(&mut caller)[out as usize] = 0;
+                memory.write(&mut caller, out as usize + 1, &found)?;
+                Ok(abi::pack(out as u32, len as u32))
+            },
+        )
         .unwrap();
     let pre = linker.instantiate_pre(&module).unwrap();
     let plain = || {
         let mut store = Store::new(&engine, ());
         store.set_epoch_deadline(1);
         let instance = pre.instantiate(&mut store).unwrap();
-        let f = instance.get_typed_func::<(i32, i32), i64>(&mut store, "gets").unwrap();
+        let f = instance
+            .get_typed_func::<(i32, i32), i64>(&mut store, "gets")
+            .unwrap();
         f.call(&mut store, (0, 0)).unwrap()
     };
     plain();
 
     let mut group = c.benchmark_group("kv_get");
     group.throughput(Throughput::Elements(GETS_PER_CALL));
-    group.bench_function("spore", |b| b.iter(|| runtime.invoke(&gets, &[], &limits, &env).unwrap()));
+    group.bench_function("spore", |b| {
+        b.iter(|| runtime.invoke(&gets, &[], &limits, &env).unwrap())
+    });
     group.bench_function("plain_wasmtime_host_call", |b| b.iter(plain));
     group.finish();
 }
@@ -100,12 +130,17 @@ fn kv_get(c: &mut Criterion) {
 fn memo(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::open(Home::new(dir.path())).unwrap();
-    let published = node.publish(&spore_test_programs::bytes("cpu"), None).unwrap();
+    let published = node
+        .publish(&spore_test_programs::bytes("cpu"), None)
+        .unwrap();
     let sha256 = FunctionRef::new(published.manifest.module, "sha256".parse().unwrap());
     let args = [Value::Integer(1.into())];
     let limits = node.default_limits();
     let memoized = InvokeOptions { limits, memo: true };
-    let executed = InvokeOptions { limits, memo: false };
+    let executed = InvokeOptions {
+        limits,
+        memo: false,
+    };
     let ran = node.invoke(&sha256, &args, &executed).unwrap();
     let stored = node.invoke(&sha256, &args, &memoized).unwrap();
     let hit = node.invoke(&sha256, &args, &memoized).unwrap();
@@ -113,8 +148,12 @@ fn memo(c: &mut Criterion) {
     assert_eq!(hit.value, ran.value);
 
     let mut group = c.benchmark_group("memo_sha256_1mib");
-    group.bench_function("memo_hit", |b| b.iter(|| node.invoke(&sha256, &args, &memoized).unwrap()));
-    group.bench_function("execute", |b| b.iter(|| node.invoke(&sha256, &args, &executed).unwrap()));
+    group.bench_function("memo_hit", |b| {
+        b.iter(|| node.invoke(&sha256, &args, &memoized).unwrap())
+    });
+    group.bench_function("execute", |b| {
+        b.iter(|| node.invoke(&sha256, &args, &executed).unwrap())
+    });
     group.finish();
 }
 

@@ -130,7 +130,11 @@ fn warm_add(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("warm_add");
     group.bench_function("spore", |b| {
-        b.iter(|| runtime.invoke(&add, black_box(&args), &limits, &env).unwrap())
+        b.iter(|| {
+            runtime
+                .invoke(&add, black_box(&args), &limits, &env)
+                .unwrap()
+        })
     });
     group.bench_function("plain_wasmtime", |b| b.iter(|| plain.call()));
     group.bench_function("plain_wasmtime_spore_settings", |b| {

@@ -24,7 +24,9 @@ pub fn list(node: &Node, out: &Output) -> anyhow::Result<()> {
             "{:<width$}  {:<28}  {}",
             info.ability,
             info.operations.join(", "),
-            info.provider.as_deref().unwrap_or("(declared, not bound on this node)")
+            info.provider
+                .as_deref()
+                .unwrap_or("(declared, not bound on this node)")
         );
     }
     Ok(())

@@ -35,5 +35,6 @@ fn parse_duration(text: &str) -> Result<Duration, UsageError> {
 }
 
 fn parse_size(text: &str) -> Result<u64, UsageError> {
-    spore_node::parse_size(text).ok_or_else(|| UsageError(format!("`{text}` is not a size; try `64MiB` or `1GiB`")))
+    spore_node::parse_size(text)
+        .ok_or_else(|| UsageError(format!("`{text}` is not a size; try `64MiB` or `1GiB`")))
 }

@@ -81,7 +81,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     }
 }
 
-
 pub fn init_tracing(verbose: u8) {
     let default = match verbose {
         0 => "warn",

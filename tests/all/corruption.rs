@@ -1,6 +1,6 @@
 //! A module whose stored bytes are damaged is reported with its hash and never run.
 
-use crate::support::{Spore, exit, module_path};
+use crate::support::{Spore, exit};
 
 /// Flips one byte of a stored module, as bit rot on disk would, by editing the
 /// codebase's sled database directly while no spore process holds it.
@@ -28,8 +28,10 @@ fn a_damaged_module_is_detected_reported_and_repaired_by_publishing_again() {
 
     damage_stored_module(&spore, &hash);
 
+    // `add` is pure, so its earlier result is memoized and a memo hit never reads the
+    // module; bypass the memo to make spore load it.
     let stderr = spore
-        .run(&["invoke", "math.add", "1", "2"])
+        .run(&["invoke", "math.add", "1", "2", "--no-memo"])
         .fails_with(exit::CORRUPT)
         .to_owned();
     assert!(stderr.contains(&hash), "the error names the hash: {stderr}");
@@ -43,7 +45,6 @@ fn a_damaged_module_is_detected_reported_and_repaired_by_publishing_again() {
 
     // Publishing the good bytes again repairs the entry; names survived throughout.
     spore.publish("arith", None);
-    assert_eq!(spore.invoke("math.add", &["1", "2"]), 3);
+    assert_eq!(spore.invoke("math.add", &["1", "2", "--no-memo"]), 3);
     spore.run(&["verify"]).ok();
-    let _ = module_path("arith");
 }

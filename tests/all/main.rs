@@ -1,8 +1,10 @@
 //! Integration tests: the real `spore` binary on temporary homes, with the real
 //! modules of `codebase/` (built for wasm32 by `spore-test-programs`).
 
+mod abilities;
 mod codebase;
 mod corruption;
+mod http_server;
 mod invoke;
 mod limits;
 mod names;

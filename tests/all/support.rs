@@ -59,6 +59,17 @@ impl Spore {
         self.home.path()
     }
 
+    /// Replaces the home's `config.toml` with the default bindings plus `extra` (which
+    /// must not repeat a table the defaults have).
+    pub fn configure(&self, extra: &str) {
+        self.write_config(&format!("{}\n{extra}", spore_node::config::DEFAULT_CONFIG));
+    }
+
+    /// Replaces the home's `config.toml` entirely.
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.home().join("config.toml"), text).unwrap();
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_with_stdin(args, None)
     }
@@ -105,6 +116,14 @@ impl Spore {
         self.run(&args).ok().to_owned()
     }
 
+    /// Invokes with `--json` and returns the whole report (result, memo, stats).
+    #[track_caller]
+    pub fn invoke_report(&self, reference: &str, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json", "invoke", reference];
+        all.extend(args);
+        self.run(&all).json()
+    }
+
     /// Invokes and returns the JSON result.
     #[track_caller]
     pub fn invoke(&self, reference: &str, args: &[&str]) -> serde_json::Value {
@@ -120,6 +139,11 @@ impl Spore {
         let echoed = self.invoke(&format!("{faults_hash}:echo"), &[r#"{"still":"fine"}"#]);
         assert_eq!(echoed, serde_json::json!({"still": "fine"}));
     }
+}
+
+/// The repository root (tests run in the package directory, which is the root).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 pub fn module_path(module: &str) -> PathBuf {

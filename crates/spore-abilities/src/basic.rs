@@ -9,7 +9,12 @@ use spore_runtime::{AbilityContext, AbilityError, Provider, text_field};
 pub struct LogProvider;
 
 impl Provider for LogProvider {
-    fn call(&self, cx: &AbilityContext, operation: &str, request: Value) -> Result<Value, AbilityError> {
+    fn call(
+        &self,
+        cx: &AbilityContext,
+        operation: &str,
+        request: Value,
+    ) -> Result<Value, AbilityError> {
         let message = request
             .as_text()
             .ok_or_else(|| AbilityError::bad_request("a log message is a text string"))?;
@@ -33,7 +38,12 @@ impl Provider for LogProvider {
 pub struct ClockProvider;
 
 impl Provider for ClockProvider {
-    fn call(&self, _cx: &AbilityContext, _operation: &str, _request: Value) -> Result<Value, AbilityError> {
+    fn call(
+        &self,
+        _cx: &AbilityContext,
+        _operation: &str,
+        _request: Value,
+    ) -> Result<Value, AbilityError> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -53,17 +63,27 @@ pub struct RandomProvider;
 const MAX_RANDOM_BYTES: u64 = 65536;
 
 impl Provider for RandomProvider {
-    fn call(&self, _cx: &AbilityContext, _operation: &str, request: Value) -> Result<Value, AbilityError> {
+    fn call(
+        &self,
+        _cx: &AbilityContext,
+        _operation: &str,
+        request: Value,
+    ) -> Result<Value, AbilityError> {
         let n = request
             .as_integer()
             .and_then(|n| u64::try_from(n).ok())
             .filter(|n| *n <= MAX_RANDOM_BYTES)
             .ok_or_else(|| {
-                AbilityError::bad_request(format!("random.bytes takes a count from 0 to {MAX_RANDOM_BYTES}"))
+                AbilityError::bad_request(format!(
+                    "random.bytes takes a count from 0 to {MAX_RANDOM_BYTES}"
+                ))
             })?;
         let mut bytes = vec![0u8; n as usize];
         getrandom::fill(&mut bytes).map_err(|e| {
-            AbilityError::new(spore_runtime::AbilityErrorKind::Failed, format!("the OS generator failed: {e}"))
+            AbilityError::new(
+                spore_runtime::AbilityErrorKind::Failed,
+                format!("the OS generator failed: {e}"),
+            )
         })?;
         Ok(Value::Bytes(bytes))
     }
@@ -85,7 +105,12 @@ impl ConfigProvider {
 }
 
 impl Provider for ConfigProvider {
-    fn call(&self, _cx: &AbilityContext, _operation: &str, request: Value) -> Result<Value, AbilityError> {
+    fn call(
+        &self,
+        _cx: &AbilityContext,
+        _operation: &str,
+        request: Value,
+    ) -> Result<Value, AbilityError> {
         let key = text_field(&request, "key")?;
         Ok(self.values.get(key).cloned().unwrap_or(Value::Null))
     }

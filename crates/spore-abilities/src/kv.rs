@@ -40,7 +40,8 @@ impl KvProvider {
     }
 
     fn encode(&self, value: &Value) -> Result<Vec<u8>, AbilityError> {
-        let bytes = value::encode_canonical(value).map_err(|e| AbilityError::bad_request(e.to_string()))?;
+        let bytes =
+            value::encode_canonical(value).map_err(|e| AbilityError::bad_request(e.to_string()))?;
         if bytes.len() as u64 > self.settings.max_value_bytes {
             return Err(AbilityError::new(
                 AbilityErrorKind::TooLarge,
@@ -79,11 +80,21 @@ fn storage(error: StoreError) -> AbilityError {
 }
 
 fn stored(bytes: Vec<u8>) -> Result<Value, AbilityError> {
-    value::decode(&bytes).map_err(|e| AbilityError::new(AbilityErrorKind::Failed, format!("a stored value is damaged: {e}")))
+    value::decode(&bytes).map_err(|e| {
+        AbilityError::new(
+            AbilityErrorKind::Failed,
+            format!("a stored value is damaged: {e}"),
+        )
+    })
 }
 
 impl Provider for KvProvider {
-    fn call(&self, _cx: &AbilityContext, operation: &str, request: Value) -> Result<Value, AbilityError> {
+    fn call(
+        &self,
+        _cx: &AbilityContext,
+        operation: &str,
+        request: Value,
+    ) -> Result<Value, AbilityError> {
         match operation {
             "get" => match self.space.get(key(&request)?).map_err(storage)? {
                 Some(bytes) => stored(bytes),
@@ -96,16 +107,24 @@ impl Provider for KvProvider {
                 self.space.put(key(&request)?, &bytes).map_err(storage)?;
                 Ok(Value::Null)
             }
-            "delete" => Ok(Value::Bool(self.space.delete(key(&request)?).map_err(storage)?)),
+            "delete" => Ok(Value::Bool(
+                self.space.delete(key(&request)?).map_err(storage)?,
+            )),
             "list" => {
-                let prefix = field(&request, "prefix").and_then(Value::as_text).unwrap_or("");
+                let prefix = field(&request, "prefix")
+                    .and_then(Value::as_text)
+                    .unwrap_or("");
                 let limit = match field(&request, "limit") {
                     None | Some(Value::Null) => DEFAULT_LIST_LIMIT,
                     Some(limit) => limit
                         .as_integer()
                         .and_then(|n| u64::try_from(n).ok())
                         .filter(|n| (1..=MAX_LIST_LIMIT).contains(n))
-                        .ok_or_else(|| AbilityError::bad_request(format!("kv.list limit is 1 to {MAX_LIST_LIMIT}")))?,
+                        .ok_or_else(|| {
+                            AbilityError::bad_request(format!(
+                                "kv.list limit is 1 to {MAX_LIST_LIMIT}"
+                            ))
+                        })?,
                 };
                 let keys = self.space.list(prefix, limit as usize).map_err(storage)?;
                 Ok(Value::Array(keys.into_iter().map(Value::Text).collect()))
@@ -119,7 +138,9 @@ impl Provider for KvProvider {
                     .map_err(storage)?;
                 Ok(Value::Bool(swapped))
             }
-            other => Err(AbilityError::bad_request(format!("kv has no operation `{other}`"))),
+            other => Err(AbilityError::bad_request(format!(
+                "kv has no operation `{other}`"
+            ))),
         }
     }
 

@@ -1,9 +1,13 @@
-//! The `#[function]` attribute of `spore-guest`; use it through `spore_guest::function`.
+//! The `#[function]` attribute and the `ability!` macro of `spore-guest`; use them
+//! through `spore_guest::function` and `spore_guest::ability!`.
 //!
-//! The attribute only generates glue: the export with the ABI signature, which hands
-//! the argument buffer to `spore_guest::__private` and calls the annotated fn. All
-//! decoding, encoding and error wording lives in `spore-guest`, so this crate knows
-//! nothing about CBOR or the host.
+//! Both only generate glue: `#[function]` the export with the ABI signature, which hands
+//! the argument buffer to `spore_guest::__private` and calls the annotated fn;
+//! `ability!` the imports of an ability's operations, each wrapped in a fn that hands
+//! the request to `spore_guest::ability`. All decoding, encoding and error wording lives
+//! in `spore-guest`, so this crate knows nothing about CBOR or the host.
+
+mod ability;
 
 use proc_macro::TokenStream;
 use proc_macro2::Span;
@@ -11,6 +15,23 @@ use quote::{format_ident, quote};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Error, FnArg, ItemFn, Pat, ReturnType, Type};
+
+/// Declares a custom ability: a module with one function per operation.
+///
+/// ```ignore
+/// spore_guest::ability!(pub sensor { read, calibrate });
+/// let reading: Reading = sensor::read("attic")?;
+/// ```
+///
+/// See `spore_guest::ability!` for the whole syntax; it is documented (and its examples
+/// compiled) there, since this crate cannot depend on `spore-guest`.
+#[proc_macro]
+pub fn ability(input: TokenStream) -> TokenStream {
+    let declaration = syn::parse_macro_input!(input as ability::Declaration);
+    ability::expand(&declaration)
+        .unwrap_or_else(Error::into_compile_error)
+        .into()
+}
 
 /// Exports a Rust function as a spore function.
 ///

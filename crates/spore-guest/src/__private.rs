@@ -1,5 +1,5 @@
-//! Runtime support for the code `#[spore_guest::function]` generates. Not a public API:
-//! it changes together with the macro.
+//! Runtime support for the code `#[spore_guest::function]` and `spore_guest::ability!`
+//! generate. Not a public API: it changes together with the macros.
 
 use std::mem::ManuallyDrop;
 use std::sync::{Once, OnceLock};
@@ -7,6 +7,10 @@ use std::sync::{Once, OnceLock};
 use ciborium::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+/// For the bounds of generated ability functions, so that crates using `ability!` need
+/// not depend on serde themselves.
+pub use serde;
 
 const STATUS_OK: u8 = 0x00;
 const STATUS_ERROR: u8 = 0x01;
@@ -183,6 +187,21 @@ pub fn reply_result<T: Serialize, E: Serialize>(result: Result<T, E>) -> Vec<u8>
         Ok(value) => encode(STATUS_OK, &value),
         Err(error) => encode(STATUS_ERROR, &error),
     }
+}
+
+/// An ability call in a native build, where there is no host: see `crate::testing`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn call_native<Request, Response>(
+    ability: &str,
+    operation: &str,
+    request: &Request,
+) -> Result<Response, crate::ability::AbilityError>
+where
+    Request: Serialize + ?Sized,
+    Response: DeserializeOwned,
+{
+    let request = crate::ability::encode_request(request)?;
+    crate::ability::parse_response(&crate::testing::respond(ability, operation, &request))
 }
 
 pub(crate) fn encode<T: Serialize + ?Sized>(status: u8, value: &T) -> Vec<u8> {

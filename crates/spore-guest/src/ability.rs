@@ -1,9 +1,22 @@
-//! Calling ability operations (spec/abi.md, "Ability imports").
+//! Calling ability operations (spec/abi.md, "Ability imports"; spec/abilities.md).
 //!
 //! An ability operation is an imported function `(i32, i32) -> i64` whose import module
-//! is the ability's name and whose field is the operation's name. Typed clients for each
-//! ability (issue 3) belong in submodules here, built on [`call`]; this module holds
-//! only the ability-agnostic request/response protocol.
+//! is the ability's name and whose field is the operation's name: it takes one CBOR
+//! request and answers with a status byte and one CBOR item. This module holds that
+//! ability-agnostic protocol and the [`AbilityError`] every operation can fail with.
+//!
+//! Most code never uses it directly:
+//!
+//! - the built-in abilities have typed clients: [`log`](crate::log),
+//!   [`clock`](crate::clock), [`random`](crate::random), [`kv`](crate::kv),
+//!   [`http`](crate::http), [`config`](crate::config) and [`call`](mod@crate::call);
+//! - a custom ability is declared with [`ability!`](crate::ability!), which generates
+//!   one function per operation with the right imports.
+//!
+//! A module imports only the operations its code actually calls, and the node must
+//! bind every ability it imports before it runs any of its functions.
+//!
+//! The lower-level [`call`] takes the import itself:
 //!
 //! ```ignore
 //! #[link(wasm_import_module = "kv")]
@@ -12,54 +25,20 @@
 //!     fn kv_get(ptr: i32, len: i32) -> i64;
 //! }
 //!
-//! let value: Option<Vec<u8>> = unsafe { spore_guest::ability::call(kv_get, &("key",)) }?;
+//! let request = std::collections::BTreeMap::from([("key", "greeting")]);
+//! let value: Option<String> = unsafe { spore_guest::ability::call(kv_get, &request) }?;
 //! ```
 
-use std::fmt;
+mod error;
 
 use ciborium::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use error::{AbilityError, kind};
+
 /// The type of every ability operation import.
 pub type RawOperation = unsafe extern "C" fn(ptr: i32, len: i32) -> i64;
-
-/// Why an ability operation did not produce a result.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AbilityError {
-    /// The operation failed; the value is the error the host reported (a map with at
-    /// least a text `message`).
-    Failed(Value),
-    /// The response broke the protocol, or did not have the expected shape.
-    Protocol(String),
-}
-
-impl AbilityError {
-    /// The `message` of a failure, or the description of a protocol problem.
-    pub fn message(&self) -> &str {
-        match self {
-            AbilityError::Failed(Value::Map(entries)) => entries
-                .iter()
-                .find_map(|(key, value)| match (key, value) {
-                    (Value::Text(key), Value::Text(message)) if key == "message" => {
-                        Some(message.as_str())
-                    }
-                    _ => None,
-                })
-                .unwrap_or("the operation failed without a message"),
-            AbilityError::Failed(_) => "the operation failed without a message",
-            AbilityError::Protocol(reason) => reason,
-        }
-    }
-}
-
-impl fmt::Display for AbilityError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message())
-    }
-}
-
-impl std::error::Error for AbilityError {}
 
 /// Sends an already encoded request to `operation` and returns the raw response buffer
 /// (status byte then one CBOR item).
@@ -95,35 +74,53 @@ where
     Request: Serialize + ?Sized,
     Response: DeserializeOwned,
 {
-    let mut encoded = Vec::new();
-    ciborium::into_writer(request, &mut encoded)
-        .map_err(|error| AbilityError::Protocol(format!("cannot encode the request: {error:?}")))?;
+    let encoded = encode_request(request)?;
     // SAFETY: guaranteed by the caller.
     let response = unsafe { raw_call(operation, &encoded) };
     parse_response(response)
 }
 
+/// Encodes a request as one CBOR item. Only a failing custom `Serialize` impl (or a map
+/// with non-serializable keys) fails, and that is the caller's bad request.
+pub(crate) fn encode_request<Request: Serialize + ?Sized>(
+    request: &Request,
+) -> Result<Vec<u8>, AbilityError> {
+    let mut encoded = Vec::new();
+    ciborium::into_writer(request, &mut encoded).map_err(|error| {
+        AbilityError::new(
+            kind::BAD_REQUEST,
+            format!("cannot encode the request as CBOR: {error:?}"),
+        )
+    })?;
+    Ok(encoded)
+}
+
 /// Interprets a response buffer: status byte then exactly one CBOR item.
+///
+/// A failure becomes the host's [`AbilityError`]; a response that breaks the protocol,
+/// or whose result does not deserialize into `Response`, an error of kind
+/// [`kind::BAD_RESPONSE`].
 pub fn parse_response<Response: DeserializeOwned>(
     response: &[u8],
 ) -> Result<Response, AbilityError> {
     let Some((&status, mut body)) = response.split_first() else {
-        return Err(AbilityError::Protocol("the response is empty".to_owned()));
+        return Err(AbilityError::bad_response("the response is empty"));
     };
-    let item: Value = ciborium::from_reader(&mut body)
-        .map_err(|error| AbilityError::Protocol(format!("the response is not CBOR: {error:?}")))?;
+    let item: Value = ciborium::from_reader(&mut body).map_err(|error| {
+        AbilityError::bad_response(format!("the response is not one CBOR item: {error:?}"))
+    })?;
     if !body.is_empty() {
-        return Err(AbilityError::Protocol(
-            "the response has bytes after its CBOR item".to_owned(),
+        return Err(AbilityError::bad_response(
+            "the response has bytes after its CBOR item",
         ));
     }
     match status {
         0x00 => item.deserialized().map_err(|error| {
             let ciborium::value::Error::Custom(reason) = error;
-            AbilityError::Protocol(format!("unexpected result: {reason}"))
+            AbilityError::bad_response(format!("unexpected result: {reason}"))
         }),
-        0x01 => Err(AbilityError::Failed(item)),
-        other => Err(AbilityError::Protocol(format!(
+        0x01 => Err(AbilityError::from_value(item)),
+        other => Err(AbilityError::bad_response(format!(
             "unknown response status {other:#04x}"
         ))),
     }
@@ -144,17 +141,31 @@ mod tests {
     }
 
     #[test]
-    fn failure_carries_the_message() {
-        let error = Value::Map(vec![(Value::from("message"), Value::from("no such key"))]);
-        let result: Result<u32, _> = parse_response(&response(1, &error));
-        assert_eq!(result.unwrap_err().to_string(), "no such key");
+    fn failure_carries_kind_message_and_value() {
+        let error = AbilityError::new(kind::GUEST_ERROR, "`div` returned an error")
+            .with_value(Value::from("division by zero"));
+        let result: Result<u32, _> = parse_response(&response(1, &error.to_value()));
+        assert_eq!(result, Err(error));
+    }
+
+    #[test]
+    fn a_result_of_the_wrong_type_is_a_bad_response() {
+        let result: Result<u32, _> = parse_response(&response(0, &Value::from("seven")));
+        let error = result.unwrap_err();
+        assert_eq!(error.kind(), kind::BAD_RESPONSE);
+        assert!(error.message().starts_with("unexpected result"), "{error}");
     }
 
     #[test]
     fn protocol_violations() {
-        for bad in [vec![], vec![0x02, 0xf6], vec![0x00, 0xf6, 0xf6]] {
+        for bad in [
+            vec![],
+            vec![0x02, 0xf6],
+            vec![0x00, 0xf6, 0xf6],
+            vec![0x00, 0x82],
+        ] {
             let result: Result<Value, _> = parse_response(&bad);
-            assert!(matches!(result, Err(AbilityError::Protocol(_))), "{bad:?}");
+            assert_eq!(result.unwrap_err().kind(), kind::BAD_RESPONSE, "{bad:?}");
         }
     }
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use ciborium::Value;
 use spore_abilities::{
-    BUILTIN_SHAPES, ClockProvider, ConfigProvider, HttpProvider, HttpSettings, KvProvider, KvSettings, LogProvider,
-    ProcessProvider, ProcessSettings, RandomProvider,
+    BUILTIN_SHAPES, ClockProvider, ConfigProvider, HttpProvider, HttpSettings, KvProvider,
+    KvSettings, LogProvider, ProcessProvider, ProcessSettings, RandomProvider,
 };
 use spore_runtime::{AbilityContext, AbilityError, AbilityErrorKind, Bindings, Provider};
 use spore_store::Codebase;
@@ -25,19 +25,35 @@ pub type Shapes = BTreeMap<String, BTreeSet<String>>;
 pub(crate) fn shapes(config: &NodeConfig) -> Shapes {
     let mut shapes: Shapes = BUILTIN_SHAPES
         .iter()
-        .map(|(ability, operations)| (ability.to_string(), operations.iter().map(|o| o.to_string()).collect()))
+        .map(|(ability, operations)| {
+            (
+                ability.to_string(),
+                operations.iter().map(|o| o.to_string()).collect(),
+            )
+        })
         .collect();
     for (ability, declared) in &config.abilities {
         if !declared.operations.is_empty() {
-            shapes.insert(ability.clone(), declared.operations.iter().cloned().collect());
+            shapes.insert(
+                ability.clone(),
+                declared.operations.iter().cloned().collect(),
+            );
         }
     }
     shapes
 }
 
-pub(crate) fn build(config: &NodeConfig, codebase: &Codebase, node: &NodeHandle) -> Result<Bindings, NodeError> {
+pub(crate) fn build(
+    config: &NodeConfig,
+    codebase: &Codebase,
+    node: &NodeHandle,
+) -> Result<Bindings, NodeError> {
     let mut bindings = Bindings::new(config.file.display().to_string());
-    let builder = Builder { config, codebase, node };
+    let builder = Builder {
+        config,
+        codebase,
+        node,
+    };
     for (ability, table) in &config.abilities {
         if let Some(provider) = builder.provider(ability, table)? {
             bindings.bind(ability.clone(), provider);
@@ -53,7 +69,11 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn provider(&self, ability: &str, table: &AbilityConfig) -> Result<Option<Arc<dyn Provider>>, NodeError> {
+    fn provider(
+        &self,
+        ability: &str,
+        table: &AbilityConfig,
+    ) -> Result<Option<Arc<dyn Provider>>, NodeError> {
         let Some(provider) = &table.provider else {
             return Ok(None);
         };
@@ -71,14 +91,21 @@ impl Builder<'_> {
                 node: self.node.clone(),
                 max_depth: self.config.max_call_depth,
             }),
-            ProviderConfig::Kv { namespace, max_value_bytes } => Arc::new(KvProvider::new(
+            ProviderConfig::Kv {
+                namespace,
+                max_value_bytes,
+            } => Arc::new(KvProvider::new(
                 self.codebase,
                 KvSettings {
                     namespace: namespace.clone(),
                     max_value_bytes: *max_value_bytes,
                 },
             )?),
-            ProviderConfig::Http { allow, timeout, max_response_bytes } => Arc::new(
+            ProviderConfig::Http {
+                allow,
+                timeout,
+                max_response_bytes,
+            } => Arc::new(
                 HttpProvider::new(HttpSettings {
                     allow: allow.clone(),
                     timeout: *timeout,
@@ -86,7 +113,12 @@ impl Builder<'_> {
                 })
                 .map_err(|e| invalid(e.to_string()))?,
             ),
-            ProviderConfig::Process { command, cwd, env, timeout } => Arc::new(LazyProcess::new(ProcessSettings {
+            ProviderConfig::Process {
+                command,
+                cwd,
+                env,
+                timeout,
+            } => Arc::new(LazyProcess::new(ProcessSettings {
                 ability: ability.to_owned(),
                 operations: operations_of(ability, table),
                 command: command.clone(),
@@ -97,9 +129,19 @@ impl Builder<'_> {
             ProviderConfig::Handler { function, uses } => {
                 let uses = uses
                     .iter()
-                    .map(|(inner, table)| Ok((inner.clone(), self.provider(inner, table)?.expect("validated: uses bind"))))
+                    .map(|(inner, table)| {
+                        Ok((
+                            inner.clone(),
+                            self.provider(inner, table)?.expect("validated: uses bind"),
+                        ))
+                    })
                     .collect::<Result<_, NodeError>>()?;
-                Arc::new(HandlerProvider::new(self.node.clone(), ability.to_owned(), function.clone(), uses))
+                Arc::new(HandlerProvider::new(
+                    self.node.clone(),
+                    ability.to_owned(),
+                    function.clone(),
+                    uses,
+                ))
             }
         };
         Ok(Some(provider))
@@ -146,7 +188,10 @@ impl LazyProcess {
         match &*state {
             LazyState::Running(provider) => return Ok(provider.clone()),
             LazyState::Failed { at, message } if at.elapsed() < RETRY_START_AFTER => {
-                return Err(AbilityError::new(AbilityErrorKind::Unavailable, message.clone()));
+                return Err(AbilityError::new(
+                    AbilityErrorKind::Unavailable,
+                    message.clone(),
+                ));
             }
             _ => {}
         }
@@ -156,7 +201,10 @@ impl LazyProcess {
                 Ok(provider)
             }
             Err(error) => {
-                let message = format!("the `{}` provider process could not start: {error}", self.settings.ability);
+                let message = format!(
+                    "the `{}` provider process could not start: {error}",
+                    self.settings.ability
+                );
                 *state = LazyState::Failed {
                     at: Instant::now(),
                     message: message.clone(),
@@ -168,14 +216,22 @@ impl LazyProcess {
 }
 
 impl Provider for LazyProcess {
-    fn call(&self, cx: &AbilityContext, operation: &str, request: Value) -> Result<Value, AbilityError> {
+    fn call(
+        &self,
+        cx: &AbilityContext,
+        operation: &str,
+        request: Value,
+    ) -> Result<Value, AbilityError> {
         self.running()?.call(cx, operation, request)
     }
 
     fn describe(&self) -> String {
         match &*self.state.lock().unwrap_or_else(|e| e.into_inner()) {
             LazyState::Running(provider) => provider.describe(),
-            LazyState::NotStarted => format!("process `{}` (started on first use)", self.settings.command.join(" ")),
+            LazyState::NotStarted => format!(
+                "process `{}` (started on first use)",
+                self.settings.command.join(" ")
+            ),
             LazyState::Failed { message, .. } => message.clone(),
         }
     }

@@ -3,7 +3,10 @@
 
 use ciborium::Value;
 use spore_core::FunctionRef;
-use spore_runtime::{AbilityContext, AbilityError, AbilityErrorKind, CallEnv, InvokeError, Limits, Provider, field, text_field};
+use spore_runtime::{
+    AbilityContext, AbilityError, AbilityErrorKind, CallEnv, InvokeError, Limits, Provider, field,
+    text_field,
+};
 
 use crate::handle::NodeHandle;
 use crate::{InvokeOptions, NodeError};
@@ -14,7 +17,12 @@ pub(crate) struct CallProvider {
 }
 
 impl Provider for CallProvider {
-    fn call(&self, cx: &AbilityContext, _operation: &str, request: Value) -> Result<Value, AbilityError> {
+    fn call(
+        &self,
+        cx: &AbilityContext,
+        _operation: &str,
+        request: Value,
+    ) -> Result<Value, AbilityError> {
         let node = self.node.get()?;
         let reference = text_field(&request, "function")?;
         let args = match field(&request, "args") {
@@ -26,12 +34,17 @@ impl Provider for CallProvider {
             cx.mark_effectful();
             return Err(AbilityError::new(
                 AbilityErrorKind::Depth,
-                format!("calling `{reference}` would exceed the call depth limit of {} (limits.call_depth)", self.max_depth),
+                format!(
+                    "calling `{reference}` would exceed the call depth limit of {} (limits.call_depth)",
+                    self.max_depth
+                ),
             ));
         }
         // A call through a name or a prefix depends on what that resolves to today, so
         // only a call pinned to a full hash can keep the caller pure.
-        let pinned = reference.parse::<FunctionRef>().is_ok_and(|r| r.export.is_some());
+        let pinned = reference
+            .parse::<FunctionRef>()
+            .is_ok_and(|r| r.export.is_some());
         let function = node.resolve(reference).map_err(|e| {
             cx.mark_effectful();
             resolve_error(reference, e)

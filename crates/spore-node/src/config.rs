@@ -56,10 +56,25 @@ pub enum ProviderConfig {
     Random,
     Config,
     Call,
-    Kv { namespace: String, max_value_bytes: u64 },
-    Http { allow: Vec<String>, timeout: Duration, max_response_bytes: u64 },
-    Process { command: Vec<String>, cwd: Option<PathBuf>, env: Vec<(String, String)>, timeout: Duration },
-    Handler { function: String, uses: BTreeMap<String, AbilityConfig> },
+    Kv {
+        namespace: String,
+        max_value_bytes: u64,
+    },
+    Http {
+        allow: Vec<String>,
+        timeout: Duration,
+        max_response_bytes: u64,
+    },
+    Process {
+        command: Vec<String>,
+        cwd: Option<PathBuf>,
+        env: Vec<(String, String)>,
+        timeout: Duration,
+    },
+    Handler {
+        function: String,
+        uses: BTreeMap<String, AbilityConfig>,
+    },
 }
 
 impl ProviderConfig {
@@ -134,9 +149,15 @@ impl NodeConfig {
     pub fn load_or_create(home: &Path) -> Result<NodeConfig, ConfigError> {
         let file = home.join("config.toml");
         if !file.exists() {
-            std::fs::write(&file, DEFAULT_CONFIG).map_err(|e| whole_file(&file, format!("cannot write the default configuration: {e}")))?;
+            std::fs::write(&file, DEFAULT_CONFIG).map_err(|e| {
+                whole_file(
+                    &file,
+                    format!("cannot write the default configuration: {e}"),
+                )
+            })?;
         }
-        let text = std::fs::read_to_string(&file).map_err(|e| whole_file(&file, format!("cannot read: {e}")))?;
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| whole_file(&file, format!("cannot read: {e}")))?;
         Self::parse(&file, &text)
     }
 
@@ -169,7 +190,11 @@ impl NodeConfig {
             memory_bytes: locate.size(limits.memory, "limits.memory", 64 << 20)?,
             max_call_depth: limits.call_depth.unwrap_or(8),
             memo: memo.enabled.unwrap_or(true),
-            memo_max_result_bytes: locate.size(memo.max_result_bytes, "memo.max_result_bytes", 1 << 20)?,
+            memo_max_result_bytes: locate.size(
+                memo.max_result_bytes,
+                "memo.max_result_bytes",
+                1 << 20,
+            )?,
             values,
             abilities,
         })
@@ -244,43 +269,87 @@ impl Locator<'_> {
         }
     }
 
-    fn duration(&self, value: Option<Spanned<String>>, key: &str, default: Duration) -> Result<Duration, ConfigError> {
+    fn duration(
+        &self,
+        value: Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
         match value {
             None => Ok(default),
             Some(value) => humantime::parse_duration(value.get_ref()).map_err(|e| {
-                self.error(value.span(), key, format!("`{}` is not a duration ({e}); write e.g. \"500ms\" or \"10s\"", value.get_ref()))
+                self.error(
+                    value.span(),
+                    key,
+                    format!(
+                        "`{}` is not a duration ({e}); write e.g. \"500ms\" or \"10s\"",
+                        value.get_ref()
+                    ),
+                )
             }),
         }
     }
 
-    fn size(&self, value: Option<Spanned<SizeValue>>, key: &str, default: u64) -> Result<u64, ConfigError> {
+    fn size(
+        &self,
+        value: Option<Spanned<SizeValue>>,
+        key: &str,
+        default: u64,
+    ) -> Result<u64, ConfigError> {
         match value {
             None => Ok(default),
             Some(value) => match value.get_ref() {
                 SizeValue::Bytes(n) => Ok(*n),
-                SizeValue::Text(text) => {
-                    crate::parse_size(text).ok_or_else(|| self.error(value.span(), key, format!("`{text}` is not a size; write e.g. \"64MiB\" or a number of bytes")))
-                }
+                SizeValue::Text(text) => crate::parse_size(text).ok_or_else(|| {
+                    self.error(
+                        value.span(),
+                        key,
+                        format!(
+                            "`{text}` is not a size; write e.g. \"64MiB\" or a number of bytes"
+                        ),
+                    )
+                }),
             },
         }
     }
 
-    fn ability(&self, name: &str, key: &str, table: Spanned<RawAbility>) -> Result<AbilityConfig, ConfigError> {
+    fn ability(
+        &self,
+        name: &str,
+        key: &str,
+        table: Spanned<RawAbility>,
+    ) -> Result<AbilityConfig, ConfigError> {
         let span = table.span();
         let raw = table.into_inner();
-        let builtin = spore_abilities::BUILTIN_SHAPES.iter().any(|(builtin, _)| *builtin == name);
+        let builtin = spore_abilities::BUILTIN_SHAPES
+            .iter()
+            .any(|(builtin, _)| *builtin == name);
         if !is_ability_word(name) {
-            return Err(self.error(span, key, "ability names are lowercase letters, digits, `_` and `-`, starting with a letter"));
+            return Err(self.error(
+                span,
+                key,
+                "ability names are lowercase letters, digits, `_` and `-`, starting with a letter",
+            ));
         }
         let operations = raw.operations.clone().unwrap_or_default();
         if builtin && !operations.is_empty() {
-            return Err(self.error(span, &format!("{key}.operations"), format!("`{name}` is a built-in ability; its operations are fixed (spec/abilities.md)")));
+            return Err(self.error(
+                span,
+                &format!("{key}.operations"),
+                format!(
+                    "`{name}` is a built-in ability; its operations are fixed (spec/abilities.md)"
+                ),
+            ));
         }
         if !builtin && operations.is_empty() {
             return Err(self.error(span, &format!("{key}.operations"), format!("`{name}` is not a built-in ability; declare its operations, e.g. operations = [\"read\"]")));
         }
         if let Some(bad) = operations.iter().find(|op| !is_ability_word(op)) {
-            return Err(self.error(span, &format!("{key}.operations"), format!("`{bad}` is not an operation name (lowercase letters, digits, `_`, `-`)")));
+            return Err(self.error(
+                span,
+                &format!("{key}.operations"),
+                format!("`{bad}` is not an operation name (lowercase letters, digits, `_`, `-`)"),
+            ));
         }
         let provider = match &raw.provider {
             None => {
@@ -289,10 +358,19 @@ impl Locator<'_> {
             }
             Some(provider) => Some(self.provider(name, key, provider, &raw)?),
         };
-        Ok(AbilityConfig { operations, provider })
+        Ok(AbilityConfig {
+            operations,
+            provider,
+        })
     }
 
-    fn provider(&self, name: &str, key: &str, provider: &Spanned<String>, raw: &RawAbility) -> Result<ProviderConfig, ConfigError> {
+    fn provider(
+        &self,
+        name: &str,
+        key: &str,
+        provider: &Spanned<String>,
+        raw: &RawAbility,
+    ) -> Result<ProviderConfig, ConfigError> {
         let kind = provider.get_ref().as_str();
         // The built-in kinds serve only their own ability; a custom ability needs a
         // provider that can serve any shape.
@@ -313,39 +391,83 @@ impl Locator<'_> {
             }
             "kv" => {
                 self.only(raw, key, &["namespace", "max_value_bytes"])?;
-                let namespace = raw.namespace.as_ref().map(|n| n.get_ref().clone()).unwrap_or_else(|| "default".into());
+                let namespace = raw
+                    .namespace
+                    .as_ref()
+                    .map(|n| n.get_ref().clone())
+                    .unwrap_or_else(|| "default".into());
                 if !is_ability_word(&namespace) {
-                    let span = raw.namespace.as_ref().map(|n| n.span()).unwrap_or(provider.span());
-                    return Err(self.error(span, &format!("{key}.namespace"), "namespaces are lowercase letters, digits, `_` and `-`"));
+                    let span = raw
+                        .namespace
+                        .as_ref()
+                        .map(|n| n.span())
+                        .unwrap_or(provider.span());
+                    return Err(self.error(
+                        span,
+                        &format!("{key}.namespace"),
+                        "namespaces are lowercase letters, digits, `_` and `-`",
+                    ));
                 }
                 ProviderConfig::Kv {
                     namespace,
-                    max_value_bytes: self.size(raw.max_value_bytes.clone(), &format!("{key}.max_value_bytes"), 1 << 20)?,
+                    max_value_bytes: self.size(
+                        raw.max_value_bytes.clone(),
+                        &format!("{key}.max_value_bytes"),
+                        1 << 20,
+                    )?,
                 }
             }
             "http" => {
                 self.only(raw, key, &["allow", "timeout", "max_response_bytes"])?;
-                let allow = raw.allow.as_ref().map(|a| a.get_ref().clone()).unwrap_or_default();
+                let allow = raw
+                    .allow
+                    .as_ref()
+                    .map(|a| a.get_ref().clone())
+                    .unwrap_or_default();
                 if allow.is_empty() {
                     return Err(self.error(provider.span(), &format!("{key}.allow"), "an http binding needs at least one allowed host, e.g. allow = [\"example.org\"]"));
                 }
                 ProviderConfig::Http {
                     allow,
-                    timeout: self.duration(raw.timeout.clone(), &format!("{key}.timeout"), Duration::from_secs(10))?,
-                    max_response_bytes: self.size(raw.max_response_bytes.clone(), &format!("{key}.max_response_bytes"), 4 << 20)?,
+                    timeout: self.duration(
+                        raw.timeout.clone(),
+                        &format!("{key}.timeout"),
+                        Duration::from_secs(10),
+                    )?,
+                    max_response_bytes: self.size(
+                        raw.max_response_bytes.clone(),
+                        &format!("{key}.max_response_bytes"),
+                        4 << 20,
+                    )?,
                 }
             }
             "process" => {
-                self.only(raw, key, &["operations", "command", "cwd", "env", "timeout"])?;
-                let command = raw.command.as_ref().map(|c| c.get_ref().clone()).unwrap_or_default();
+                self.only(
+                    raw,
+                    key,
+                    &["operations", "command", "cwd", "env", "timeout"],
+                )?;
+                let command = raw
+                    .command
+                    .as_ref()
+                    .map(|c| c.get_ref().clone())
+                    .unwrap_or_default();
                 if command.is_empty() {
                     return Err(self.error(provider.span(), &format!("{key}.command"), "a process binding needs a command, e.g. command = [\"python3\", \"provider.py\"]"));
                 }
                 ProviderConfig::Process {
                     command,
                     cwd: raw.cwd.as_ref().map(|c| PathBuf::from(c.get_ref())),
-                    env: raw.env.as_ref().map(|e| e.get_ref().clone().into_iter().collect()).unwrap_or_default(),
-                    timeout: self.duration(raw.timeout.clone(), &format!("{key}.timeout"), Duration::from_secs(10))?,
+                    env: raw
+                        .env
+                        .as_ref()
+                        .map(|e| e.get_ref().clone().into_iter().collect())
+                        .unwrap_or_default(),
+                    timeout: self.duration(
+                        raw.timeout.clone(),
+                        &format!("{key}.timeout"),
+                        Duration::from_secs(10),
+                    )?,
                 }
             }
             "handler" => {
@@ -362,13 +484,20 @@ impl Locator<'_> {
                             let inner_key = format!("{key}.uses.{inner}");
                             let config = self.ability(inner, &inner_key, table.clone())?;
                             if config.provider.is_none() {
-                                return Err(self.error(table.span(), &inner_key, "a `uses` entry must bind a provider"));
+                                return Err(self.error(
+                                    table.span(),
+                                    &inner_key,
+                                    "a `uses` entry must bind a provider",
+                                ));
                             }
                             Ok((inner.clone(), config))
                         })
                         .collect::<Result<_, ConfigError>>()?,
                 };
-                ProviderConfig::Handler { function: function.get_ref().clone(), uses }
+                ProviderConfig::Handler {
+                    function: function.get_ref().clone(),
+                    uses,
+                }
             }
             other => {
                 return Err(self.error(provider.span(), &format!("{key}.provider"), format!("unknown provider `{other}`; one of log, clock, random, config, call, kv, http, process, handler")));
@@ -380,18 +509,30 @@ impl Locator<'_> {
     fn only(&self, raw: &RawAbility, key: &str, allowed: &[&str]) -> Result<(), ConfigError> {
         let present: [(&str, Option<Range<usize>>); 10] = [
             ("namespace", raw.namespace.as_ref().map(Spanned::span)),
-            ("max_value_bytes", raw.max_value_bytes.as_ref().map(Spanned::span)),
+            (
+                "max_value_bytes",
+                raw.max_value_bytes.as_ref().map(Spanned::span),
+            ),
             ("allow", raw.allow.as_ref().map(Spanned::span)),
             ("timeout", raw.timeout.as_ref().map(Spanned::span)),
-            ("max_response_bytes", raw.max_response_bytes.as_ref().map(Spanned::span)),
+            (
+                "max_response_bytes",
+                raw.max_response_bytes.as_ref().map(Spanned::span),
+            ),
             ("command", raw.command.as_ref().map(Spanned::span)),
             ("cwd", raw.cwd.as_ref().map(Spanned::span)),
             ("env", raw.env.as_ref().map(Spanned::span)),
             ("function", raw.function.as_ref().map(Spanned::span)),
             ("uses", raw.uses.as_ref().map(Spanned::span)),
         ];
-        let provider = raw.provider.as_ref().map_or("(none)", |p| p.get_ref().as_str());
-        match present.into_iter().find(|(name, span)| span.is_some() && !allowed.contains(name)) {
+        let provider = raw
+            .provider
+            .as_ref()
+            .map_or("(none)", |p| p.get_ref().as_str());
+        match present
+            .into_iter()
+            .find(|(name, span)| span.is_some() && !allowed.contains(name))
+        {
             Some((name, span)) => Err(self.error(
                 span.expect("present"),
                 &format!("{key}.{name}"),
@@ -421,7 +562,12 @@ fn toml_to_cbor(value: toml::Value) -> ciborium::Value {
         toml::Value::Boolean(b) => C::Bool(b),
         toml::Value::Datetime(d) => C::Text(d.to_string()),
         toml::Value::Array(items) => C::Array(items.into_iter().map(toml_to_cbor).collect()),
-        toml::Value::Table(table) => C::Map(table.into_iter().map(|(k, v)| (C::Text(k), toml_to_cbor(v))).collect()),
+        toml::Value::Table(table) => C::Map(
+            table
+                .into_iter()
+                .map(|(k, v)| (C::Text(k), toml_to_cbor(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -443,7 +589,14 @@ mod tests {
             .collect();
         assert_eq!(
             bound,
-            [("call", "call"), ("clock", "clock"), ("config", "config"), ("kv", "kv"), ("log", "log"), ("random", "random")]
+            [
+                ("call", "call"),
+                ("clock", "clock"),
+                ("config", "config"),
+                ("kv", "kv"),
+                ("log", "log"),
+                ("random", "random")
+            ]
         );
         assert_eq!(config.timeout, Duration::from_secs(10));
         assert_eq!(config.memory_bytes, 64 << 20);
@@ -476,34 +629,81 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert!(matches!(&config.abilities["http"].provider, Some(ProviderConfig::Http { timeout, .. }) if *timeout == Duration::from_secs(2)));
-        assert!(matches!(&config.abilities["sensor"].provider, Some(ProviderConfig::Process { .. })));
+        assert!(
+            matches!(&config.abilities["http"].provider, Some(ProviderConfig::Http { timeout, .. }) if *timeout == Duration::from_secs(2))
+        );
+        assert!(matches!(
+            &config.abilities["sensor"].provider,
+            Some(ProviderConfig::Process { .. })
+        ));
         match &config.abilities["kv"].provider {
             Some(ProviderConfig::Handler { function, uses }) => {
                 assert_eq!(function, "kvprefix");
-                assert!(matches!(&uses["kv"].provider, Some(ProviderConfig::Kv { namespace, .. }) if namespace == "tenant-a"));
+                assert!(
+                    matches!(&uses["kv"].provider, Some(ProviderConfig::Kv { namespace, .. }) if namespace == "tenant-a")
+                );
             }
             other => panic!("expected a handler, got {other:?}"),
         }
         assert!(config.abilities["gpu"].provider.is_none());
-        assert_eq!(config.values["greeting"], ciborium::Value::Text("hi".into()));
+        assert_eq!(
+            config.values["greeting"],
+            ciborium::Value::Text("hi".into())
+        );
     }
 
     #[test]
     fn errors_name_the_file_the_line_and_the_key() {
         let cases = [
-            ("[limits]\ntimeout = \"soon\"\n", 2, "limits.timeout", "not a duration"),
-            ("[abilities.kv]\nprovider = \"kv\"\nallow = [\"x\"]\n", 3, "abilities.kv.allow", "does not apply to provider kv"),
-            ("[abilities.http]\nprovider = \"http\"\n", 2, "abilities.http.allow", "at least one allowed host"),
-            ("[abilities.sensor]\nprovider = \"process\"\ncommand = [\"x\"]\n", 1, "abilities.sensor.operations", "declare its operations"),
-            ("[abilities.kv]\nprovider = \"sled\"\n", 2, "abilities.kv.provider", "unknown provider `sled`"),
-            ("[abilities.sensor]\noperations = [\"read\"]\nprovider = \"kv\"\n", 3, "abilities.sensor.provider", "serves only the `kv` ability"),
+            (
+                "[limits]\ntimeout = \"soon\"\n",
+                2,
+                "limits.timeout",
+                "not a duration",
+            ),
+            (
+                "[abilities.kv]\nprovider = \"kv\"\nallow = [\"x\"]\n",
+                3,
+                "abilities.kv.allow",
+                "does not apply to provider kv",
+            ),
+            (
+                "[abilities.http]\nprovider = \"http\"\n",
+                2,
+                "abilities.http.allow",
+                "at least one allowed host",
+            ),
+            (
+                "[abilities.sensor]\nprovider = \"process\"\ncommand = [\"x\"]\n",
+                1,
+                "abilities.sensor.operations",
+                "declare its operations",
+            ),
+            (
+                "[abilities.kv]\nprovider = \"sled\"\n",
+                2,
+                "abilities.kv.provider",
+                "unknown provider `sled`",
+            ),
+            (
+                "[abilities.sensor]\noperations = [\"read\"]\nprovider = \"kv\"\n",
+                3,
+                "abilities.sensor.provider",
+                "serves only the `kv` ability",
+            ),
         ];
         for (text, line, key, message) in cases {
             let error = parse(text).unwrap_err();
-            assert_eq!((error.line, error.key.as_str()), (line, key), "{text}: {error}");
+            assert_eq!(
+                (error.line, error.key.as_str()),
+                (line, key),
+                "{text}: {error}"
+            );
             let shown = error.to_string();
-            assert!(shown.starts_with(&format!("/home/x/config.toml:{line}:")), "{shown}");
+            assert!(
+                shown.starts_with(&format!("/home/x/config.toml:{line}:")),
+                "{shown}"
+            );
             assert!(shown.contains(message), "{shown}");
         }
         let unknown = parse("[limits]\ntimout = \"1s\"\n").unwrap_err();

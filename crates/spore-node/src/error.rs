@@ -81,7 +81,9 @@ impl NodeError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             NodeError::Home { .. } => ErrorKind::Other,
-            NodeError::InvalidModule(_) | NodeError::UnknownImport { .. } => ErrorKind::InvalidModule,
+            NodeError::InvalidModule(_) | NodeError::UnknownImport { .. } => {
+                ErrorKind::InvalidModule
+            }
             NodeError::Config(_) | NodeError::Binding { .. } => ErrorKind::Usage,
             NodeError::Reference(_) | NodeError::Name(_) => ErrorKind::Usage,
             NodeError::Export(ExportError::Unspecified { .. }) => ErrorKind::Usage,

@@ -16,9 +16,8 @@ impl NodeHandle {
     }
 
     pub(crate) fn get(&self) -> Result<Arc<Node>, AbilityError> {
-        self.0
-            .get()
-            .and_then(Weak::upgrade)
-            .ok_or_else(|| AbilityError::new(AbilityErrorKind::Unavailable, "the node is shutting down"))
+        self.0.get().and_then(Weak::upgrade).ok_or_else(|| {
+            AbilityError::new(AbilityErrorKind::Unavailable, "the node is shutting down")
+        })
     }
 }

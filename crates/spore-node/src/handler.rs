@@ -5,7 +5,10 @@ use std::sync::{Arc, OnceLock};
 
 use ciborium::Value;
 use spore_core::ExportName;
-use spore_runtime::{AbilityContext, AbilityError, AbilityErrorKind, Bindings, CallEnv, InvokeError, Limits, Provider, field};
+use spore_runtime::{
+    AbilityContext, AbilityError, AbilityErrorKind, Bindings, CallEnv, InvokeError, Limits,
+    Provider, field,
+};
 
 use crate::handle::NodeHandle;
 use crate::{InvokeOptions, NodeError};
@@ -23,7 +26,12 @@ pub(crate) struct HandlerProvider {
 }
 
 impl HandlerProvider {
-    pub(crate) fn new(node: NodeHandle, ability: String, function: String, uses: Vec<(String, Arc<dyn Provider>)>) -> Self {
+    pub(crate) fn new(
+        node: NodeHandle,
+        ability: String,
+        function: String,
+        uses: Vec<(String, Arc<dyn Provider>)>,
+    ) -> Self {
         HandlerProvider {
             node,
             ability,
@@ -47,12 +55,21 @@ impl HandlerProvider {
 }
 
 impl Provider for HandlerProvider {
-    fn call(&self, cx: &AbilityContext, operation: &str, request: Value) -> Result<Value, AbilityError> {
+    fn call(
+        &self,
+        cx: &AbilityContext,
+        operation: &str,
+        request: Value,
+    ) -> Result<Value, AbilityError> {
         let node = self.node.get()?;
-        let unavailable = |message: String| AbilityError::new(AbilityErrorKind::Unavailable, message);
-        let (module, _) = node
-            .locate(&self.function)
-            .map_err(|e| unavailable(format!("the `{}` handler `{}` cannot be found: {e}", self.ability, self.function)))?;
+        let unavailable =
+            |message: String| AbilityError::new(AbilityErrorKind::Unavailable, message);
+        let (module, _) = node.locate(&self.function).map_err(|e| {
+            unavailable(format!(
+                "the `{}` handler `{}` cannot be found: {e}",
+                self.ability, self.function
+            ))
+        })?;
         let export: ExportName = operation
             .parse()
             .map_err(|_| unavailable(format!("`{operation}` cannot be a handler export")))?;
@@ -60,7 +77,9 @@ impl Provider for HandlerProvider {
         let env = self.env(node.bindings());
         if let Some(own) = env.get(&self.ability)
             && std::ptr::addr_eq(Arc::as_ptr(own), self as *const Self)
-            && node.manifest(&module).is_ok_and(|m| m.abilities().contains(&self.ability.as_str()))
+            && node
+                .manifest(&module)
+                .is_ok_and(|m| m.abilities().contains(&self.ability.as_str()))
         {
             return Err(AbilityError::new(
                 AbilityErrorKind::Failed,
@@ -77,7 +96,10 @@ impl Provider for HandlerProvider {
             },
             memo: false,
         };
-        let env = CallEnv { bindings: env, depth: cx.depth + 1 };
+        let env = CallEnv {
+            bindings: env,
+            depth: cx.depth + 1,
+        };
         match node.invoke_in(&function, &[request], &options, &env) {
             Ok(outcome) => Ok(outcome.value),
             // A handler reports an operation's failure by returning an error value; when
@@ -91,7 +113,11 @@ impl Provider for HandlerProvider {
                     .and_then(Value::as_text)
                     .map(str::to_owned)
                     .unwrap_or_else(|| spore_core::value::to_json(&error).to_string());
-                Err(AbilityError { kind, message, value: Some(error) })
+                Err(AbilityError {
+                    kind,
+                    message,
+                    value: Some(error),
+                })
             }
             Err(other) => Err(crate::call::invoke_error(other)),
         }
@@ -102,7 +128,11 @@ impl Provider for HandlerProvider {
         if uses.is_empty() {
             format!("Wasm handler `{}`", self.function)
         } else {
-            format!("Wasm handler `{}` (its own {} bound separately)", self.function, uses.join(", "))
+            format!(
+                "Wasm handler `{}` (its own {} bound separately)",
+                self.function,
+                uses.join(", ")
+            )
         }
     }
 }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use ciborium::Value;
 use serde::Serialize;
 use spore_core::{ExportName, FunctionRef, Hash, Manifest, Name, RefText};
-use spore_runtime::{Bindings, CallEnv, CallStats, InvokeError, Limits, LoadSource, Runtime, RuntimeConfig};
+use spore_runtime::{
+    Bindings, CallEnv, CallStats, InvokeError, Limits, LoadSource, Runtime, RuntimeConfig,
+};
 use spore_store::{Codebase, NameEntry, StoreError};
 
 use crate::bindings::{self, Shapes};
@@ -240,7 +242,12 @@ impl Node {
     }
 
     /// Runs a function with this node's bindings, or answers from the memo.
-    pub fn invoke(&self, function: &FunctionRef, args: &[Value], options: &InvokeOptions) -> Result<Outcome, NodeError> {
+    pub fn invoke(
+        &self,
+        function: &FunctionRef,
+        args: &[Value],
+        options: &InvokeOptions,
+    ) -> Result<Outcome, NodeError> {
         let env = CallEnv {
             bindings: self.bindings.clone(),
             depth: 0,
@@ -257,15 +264,19 @@ impl Node {
         options: &InvokeOptions,
         env: &CallEnv,
     ) -> Result<Outcome, NodeError> {
-        let (loaded, _, _) = self.runtime.load(&function.module)?;
-        let manifest = &loaded.manifest;
-        let function = FunctionRef::new(function.module, manifest.resolve_export(function.export.as_ref())?);
+        let manifest = self.runtime.manifest(&function.module)?;
+        let function = FunctionRef::new(
+            function.module,
+            manifest.resolve_export(function.export.as_ref())?,
+        );
         // Only modules that can do nothing but compute (or call) may be memoized; whether
         // a given run was pure is known only after it (`Invocation::effectful`).
         let no_imports = manifest.imports.is_empty();
-        let memo_key = (options.memo && self.config.memo && manifest.imports.iter().all(|i| i.ability == "call"))
-            .then(|| memo::key(&function, args))
-            .flatten();
+        let memo_key = (options.memo
+            && self.config.memo
+            && manifest.imports.iter().all(|i| i.ability == "call"))
+        .then(|| memo::key(&function, args))
+        .flatten();
         if let Some(key) = &memo_key
             && let Some(entry) = self.codebase.memo_get(key)?
             && let Some(outcome) = memo::decode(&entry)
@@ -284,7 +295,9 @@ impl Node {
         }
         let result = self.runtime.invoke(&function, args, &options.limits, env);
         let remember = |outcome: Result<&Value, &Value>| -> Result<MemoUse, NodeError> {
-            let Some(key) = &memo_key else { return Ok(MemoUse::Skipped) };
+            let Some(key) = &memo_key else {
+                return Ok(MemoUse::Skipped);
+            };
             match memo::encode(&outcome) {
                 Some(entry) if entry.len() as u64 <= self.config.memo_max_result_bytes => {
                     self.codebase.memo_put(key, &entry)?;

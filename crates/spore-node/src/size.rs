@@ -1,7 +1,9 @@
 /// Parses a byte size as people write it: `123`, `64KiB`, `64MiB`, `1GiB`, or the
 /// decimal `KB`, `MB`, `GB`. Used by the configuration file and the command line.
 pub fn parse_size(text: &str) -> Option<u64> {
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let multiplier: u64 = match unit.trim() {
         "" | "B" => 1,

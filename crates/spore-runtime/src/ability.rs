@@ -18,7 +18,12 @@ use spore_core::FunctionRef;
 /// must never wait past `cx.deadline`, and must be safe to call from many threads.
 pub trait Provider: Send + Sync + 'static {
     /// Performs `operation` (already checked to be one of the ability's) on `request`.
-    fn call(&self, cx: &AbilityContext, operation: &str, request: Value) -> Result<Value, AbilityError>;
+    fn call(
+        &self,
+        cx: &AbilityContext,
+        operation: &str,
+        request: Value,
+    ) -> Result<Value, AbilityError>;
 
     /// One line for `spore abilities`: what this provider is and its main settings.
     fn describe(&self) -> String;
@@ -43,7 +48,12 @@ impl AbilityContext {
     /// A context for serving `function`'s call, as the runtime makes one for each
     /// invocation. Public for providers' own tests and for hosts that call providers
     /// outside a Wasm call.
-    pub fn new(function: FunctionRef, invocation: u64, deadline: Instant, depth: u32) -> AbilityContext {
+    pub fn new(
+        function: FunctionRef,
+        invocation: u64,
+        deadline: Instant,
+        depth: u32,
+    ) -> AbilityContext {
         AbilityContext {
             function,
             invocation,
@@ -153,8 +163,14 @@ impl AbilityError {
     /// The CBOR map the guest receives.
     pub fn to_value(&self) -> Value {
         let mut entries = vec![
-            (Value::Text("kind".into()), Value::Text(self.kind.as_str().into())),
-            (Value::Text("message".into()), Value::Text(self.message.clone())),
+            (
+                Value::Text("kind".into()),
+                Value::Text(self.kind.as_str().into()),
+            ),
+            (
+                Value::Text("message".into()),
+                Value::Text(self.message.clone()),
+            ),
         ];
         if let Some(value) = &self.value {
             entries.push((Value::Text("value".into()), value.clone()));
@@ -188,7 +204,9 @@ impl Bindings {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<dyn Provider>)> {
-        self.providers.iter().map(|(name, provider)| (name.as_str(), provider))
+        self.providers
+            .iter()
+            .map(|(name, provider)| (name.as_str(), provider))
     }
 
     pub fn origin(&self) -> &str {
@@ -207,7 +225,11 @@ impl fmt::Debug for Bindings {
 
 /// Reads a map field of an ability request, for providers.
 pub fn field<'a>(request: &'a Value, key: &str) -> Option<&'a Value> {
-    request.as_map()?.iter().find(|(k, _)| k.as_text() == Some(key)).map(|(_, v)| v)
+    request
+        .as_map()?
+        .iter()
+        .find(|(k, _)| k.as_text() == Some(key))
+        .map(|(_, v)| v)
 }
 
 /// Reads a required text field of an ability request.

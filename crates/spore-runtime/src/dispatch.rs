@@ -12,7 +12,10 @@ use crate::invoke::CallState;
 
 /// Links every import of `manifest` to a host function that dispatches to the
 /// provider in the call's slot for that ability.
-pub(crate) fn define_imports(linker: &mut Linker<CallState>, manifest: &Manifest) -> wasmtime::Result<()> {
+pub(crate) fn define_imports(
+    linker: &mut Linker<CallState>,
+    manifest: &Manifest,
+) -> wasmtime::Result<()> {
     let abilities = manifest.abilities();
     for import in &manifest.imports {
         let slot = abilities
@@ -51,17 +54,23 @@ fn perform(
     let request = memory
         .data(&*caller)
         .get(start..start.saturating_add(len as u32 as usize))
-        .ok_or_else(|| wasmtime::format_err!("`{ability}.{operation}` request buffer lies outside memory"))?;
+        .ok_or_else(|| {
+            wasmtime::format_err!("`{ability}.{operation}` request buffer lies outside memory")
+        })?;
     let outcome = match value::decode(request) {
         Ok(request) => {
             // Only `call` can be pure, and its provider decides (by what it called).
             if ability != "call" {
                 cx.mark_effectful();
             }
-            let _span = tracing::debug_span!("ability", ability, operation, invocation = cx.invocation).entered();
+            let _span =
+                tracing::debug_span!("ability", ability, operation, invocation = cx.invocation)
+                    .entered();
             provider.call(&cx, operation, request)
         }
-        Err(error) => Err(AbilityError::bad_request(format!("the request is not one CBOR value: {error}"))),
+        Err(error) => Err(AbilityError::bad_request(format!(
+            "the request is not one CBOR value: {error}"
+        ))),
     };
     let response = encode_response(outcome);
     let out = alloc.call(&mut *caller, response.len() as i32)?;
@@ -75,11 +84,17 @@ fn perform(
 fn encode_response(outcome: Result<Value, AbilityError>) -> Vec<u8> {
     let encoded = match &outcome {
         Ok(result) => value::encode_canonical(result).map(|bytes| (abi::Status::Ok, bytes)),
-        Err(error) => value::encode_canonical(&error.to_value()).map(|bytes| (abi::Status::Err, bytes)),
+        Err(error) => {
+            value::encode_canonical(&error.to_value()).map(|bytes| (abi::Status::Err, bytes))
+        }
     };
     let (status, bytes) = encoded.unwrap_or_else(|e| {
-        let error = AbilityError::new(AbilityErrorKind::Failed, format!("the provider's response does not encode: {e}"));
-        let bytes = value::encode_canonical(&error.to_value()).expect("an error map always encodes");
+        let error = AbilityError::new(
+            AbilityErrorKind::Failed,
+            format!("the provider's response does not encode: {e}"),
+        );
+        let bytes =
+            value::encode_canonical(&error.to_value()).expect("an error map always encodes");
         (abi::Status::Err, bytes)
     });
     let mut response = Vec::with_capacity(1 + bytes.len());

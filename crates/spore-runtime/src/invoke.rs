@@ -140,7 +140,8 @@ impl Runtime {
             function,
             limits: *limits,
         };
-        let (value, instantiate_time, run_time, memory_bytes) = call.run(&args, providers, context.clone())?;
+        let (value, instantiate_time, run_time, memory_bytes) =
+            call.run(&args, providers, context.clone())?;
         Ok(Invocation {
             function: call.function,
             value,

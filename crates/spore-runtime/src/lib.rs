@@ -14,7 +14,9 @@ mod error;
 mod invoke;
 mod loader;
 
-pub use ability::{AbilityContext, AbilityError, AbilityErrorKind, Bindings, Provider, field, text_field};
+pub use ability::{
+    AbilityContext, AbilityError, AbilityErrorKind, Bindings, Provider, field, text_field,
+};
 pub use config::{Limits, RuntimeConfig};
 pub use engine::wasmtime_config;
 pub use error::{InvokeError, LoadError, TrapDetail};

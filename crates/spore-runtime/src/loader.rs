@@ -24,7 +24,7 @@ pub enum LoadSource {
 
 /// A module ready to run: its manifest, its code, and pre-resolved exports.
 pub struct LoadedModule {
-    pub manifest: Manifest,
+    pub manifest: Arc<Manifest>,
     pub(crate) pre: InstancePre<CallState>,
     pub(crate) memory: ModuleExport,
     pub(crate) alloc: ModuleExport,
@@ -69,6 +69,15 @@ impl Runtime {
     /// Publishing calls this so that the first invoke does not pay for Cranelift.
     pub fn precompile(&self, hash: &Hash) -> Result<LoadSource, LoadError> {
         self.load(hash).map(|(_, source, _)| source)
+    }
+
+    /// The manifest of module `hash`, without loading the module: from memory when it is
+    /// loaded, else from the codebase.
+    pub fn manifest(&self, hash: &Hash) -> Result<Arc<Manifest>, LoadError> {
+        match self.cached(hash) {
+            Some(loaded) => Ok(loaded.manifest.clone()),
+            None => Ok(Arc::new(self.codebase.manifest(hash)?)),
+        }
     }
 
     /// Forgets modules loaded in memory (the codebase's artifacts stay).
@@ -147,7 +156,7 @@ impl Runtime {
         crate::dispatch::define_imports(&mut linker, &manifest).map_err(link_error)?;
         let pre = linker.instantiate_pre(&module).map_err(link_error)?;
         Ok(LoadedModule {
-            manifest,
+            manifest: Arc::new(manifest),
             pre,
             memory,
             alloc,

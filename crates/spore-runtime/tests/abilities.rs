@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use ciborium::Value;
 use spore_core::{FunctionRef, Manifest};
 use spore_runtime::{
-    AbilityContext, AbilityError, AbilityErrorKind, Bindings, CallEnv, InvokeError, Limits, Provider, Runtime,
-    RuntimeConfig,
+    AbilityContext, AbilityError, AbilityErrorKind, Bindings, CallEnv, InvokeError, Limits,
+    Provider, Runtime, RuntimeConfig,
 };
 use spore_store::Codebase;
 
@@ -32,12 +32,20 @@ struct Echo {
 }
 
 impl Provider for Echo {
-    fn call(&self, cx: &AbilityContext, operation: &str, request: Value) -> Result<Value, AbilityError> {
+    fn call(
+        &self,
+        cx: &AbilityContext,
+        operation: &str,
+        request: Value,
+    ) -> Result<Value, AbilityError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         assert_eq!(operation, "say");
         assert!(cx.remaining() > std::time::Duration::ZERO);
         if request == Value::Array(vec![Value::Text("fail".into())]) {
-            return Err(AbilityError::new(AbilityErrorKind::NotAllowed, "asked to fail"));
+            return Err(AbilityError::new(
+                AbilityErrorKind::NotAllowed,
+                "asked to fail",
+            ));
         }
         Ok(request)
     }
@@ -54,7 +62,11 @@ fn setup() -> (tempfile::TempDir, Runtime, FunctionRef) {
     let manifest = Manifest::derive(&bytes).unwrap();
     codebase.put_module(&bytes, &manifest).unwrap();
     let function = FunctionRef::new(manifest.module, "relay".parse().unwrap());
-    (dir, Runtime::new(codebase, RuntimeConfig::default()).unwrap(), function)
+    (
+        dir,
+        Runtime::new(codebase, RuntimeConfig::default()).unwrap(),
+        function,
+    )
 }
 
 fn env(echo: Arc<Echo>) -> CallEnv {
@@ -69,24 +81,42 @@ fn env(echo: Arc<Echo>) -> CallEnv {
 #[test]
 fn requests_reach_the_provider_and_responses_reach_the_guest() {
     let (_dir, runtime, relay) = setup();
-    let echo = Arc::new(Echo { calls: AtomicU32::new(0) });
+    let echo = Arc::new(Echo {
+        calls: AtomicU32::new(0),
+    });
     let args = [Value::Integer(1.into()), Value::Text("two".into())];
-    let invocation = runtime.invoke(&relay, &args, &Limits::default(), &env(echo.clone())).unwrap();
+    let invocation = runtime
+        .invoke(&relay, &args, &Limits::default(), &env(echo.clone()))
+        .unwrap();
     assert_eq!(invocation.value, Value::Array(args.to_vec()));
-    assert!(invocation.effectful, "an ability other than `call` makes the call effectful");
+    assert!(
+        invocation.effectful,
+        "an ability other than `call` makes the call effectful"
+    );
     assert_eq!(echo.calls.load(Ordering::Relaxed), 1);
 }
 
 #[test]
 fn provider_errors_arrive_as_the_spec_error_map() {
     let (_dir, runtime, relay) = setup();
-    let echo = Arc::new(Echo { calls: AtomicU32::new(0) });
-    let result = runtime.invoke(&relay, &[Value::Text("fail".into())], &Limits::default(), &env(echo));
+    let echo = Arc::new(Echo {
+        calls: AtomicU32::new(0),
+    });
+    let result = runtime.invoke(
+        &relay,
+        &[Value::Text("fail".into())],
+        &Limits::default(),
+        &env(echo),
+    );
     match result {
         // The relay returns the response buffer as-is, so status 1 is its guest error.
         Err(InvokeError::Guest { error, .. }) => {
             let map = error.as_map().unwrap();
-            let get = |key: &str| map.iter().find(|(k, _)| k.as_text() == Some(key)).map(|(_, v)| v.clone());
+            let get = |key: &str| {
+                map.iter()
+                    .find(|(k, _)| k.as_text() == Some(key))
+                    .map(|(_, v)| v.clone())
+            };
             assert_eq!(get("kind"), Some(Value::Text("not_allowed".into())));
             assert_eq!(get("message"), Some(Value::Text("asked to fail".into())));
         }

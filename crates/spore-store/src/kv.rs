@@ -47,7 +47,12 @@ impl KvSpace {
 
     /// Sets `key` to `new` (None: delete) if its current value is `expected` (None:
     /// absent). Returns whether the swap happened.
-    pub fn compare_and_swap(&self, key: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool, StoreError> {
+    pub fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool, StoreError> {
         Ok(self.tree.compare_and_swap(key, expected, new)?.is_ok())
     }
 }

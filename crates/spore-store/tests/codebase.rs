@@ -205,8 +205,16 @@ fn kv_spaces_are_separate_and_compare_and_swap_is_atomic() {
                 for _ in 0..100 {
                     loop {
                         let current = a.get("counter").unwrap();
-                        let n = current.as_deref().map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap()));
-                        if a.compare_and_swap("counter", current.as_deref(), Some(&(n + 1).to_le_bytes())).unwrap() {
+                        let n = current
+                            .as_deref()
+                            .map_or(0, |v| u64::from_le_bytes(v.try_into().unwrap()));
+                        if a.compare_and_swap(
+                            "counter",
+                            current.as_deref(),
+                            Some(&(n + 1).to_le_bytes()),
+                        )
+                        .unwrap()
+                        {
                             break;
                         }
                     }

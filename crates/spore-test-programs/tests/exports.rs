@@ -1,5 +1,7 @@
 //! Every module of `codebase/` follows the ABI of spec/abi.md: it exports its memory,
-//! `spore_alloc`, and exactly the expected spore functions, and imports nothing.
+//! `spore_alloc`, and exactly the expected spore functions, and imports exactly the
+//! expected ability operations (nothing, for the pure modules), each with the type
+//! `(i32, i32) -> i64`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,22 +9,72 @@ use wasmparser::{
     CompositeInnerType, ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, Validator,
 };
 
-const EXPECTED: &[(&str, &[&str])] = &[
-    ("arith", &["add", "sub", "mul", "div", "sum"]),
-    ("words", &["frequencies", "top"]),
-    ("markdown", &["render"]),
-    ("reshape", &["summarize_orders", "flatten"]),
-    ("cpu", &["sha256", "mandelbrot"]),
+/// A module: its name, its spore functions, and the `(ability, operation)` pairs it
+/// imports.
+type Expected = (
+    &'static str,
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+);
+
+const EXPECTED: &[Expected] = &[
+    ("arith", &["add", "sub", "mul", "div", "sum"], &[]),
+    ("words", &["frequencies", "top"], &[]),
+    ("markdown", &["render"], &[]),
+    ("reshape", &["summarize_orders", "flatten"], &[]),
+    ("cpu", &["sha256", "mandelbrot"], &[]),
     (
         "faults",
         &["spin", "hog", "recurse", "boom", "fail", "echo"],
+        &[],
+    ),
+    (
+        "visits",
+        &["hit", "count", "stamp"],
+        &[
+            ("kv", "get"),
+            ("kv", "put"),
+            ("kv", "cas"),
+            ("clock", "now"),
+        ],
+    ),
+    ("title", &["fetch_title"], &[("http", "request")]),
+    (
+        "caller",
+        &["call_twice", "depth", "pure_square"],
+        &[("call", "invoke")],
+    ),
+    (
+        "sensors",
+        &["read", "log_reading"],
+        &[("sensor", "read"), ("log", "info")],
+    ),
+    (
+        "telemetry",
+        &["store", "load", "collect"],
+        &[("kv", "put"), ("kv", "get"), ("call", "invoke")],
+    ),
+    (
+        "kvprefix",
+        &["get", "put", "delete", "list", "cas"],
+        &[
+            ("kv", "get"),
+            ("kv", "put"),
+            ("kv", "delete"),
+            ("kv", "list"),
+            ("kv", "cas"),
+        ],
     ),
 ];
 
+/// A function type: parameters and results.
+type Signature = (Vec<ValType>, Vec<ValType>);
+
 struct Interface {
-    imports: Vec<String>,
+    /// `(module, name)` and the type of every import; `None` for non-functions.
+    imports: Vec<((String, String), Option<Signature>)>,
     memories: Vec<String>,
-    functions: BTreeMap<String, (Vec<ValType>, Vec<ValType>)>,
+    functions: BTreeMap<String, Signature>,
 }
 
 fn interface(wasm: &[u8]) -> Interface {
@@ -49,12 +101,16 @@ fn interface(wasm: &[u8]) -> Interface {
             Payload::ImportSection(reader) => {
                 for import in reader.into_imports() {
                     let import = import.expect("valid import");
-                    if let TypeRef::Func(index) = import.ty {
-                        function_types.push(index);
-                    }
-                    interface
-                        .imports
-                        .push(format!("{}::{}", import.module, import.name));
+                    // The type section precedes the import section.
+                    let ty = match import.ty {
+                        TypeRef::Func(index) => {
+                            function_types.push(index);
+                            Some(signature(&types[index as usize]))
+                        }
+                        _ => None,
+                    };
+                    let name = (import.module.to_owned(), import.name.to_owned());
+                    interface.imports.push((name, ty));
                 }
             }
             Payload::FunctionSection(reader) => {
@@ -76,14 +132,16 @@ fn interface(wasm: &[u8]) -> Interface {
             ExternalKind::Memory => interface.memories.push(name),
             ExternalKind::Func => {
                 let ty = &types[function_types[index as usize] as usize];
-                interface
-                    .functions
-                    .insert(name, (ty.params().to_vec(), ty.results().to_vec()));
+                interface.functions.insert(name, signature(ty));
             }
             _ => {}
         }
     }
     interface
+}
+
+fn signature(ty: &FuncType) -> Signature {
+    (ty.params().to_vec(), ty.results().to_vec())
 }
 
 #[test]
@@ -92,7 +150,7 @@ fn every_codebase_crate_is_built() {
         .iter()
         .map(|(name, _)| *name)
         .collect();
-    let expected: BTreeSet<_> = EXPECTED.iter().map(|(name, _)| *name).collect();
+    let expected: BTreeSet<_> = EXPECTED.iter().map(|(name, _, _)| *name).collect();
     assert_eq!(built, expected);
     assert_eq!(
         spore_test_programs::path("arith"),
@@ -104,17 +162,33 @@ fn every_codebase_crate_is_built() {
 #[test]
 fn modules_follow_the_abi() {
     let spore_function = (vec![ValType::I32, ValType::I32], vec![ValType::I64]);
-    for (name, functions) in EXPECTED {
+    for (name, functions, imports) in EXPECTED {
         let wasm = spore_test_programs::bytes(name);
         Validator::new()
             .validate_all(&wasm)
             .unwrap_or_else(|error| panic!("{name} is not valid wasm: {error}"));
         let interface = interface(&wasm);
 
-        assert!(
-            interface.imports.is_empty(),
-            "{name} imports {:?}",
-            interface.imports
+        // Ability operations only (spec/abi.md, "Ability imports"), and exactly the
+        // ones the module's code calls: the node must bind every one of them.
+        for ((module, field), ty) in &interface.imports {
+            assert_eq!(
+                ty.as_ref(),
+                Some(&spore_function),
+                "{name}: import {module}::{field} is not an ability operation"
+            );
+        }
+        let imported: BTreeSet<_> = interface
+            .imports
+            .iter()
+            .map(|((module, field), _)| (module.as_str(), field.as_str()))
+            .collect();
+        let expected_imports: BTreeSet<_> = imports.iter().copied().collect();
+        assert_eq!(imported, expected_imports, "{name}: imports");
+        assert_eq!(
+            imported.len(),
+            interface.imports.len(),
+            "{name}: an operation is imported twice"
         );
         assert_eq!(interface.memories, ["memory"], "{name}");
         assert_eq!(
