@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
   || rustup target add wasm32-unknown-unknown
-exec cargo test --workspace --locked "$@"
+cargo test --workspace --locked "$@"
+# The codebase functions keep their pure logic in plain functions, tested natively.
+(cd codebase && cargo test --locked --quiet)
