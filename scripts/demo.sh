@@ -15,9 +15,22 @@ export SPORE_HOME="$home"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "Build and publish codebase/ into $home"
-for module in arith words markdown reshape cpu faults; do
-  $spore build "codebase/$module" --name "$module" 2>/dev/null | tail -n 1 | sed "s/^/$module  /"
+step "A fresh home: $home (spore writes config.toml with the default bindings)"
+$spore abilities >/dev/null
+# This node also has a sensor, served by an external provider process.
+cat >> "$home/config.toml" <<TOML
+
+[abilities.sensor]
+provider = "process"
+operations = ["read"]
+command = ["python3", "$PWD/examples/sensor-provider/sensor.py"]
+TOML
+
+step "Build and publish codebase/"
+for module in arith words markdown reshape cpu faults visits sensors caller title; do
+  hash=$($spore build "codebase/$module" --name "$module" 2>"$home/build.log" | tail -n 1) \
+    || { cat "$home/build.log"; exit 1; }
+  printf '%-9s %s\n' "$module" "$hash"
 done
 
 step "The hash is BLAKE3 of the bytes (b3sum prints the same)"
@@ -47,3 +60,19 @@ step "Names keep their history"
 $spore names set arith.add "$arith:sub" >/dev/null
 $spore names set arith.add "$arith:add" >/dev/null
 $spore names history arith.add
+
+step "Abilities: effects are imports, bound per node ($home/config.toml)"
+$spore abilities
+echo "visits.hit home (kv)        -> $($spore invoke visits.hit '"home"')"
+echo "visits.hit home (kv)        -> $($spore invoke visits.hit '"home"')"
+echo "sensors.read attic (process)-> $($spore invoke sensors.read '"attic"')"
+echo "caller.call_twice add 5     -> $($spore invoke caller.call_twice "\"$arith:add\"" 5)"
+
+step "Deny by default: http is not bound on this node"
+set +e; out=$($spore invoke title '"http://127.0.0.1:1/"' 2>&1); code=$?; set -e
+printf 'exit %s  %s\n' "$code" "$out"
+
+step "Pure functions are memoized"
+for attempt in first second; do
+  $spore --json invoke cpu.sha256 16 | python3 -c "import json,sys; r=json.load(sys.stdin); s=r['stats']; print('$attempt call: memo=%s run=%s' % (r['memo'], ('%.1f ms' % (s['run_us']/1000)) if s else 'not run'))"
+done
