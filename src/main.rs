@@ -1,6 +1,9 @@
 //! The `spore` command line. The only place in spore that prints to a terminal.
 
 mod cli;
+mod daemon;
+mod kind;
+mod report;
 
 use std::process::ExitCode;
 

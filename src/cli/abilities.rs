@@ -1,8 +1,8 @@
 //! `spore abilities` and `spore memo`.
 
+use super::backend::Backend;
 use clap::Subcommand;
 use serde_json::json;
-use spore_node::Node;
 
 use super::output::Output;
 
@@ -12,12 +12,12 @@ pub enum MemoCommand {
     Clear,
 }
 
-pub fn list(node: &Node, out: &Output) -> anyhow::Result<()> {
-    let abilities = node.abilities();
-    if out.json(&json!({ "config": node.config_file(), "abilities": abilities }))? {
+pub fn list(backend: &Backend, out: &Output) -> anyhow::Result<()> {
+    let (config, abilities) = backend.abilities()?;
+    if out.json(&json!({ "config": config, "abilities": abilities }))? {
         return Ok(());
     }
-    println!("bindings from {}", node.config_file().display());
+    println!("bindings from {config}");
     let width = abilities.iter().map(|a| a.ability.len()).max().unwrap_or(0);
     for info in &abilities {
         println!(
@@ -32,10 +32,10 @@ pub fn list(node: &Node, out: &Output) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn memo(command: &MemoCommand, node: &Node, out: &Output) -> anyhow::Result<()> {
+pub fn memo(command: &MemoCommand, backend: &Backend, out: &Output) -> anyhow::Result<()> {
     match command {
         MemoCommand::Clear => {
-            let cleared = node.clear_memo()?;
+            let cleared = backend.clear_memo()?;
             if !out.json(&json!({ "cleared": cleared }))? {
                 println!("{cleared} memoized results forgotten");
             }

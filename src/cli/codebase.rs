@@ -2,7 +2,9 @@
 
 use clap::Args;
 use serde_json::json;
-use spore_node::{ModuleInfo, Node};
+use spore_node::ModuleInfo;
+
+use super::backend::Backend;
 
 use super::output::{Output, bytes};
 
@@ -12,8 +14,8 @@ pub struct InspectArgs {
     pub reference: String,
 }
 
-pub fn ls(node: &Node, out: &Output) -> anyhow::Result<()> {
-    let modules = node.modules()?;
+pub fn ls(backend: &Backend, out: &Output) -> anyhow::Result<()> {
+    let modules = backend.modules()?;
     if out.json(&modules)? {
         return Ok(());
     }
@@ -54,8 +56,8 @@ pub fn ls(node: &Node, out: &Output) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn inspect(args: &InspectArgs, node: &Node, out: &Output) -> anyhow::Result<()> {
-    let info = node.inspect(&args.reference)?;
+pub fn inspect(args: &InspectArgs, backend: &Backend, out: &Output) -> anyhow::Result<()> {
+    let info = backend.inspect(&args.reference)?;
     if out.json(&info)? {
         return Ok(());
     }
@@ -111,22 +113,25 @@ fn print_info(info: &ModuleInfo) {
     }
 }
 
-pub fn verify(node: &Node, out: &Output) -> anyhow::Result<()> {
-    let (checked, failures) = node.verify()?;
-    let report: Vec<_> = failures
+pub fn verify(backend: &Backend, out: &Output) -> anyhow::Result<()> {
+    let (checked, corrupt) = backend.verify()?;
+    let report: Vec<_> = corrupt
         .iter()
-        .map(|(hash, error)| json!({ "hash": hash, "error": error.to_string() }))
+        .map(|(hash, error)| json!({ "hash": hash, "error": error }))
         .collect();
     if !out.json(&json!({ "checked": checked, "corrupt": report }))? {
-        for (_, error) in &failures {
+        for (_, error) in &corrupt {
             println!("{error}");
         }
-        println!("{checked} modules checked, {} corrupt", failures.len());
+        println!("{checked} modules checked, {} corrupt", corrupt.len());
     }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        let (_, first) = failures.into_iter().next().expect("not empty");
-        Err(spore_node::NodeError::from(first).into())
+    match corrupt.into_iter().next() {
+        None => Ok(()),
+        Some((hash, error)) => Err(super::backend::RemoteError {
+            kind: crate::kind::Kind::Corrupt.name().into(),
+            message: format!("module {hash} is corrupt: {error}"),
+            value: None,
+        }
+        .into()),
     }
 }

@@ -1,54 +1,48 @@
-//! Exit codes (documented in docs/cli.md) and how errors reach the person.
+//! How errors reach the person: the message on stderr and the exit code of its kind
+//! (docs/cli.md; the table itself is `crate::kind`).
 
 use std::process::ExitCode;
 
-use spore_node::{ErrorKind, NodeError};
+use spore_node::NodeError;
+
+use super::backend::RemoteError;
+use crate::kind::{self, Kind};
 
 /// A mistake in how spore was called, found by the CLI itself.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-pub const OTHER: u8 = 1;
-pub const USAGE: u8 = 2;
-pub const NOT_FOUND: u8 = 3;
-pub const GUEST_ERROR: u8 = 4;
-pub const TRAP: u8 = 5;
-pub const INVALID_MODULE: u8 = 6;
-pub const CORRUPT: u8 = 7;
-pub const UNAVAILABLE: u8 = 8;
-
-fn classify(error: &anyhow::Error) -> (u8, &'static str) {
+fn classify(error: &anyhow::Error) -> (Kind, Option<serde_json::Value>) {
     if error.downcast_ref::<UsageError>().is_some() {
-        return (USAGE, "usage");
+        return (Kind::Usage, None);
     }
-    match error.downcast_ref::<NodeError>().map(NodeError::kind) {
-        Some(ErrorKind::Usage) => (USAGE, "usage"),
-        Some(ErrorKind::NotFound) => (NOT_FOUND, "not_found"),
-        Some(ErrorKind::Guest) => (GUEST_ERROR, "guest_error"),
-        Some(ErrorKind::Trap) => (TRAP, "trap"),
-        Some(ErrorKind::InvalidModule) => (INVALID_MODULE, "invalid_module"),
-        Some(ErrorKind::Corrupt) => (CORRUPT, "corrupt"),
-        Some(ErrorKind::Unavailable) => (UNAVAILABLE, "unavailable"),
-        _ => (OTHER, "other"),
+    if let Some(remote) = error.downcast_ref::<RemoteError>() {
+        return (Kind::from_name(&remote.kind), remote.value.clone());
+    }
+    match error.downcast_ref::<NodeError>() {
+        Some(node_error) => (
+            Kind::of_node_error(node_error),
+            kind::guest_value(node_error),
+        ),
+        None => (Kind::Other, None),
     }
 }
 
 /// Prints `error` to stderr and returns the exit code for its kind.
 pub fn report(error: &anyhow::Error, json: bool) -> ExitCode {
-    let (code, kind) = classify(error);
+    let (kind, value) = classify(error);
     if json {
-        let mut body = serde_json::json!({ "error": { "kind": kind, "message": render(error) } });
-        if let Some(NodeError::Invoke(invoke_error)) = error.downcast_ref::<NodeError>()
-            && let Some(value) = guest_value(invoke_error)
-        {
+        let mut body =
+            serde_json::json!({ "error": { "kind": kind.name(), "message": render(error) } });
+        if let Some(value) = value {
             body["error"]["value"] = value;
         }
         eprintln!("{body}");
     } else {
         eprintln!("error: {}", render(error));
     }
-    ExitCode::from(code)
+    ExitCode::from(kind.exit_code())
 }
 
 /// The error and its causes, each said once: spore's error types already include their
@@ -63,11 +57,4 @@ fn render(error: &anyhow::Error) -> String {
         }
     }
     text
-}
-
-fn guest_value(error: &spore_node::InvokeError) -> Option<serde_json::Value> {
-    match error {
-        spore_node::InvokeError::Guest { error, .. } => Some(spore_core::value::to_json(error)),
-        _ => None,
-    }
 }

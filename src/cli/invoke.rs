@@ -3,13 +3,12 @@
 use std::io::Read;
 
 use clap::Args;
-use serde_json::json;
-use spore_core::value;
-use spore_node::{InvokeOptions, LoadSource, Node};
 
+use super::backend::Backend;
 use super::exit::UsageError;
 use super::limits::LimitArgs;
 use super::output::Output;
+use crate::report::InvokeCall;
 
 #[derive(Args, Debug)]
 pub struct InvokeArgs {
@@ -25,42 +24,22 @@ pub struct InvokeArgs {
     pub no_memo: bool,
 }
 
-pub fn invoke(args: &InvokeArgs, node: &Node, out: &Output) -> anyhow::Result<()> {
-    let values = parse_args(&args.args)?;
-    let function = node.resolve(&args.reference)?;
-    let options = InvokeOptions {
-        limits: args.limits.apply(node.default_limits()),
-        memo: !args.no_memo,
+pub fn invoke(args: &InvokeArgs, backend: &Backend, out: &Output) -> anyhow::Result<()> {
+    let call = InvokeCall {
+        reference: args.reference.clone(),
+        args: parse_args(&args.args)?,
+        timeout_ms: args.limits.timeout.map(|t| t.as_millis() as u64),
+        memory_bytes: args.limits.memory,
+        no_memo: args.no_memo,
     };
-    let outcome = node.invoke(&function, &values, &options)?;
-    let result = value::to_json(&outcome.value);
-    let stats = outcome.stats.map(|stats| {
-        json!({
-            "load": match stats.load_source {
-                LoadSource::Memory => "memory",
-                LoadSource::Artifact => "cached",
-                LoadSource::Compiled => "compiled",
-            },
-            "load_us": stats.load_time.as_micros() as u64,
-            "instantiate_us": stats.instantiate_time.as_micros() as u64,
-            "run_us": stats.run_time.as_micros() as u64,
-            "memory_bytes": stats.memory_bytes,
-        })
-    });
-    let printed = out.json(&json!({
-        "function": outcome.function,
-        "result": result,
-        "memo": outcome.memo,
-        "effectful": outcome.effectful,
-        "stats": stats,
-    }))?;
-    if !printed {
-        println!("{result}");
+    let report = backend.invoke(&call)?;
+    if !out.json(&report)? {
+        println!("{}", report["result"]);
     }
     Ok(())
 }
 
-fn parse_args(args: &[String]) -> Result<Vec<ciborium::Value>, UsageError> {
+fn parse_args(args: &[String]) -> Result<Vec<serde_json::Value>, UsageError> {
     let mut stdin_used = false;
     args.iter()
         .enumerate()
@@ -77,13 +56,12 @@ fn parse_args(args: &[String]) -> Result<Vec<ciborium::Value>, UsageError> {
             } else {
                 text.clone()
             };
-            let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            serde_json::from_str(&text).map_err(|e| {
                 UsageError(format!(
                     "argument {} is not JSON ({e}): `{text}`; strings need JSON quotes, e.g. '\"text\"'",
                     i + 1
                 ))
-            })?;
-            Ok(value::from_json(&json))
+            })
         })
         .collect()
 }

@@ -3,27 +3,17 @@
 use std::time::Duration;
 
 use clap::Args;
-use spore_node::Limits;
 
 use super::exit::UsageError;
 
 #[derive(Args, Debug, Clone)]
 pub struct LimitArgs {
-    /// Wall-clock deadline for the call, e.g. `500ms`, `10s`, `2m` (default 10s).
+    /// Wall-clock deadline for the call, e.g. `500ms`, `10s`, `2m` (default: the node's, 10s).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
-    /// Memory cap for the call, e.g. `16MiB`, `1GiB` (default 64MiB).
+    /// Memory cap for the call, e.g. `16MiB`, `1GiB` (default: the node's, 64MiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory: Option<u64>,
-}
-
-impl LimitArgs {
-    pub fn apply(&self, defaults: Limits) -> Limits {
-        Limits {
-            deadline: self.timeout.unwrap_or(defaults.deadline),
-            memory_bytes: self.memory.unwrap_or(defaults.memory_bytes),
-        }
-    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, UsageError> {

@@ -1,19 +1,20 @@
-//! Argument parsing and dispatch. Each command lives in its own module and talks only
-//! to `spore_node::Node`.
+//! Argument parsing and dispatch. Each command lives in its own module and talks to a
+//! [`backend::Backend`]: the home itself, or the node running on it.
 
 mod abilities;
+pub mod backend;
 mod codebase;
 mod exit;
 mod invoke;
 mod limits;
 mod names;
-mod output;
+pub mod output;
 mod publish;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use spore_node::{Home, Node};
+use spore_node::Home;
 
 pub use exit::report;
 
@@ -59,25 +60,31 @@ pub enum Command {
     /// Manage memoized results of pure functions.
     #[command(subcommand)]
     Memo(abilities::MemoCommand),
+    /// Run a long-lived node in the mesh, or ask about the one running.
+    #[command(subcommand)]
+    Node(crate::daemon::NodeCommand),
 }
 
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
     let out = output::Output::new(cli.json);
-    if let Command::Hash(args) = &cli.command {
-        return publish::hash(args, &out);
-    }
-    let node = Node::open(Home::locate(cli.home.as_deref()))?;
+    let home = Home::locate(cli.home.as_deref());
+    let backend = match &cli.command {
+        // These need no codebase, or must own the home themselves.
+        Command::Hash(args) => return publish::hash(args, &out),
+        Command::Node(command) => return crate::daemon::run(command, &home, &out),
+        _ => backend::Backend::for_home(&home)?,
+    };
     match &cli.command {
-        Command::Hash(_) => unreachable!("handled without a node"),
-        Command::Build(args) => publish::build(args, &node, &out),
-        Command::Publish(args) => publish::publish(args, &node, &out),
-        Command::Invoke(args) => invoke::invoke(args, &node, &out),
-        Command::Ls => codebase::ls(&node, &out),
-        Command::Inspect(args) => codebase::inspect(args, &node, &out),
-        Command::Verify => codebase::verify(&node, &out),
-        Command::Names(command) => names::run(command, &node, &out),
-        Command::Abilities => abilities::list(&node, &out),
-        Command::Memo(command) => abilities::memo(command, &node, &out),
+        Command::Hash(_) | Command::Node(_) => unreachable!("handled above"),
+        Command::Build(args) => publish::build(args, &backend, &out),
+        Command::Publish(args) => publish::publish(args, &backend, &out),
+        Command::Invoke(args) => invoke::invoke(args, &backend, &out),
+        Command::Ls => codebase::ls(&backend, &out),
+        Command::Inspect(args) => codebase::inspect(args, &backend, &out),
+        Command::Verify => codebase::verify(&backend, &out),
+        Command::Names(command) => names::run(command, &backend, &out),
+        Command::Abilities => abilities::list(&backend, &out),
+        Command::Memo(command) => abilities::memo(command, &backend, &out),
     }
 }
 

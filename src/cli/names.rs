@@ -3,7 +3,9 @@
 use clap::Subcommand;
 use serde_json::json;
 use spore_core::Name;
-use spore_node::{NameEntry, NameEvent, Node};
+use spore_node::{NameEntry, NameEvent};
+
+use super::backend::Backend;
 
 use super::output::{Output, timestamp};
 
@@ -23,18 +25,18 @@ pub enum NamesCommand {
     Rm { name: Name },
 }
 
-pub fn run(command: &NamesCommand, node: &Node, out: &Output) -> anyhow::Result<()> {
+pub fn run(command: &NamesCommand, backend: &Backend, out: &Output) -> anyhow::Result<()> {
     match command {
         NamesCommand::Set { name, reference } => {
-            let entry = node.set_name(name, reference)?;
+            let entry = backend.set_name(name, reference)?;
             print_entry(name, &entry, out)
         }
         NamesCommand::Rm { name } => {
-            let entry = node.remove_name(name)?;
+            let entry = backend.remove_name(name)?;
             print_entry(name, &entry, out)
         }
         NamesCommand::Ls => {
-            let names = node.names()?;
+            let names = backend.names()?;
             let rows: Vec<_> = names
                 .iter()
                 .map(|(name, entry)| json!({ "name": name, "target": entry.target(), "seq": entry.seq, "at_ms": entry.at_ms }))
@@ -47,7 +49,7 @@ pub fn run(command: &NamesCommand, node: &Node, out: &Output) -> anyhow::Result<
             Ok(())
         }
         NamesCommand::History { name } => {
-            let history = node.name_history(name)?;
+            let history = backend.name_history(name)?;
             if !out.json(&history)? {
                 for entry in &history {
                     println!(

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use spore_core::{Hash, Name};
-use spore_node::{Node, Published};
+use spore_node::Published;
+
+use super::backend::Backend;
 
 use super::output::{Output, bytes};
 
@@ -45,13 +47,13 @@ pub fn hash(args: &HashArgs, out: &Output) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn publish(args: &PublishArgs, node: &Node, out: &Output) -> anyhow::Result<()> {
+pub fn publish(args: &PublishArgs, backend: &Backend, out: &Output) -> anyhow::Result<()> {
     let bytes = read(&args.file)?;
-    let published = node.publish(&bytes, args.name.as_ref())?;
+    let published = backend.publish(&bytes, args.name.as_ref())?;
     report(&published, out)
 }
 
-pub fn build(args: &BuildArgs, node: &Node, out: &Output) -> anyhow::Result<()> {
+pub fn build(args: &BuildArgs, backend: &Backend, out: &Output) -> anyhow::Result<()> {
     let options = spore_build::BuildOptions {
         packages: args.package.clone(),
         ..Default::default()
@@ -66,7 +68,7 @@ pub fn build(args: &BuildArgs, node: &Node, out: &Output) -> anyhow::Result<()> 
     }
     for module in &built {
         let bytes = read(&module.path)?;
-        let published = node.publish(&bytes, args.name.as_ref())?;
+        let published = backend.publish(&bytes, args.name.as_ref())?;
         out.text(format!("{}: {}", module.name, module.path.display()));
         report(&published, out)?;
     }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use ciborium::Value;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use spore_core::{ExportName, FunctionRef, Hash, Manifest, Name, RefText};
 use spore_runtime::{
     Bindings, CallEnv, CallStats, InvokeError, Limits, LoadSource, Runtime, RuntimeConfig,
@@ -46,7 +46,7 @@ pub struct Outcome {
 }
 
 /// What memoization did for a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MemoUse {
     /// The result came from the memo; the function did not run.
@@ -59,7 +59,7 @@ pub enum MemoUse {
 }
 
 /// One ability as this node knows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AbilityInfo {
     pub ability: String,
     pub operations: Vec<String>,
@@ -69,21 +69,20 @@ pub struct AbilityInfo {
 }
 
 /// What publishing a module did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Published {
     pub manifest: Manifest,
     pub manifest_hash: Hash,
     /// False when the codebase already held these exact bytes.
     pub new: bool,
     /// Whether the module was compiled now or its compiled artifact was already cached.
-    #[serde(serialize_with = "serialize_source")]
     pub compiled: LoadSource,
     /// Names set by this publication.
     pub names: Vec<(Name, FunctionRef)>,
 }
 
 /// A module and the names that point into it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModuleInfo {
     pub manifest: Manifest,
     pub manifest_hash: Hash,
@@ -410,15 +409,4 @@ impl Node {
             .collect();
         Ok((manifests.len(), failures))
     }
-}
-
-fn serialize_source<S: serde::Serializer>(
-    source: &LoadSource,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(match source {
-        LoadSource::Memory => "memory",
-        LoadSource::Artifact => "cached",
-        LoadSource::Compiled => "compiled",
-    })
 }

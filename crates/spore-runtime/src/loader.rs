@@ -12,11 +12,13 @@ use crate::invoke::CallState;
 use crate::{LoadError, Runtime};
 
 /// Where a loaded module came from, for `--explain` and the benchmarks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LoadSource {
     /// Already loaded in this process.
     Memory,
     /// Deserialized from the codebase's compiled-artifact cache.
+    #[serde(rename = "cached")]
     Artifact,
     /// Compiled from Wasm just now.
     Compiled,

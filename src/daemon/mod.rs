@@ -1,0 +1,117 @@
+//! `spore node run`: a long-lived node that serves the local HTTP API (and joins the
+//! mesh), and `spore node info`.
+
+mod api;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use spore_node::{Home, Node};
+
+use crate::cli::backend::{NODE_FILE, NodeFile, Remote};
+use crate::cli::output::Output;
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// Run this home's node until Ctrl-C or SIGTERM.
+    Run(RunArgs),
+    /// Print the running node's peer id, listen addresses and API address.
+    Info,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// A multiaddr to listen on for peers (repeatable; TCP and QUIC).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<String>,
+    /// A peer to join the mesh through, with its /p2p/ id (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub bootstrap: Vec<String>,
+    /// Where to serve the local HTTP API.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub api: SocketAddr,
+    /// Do not discover peers on the local network with mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
+}
+
+pub fn run(command: &NodeCommand, home: &Home, out: &Output) -> anyhow::Result<()> {
+    match command {
+        NodeCommand::Run(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(serve(home.clone(), args))
+        }
+        NodeCommand::Info => info(home, out),
+    }
+}
+
+async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
+    let node = {
+        let home = home.clone();
+        tokio::task::spawn_blocking(move || Node::open(home)).await??
+    };
+    let listener = tokio::net::TcpListener::bind(args.api).await?;
+    let api = listener.local_addr()?;
+    let file = NodeFile {
+        pid: std::process::id(),
+        api: api.to_string(),
+        peer_id: String::new(),
+        listen: Vec::new(),
+    };
+    let node_file = home.root().join(NODE_FILE);
+    std::fs::write(&node_file, serde_json::to_vec_pretty(&file)?)?;
+    tracing::info!(%api, home = %home.root().display(), "node running");
+    eprintln!(
+        "spore node running: api http://{api}, home {}",
+        home.root().display()
+    );
+
+    let state = Arc::new(api::State { node, file });
+    let served = axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    let _ = std::fs::remove_file(&node_file);
+    eprintln!("spore node stopped");
+    Ok(served?)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn info(home: &Home, out: &Output) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(home.root().join(NODE_FILE)).map_err(|_| {
+        crate::cli::backend::RemoteError {
+            kind: "not_found".into(),
+            message: format!(
+                "no node is running on {}; start one with `spore node run`",
+                home.root().display()
+            ),
+            value: None,
+        }
+    })?;
+    let file: NodeFile = serde_json::from_str(&text)?;
+    let info: serde_json::Value = Remote::new(&file.api).get("/v1/info", &[])?;
+    if !out.json(&info)? {
+        println!("peer id  {}", info["peer_id"].as_str().unwrap_or("-"));
+        for addr in info["listen"].as_array().into_iter().flatten() {
+            println!("listen   {}", addr.as_str().unwrap_or_default());
+        }
+        println!(
+            "api      http://{}",
+            info["api"].as_str().unwrap_or_default()
+        );
+        println!("home     {}", info["home"].as_str().unwrap_or_default());
+    }
+    Ok(())
+}
