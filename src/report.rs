@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use spore_core::value;
-use spore_node::{InvokeOptions, Limits, Node, NodeError};
+use spore_node::{CallEnv, InvokeOptions, Limits, Node, NodeError, PeerId, Placement};
 
 /// A request to run a function, as the CLI and the API take it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -18,13 +18,30 @@ pub struct InvokeCall {
     pub memory_bytes: Option<u64>,
     #[serde(default)]
     pub no_memo: bool,
+    /// Never forward the call to another node.
+    #[serde(default)]
+    pub local: bool,
+    /// Run the call on this peer.
+    pub on: Option<String>,
 }
 
-/// Runs `call` on `node` and describes the outcome as JSON:
-/// `{function, result, memo, effectful, stats}`.
+/// Runs `call` where placement puts it and describes the outcome as JSON:
+/// `{function, result, memo, effectful, stats, path}`.
 pub fn invoke(node: &Node, call: &InvokeCall) -> Result<serde_json::Value, NodeError> {
-    let function = node.resolve(&call.reference)?;
     let defaults = node.default_limits();
+    let deadline = call.timeout_ms.map(std::time::Duration::from_millis).unwrap_or(defaults.deadline);
+    let mut path = Vec::new();
+    let function = node.resolve_anywhere(&call.reference, std::time::Instant::now() + deadline, &mut path)?;
+    let placement = Placement {
+        local_only: call.local,
+        on: match &call.on {
+            None => None,
+            Some(peer) => Some(peer.parse::<PeerId>().map_err(|e| NodeError::Mesh {
+                kind: spore_node::ErrorKind::Usage,
+                message: format!("`{peer}` is not a peer id: {e}"),
+            })?),
+        },
+    };
     let options = InvokeOptions {
         limits: Limits {
             deadline: call
@@ -36,7 +53,8 @@ pub fn invoke(node: &Node, call: &InvokeCall) -> Result<serde_json::Value, NodeE
         memo: !call.no_memo,
     };
     let args: Vec<ciborium::Value> = call.args.iter().map(value::from_json).collect();
-    let outcome = node.invoke(&function, &args, &options)?;
+    let env = CallEnv { bindings: node.bindings().clone(), depth: 0 };
+    let outcome = node.invoke_placed(&function, &args, &options, &placement, &env, 0, &mut path)?;
     let stats = outcome.stats.map(|stats| {
         json!({
             "load": stats.load_source,
@@ -52,5 +70,6 @@ pub fn invoke(node: &Node, call: &InvokeCall) -> Result<serde_json::Value, NodeE
         "memo": outcome.memo,
         "effectful": outcome.effectful,
         "stats": stats,
+        "path": path,
     }))
 }

@@ -22,6 +22,15 @@ pub struct InvokeArgs {
     /// Run the function even if its result is memoized (and do not memoize it).
     #[arg(long)]
     pub no_memo: bool,
+    /// Never forward the call to another node; fail if abilities are missing here.
+    #[arg(long, conflicts_with = "on")]
+    pub local: bool,
+    /// Run the call on this peer (a peer id).
+    #[arg(long, value_name = "PEER")]
+    pub on: Option<String>,
+    /// Print the path the call took: which node ran what, what was fetched from whom.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 pub fn invoke(args: &InvokeArgs, backend: &Backend, out: &Output) -> anyhow::Result<()> {
@@ -31,10 +40,19 @@ pub fn invoke(args: &InvokeArgs, backend: &Backend, out: &Output) -> anyhow::Res
         timeout_ms: args.limits.timeout.map(|t| t.as_millis() as u64),
         memory_bytes: args.limits.memory,
         no_memo: args.no_memo,
+        local: args.local,
+        on: args.on.clone(),
     };
     let report = backend.invoke(&call)?;
     if !out.json(&report)? {
         println!("{}", report["result"]);
+        if args.explain {
+            for step in report["path"].as_array().into_iter().flatten() {
+                let node = step["node"].as_str().unwrap_or("?");
+                let short = &node[node.len().saturating_sub(8)..];
+                eprintln!("  [{short}] {} ({} us)", step["step"].as_str().unwrap_or(""), step["micros"]);
+            }
+        }
     }
     Ok(())
 }

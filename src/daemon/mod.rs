@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use spore_node::{Home, Node};
+use spore_node::{Home, Node, mesh};
 
 use crate::cli::backend::{NODE_FILE, NodeFile, Remote};
 use crate::cli::output::Output;
@@ -53,13 +53,14 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
         let home = home.clone();
         tokio::task::spawn_blocking(move || Node::open(home)).await??
     };
+    let mesh = join_mesh(&home, &node, args).await?;
     let listener = tokio::net::TcpListener::bind(args.api).await?;
     let api = listener.local_addr()?;
     let file = NodeFile {
         pid: std::process::id(),
         api: api.to_string(),
-        peer_id: String::new(),
-        listen: Vec::new(),
+        peer_id: mesh.peer_id().to_string(),
+        listen: mesh.listen_addrs().await.iter().map(ToString::to_string).collect(),
     };
     let node_file = home.root().join(NODE_FILE);
     std::fs::write(&node_file, serde_json::to_vec_pretty(&file)?)?;
@@ -76,6 +77,46 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&node_file);
     eprintln!("spore node stopped");
     Ok(served?)
+}
+
+/// Starts the node's libp2p side with its identity, and links it to the node.
+async fn join_mesh(home: &Home, node: &Arc<Node>, args: &RunArgs) -> anyhow::Result<mesh::Mesh> {
+    let parse = |addrs: &[String], what: &str| -> anyhow::Result<Vec<mesh::Multiaddr>> {
+        addrs
+            .iter()
+            .map(|a| a.parse().map_err(|e| anyhow::anyhow!("--{what} `{a}` is not a multiaddr: {e}")))
+            .collect()
+    };
+    let mut listen = parse(&args.listen, "listen")?;
+    if listen.is_empty() {
+        listen = parse(&["/ip4/0.0.0.0/tcp/0".into(), "/ip4/0.0.0.0/udp/0/quic-v1".into()], "listen")?;
+    }
+    let config = mesh::MeshConfig {
+        keypair: identity(home)?,
+        listen,
+        bootstrap: parse(&args.bootstrap, "bootstrap")?,
+        mdns: !args.no_mdns,
+        abilities: node.served_abilities(),
+    };
+    let host = Arc::new(spore_node::NodeHost(Arc::downgrade(node)));
+    let mesh = mesh::Mesh::start(config, host).await?;
+    node.attach_mesh(mesh.clone(), tokio::runtime::Handle::current());
+    Ok(mesh)
+}
+
+/// The node's ed25519 identity, created on first run and kept in the home (0600).
+fn identity(home: &Home) -> anyhow::Result<mesh::Keypair> {
+    let path = home.root().join("identity.key");
+    if let Ok(bytes) = std::fs::read(&path) {
+        return mesh::Keypair::from_protobuf_encoding(&bytes)
+            .map_err(|e| anyhow::anyhow!("{} is not a node identity: {e}", path.display()));
+    }
+    let keypair = mesh::Keypair::generate_ed25519();
+    let bytes = keypair.to_protobuf_encoding()?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?.write_all(&bytes)?;
+    Ok(keypair)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

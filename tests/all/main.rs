@@ -7,6 +7,7 @@ mod corruption;
 mod http_server;
 mod invoke;
 mod limits;
+mod mesh;
 mod names;
 mod publish;
 mod support;

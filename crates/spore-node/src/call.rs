@@ -45,7 +45,8 @@ impl Provider for CallProvider {
         let pinned = reference
             .parse::<FunctionRef>()
             .is_ok_and(|r| r.export.is_some());
-        let function = node.resolve(reference).map_err(|e| {
+        let mut path = Vec::new();
+        let function = node.resolve_anywhere(reference, cx.deadline, &mut path).map_err(|e| {
             cx.mark_effectful();
             resolve_error(reference, e)
         })?;
@@ -60,7 +61,10 @@ impl Provider for CallProvider {
             bindings: node.bindings().clone(),
             depth: cx.depth + 1,
         };
-        match node.invoke_in(&function, &args, &options, &env) {
+        let placement = crate::Placement::default();
+        let result = node.invoke_placed(&function, &args, &options, &placement, &env, 0, &mut path);
+        crate::placement::record_nested(path);
+        match result {
             Ok(outcome) => {
                 if outcome.effectful || !pinned {
                     cx.mark_effectful();

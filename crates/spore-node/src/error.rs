@@ -32,6 +32,9 @@ pub enum NodeError {
     DanglingName { name: Name, target: String },
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A failure in the mesh: fetching code, finding a peer, or a call that ran there.
+    #[error("{message}")]
+    Mesh { kind: ErrorKind, message: String },
     #[error("{file}: the binding of `{ability}` is invalid: {message}")]
     Binding {
         file: String,
@@ -85,6 +88,7 @@ impl NodeError {
                 ErrorKind::InvalidModule
             }
             NodeError::Config(_) | NodeError::Binding { .. } => ErrorKind::Usage,
+            NodeError::Mesh { kind, .. } => *kind,
             NodeError::Reference(_) | NodeError::Name(_) => ErrorKind::Usage,
             NodeError::Export(ExportError::Unspecified { .. }) => ErrorKind::Usage,
             NodeError::Export(_) => ErrorKind::NotFound,

@@ -14,6 +14,7 @@ mod handler;
 mod home;
 mod memo;
 mod node;
+mod placement;
 mod size;
 
 pub use bindings::Shapes;
@@ -21,7 +22,9 @@ pub use config::{ConfigError, NodeConfig};
 pub use error::{ErrorKind, NodeError};
 pub use home::Home;
 pub use node::{AbilityInfo, InvokeOptions, MemoUse, ModuleInfo, Node, Outcome, Published};
+pub use placement::{MAX_HOPS, NodeHost, Placed, Placement};
 pub use size::parse_size;
+pub use spore_mesh::{self as mesh, PathStep, PeerId};
 
-pub use spore_runtime::{CallStats, Invocation, InvokeError, Limits, LoadSource, RuntimeConfig};
+pub use spore_runtime::{CallEnv, CallStats, Invocation, InvokeError, Limits, LoadSource, RuntimeConfig};
 pub use spore_store::{NameEntry, NameEvent};

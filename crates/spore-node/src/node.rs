@@ -18,11 +18,12 @@ use crate::{Home, NodeError, memo};
 /// One home's codebase, runtime, configuration and ability bindings.
 pub struct Node {
     home: Home,
-    codebase: Codebase,
-    runtime: Runtime,
-    config: NodeConfig,
-    bindings: Arc<Bindings>,
+    pub(crate) codebase: Codebase,
+    pub(crate) runtime: Runtime,
+    pub(crate) config: NodeConfig,
+    pub(crate) bindings: Arc<Bindings>,
     shapes: Shapes,
+    pub(crate) mesh: std::sync::OnceLock<crate::placement::MeshLink>,
 }
 
 /// How to run one call.
@@ -116,6 +117,7 @@ impl Node {
             runtime,
             config,
             bindings,
+            mesh: std::sync::OnceLock::new(),
         });
         handle.set(&node);
         Ok(node)
@@ -172,6 +174,10 @@ impl Node {
             }
         }
         tracing::info!(hash = %manifest.module, new, "published");
+        if let Some(link) = self.mesh.get() {
+            let (mesh, hash) = (link.mesh.clone(), manifest.module);
+            link.runtime.spawn(async move { mesh.announce(hash).await });
+        }
         Ok(Published {
             manifest_hash: manifest.hash(),
             manifest,

@@ -1,0 +1,116 @@
+//! The libp2p swarm: transports and the protocols every node runs.
+
+use std::time::Duration;
+
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{
+    StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify, kad, mdns, noise, ping, tcp,
+    yamux,
+};
+
+use crate::{MeshConfig, MeshError, MeshTuning};
+
+/// spore's own Kademlia protocol keeps its DHT apart from IPFS's public one.
+pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/kad/1");
+const IDENTIFY_PROTOCOL: &str = "/spore/id/1";
+pub(crate) const GOSSIP_TOPIC: &str = "spore/published/1";
+
+/// The most bytes one gossip message may carry (`spec/wire.md`).
+const GOSSIP_MAX_TRANSMIT: usize = 64 << 10;
+
+/// A node provides one key per module it holds; the in-memory store's defaults (1024
+/// keys) would silently stop announcing past that.
+const MAX_PROVIDED_KEYS: usize = 1 << 20;
+/// Keys this node stores records or provider lists for on behalf of others.
+const MAX_STORED_KEYS: usize = 1 << 20;
+const MAX_PROVIDERS_PER_KEY: usize = 64;
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub gossipsub: gossipsub::Behaviour,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    pub stream: libp2p_stream::Behaviour,
+}
+
+pub(crate) fn build_swarm(
+    config: &MeshConfig,
+    tuning: &MeshTuning,
+) -> Result<Swarm<Behaviour>, MeshError> {
+    let transport_error = |e: &dyn std::fmt::Display| MeshError::Transport(e.to_string());
+    let swarm = SwarmBuilder::with_existing_identity(config.keypair.clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| transport_error(&e))?
+        .with_quic()
+        .with_behaviour(|keypair| {
+            let peer_id = keypair.public().to_peer_id();
+            Ok(Behaviour {
+                kad: kademlia(peer_id, tuning),
+                identify: identify::Behaviour::new(
+                    identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), keypair.public())
+                        // identify's address cache is what dials a peer we learnt of
+                        // from a provider record once that query has finished.
+                        .with_cache_size(4096),
+                ),
+                ping: ping::Behaviour::default(),
+                gossipsub: gossip(keypair)?,
+                mdns: Toggle::from(if config.mdns {
+                    Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
+                } else {
+                    None
+                }),
+                stream: libp2p_stream::Behaviour::new(),
+            })
+        })
+        .map_err(|e| transport_error(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(tuning.idle_connection_timeout))
+        .build();
+    Ok(swarm)
+}
+
+fn kademlia(peer_id: libp2p::PeerId, tuning: &MeshTuning) -> kad::Behaviour<kad::store::MemoryStore> {
+    let store = kad::store::MemoryStore::with_config(
+        peer_id,
+        kad::store::MemoryStoreConfig {
+            max_records: MAX_STORED_KEYS,
+            max_value_bytes: 65 << 10,
+            max_providers_per_key: MAX_PROVIDERS_PER_KEY,
+            max_provided_keys: MAX_PROVIDED_KEYS,
+        },
+    );
+    let mut config = kad::Config::new(KAD_PROTOCOL);
+    config
+        .set_replication_factor(tuning.kademlia_k)
+        .set_kbucket_size(tuning.kademlia_k)
+        .set_query_timeout(Duration::from_secs(30));
+    let mut kad = kad::Behaviour::with_config(peer_id, store, config);
+    // Without a confirmed external address Kademlia stays a client and answers no one,
+    // which on loopback and LANs means never; every spore node serves the DHT.
+    kad.set_mode(Some(kad::Mode::Server));
+    kad
+}
+
+fn gossip(
+    keypair: &libp2p::identity::Keypair,
+) -> Result<gossipsub::Behaviour, Box<dyn std::error::Error + Send + Sync>> {
+    let config = gossipsub::ConfigBuilder::default()
+        .max_transmit_size(GOSSIP_MAX_TRANSMIT)
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        // Ids are content hashes, so the same announcement relayed by several peers is
+        // delivered once.
+        .message_id_fn(|message: &gossipsub::Message| {
+            gossipsub::MessageId::from(blake3::hash(&message.data).as_bytes().to_vec())
+        })
+        .build()?;
+    let behaviour =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(keypair.clone()), config)?;
+    Ok(behaviour)
+}

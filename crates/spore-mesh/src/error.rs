@@ -1,0 +1,95 @@
+//! The mesh's errors. Each message says what failed, with whom, and why.
+
+use std::fmt;
+
+use libp2p::{Multiaddr, PeerId};
+
+/// Why a mesh operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MeshError {
+    #[error("cannot build the libp2p transport: {0}")]
+    Transport(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: Multiaddr, reason: String },
+    #[error("peer {peer} is unreachable: {reason}")]
+    Unreachable { peer: PeerId, reason: String },
+    #[error("deadline passed while {during}")]
+    Deadline { during: String },
+    #[error("frame of {len} bytes exceeds the limit of {limit} bytes")]
+    FrameTooLarge { len: usize, limit: usize },
+    #[error("protocol error with peer {peer}: {reason}")]
+    Protocol { peer: PeerId, reason: String },
+    #[error("the mesh has shut down")]
+    ShutDown,
+}
+
+/// Why a fetch failed. Whatever the error, no unverified byte was returned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    #[error("no providers found for module {hash} within the deadline")]
+    NoProviders { hash: spore_core::Hash },
+    #[error("{}", all_failed(hash, failures))]
+    AllProvidersFailed {
+        hash: spore_core::Hash,
+        failures: Vec<ProviderFailure>,
+    },
+    #[error(
+        "deadline passed fetching module {hash}: {received} of {} bytes verified",
+        size.map_or("unknown".to_owned(), |s| s.to_string())
+    )]
+    Deadline {
+        hash: spore_core::Hash,
+        received: u64,
+        size: Option<u64>,
+    },
+    #[error("assembled module hashes to {actual}, not {hash}, though every range verified")]
+    HashMismatch {
+        hash: spore_core::Hash,
+        actual: spore_core::Hash,
+    },
+    #[error("the mesh has shut down")]
+    ShutDown,
+}
+
+fn all_failed(hash: &spore_core::Hash, failures: &[ProviderFailure]) -> String {
+    let list = failures
+        .iter()
+        .map(ProviderFailure::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    format!(
+        "all {} providers of module {hash} failed: {list}",
+        failures.len()
+    )
+}
+
+/// One provider that could not deliver (part of) a module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderFailure {
+    pub peer: PeerId,
+    pub reason: FailureReason,
+}
+
+impl fmt::Display for ProviderFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.peer, self.reason)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FailureReason {
+    /// The peer sent bytes that do not hash to the module: it is lying or broken.
+    #[error("hash mismatch: its bytes fail verification against the module hash ({0})")]
+    HashMismatch(String),
+    #[error("it does not hold the module")]
+    NotFound,
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    #[error("timed out")]
+    Timeout,
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}

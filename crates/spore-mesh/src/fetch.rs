@@ -1,0 +1,763 @@
+//! `/spore/fetch/1`: verified module transfer, both the fetching and the serving side.
+//!
+//! A fetch first learns the module's size from a provider and proves it by verifying
+//! the module's final range (bao hashes the final chunk apart from the others, so a
+//! wrong size cannot verify). Only then does it allocate the module and ask the
+//! remaining 1 MiB ranges of every provider that holds the module, several at a time.
+//! A range that fails for any reason is asked again, of another provider when there is
+//! one; a provider that lies is dropped at once, one that times out or disconnects
+//! after a few strikes. Every range is verified against the hash before it is kept,
+//! and the assembled module is hashed once more before it is returned.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{AsyncWriteExt, FutureExt, StreamExt};
+use libp2p::{PeerId, Stream};
+use libp2p_stream::{Control, IncomingStreams, OpenStreamError};
+use tokio::sync::{OnceCell, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep_until, timeout, timeout_at};
+use tracing::{Instrument, debug, debug_span, info, warn};
+
+use crate::error::{FailureReason, FetchError, ProviderFailure};
+use crate::verify::{Encoded, verify_slice};
+use crate::wire::{
+    FETCH_FRAME_LIMIT, FETCH_PROTOCOL, FetchHeader, FetchRequest, FetchSlice, FrameError,
+    MAX_RANGE_LEN, WireError, read_frame, write_frame,
+};
+use crate::{MeshHost, MeshTuning};
+
+/// A module fetched from the mesh, verified against its hash.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    /// Who delivered how many bytes, in the order they first delivered.
+    pub sources: Vec<(PeerId, u64)>,
+    pub elapsed: Duration,
+}
+
+/// Modules travel in ranges of this size (`spec/wire.md`).
+pub(crate) const RANGE_LEN: u64 = 1 << 20;
+/// The largest module a fetch accepts; a provider claiming more is not believed.
+pub(crate) const MAX_MODULE_SIZE: u64 = 1 << 30;
+/// One range request, from opening the stream to verifying the slice.
+const RANGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Transient failures (timeouts, dropped streams) a provider may have in a row.
+const MAX_STRIKES: u32 = 3;
+/// Candidates asked for the module's size at the same time.
+const MAX_PROBES: usize = 8;
+/// Ranges in flight across all providers of one fetch.
+const MAX_RANGES_IN_FLIGHT: usize = 16;
+
+/// A request frame is a hash and two integers.
+const REQUEST_FRAME_LIMIT: usize = 1024;
+/// How long a serving node waits for a request, then for the peer to take the answer.
+const SERVE_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const SERVE_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------
+// Fetching
+
+/// Who a fetch asks for the module.
+pub(crate) struct Candidates {
+    /// Peers known before the DHT answers: gossip announcers (`true`: they advertised
+    /// the module) and connected peers (`false`: they may hold it unadvertised).
+    pub known: Vec<(PeerId, bool)>,
+    /// DHT providers as the lookup finds them; closed when the lookup ends.
+    pub dht: mpsc::UnboundedReceiver<PeerId>,
+}
+
+pub(crate) async fn fetch(
+    control: Control,
+    hash: spore_core::Hash,
+    candidates: Candidates,
+    deadline: Instant,
+    tuning: &MeshTuning,
+) -> Result<Fetched, FetchError> {
+    let started = Instant::now();
+    let span = debug_span!("fetch", hash = %hash.short(12));
+    let mut engine = Engine {
+        hash,
+        control,
+        deadline,
+        per_provider: tuning.ranges_in_flight_per_provider.max(1),
+        providers: Vec::new(),
+        index: HashMap::new(),
+        size: None,
+        size_check: None,
+        ranges: Vec::new(),
+        queue: VecDeque::new(),
+        buffer: Vec::new(),
+        received: 0,
+        in_flight: FuturesUnordered::new(),
+        delivery_order: Vec::new(),
+    };
+    for (peer, advertised) in candidates.known {
+        engine.add_candidate(peer, advertised);
+    }
+    let bytes = engine.run(candidates.dht).instrument(span.clone()).await?;
+    let sources = engine
+        .delivery_order
+        .iter()
+        .map(|&i| (engine.providers[i].peer, engine.providers[i].delivered))
+        .collect::<Vec<_>>();
+    span.in_scope(|| info!(bytes = bytes.len(), ?sources, elapsed = ?started.elapsed(), "fetched"));
+    Ok(Fetched {
+        bytes,
+        sources,
+        elapsed: started.elapsed(),
+    })
+}
+
+enum Holding {
+    Unknown,
+    Probing,
+    /// Answered with this size.
+    Holds(u64),
+    Failed(FailureReason),
+}
+
+struct Provider {
+    peer: PeerId,
+    /// Advertised the module (DHT or gossip), rather than merely being connected.
+    advertised: bool,
+    holding: Holding,
+    in_flight: usize,
+    strikes: u32,
+    delivered: u64,
+}
+
+impl Provider {
+    fn usable_for_ranges(&self, size: u64) -> bool {
+        matches!(self.holding, Holding::Holds(s) if s == size)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Job {
+    /// `{start: 0, len: 0}`: does the peer hold the module, and how large is it?
+    Probe,
+    /// The final range, asked to prove the size the provider claimed.
+    SizeCheck { size: u64 },
+    Range { index: usize },
+}
+
+struct Outcome {
+    provider: usize,
+    job: Job,
+    result: Result<RangeOk, FailureReason>,
+}
+
+struct RangeOk {
+    size: u64,
+    bytes: Vec<u8>,
+}
+
+#[derive(Default)]
+struct RangeState {
+    done: bool,
+    /// Providers this range failed with, asked again only when no one else can.
+    failed_with: Vec<usize>,
+}
+
+struct Engine {
+    hash: spore_core::Hash,
+    control: Control,
+    deadline: Instant,
+    per_provider: usize,
+    providers: Vec<Provider>,
+    index: HashMap<PeerId, usize>,
+    /// The module's size, once its final range verified.
+    size: Option<u64>,
+    /// The provider whose claimed size is being checked.
+    size_check: Option<usize>,
+    ranges: Vec<RangeState>,
+    queue: VecDeque<usize>,
+    buffer: Vec<u8>,
+    received: u64,
+    in_flight: FuturesUnordered<BoxFuture<'static, Outcome>>,
+    delivery_order: Vec<usize>,
+}
+
+impl Engine {
+    async fn run(
+        &mut self,
+        mut dht: mpsc::UnboundedReceiver<PeerId>,
+    ) -> Result<Vec<u8>, FetchError> {
+        let mut discovering = true;
+        loop {
+            self.schedule();
+            if self.size.is_some() && self.queue.is_empty() && self.in_flight.is_empty() {
+                return self.finish().await;
+            }
+            if self.in_flight.is_empty() && !discovering {
+                return Err(self.failure());
+            }
+            tokio::select! {
+                Some(outcome) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                    self.on_outcome(outcome);
+                }
+                provider = dht.recv(), if discovering => match provider {
+                    Some(peer) => self.add_candidate(peer, true),
+                    None => discovering = false,
+                },
+                _ = sleep_until(self.deadline) => return Err(self.deadline_error()),
+            }
+        }
+    }
+
+    fn add_candidate(&mut self, peer: PeerId, advertised: bool) {
+        if let Some(&i) = self.index.get(&peer) {
+            self.providers[i].advertised |= advertised;
+            return;
+        }
+        debug!(%peer, advertised, "candidate provider");
+        self.index.insert(peer, self.providers.len());
+        self.providers.push(Provider {
+            peer,
+            advertised,
+            holding: Holding::Unknown,
+            in_flight: 0,
+            strikes: 0,
+            delivered: 0,
+        });
+    }
+
+    /// Starts every request there is capacity for.
+    fn schedule(&mut self) {
+        let probing = self
+            .providers
+            .iter()
+            .filter(|p| matches!(p.holding, Holding::Probing))
+            .count();
+        let unknown: Vec<usize> = (0..self.providers.len())
+            .filter(|&i| matches!(self.providers[i].holding, Holding::Unknown))
+            .take(MAX_PROBES.saturating_sub(probing))
+            .collect();
+        for i in unknown {
+            self.providers[i].holding = Holding::Probing;
+            self.start(i, Job::Probe);
+        }
+
+        let Some(size) = self.size else {
+            if self.size_check.is_none()
+                && let Some(i) = (0..self.providers.len())
+                    .find(|&i| matches!(self.providers[i].holding, Holding::Holds(_)))
+            {
+                let Holding::Holds(size) = self.providers[i].holding else {
+                    unreachable!()
+                };
+                self.size_check = Some(i);
+                self.start(i, Job::SizeCheck { size });
+            }
+            return;
+        };
+
+        // Hand out ranges round-robin so that every holder gets a share at once.
+        loop {
+            let mut started = false;
+            for i in 0..self.providers.len() {
+                if self.queue.is_empty() || self.in_flight.len() >= MAX_RANGES_IN_FLIGHT {
+                    return;
+                }
+                let provider = &self.providers[i];
+                if !provider.usable_for_ranges(size) || provider.in_flight >= self.per_provider {
+                    continue;
+                }
+                if let Some(index) = self.take_range_for(i) {
+                    self.start(i, Job::Range { index });
+                    started = true;
+                }
+            }
+            if !started {
+                return;
+            }
+        }
+    }
+
+    /// The first queued range that did not fail with provider `i`, or any range when
+    /// `i` is the only provider left able to serve ranges.
+    fn take_range_for(&mut self, i: usize) -> Option<usize> {
+        let position = self
+            .queue
+            .iter()
+            .position(|&r| !self.ranges[r].failed_with.contains(&i))
+            .or_else(|| {
+                let size = self.size?;
+                let others = (0..self.providers.len())
+                    .any(|j| j != i && self.providers[j].usable_for_ranges(size));
+                (!others).then_some(0)
+            })?;
+        self.queue.remove(position)
+    }
+
+    fn range_bounds(size: u64, job: Job) -> (u64, u64) {
+        match job {
+            Job::Probe => (0, 0),
+            Job::SizeCheck { size } => {
+                let start = size.saturating_sub(1) / RANGE_LEN * RANGE_LEN;
+                (start, size - start)
+            }
+            Job::Range { index } => {
+                let start = index as u64 * RANGE_LEN;
+                (start, RANGE_LEN.min(size - start))
+            }
+        }
+    }
+
+    fn start(&mut self, i: usize, job: Job) {
+        let provider = &mut self.providers[i];
+        provider.in_flight += 1;
+        let (start, len) = Self::range_bounds(self.size.unwrap_or(0), job);
+        let peer = provider.peer;
+        let control = self.control.clone();
+        let hash = self.hash;
+        let deadline = self.deadline.min(Instant::now() + RANGE_TIMEOUT);
+        let span = debug_span!("range", %peer, start, len);
+        self.in_flight.push(
+            async move {
+                let result = request_range(control, peer, hash, start, len, deadline).await;
+                if let Err(reason) = &result {
+                    debug!("range failed: {reason}");
+                }
+                Outcome {
+                    provider: i,
+                    job,
+                    result,
+                }
+            }
+            .instrument(span)
+            .boxed(),
+        );
+    }
+
+    fn on_outcome(&mut self, Outcome { provider: i, job, result }: Outcome) {
+        self.providers[i].in_flight -= 1;
+        match (job, result) {
+            (Job::Probe, Ok(RangeOk { size, .. })) => {
+                self.providers[i].holding = match self.size {
+                    Some(known) if known != size => {
+                        Holding::Failed(size_disagrees(size, known))
+                    }
+                    _ if size > MAX_MODULE_SIZE => Holding::Failed(FailureReason::Protocol(
+                        format!("claims the module is {size} bytes, over the limit of {MAX_MODULE_SIZE}"),
+                    )),
+                    // An empty module has no final chunk to prove its size with, but
+                    // only one hash.
+                    _ if size == 0 && self.hash != spore_core::Hash::of(&[]) => {
+                        Holding::Failed(FailureReason::HashMismatch(
+                            "claims the module is empty".into(),
+                        ))
+                    }
+                    _ => Holding::Holds(size),
+                };
+            }
+            (Job::SizeCheck { size }, Ok(RangeOk { bytes, .. })) => {
+                self.size_check = None;
+                self.accept_size(size);
+                let (start, _) = Self::range_bounds(size, job);
+                self.store(i, start, &bytes);
+                let last = self.ranges.len().saturating_sub(1);
+                self.ranges[last].done = true;
+                self.queue.retain(|&r| r != last);
+            }
+            (Job::Range { index }, Ok(RangeOk { size, bytes })) => {
+                if Some(size) != self.size {
+                    let known = self.size.expect("ranges are asked once the size is known");
+                    self.fail(i, size_disagrees(size, known));
+                    self.requeue(index, i);
+                } else {
+                    self.providers[i].strikes = 0;
+                    self.store(i, index as u64 * RANGE_LEN, &bytes);
+                    self.ranges[index].done = true;
+                }
+            }
+            (job, Err(reason)) => {
+                match job {
+                    Job::Probe => self.providers[i].holding = Holding::Unknown,
+                    Job::SizeCheck { .. } => self.size_check = None,
+                    Job::Range { index } => self.requeue(index, i),
+                }
+                self.fail(i, reason);
+            }
+        }
+    }
+
+    /// The size is proven: lay out the ranges and drop providers that claimed another.
+    fn accept_size(&mut self, size: u64) {
+        self.size = Some(size);
+        self.buffer = vec![0; size as usize];
+        let count = size.div_ceil(RANGE_LEN).max(1) as usize;
+        self.ranges = (0..count).map(|_| RangeState::default()).collect();
+        self.queue = (0..count).collect();
+        for provider in &mut self.providers {
+            if let Holding::Holds(claimed) = provider.holding
+                && claimed != size
+            {
+                provider.holding = Holding::Failed(size_disagrees(claimed, size));
+            }
+        }
+    }
+
+    fn store(&mut self, i: usize, start: u64, bytes: &[u8]) {
+        let start = start as usize;
+        self.buffer[start..start + bytes.len()].copy_from_slice(bytes);
+        self.received += bytes.len() as u64;
+        self.providers[i].delivered += bytes.len() as u64;
+        if !self.delivery_order.contains(&i) {
+            self.delivery_order.push(i);
+        }
+    }
+
+    fn requeue(&mut self, index: usize, failed_with: usize) {
+        self.ranges[index].failed_with.push(failed_with);
+        self.queue.push_front(index);
+    }
+
+    /// Records a failure: liars and non-holders are dropped at once; a provider with
+    /// transient trouble after [`MAX_STRIKES`] in a row.
+    fn fail(&mut self, i: usize, reason: FailureReason) {
+        let provider = &mut self.providers[i];
+        if matches!(provider.holding, Holding::Failed(_)) {
+            return;
+        }
+        let transient = matches!(
+            reason,
+            FailureReason::Timeout | FailureReason::Unreachable(_)
+        );
+        provider.strikes += 1;
+        if !transient || provider.strikes >= MAX_STRIKES {
+            warn!(peer = %provider.peer, hash = %self.hash.short(12), "provider dropped: {reason}");
+            provider.holding = Holding::Failed(reason);
+        }
+    }
+
+    async fn finish(&mut self) -> Result<Vec<u8>, FetchError> {
+        let bytes = std::mem::take(&mut self.buffer);
+        let (bytes, actual) = tokio::task::spawn_blocking(move || {
+            let actual = spore_core::Hash::of(&bytes);
+            (bytes, actual)
+        })
+        .await
+        .map_err(|_| FetchError::ShutDown)?;
+        if actual != self.hash {
+            // Every range verified, so this is a bug here, not a peer's doing.
+            return Err(FetchError::HashMismatch {
+                hash: self.hash,
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    fn failures(&self) -> Vec<ProviderFailure> {
+        self.providers
+            .iter()
+            .filter_map(|p| match &p.holding {
+                Holding::Failed(FailureReason::NotFound) if !p.advertised => None,
+                Holding::Failed(reason) => Some(ProviderFailure {
+                    peer: p.peer,
+                    reason: reason.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn failure(&self) -> FetchError {
+        let failures = self.failures();
+        if failures.is_empty() {
+            FetchError::NoProviders { hash: self.hash }
+        } else {
+            FetchError::AllProvidersFailed {
+                hash: self.hash,
+                failures,
+            }
+        }
+    }
+
+    fn deadline_error(&self) -> FetchError {
+        let anyone_holds = self
+            .providers
+            .iter()
+            .any(|p| matches!(p.holding, Holding::Holds(_)));
+        if self.size.is_none() && !anyone_holds && self.failures().is_empty() {
+            return FetchError::NoProviders { hash: self.hash };
+        }
+        FetchError::Deadline {
+            hash: self.hash,
+            received: self.received,
+            size: self.size,
+        }
+    }
+}
+
+fn size_disagrees(claimed: u64, known: u64) -> FailureReason {
+    FailureReason::Protocol(format!(
+        "claims the module is {claimed} bytes, but it is {known}"
+    ))
+}
+
+/// One `/spore/fetch/1` exchange: `{size}`, then the verified bytes of the range.
+async fn request_range(
+    mut control: Control,
+    peer: PeerId,
+    hash: spore_core::Hash,
+    start: u64,
+    len: u64,
+    deadline: Instant,
+) -> Result<RangeOk, FailureReason> {
+    let exchange = async {
+        let mut stream = control
+            .open_stream(peer, FETCH_PROTOCOL)
+            .await
+            .map_err(open_failure)?;
+        let request = FetchRequest { hash, start, len };
+        write_frame(&mut stream, &request, REQUEST_FRAME_LIMIT)
+            .await
+            .map_err(frame_failure)?;
+        let header: FetchHeader = read_frame(&mut stream, FETCH_FRAME_LIMIT)
+            .await
+            .map_err(frame_failure)?;
+        let size = match header {
+            FetchHeader {
+                size: Some(size),
+                error: None,
+            } => size,
+            FetchHeader {
+                error: Some(error), ..
+            } if error.kind == "not_found" => return Err(FailureReason::NotFound),
+            FetchHeader {
+                error: Some(error), ..
+            } => return Err(FailureReason::Protocol(format!("it answered {error}"))),
+            FetchHeader { .. } => {
+                return Err(FailureReason::Protocol(
+                    "its answer holds neither `size` nor `error`".into(),
+                ));
+            }
+        };
+        if len == 0 {
+            let _ = stream.close().await;
+            return Ok(RangeOk {
+                size,
+                bytes: Vec::new(),
+            });
+        }
+        if start > size {
+            return Err(FailureReason::Protocol(format!(
+                "it claims the module is {size} bytes, shorter than the range start {start}"
+            )));
+        }
+        let FetchSlice { slice } = read_frame(&mut stream, FETCH_FRAME_LIMIT)
+            .await
+            .map_err(frame_failure)?;
+        let _ = stream.close().await;
+        let expected = len.min(size - start);
+        let bytes =
+            tokio::task::spawn_blocking(move || verify_slice(&hash, &slice, start, expected))
+                .await
+                .map_err(|e| FailureReason::Protocol(format!("verification task failed: {e}")))?
+                .map_err(|e| FailureReason::HashMismatch(e.to_string()))?;
+        Ok(RangeOk { size, bytes })
+    };
+    timeout_at(deadline, exchange)
+        .await
+        .unwrap_or(Err(FailureReason::Timeout))
+}
+
+pub(crate) fn open_failure(error: OpenStreamError) -> FailureReason {
+    match error {
+        OpenStreamError::UnsupportedProtocol(protocol) => {
+            FailureReason::Protocol(format!("it does not speak {protocol}"))
+        }
+        OpenStreamError::Io(e) => FailureReason::Unreachable(e.to_string()),
+        other => FailureReason::Unreachable(other.to_string()),
+    }
+}
+
+fn frame_failure(error: FrameError) -> FailureReason {
+    match error {
+        FrameError::Io(e) => FailureReason::Unreachable(e.to_string()),
+        other => FailureReason::Protocol(other.to_string()),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Serving
+
+/// Modules recently served, with their bao trees: a fetch asks for every range of a
+/// module in a burst, and hashing the module once per range would cost a full pass
+/// over it each time. A few entries are enough for the modules being fetched now.
+pub(crate) struct ServeCache {
+    entries: Mutex<VecDeque<(spore_core::Hash, Arc<Slot>)>>,
+}
+
+type Slot = OnceCell<Option<Arc<Encoded>>>;
+
+const CACHE_ENTRIES: usize = 8;
+const CACHE_BYTES: usize = 512 << 20;
+
+impl ServeCache {
+    pub fn new() -> Self {
+        ServeCache {
+            entries: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    async fn get(
+        &self,
+        hash: spore_core::Hash,
+        host: &Arc<dyn MeshHost>,
+    ) -> Option<Arc<Encoded>> {
+        let slot = self.slot(hash);
+        let encoded = slot
+            .get_or_init(|| {
+                let host = host.clone();
+                async move {
+                    // The host promises verified bytes; receivers verify every slice
+                    // anyway, so bytes that break the promise hurt no one but us.
+                    tokio::task::spawn_blocking(move || {
+                        host.module_bytes(&hash).map(|b| Arc::new(Encoded::new(b)))
+                    })
+                    .await
+                    .ok()
+                    .flatten()
+                }
+            })
+            .await
+            .clone();
+        let mut entries = self.entries.lock().expect("cache lock");
+        if encoded.is_none() {
+            // Absence is not cached: the node may store the module a moment later.
+            entries.retain(|(_, s)| !Arc::ptr_eq(s, &slot));
+        } else {
+            evict(&mut entries);
+        }
+        encoded
+    }
+
+    fn slot(&self, hash: spore_core::Hash) -> Arc<Slot> {
+        let mut entries = self.entries.lock().expect("cache lock");
+        if let Some(position) = entries.iter().position(|(h, _)| *h == hash) {
+            let entry = entries.remove(position).expect("position is in range");
+            let slot = entry.1.clone();
+            entries.push_back(entry);
+            return slot;
+        }
+        let slot = Arc::new(Slot::new());
+        entries.push_back((hash, slot.clone()));
+        slot
+    }
+}
+
+/// Drops the least recently used modules beyond the entry and byte budgets, always
+/// keeping the newest.
+fn evict(entries: &mut VecDeque<(spore_core::Hash, Arc<Slot>)>) {
+    let size = |slot: &Slot| {
+        slot.get()
+            .and_then(|e| e.as_ref())
+            .map_or(0, |e| e.bytes.len() + e.outboard.len())
+    };
+    let mut total: usize = entries.iter().map(|(_, s)| size(s)).sum();
+    while entries.len() > 1 && (entries.len() > CACHE_ENTRIES || total > CACHE_BYTES) {
+        if let Some((_, slot)) = entries.pop_front() {
+            total -= size(&slot);
+        }
+    }
+}
+
+/// Accepts `/spore/fetch/1` streams until shutdown, each served by its own task.
+pub(crate) async fn serve(
+    mut incoming: IncomingStreams,
+    host: Arc<dyn MeshHost>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let cache = Arc::new(ServeCache::new());
+    let mut handlers = JoinSet::new();
+    loop {
+        tokio::select! {
+            next = incoming.next() => match next {
+                Some((peer, stream)) => {
+                    let span = debug_span!("serve_fetch", %peer);
+                    handlers.spawn(serve_one(stream, host.clone(), cache.clone()).instrument(span));
+                }
+                None => break,
+            },
+            Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    handlers.shutdown().await;
+}
+
+async fn serve_one(mut stream: Stream, host: Arc<dyn MeshHost>, cache: Arc<ServeCache>) {
+    let request = match timeout(
+        SERVE_READ_TIMEOUT,
+        read_frame::<FetchRequest>(&mut stream, REQUEST_FRAME_LIMIT),
+    )
+    .await
+    {
+        Ok(Ok(request)) => request,
+        // Dropping the stream unclosed resets it, which is how an oversize or
+        // unreadable request is refused.
+        Ok(Err(e)) => return debug!("refusing fetch request: {e}"),
+        Err(_) => return debug!("no fetch request within {SERVE_READ_TIMEOUT:?}"),
+    };
+    debug!(hash = %request.hash.short(12), request.start, request.len, "fetch request");
+    let answer = async {
+        if request.len > MAX_RANGE_LEN {
+            let error = WireError::new(
+                "too_large",
+                format!("ranges are at most {MAX_RANGE_LEN} bytes, asked {}", request.len),
+            );
+            return refuse(&mut stream, error).await;
+        }
+        let Some(encoded) = cache.get(request.hash, &host).await else {
+            let error = WireError::new("not_found", format!("no module {}", request.hash));
+            return refuse(&mut stream, error).await;
+        };
+        if request.start > encoded.size() {
+            let error = WireError::new(
+                "bad_request",
+                format!(
+                    "range starts at {} but the module is {} bytes",
+                    request.start,
+                    encoded.size()
+                ),
+            );
+            return refuse(&mut stream, error).await;
+        }
+        let header = FetchHeader {
+            size: Some(encoded.size()),
+            error: None,
+        };
+        write_frame(&mut stream, &header, FETCH_FRAME_LIMIT).await?;
+        if request.len > 0 {
+            let slice = FetchSlice {
+                slice: encoded.slice(request.start, request.len),
+            };
+            write_frame(&mut stream, &slice, FETCH_FRAME_LIMIT).await?;
+        }
+        stream.close().await?;
+        Ok(())
+    };
+    match timeout(SERVE_WRITE_TIMEOUT, answer).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => debug!("fetch answer not delivered: {e}"),
+        Err(_) => debug!("fetch answer not taken within {SERVE_WRITE_TIMEOUT:?}"),
+    }
+}
+
+async fn refuse(stream: &mut Stream, error: WireError) -> Result<(), FrameError> {
+    let header = FetchHeader {
+        size: None,
+        error: Some(error),
+    };
+    write_frame(stream, &header, FETCH_FRAME_LIMIT).await?;
+    stream.close().await?;
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! spore's peer-to-peer layer: how nodes find each other, move modules between them
+//! with verification, and carry remote invocations (`spec/wire.md`).
+//!
+//! A [`Mesh`] runs one libp2p swarm (TCP with noise and yamux, QUIC, identify, ping,
+//! Kademlia, optional mDNS, gossipsub) and spore's two stream protocols:
+//! `/spore/fetch/1`, which transfers a module in 1 MiB ranges that are each verified
+//! against the module hash with bao before they are kept, and `/spore/invoke/1`, which
+//! carries one invocation request and its response.
+//!
+//! What this crate must not know: wasmtime, names, configuration files and placement
+//! policy. The node decides where a call runs and what a module means; the mesh only
+//! moves bytes and requests, and asks its [`MeshHost`] for modules and for running the
+//! invocations peers send.
+
+mod behaviour;
+mod discovery;
+mod error;
+mod fetch;
+mod invoke;
+mod mesh;
+mod swarm;
+mod verify;
+mod wire;
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
+
+pub use error::{FailureReason, FetchError, MeshError, ProviderFailure};
+pub use fetch::Fetched;
+pub use mesh::Mesh;
+pub use wire::{InvokeRequest, InvokeResponse, PathStep, WireError};
+
+/// How a node joins the mesh.
+pub struct MeshConfig {
+    pub keypair: Keypair,
+    /// Addresses to listen on, e.g. `/ip4/127.0.0.1/tcp/0` and
+    /// `/ip4/127.0.0.1/udp/0/quic-v1`.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to join through, each with a `/p2p/<peer id>` suffix. Unreachable ones are
+    /// logged, never fatal: a node must start even when its bootstrap peers are down.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Discover peers on the local network with mDNS.
+    pub mdns: bool,
+    /// Abilities this node serves for others, advertised in the DHT.
+    pub abilities: Vec<String>,
+}
+
+/// Knobs that a deployment rarely touches; [`Mesh::start`] uses the defaults.
+#[derive(Debug, Clone)]
+pub struct MeshTuning {
+    /// Kademlia's k: the size of each routing-table bucket and how many peers a record
+    /// is stored on. Small meshes in tests lower it to force multi-hop routing.
+    pub kademlia_k: NonZeroUsize,
+    /// How long a connection with no open stream and no protocol needing it is kept.
+    /// libp2p's default (10 s) would drop peers between two calls.
+    pub idle_connection_timeout: Duration,
+    /// How many 1 MiB ranges one fetch keeps in flight per provider.
+    pub ranges_in_flight_per_provider: usize,
+}
+
+impl Default for MeshTuning {
+    fn default() -> Self {
+        MeshTuning {
+            kademlia_k: NonZeroUsize::new(20).expect("20 is not zero"),
+            idle_connection_timeout: Duration::from_secs(60),
+            ranges_in_flight_per_provider: 4,
+        }
+    }
+}
+
+/// What the mesh needs from its node. Methods are blocking; the mesh calls them on
+/// tokio's blocking pool.
+pub trait MeshHost: Send + Sync + 'static {
+    /// The verified bytes of module `hash`, if this node holds it.
+    fn module_bytes(&self, hash: &spore_core::Hash) -> Option<Vec<u8>>;
+    /// Every module hash this node holds (announced at start).
+    fn module_hashes(&self) -> Vec<spore_core::Hash>;
+    /// Runs an invocation a peer sent (`spec/wire.md`, `/spore/invoke/1`).
+    fn invoke(&self, request: InvokeRequest, from: PeerId) -> InvokeResponse;
+}

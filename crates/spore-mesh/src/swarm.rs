@@ -1,0 +1,428 @@
+//! The task that owns the libp2p swarm: it reacts to network events and to the
+//! commands [`Mesh`](crate::Mesh) handles send it. Streams do not pass through here:
+//! fetch and invoke open and accept them through `libp2p_stream`.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::kad::store::RecordStore;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::core::transport::ListenerId;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, sleep_until};
+use tracing::{debug, info, warn};
+
+use crate::MeshError;
+use crate::behaviour::{Behaviour, BehaviourEvent, GOSSIP_TOPIC, KAD_PROTOCOL};
+use crate::discovery::{Announcement, Hints, PROVIDER_GRACE, ProviderQueries, ProviderQuery};
+
+pub(crate) enum Command {
+    ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
+    ConnectedPeers(oneshot::Sender<Vec<PeerId>>),
+    /// Become a provider of the key (module or ability) in the DHT; `stored` is told
+    /// when the record has been offered to the closest peers (or that failed).
+    Provide {
+        key: kad::RecordKey,
+        stored: oneshot::Sender<()>,
+    },
+    /// Announce a publication on gossip.
+    Gossip(spore_core::Hash),
+    /// Look up providers of the key; each is sent once on `found` as it is discovered,
+    /// and `found` closes when the lookup is over.
+    FindProviders {
+        key: kad::RecordKey,
+        deadline: Instant,
+        found: mpsc::UnboundedSender<PeerId>,
+    },
+    /// Peers that announced the module on gossip.
+    Hints {
+        hash: spore_core::Hash,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+}
+
+pub(crate) struct SwarmTask {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    shutdown: watch::Receiver<bool>,
+    queries: ProviderQueries,
+    hints: Hints,
+    bootstrap_peers: HashSet<PeerId>,
+    /// The remote address of the latest connection to each peer, to tell whether its
+    /// loopback listen addresses can be ours to dial.
+    remote_addrs: HashMap<PeerId, Multiaddr>,
+    provide_waiters: HashMap<kad::QueryId, oneshot::Sender<()>>,
+    republished: bool,
+    topic: gossipsub::IdentTopic,
+}
+
+impl SwarmTask {
+    pub fn new(
+        swarm: Swarm<Behaviour>,
+        commands: mpsc::Receiver<Command>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        SwarmTask {
+            swarm,
+            commands,
+            shutdown,
+            queries: ProviderQueries::default(),
+            hints: Hints::new(),
+            bootstrap_peers: HashSet::new(),
+            remote_addrs: HashMap::new(),
+            provide_waiters: HashMap::new(),
+            republished: false,
+            topic: gossipsub::IdentTopic::new(GOSSIP_TOPIC),
+        }
+    }
+
+    pub fn swarm_mut(&mut self) -> &mut Swarm<Behaviour> {
+        &mut self.swarm
+    }
+
+    /// Dials every bootstrap address and starts a Kademlia bootstrap. Nothing here is
+    /// fatal: an unreachable bootstrap peer shows up as a warning when its dial fails.
+    pub fn bootstrap(&mut self, addrs: &[Multiaddr]) {
+        for addr in addrs {
+            let Some(Protocol::P2p(peer)) = addr.iter().last() else {
+                warn!(%addr, "bootstrap address has no /p2p/<peer id> suffix; dialing it without adding it to the DHT");
+                if let Err(e) = self.swarm.dial(addr.clone()) {
+                    warn!(%addr, "cannot dial bootstrap address: {e}");
+                }
+                continue;
+            };
+            let mut transport_addr = addr.clone();
+            transport_addr.pop();
+            self.bootstrap_peers.insert(peer);
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, transport_addr.clone());
+            let dial = DialOpts::peer_id(peer)
+                .addresses(vec![transport_addr])
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = self.swarm.dial(dial) {
+                warn!(%peer, %addr, "cannot dial bootstrap peer: {e}");
+            }
+        }
+        if !addrs.is_empty()
+            && let Err(e) = self.swarm.behaviour_mut().kad.bootstrap()
+        {
+            warn!("cannot bootstrap the DHT: {e}");
+        }
+    }
+
+    /// Drives the swarm until every listener reported its bound address, so that
+    /// [`Mesh::listen_addrs`](crate::Mesh::listen_addrs) is complete once `start` returns.
+    pub async fn wait_for_listeners(
+        &mut self,
+        mut pending: HashMap<ListenerId, Multiaddr>,
+        timeout: Duration,
+    ) -> Result<(), MeshError> {
+        let deadline = Instant::now() + timeout;
+        while !pending.is_empty() {
+            let event = tokio::select! {
+                event = self.swarm.select_next_some() => event,
+                _ = sleep_until(deadline) => {
+                    let addr = pending.into_values().next().expect("pending is not empty");
+                    return Err(MeshError::Listen { addr, reason: format!("no address bound within {timeout:?}") });
+                }
+            };
+            match &event {
+                SwarmEvent::NewListenAddr { listener_id, .. } => {
+                    pending.remove(listener_id);
+                }
+                SwarmEvent::ListenerClosed {
+                    listener_id,
+                    reason,
+                    ..
+                } => {
+                    if let Some(addr) = pending.remove(listener_id) {
+                        let reason = match reason {
+                            Ok(()) => "listener closed".to_owned(),
+                            Err(e) => e.to_string(),
+                        };
+                        return Err(MeshError::Listen { addr, reason });
+                    }
+                }
+                SwarmEvent::ListenerError { listener_id, error } => {
+                    if let Some(addr) = pending.remove(listener_id) {
+                        return Err(MeshError::Listen {
+                            addr,
+                            reason: error.to_string(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+            self.on_event(event);
+        }
+        Ok(())
+    }
+
+    pub async fn run(mut self) {
+        loop {
+            let wake = self.queries.next_wake();
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_event(event),
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    // Every Mesh handle is gone.
+                    None => break,
+                },
+                // A shutdown request, or the Mesh dropped without one.
+                _ = self.shutdown.changed() => break,
+                _ = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
+                    self.end_expired_queries();
+                }
+            }
+        }
+        debug!("swarm task stopped");
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::ListenAddrs(reply) => {
+                let local = *self.swarm.local_peer_id();
+                let addrs = self
+                    .swarm
+                    .listeners()
+                    .map(|a| a.clone().with(Protocol::P2p(local)))
+                    .collect();
+                let _ = reply.send(addrs);
+            }
+            Command::ConnectedPeers(reply) => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::Provide { key, stored } => {
+                match self.swarm.behaviour_mut().kad.start_providing(key) {
+                    Ok(id) => {
+                        self.provide_waiters.insert(id, stored);
+                    }
+                    Err(e) => warn!("cannot become a DHT provider: {e:?}"),
+                }
+            }
+            Command::Gossip(hash) => self.gossip(hash),
+            Command::FindProviders {
+                key,
+                deadline,
+                found,
+            } => {
+                let id = self.swarm.behaviour_mut().kad.get_providers(key);
+                self.queries.insert(
+                    id,
+                    ProviderQuery {
+                        found,
+                        seen: HashSet::new(),
+                        deadline,
+                        grace_until: None,
+                    },
+                );
+            }
+            Command::Hints { hash, reply } => {
+                let _ = reply.send(self.hints.get(&hash));
+            }
+        }
+    }
+
+    fn gossip(&mut self, hash: spore_core::Hash) {
+        let announcement = Announcement {
+            hash,
+            peer: self.swarm.local_peer_id().to_string(),
+        };
+        let mut data = Vec::new();
+        ciborium::into_writer(&announcement, &mut data).expect("encoding to a Vec cannot fail");
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(self.topic.clone(), data)
+        {
+            Ok(_) => {}
+            // Alone, or announcing twice: the DHT record is what finds us anyway.
+            Err(
+                gossipsub::PublishError::NoPeersSubscribedToTopic
+                | gossipsub::PublishError::Duplicate,
+            ) => {}
+            Err(e) => debug!(%hash, "cannot announce on gossip: {e}"),
+        }
+    }
+
+    fn end_expired_queries(&mut self) {
+        for id in self.queries.expired(Instant::now()) {
+            if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                query.finish();
+            }
+            self.queries.remove(&id);
+        }
+    }
+
+    fn on_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => self.on_identified(peer_id, info),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, addr) in found {
+                    debug!(%peer, %addr, "discovered on the local network");
+                    self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                    let dial = DialOpts::peer_id(peer)
+                        .addresses(vec![addr])
+                        .condition(PeerCondition::DisconnectedAndNotDialing)
+                        .build();
+                    if let Err(e) = self.swarm.dial(dial) {
+                        debug!(%peer, "cannot dial a peer found by mDNS: {e}");
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                message,
+                ..
+            })) => self.on_gossip(message),
+            SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                self.remote_addrs
+                    .insert(peer_id, endpoint.get_remote_address().clone());
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                debug!(peer = %peer_id, "disconnected");
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => {
+                if self.bootstrap_peers.contains(&peer) {
+                    warn!(%peer, "bootstrap peer is unreachable: {error}");
+                } else {
+                    debug!(%peer, "dial failed: {error}");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_identified(&mut self, peer: PeerId, info: identify::Info) {
+        if !info.protocols.contains(&KAD_PROTOCOL) {
+            return;
+        }
+        // A peer reached over the network lists its loopback addresses too; those
+        // would lead back to this machine, not to the peer.
+        let remote_is_loopback = self.remote_addrs.get(&peer).is_none_or(is_loopback);
+        for addr in info.listen_addrs {
+            if remote_is_loopback || !is_loopback(&addr) {
+                self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+            }
+        }
+    }
+
+    fn on_gossip(&mut self, message: gossipsub::Message) {
+        let Ok(announcement) = ciborium::from_reader::<Announcement, _>(message.data.as_slice())
+        else {
+            debug!("ignoring a malformed announcement");
+            return;
+        };
+        // Only a peer's own announcements count: anyone else could point the mesh at a
+        // victim.
+        match (announcement.peer.parse::<PeerId>(), message.source) {
+            (Ok(peer), Some(source)) if peer == source => {
+                debug!(hash = %announcement.hash, %peer, "publication announced");
+                self.hints.insert(announcement.hash, peer);
+            }
+            _ => debug!("ignoring an announcement made on another peer's behalf"),
+        }
+    }
+
+    fn on_kad(&mut self, event: kad::Event) {
+        let kad::Event::OutboundQueryProgressed {
+            id, result, step, ..
+        } = event
+        else {
+            return;
+        };
+        match result {
+            kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+                providers,
+                ..
+            })) => self.on_providers(id, providers),
+            kad::QueryResult::Bootstrap(Ok(_)) if step.last => self.republish_once(),
+            kad::QueryResult::Bootstrap(Err(e)) => debug!("DHT bootstrap failed: {e}"),
+            kad::QueryResult::StartProviding(Err(e)) => {
+                debug!("provider record not stored remotely: {e}")
+            }
+            _ => {}
+        }
+        if step.last {
+            self.queries.remove(&id);
+            if let Some(stored) = self.provide_waiters.remove(&id) {
+                let _ = stored.send(());
+            }
+        }
+    }
+
+    fn on_providers(&mut self, id: kad::QueryId, providers: HashSet<PeerId>) {
+        let local = *self.swarm.local_peer_id();
+        let Some(query) = self.queries.get_mut(&id) else {
+            return;
+        };
+        for peer in providers {
+            if peer == local || !query.seen.insert(peer) {
+                continue;
+            }
+            // Kademlia knows the provider's addresses only while this query lives; dial
+            // now so that the connection (and identify's address cache) outlives it.
+            if !self.swarm.is_connected(&peer) {
+                let dial = DialOpts::peer_id(peer)
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                if let Err(e) = self.swarm.dial(dial) {
+                    debug!(%peer, "cannot dial provider: {e}");
+                }
+            }
+            let _ = query.found.send(peer);
+        }
+        if query.grace_until.is_none() && !query.seen.is_empty() {
+            query.grace_until = Some(Instant::now() + PROVIDER_GRACE);
+        }
+    }
+
+    /// Provider records made before this node knew any peer reached no one; once the
+    /// first bootstrap has filled the routing table, publish them all again.
+    fn republish_once(&mut self) {
+        if self.republished {
+            return;
+        }
+        self.republished = true;
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let keys: Vec<kad::RecordKey> = kad.store_mut().provided().map(|r| r.key.clone()).collect();
+        debug!(keys = keys.len(), "republishing provider records after bootstrap");
+        for key in keys {
+            if let Err(e) = kad.start_providing(key) {
+                warn!("cannot republish a provider record: {e:?}");
+            }
+        }
+    }
+}
+
+fn is_loopback(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
+}

@@ -1,0 +1,333 @@
+//! Frames and the messages they carry (`spec/wire.md`).
+//!
+//! A frame is a 4-byte big-endian length followed by that many bytes of one CBOR map.
+//! Every protocol has its own frame limit; a longer frame is refused before any of its
+//! body is read, so a peer cannot make us allocate more than the limit.
+
+use std::io;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::StreamProtocol;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+pub(crate) const FETCH_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/fetch/1");
+pub(crate) const INVOKE_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/invoke/1");
+
+/// The largest range a fetch request may ask for.
+pub(crate) const MAX_RANGE_LEN: u64 = 2 << 20;
+/// A bao slice of [`MAX_RANGE_LEN`] bytes carries 64 bytes of tree nodes per KiB (under
+/// 6.25 %), plus its header and the CBOR around it; 2 MiB + 256 KiB covers all of it.
+pub(crate) const FETCH_FRAME_LIMIT: usize = (2 << 20) + (256 << 10);
+pub(crate) const INVOKE_FRAME_LIMIT: usize = 16 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FrameError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("frame of {len} bytes is larger than the protocol's limit of {limit} bytes")]
+    TooLarge { len: usize, limit: usize },
+    #[error("malformed frame: {0}")]
+    Decode(String),
+}
+
+pub(crate) async fn write_frame<T: Serialize>(
+    io: &mut (impl AsyncWrite + Unpin),
+    message: &T,
+    limit: usize,
+) -> Result<(), FrameError> {
+    let mut body = Vec::new();
+    ciborium::into_writer(message, &mut body)
+        .map_err(|e| FrameError::Decode(format!("cannot encode: {e}")))?;
+    if body.len() > limit {
+        return Err(FrameError::TooLarge {
+            len: body.len(),
+            limit,
+        });
+    }
+    let len = u32::try_from(body.len()).expect("frame limits are below 4 GiB");
+    io.write_all(&len.to_be_bytes()).await?;
+    io.write_all(&body).await?;
+    io.flush().await?;
+    Ok(())
+}
+
+pub(crate) async fn read_frame<T: DeserializeOwned>(
+    io: &mut (impl AsyncRead + Unpin),
+    limit: usize,
+) -> Result<T, FrameError> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > limit {
+        return Err(FrameError::TooLarge { len, limit });
+    }
+    let mut body = vec![0u8; len];
+    io.read_exact(&mut body).await?;
+    ciborium::from_reader(body.as_slice()).map_err(|e| FrameError::Decode(e.to_string()))
+}
+
+/// `/spore/fetch/1` request: a byte range of a module.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct FetchRequest {
+    pub hash: spore_core::Hash,
+    pub start: u64,
+    pub len: u64,
+}
+
+/// The first response frame: the module's size, or why it cannot be served.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct FetchHeader {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<WireError>,
+}
+
+/// The second response frame: the bao slice encoding of the range.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct FetchSlice {
+    #[serde(with = "serde_bytes")]
+    pub slice: Vec<u8>,
+}
+
+/// `/spore/invoke/1` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvokeRequest {
+    /// `hash:export`, always with a full hash: names never travel.
+    pub function: String,
+    /// The canonical CBOR argument array.
+    #[serde(with = "serde_bytes")]
+    pub args: Vec<u8>,
+    /// The caller's trace id.
+    pub trace: String,
+    /// The caller's remaining deadline; the callee never runs longer.
+    pub deadline_ms: u64,
+    /// How many times this call has been forwarded.
+    pub hops: u32,
+}
+
+/// At most this many forwards per call (`spec/wire.md`).
+pub(crate) const MAX_HOPS: u32 = 4;
+
+/// `/spore/invoke/1` response. On the wire it is one map: `{ok: bytes, path}` or
+/// `{error: {kind, message, value?}, path}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "InvokeResponseWire", try_from = "InvokeResponseWire")]
+pub struct InvokeResponse {
+    /// The CBOR result, or why there is none.
+    pub result: Result<Vec<u8>, WireError>,
+    /// Where the call ran, what was fetched from whom and what was compiled, in order.
+    pub path: Vec<PathStep>,
+}
+
+impl InvokeResponse {
+    /// A failure with no path, for errors found before anything ran.
+    pub fn error(kind: &str, message: impl Into<String>) -> Self {
+        InvokeResponse {
+            result: Err(WireError::new(kind, message)),
+            path: Vec::new(),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct InvokeResponseWire {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "serde_bytes"
+    )]
+    ok: Option<Vec<u8>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<WireError>,
+    #[serde(default)]
+    path: Vec<PathStep>,
+}
+
+impl From<InvokeResponse> for InvokeResponseWire {
+    fn from(response: InvokeResponse) -> Self {
+        let (ok, error) = match response.result {
+            Ok(value) => (Some(value), None),
+            Err(error) => (None, Some(error)),
+        };
+        InvokeResponseWire {
+            ok,
+            error,
+            path: response.path,
+        }
+    }
+}
+
+impl TryFrom<InvokeResponseWire> for InvokeResponse {
+    type Error = &'static str;
+
+    fn try_from(wire: InvokeResponseWire) -> Result<Self, Self::Error> {
+        let result = match (wire.ok, wire.error) {
+            (Some(value), None) => Ok(value),
+            (None, Some(error)) => Err(error),
+            _ => return Err("an invoke response holds exactly one of `ok` and `error`"),
+        };
+        Ok(InvokeResponse {
+            result,
+            path: wire.path,
+        })
+    }
+}
+
+/// An error as it travels: `{kind, message, value?}` with the kinds of
+/// `spec/abilities.md` plus `unbound` and `unreachable`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireError {
+    pub kind: String,
+    pub message: String,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "serde_bytes"
+    )]
+    pub value: Option<Vec<u8>>,
+}
+
+impl WireError {
+    pub fn new(kind: &str, message: impl Into<String>) -> Self {
+        WireError {
+            kind: kind.to_owned(),
+            message: message.into(),
+            value: None,
+        }
+    }
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+/// One step of an invocation's path (`--explain`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathStep {
+    /// The peer id of the node that took the step.
+    pub node: String,
+    /// What it did, e.g. `run`, `fetch <hash> from <peer>`, `compile <hash>`.
+    pub step: String,
+    pub micros: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip<T: Serialize + DeserializeOwned>(value: &T) -> T {
+        let mut bytes = Vec::new();
+        ciborium::into_writer(value, &mut bytes).unwrap();
+        ciborium::from_reader(bytes.as_slice()).unwrap()
+    }
+
+    fn as_cbor_value<T: Serialize>(value: &T) -> ciborium::Value {
+        let mut bytes = Vec::new();
+        ciborium::into_writer(value, &mut bytes).unwrap();
+        ciborium::from_reader(bytes.as_slice()).unwrap()
+    }
+
+    fn key<'a>(map: &'a ciborium::Value, key: &str) -> Option<&'a ciborium::Value> {
+        map.as_map()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.as_text() == Some(key))
+            .map(|(_, v)| v)
+    }
+
+    #[test]
+    fn invoke_response_is_ok_or_error_plus_path_on_the_wire() {
+        let ok = InvokeResponse {
+            result: Ok(vec![0x82, 1, 2]),
+            path: vec![PathStep {
+                node: "n".into(),
+                step: "run".into(),
+                micros: 7,
+            }],
+        };
+        let value = as_cbor_value(&ok);
+        assert_eq!(key(&value, "ok").unwrap().as_bytes().unwrap(), &[0x82, 1, 2]);
+        assert!(key(&value, "error").is_none());
+        assert_eq!(key(&value, "path").unwrap().as_array().unwrap().len(), 1);
+        assert_eq!(roundtrip(&ok), ok);
+
+        let err = InvokeResponse::error("unbound", "no node serves `kv`");
+        let value = as_cbor_value(&err);
+        assert!(key(&value, "ok").is_none());
+        let error = key(&value, "error").unwrap();
+        assert_eq!(key(error, "kind").unwrap().as_text(), Some("unbound"));
+        assert!(key(error, "value").is_none());
+        assert_eq!(roundtrip(&err), err);
+    }
+
+    #[test]
+    fn invoke_response_with_neither_ok_nor_error_is_refused() {
+        let mut bytes = Vec::new();
+        let path: Vec<PathStep> = Vec::new();
+        ciborium::into_writer(
+            &ciborium::Value::Map(vec![(
+                "path".into(),
+                ciborium::Value::serialized(&path).unwrap(),
+            )]),
+            &mut bytes,
+        )
+        .unwrap();
+        assert!(ciborium::from_reader::<InvokeResponse, _>(bytes.as_slice()).is_err());
+    }
+
+    #[test]
+    fn invoke_request_args_are_cbor_bytes() {
+        let request = InvokeRequest {
+            function: format!("{}:main", spore_core::Hash::of(b"m")),
+            args: vec![0x80],
+            trace: "t1".into(),
+            deadline_ms: 1000,
+            hops: 0,
+        };
+        let value = as_cbor_value(&request);
+        assert!(key(&value, "args").unwrap().is_bytes());
+        assert_eq!(roundtrip(&request), request);
+    }
+
+    #[test]
+    fn fetch_request_hash_is_32_bytes() {
+        let request = FetchRequest {
+            hash: spore_core::Hash::of(b"m"),
+            start: 0,
+            len: 1 << 20,
+        };
+        let value = as_cbor_value(&request);
+        assert_eq!(key(&value, "hash").unwrap().as_bytes().unwrap().len(), 32);
+    }
+
+    #[tokio::test]
+    async fn frames_roundtrip_and_oversize_frames_are_refused_before_reading_them() {
+        let slice = FetchSlice {
+            slice: vec![7u8; 100_000],
+        };
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &slice, FETCH_FRAME_LIMIT).await.unwrap();
+        assert_eq!(
+            u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize,
+            buf.len() - 4
+        );
+        let back: FetchSlice = read_frame(&mut buf.as_slice(), FETCH_FRAME_LIMIT)
+            .await
+            .unwrap();
+        assert_eq!(back.slice, slice.slice);
+
+        let mut huge = (u32::MAX).to_be_bytes().to_vec();
+        huge.extend_from_slice(&[0; 16]);
+        let err = read_frame::<FetchSlice>(&mut huge.as_slice(), FETCH_FRAME_LIMIT)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { .. }), "{err}");
+
+        let err = write_frame(&mut Vec::new(), &slice, 1000).await.unwrap_err();
+        assert!(matches!(err, FrameError::TooLarge { .. }), "{err}");
+    }
+}

@@ -1,0 +1,8 @@
+//! spore-mesh against real libp2p on 127.0.0.1: several meshes in one process, each
+//! with an in-memory host.
+
+mod abilities;
+mod common;
+mod dht;
+mod fetch;
+mod invoke;

@@ -1,0 +1,147 @@
+//! The mesh with real `spore node run` processes on loopback: code travels to where it
+//! runs, verified and cached; calls go to the node whose abilities they need.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{Spore, exit, module_path};
+
+/// A `spore node run` process on a home of its own; stopped (SIGTERM) when dropped.
+struct RunningNode {
+    spore: Spore,
+    child: Child,
+    peer_id: String,
+    listen: String,
+}
+
+impl RunningNode {
+    fn start(bootstrap: &[&RunningNode]) -> RunningNode {
+        Self::start_with(Spore::new(), bootstrap)
+    }
+
+    fn start_with(spore: Spore, bootstrap: &[&RunningNode]) -> RunningNode {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_spore"));
+        command
+            .arg("--home")
+            .arg(spore.home())
+            .args(["node", "run", "--no-mdns", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .env_remove("SPORE_HOME")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for peer in bootstrap {
+            command.arg("--bootstrap").arg(&peer.listen);
+        }
+        let child = command.spawn().expect("start spore node run");
+        let node_file = spore.home().join("node.json");
+        let started = Instant::now();
+        let file: serde_json::Value = loop {
+            if let Some(file) = std::fs::read_to_string(&node_file).ok().and_then(|t| serde_json::from_str(&t).ok()) {
+                break file;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "the node did not start in 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let listen = file["listen"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).find(|a| a.contains("/tcp/")).expect("a TCP listen address");
+        RunningNode {
+            peer_id: file["peer_id"].as_str().unwrap().to_owned(),
+            listen,
+            spore,
+            child,
+        }
+    }
+
+    fn stop(mut self) -> Spore {
+        self.terminate();
+        let spore = std::mem::replace(&mut self.spore, Spore::new());
+        std::mem::forget(self);
+        spore
+    }
+
+    fn terminate(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+fn hash_of(module: &str) -> String {
+    blake3::hash(&std::fs::read(module_path(module)).unwrap()).to_hex().to_string()
+}
+
+fn steps(report: &serde_json::Value) -> Vec<String> {
+    report["path"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn code_published_on_one_node_runs_on_another_and_stays_after_the_origin_dies() {
+    let origin = RunningNode::start(&[]);
+    let edge = RunningNode::start(&[&origin]);
+    let arith = origin.spore.publish("arith", None);
+    assert_eq!(arith, hash_of("arith"));
+
+    let report = edge.spore.invoke_report(&format!("{arith}:add"), &["2", "3"]);
+    assert_eq!(report["result"], 5);
+    let path = steps(&report);
+    assert!(path.iter().any(|s| s.starts_with("fetched") && s.contains(&origin.peer_id)), "{path:?}");
+
+    // The verified code is now in the edge's codebase: the origin can go.
+    drop(origin);
+    let report = edge.spore.invoke_report(&format!("{arith}:mul"), &["6", "7", "--no-memo"]);
+    assert_eq!(report["result"], 42);
+    assert!(!steps(&report).iter().any(|s| s.starts_with("fetched")), "no network needed: {report}");
+    // And it survives the edge's restart too.
+    let home = edge.stop();
+    assert_eq!(home.invoke(&format!("{arith}:sub"), &["6", "7", "--local"]), -1);
+}
+
+#[test]
+fn a_call_goes_to_the_node_that_binds_its_abilities() {
+    let cloud = RunningNode::start(&[]);
+    // The edge binds no kv.
+    let edge_home = Spore::new();
+    edge_home.write_config(&spore_node::config::DEFAULT_CONFIG.replace("[abilities.kv]\nprovider = \"kv\"\nnamespace = \"default\"\nmax_value_bytes = \"1MiB\"\n", ""));
+    let edge = RunningNode::start_with(edge_home, &[&cloud]);
+    let visits = edge.spore.publish("visits", None);
+
+    let refusal = edge.spore.run(&["invoke", &format!("{visits}:hit"), r#""home""#, "--local"]);
+    assert!(refusal.fails_with(exit::NOT_FOUND).contains("kv"));
+
+    for expected in 1..=2 {
+        let report = edge.spore.invoke_report(&format!("{visits}:hit"), &[r#""home""#]);
+        assert_eq!(report["result"], expected, "{report}");
+        let path = steps(&report);
+        assert!(path.iter().any(|s| s.contains(&format!("forwarded {visits}:hit to {}", cloud.peer_id))), "{path:?}");
+        assert!(report["path"].as_array().unwrap().iter().any(|s| s["node"] == cloud.peer_id.as_str() && s["step"].as_str().unwrap().starts_with("ran")), "{report}");
+    }
+    // The count lives in the cloud's kv.
+    assert_eq!(cloud.spore.invoke(&format!("{visits}:count"), &[r#""home""#]), 2);
+}
+
+#[test]
+fn a_fetch_uses_another_provider_when_the_first_is_gone() {
+    let origin = RunningNode::start(&[]);
+    let second = RunningNode::start(&[&origin]);
+    let cpu = origin.spore.publish("cpu", None);
+    // The second node fetches (and from then on provides) the module.
+    assert_eq!(second.spore.invoke(&format!("{cpu}:mandelbrot"), &["8", "8", "10"]), 314);
+    let third = RunningNode::start(&[&origin, &second]);
+    drop(origin);
+    let report = third.spore.invoke_report(&format!("{cpu}:mandelbrot"), &["8", "8", "10"]);
+    assert_eq!(report["result"], 314);
+    let path = steps(&report);
+    assert!(path.iter().any(|s| s.starts_with("fetched") && s.contains(&second.peer_id)), "{path:?}");
+}
