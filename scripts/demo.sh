@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: build spore and the codebase functions, publish them into a fresh
-# embedded home, invoke them, and print hashes and results.
+# embedded home, invoke them, and print hashes and results; then the mesh demo
+# (examples/cloud-edge): three nodes on loopback, placement by abilities.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,3 +77,6 @@ step "Pure functions are memoized"
 for attempt in first second; do
   $spore --json invoke cpu.sha256 16 | python3 -c "import json,sys; r=json.load(sys.stdin); s=r['stats']; print('$attempt call: memo=%s run=%s' % (r['memo'], ('%.1f ms' % (s['run_us']/1000)) if s else 'not run'))"
 done
+
+step "The mesh: three nodes on loopback (examples/cloud-edge/run.sh)"
+"$(dirname "$0")/../examples/cloud-edge/run.sh"

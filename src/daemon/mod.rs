@@ -64,11 +64,11 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
     };
     let node_file = home.root().join(NODE_FILE);
     std::fs::write(&node_file, serde_json::to_vec_pretty(&file)?)?;
-    tracing::info!(%api, home = %home.root().display(), "node running");
-    eprintln!(
-        "spore node running: api http://{api}, home {}",
-        home.root().display()
-    );
+    tracing::info!(%api, peer = %file.peer_id, home = %home.root().display(), "node running");
+    eprintln!("spore node {} running, api http://{api}, home {}", file.peer_id, home.root().display());
+    for addr in &file.listen {
+        eprintln!("  listening on {addr}");
+    }
 
     let state = Arc::new(api::State { node, file });
     let served = axum::serve(listener, api::router(state))
