@@ -29,9 +29,16 @@ pub struct InvokeCall {
 /// `{function, result, memo, effectful, stats, path}`.
 pub fn invoke(node: &Node, call: &InvokeCall) -> Result<serde_json::Value, NodeError> {
     let defaults = node.default_limits();
-    let deadline = call.timeout_ms.map(std::time::Duration::from_millis).unwrap_or(defaults.deadline);
+    let deadline = call
+        .timeout_ms
+        .map(std::time::Duration::from_millis)
+        .unwrap_or(defaults.deadline);
     let mut path = Vec::new();
-    let function = node.resolve_anywhere(&call.reference, std::time::Instant::now() + deadline, &mut path)?;
+    let function = node.resolve_anywhere(
+        &call.reference,
+        std::time::Instant::now() + deadline,
+        &mut path,
+    )?;
     let placement = Placement {
         local_only: call.local,
         on: match &call.on {
@@ -53,7 +60,10 @@ pub fn invoke(node: &Node, call: &InvokeCall) -> Result<serde_json::Value, NodeE
         memo: !call.no_memo,
     };
     let args: Vec<ciborium::Value> = call.args.iter().map(value::from_json).collect();
-    let env = CallEnv { bindings: node.bindings().clone(), depth: 0 };
+    let env = CallEnv {
+        bindings: node.bindings().clone(),
+        depth: 0,
+    };
     let outcome = node.invoke_placed(&function, &args, &options, &placement, &env, 0, &mut path)?;
     let stats = outcome.stats.map(|stats| {
         json!({

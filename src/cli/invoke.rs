@@ -50,7 +50,11 @@ pub fn invoke(args: &InvokeArgs, backend: &Backend, out: &Output) -> anyhow::Res
             for step in report["path"].as_array().into_iter().flatten() {
                 let node = step["node"].as_str().unwrap_or("?");
                 let short = &node[node.len().saturating_sub(8)..];
-                eprintln!("  [{short}] {} ({} us)", step["step"].as_str().unwrap_or(""), step["micros"]);
+                eprintln!(
+                    "  [{short}] {} ({} us)",
+                    step["step"].as_str().unwrap_or(""),
+                    step["micros"]
+                );
             }
         }
     }

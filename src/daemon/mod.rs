@@ -60,12 +60,21 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
         pid: std::process::id(),
         api: api.to_string(),
         peer_id: mesh.peer_id().to_string(),
-        listen: mesh.listen_addrs().await.iter().map(ToString::to_string).collect(),
+        listen: mesh
+            .listen_addrs()
+            .await
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     };
     let node_file = home.root().join(NODE_FILE);
     std::fs::write(&node_file, serde_json::to_vec_pretty(&file)?)?;
     tracing::info!(%api, peer = %file.peer_id, home = %home.root().display(), "node running");
-    eprintln!("spore node {} running, api http://{api}, home {}", file.peer_id, home.root().display());
+    eprintln!(
+        "spore node {} running, api http://{api}, home {}",
+        file.peer_id,
+        home.root().display()
+    );
     for addr in &file.listen {
         eprintln!("  listening on {addr}");
     }
@@ -84,12 +93,21 @@ async fn join_mesh(home: &Home, node: &Arc<Node>, args: &RunArgs) -> anyhow::Res
     let parse = |addrs: &[String], what: &str| -> anyhow::Result<Vec<mesh::Multiaddr>> {
         addrs
             .iter()
-            .map(|a| a.parse().map_err(|e| anyhow::anyhow!("--{what} `{a}` is not a multiaddr: {e}")))
+            .map(|a| {
+                a.parse()
+                    .map_err(|e| anyhow::anyhow!("--{what} `{a}` is not a multiaddr: {e}"))
+            })
             .collect()
     };
     let mut listen = parse(&args.listen, "listen")?;
     if listen.is_empty() {
-        listen = parse(&["/ip4/0.0.0.0/tcp/0".into(), "/ip4/0.0.0.0/udp/0/quic-v1".into()], "listen")?;
+        listen = parse(
+            &[
+                "/ip4/0.0.0.0/tcp/0".into(),
+                "/ip4/0.0.0.0/udp/0/quic-v1".into(),
+            ],
+            "listen",
+        )?;
     }
     let config = mesh::MeshConfig {
         keypair: identity(home)?,
@@ -115,7 +133,12 @@ fn identity(home: &Home) -> anyhow::Result<mesh::Keypair> {
     let bytes = keypair.to_protobuf_encoding()?;
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?.write_all(&bytes)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?
+        .write_all(&bytes)?;
     Ok(keypair)
 }
 

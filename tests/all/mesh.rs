@@ -20,29 +20,54 @@ impl RunningNode {
     }
 
     fn start_with(spore: Spore, bootstrap: &[&RunningNode]) -> RunningNode {
+        let addrs: Vec<&str> = bootstrap.iter().map(|peer| peer.listen.as_str()).collect();
+        Self::start_at(spore, &addrs)
+    }
+
+    fn start_at(spore: Spore, bootstrap: &[&str]) -> RunningNode {
         let mut command = Command::new(env!("CARGO_BIN_EXE_spore"));
         command
             .arg("--home")
             .arg(spore.home())
-            .args(["node", "run", "--no-mdns", "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .args([
+                "node",
+                "run",
+                "--no-mdns",
+                "--api",
+                "127.0.0.1:0",
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+            ])
             .env_remove("SPORE_HOME")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        for peer in bootstrap {
-            command.arg("--bootstrap").arg(&peer.listen);
+        for addr in bootstrap {
+            command.arg("--bootstrap").arg(addr);
         }
         let child = command.spawn().expect("start spore node run");
         let node_file = spore.home().join("node.json");
         let started = Instant::now();
         let file: serde_json::Value = loop {
-            if let Some(file) = std::fs::read_to_string(&node_file).ok().and_then(|t| serde_json::from_str(&t).ok()) {
+            if let Some(file) = std::fs::read_to_string(&node_file)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+            {
                 break file;
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "the node did not start in 30 s");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the node did not start in 30 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         };
-        let listen = file["listen"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).find(|a| a.contains("/tcp/")).expect("a TCP listen address");
+        let listen = file["listen"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .find(|a| a.contains("/tcp/"))
+            .expect("a TCP listen address");
         RunningNode {
             peer_id: file["peer_id"].as_str().unwrap().to_owned(),
             listen,
@@ -59,7 +84,10 @@ impl RunningNode {
     }
 
     fn terminate(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(10) {
             if self.child.try_wait().ok().flatten().is_some() {
@@ -79,11 +107,18 @@ impl Drop for RunningNode {
 }
 
 fn hash_of(module: &str) -> String {
-    blake3::hash(&std::fs::read(module_path(module)).unwrap()).to_hex().to_string()
+    blake3::hash(&std::fs::read(module_path(module)).unwrap())
+        .to_hex()
+        .to_string()
 }
 
 fn steps(report: &serde_json::Value) -> Vec<String> {
-    report["path"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap().to_owned()).collect()
+    report["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]
@@ -93,19 +128,33 @@ fn code_published_on_one_node_runs_on_another_and_stays_after_the_origin_dies() 
     let arith = origin.spore.publish("arith", None);
     assert_eq!(arith, hash_of("arith"));
 
-    let report = edge.spore.invoke_report(&format!("{arith}:add"), &["2", "3"]);
+    let report = edge
+        .spore
+        .invoke_report(&format!("{arith}:add"), &["2", "3"]);
     assert_eq!(report["result"], 5);
     let path = steps(&report);
-    assert!(path.iter().any(|s| s.starts_with("fetched") && s.contains(&origin.peer_id)), "{path:?}");
+    assert!(
+        path.iter()
+            .any(|s| s.starts_with("fetched") && s.contains(&origin.peer_id)),
+        "{path:?}"
+    );
 
     // The verified code is now in the edge's codebase: the origin can go.
     drop(origin);
-    let report = edge.spore.invoke_report(&format!("{arith}:mul"), &["6", "7", "--no-memo"]);
+    let report = edge
+        .spore
+        .invoke_report(&format!("{arith}:mul"), &["6", "7", "--no-memo"]);
     assert_eq!(report["result"], 42);
-    assert!(!steps(&report).iter().any(|s| s.starts_with("fetched")), "no network needed: {report}");
+    assert!(
+        !steps(&report).iter().any(|s| s.starts_with("fetched")),
+        "no network needed: {report}"
+    );
     // And it survives the edge's restart too.
     let home = edge.stop();
-    assert_eq!(home.invoke(&format!("{arith}:sub"), &["6", "7", "--local"]), -1);
+    assert_eq!(
+        home.invoke(&format!("{arith}:sub"), &["6", "7", "--local"]),
+        -1
+    );
 }
 
 #[test]
@@ -113,22 +162,46 @@ fn a_call_goes_to_the_node_that_binds_its_abilities() {
     let cloud = RunningNode::start(&[]);
     // The edge binds no kv.
     let edge_home = Spore::new();
-    edge_home.write_config(&spore_node::config::DEFAULT_CONFIG.replace("[abilities.kv]\nprovider = \"kv\"\nnamespace = \"default\"\nmax_value_bytes = \"1MiB\"\n", ""));
+    edge_home.write_config(&spore_node::config::DEFAULT_CONFIG.replace(
+        "[abilities.kv]\nprovider = \"kv\"\nnamespace = \"default\"\nmax_value_bytes = \"1MiB\"\n",
+        "",
+    ));
     let edge = RunningNode::start_with(edge_home, &[&cloud]);
     let visits = edge.spore.publish("visits", None);
 
-    let refusal = edge.spore.run(&["invoke", &format!("{visits}:hit"), r#""home""#, "--local"]);
+    let refusal = edge
+        .spore
+        .run(&["invoke", &format!("{visits}:hit"), r#""home""#, "--local"]);
     assert!(refusal.fails_with(exit::NOT_FOUND).contains("kv"));
 
     for expected in 1..=2 {
-        let report = edge.spore.invoke_report(&format!("{visits}:hit"), &[r#""home""#]);
+        let report = edge
+            .spore
+            .invoke_report(&format!("{visits}:hit"), &[r#""home""#]);
         assert_eq!(report["result"], expected, "{report}");
         let path = steps(&report);
-        assert!(path.iter().any(|s| s.contains(&format!("forwarded {visits}:hit to {}", cloud.peer_id))), "{path:?}");
-        assert!(report["path"].as_array().unwrap().iter().any(|s| s["node"] == cloud.peer_id.as_str() && s["step"].as_str().unwrap().starts_with("ran")), "{report}");
+        assert!(
+            path.iter()
+                .any(|s| s.contains(&format!("forwarded {visits}:hit to {}", cloud.peer_id))),
+            "{path:?}"
+        );
+        assert!(
+            report["path"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["node"] == cloud.peer_id.as_str()
+                    && s["step"].as_str().unwrap().starts_with("ran")),
+            "{report}"
+        );
     }
     // The count lives in the cloud's kv.
-    assert_eq!(cloud.spore.invoke(&format!("{visits}:count"), &[r#""home""#]), 2);
+    assert_eq!(
+        cloud
+            .spore
+            .invoke(&format!("{visits}:count"), &[r#""home""#]),
+        2
+    );
 }
 
 #[test]
@@ -137,11 +210,138 @@ fn a_fetch_uses_another_provider_when_the_first_is_gone() {
     let second = RunningNode::start(&[&origin]);
     let cpu = origin.spore.publish("cpu", None);
     // The second node fetches (and from then on provides) the module.
-    assert_eq!(second.spore.invoke(&format!("{cpu}:mandelbrot"), &["8", "8", "10"]), 314);
+    assert_eq!(
+        second
+            .spore
+            .invoke(&format!("{cpu}:mandelbrot"), &["8", "8", "10"]),
+        314
+    );
     let third = RunningNode::start(&[&origin, &second]);
     drop(origin);
-    let report = third.spore.invoke_report(&format!("{cpu}:mandelbrot"), &["8", "8", "10"]);
+    let report = third
+        .spore
+        .invoke_report(&format!("{cpu}:mandelbrot"), &["8", "8", "10"]);
     assert_eq!(report["result"], 314);
     let path = steps(&report);
-    assert!(path.iter().any(|s| s.starts_with("fetched") && s.contains(&second.peer_id)), "{path:?}");
+    assert!(
+        path.iter()
+            .any(|s| s.starts_with("fetched") && s.contains(&second.peer_id)),
+        "{path:?}"
+    );
+}
+
+#[test]
+fn a_remote_node_that_dies_mid_invoke_gives_a_clear_error_within_the_deadline() {
+    let sensor_home = Spore::new();
+    let script = crate::support::repo_root().join("examples/sensor-provider/sensor.py");
+    sensor_home.configure(&format!(
+        "[abilities.sensor]\nprovider = \"process\"\noperations = [\"read\"]\ncommand = [\"python3\", \"{}\"]\n",
+        script.display()
+    ));
+    let sensor_node = RunningNode::start_with(sensor_home, &[]);
+    let edge_home = Spore::new();
+    edge_home.configure("[abilities.sensor]\noperations = [\"read\"]\n");
+    let edge = RunningNode::start_with(edge_home, &[&sensor_node]);
+    let sensors = edge.spore.publish("sensors", None);
+    // Warm up: the sensor node fetches and compiles the module, and starts its provider.
+    let warm = edge
+        .spore
+        .invoke_report(&format!("{sensors}:read"), &[r#""attic""#]);
+    assert_eq!(warm["result"]["id"], "attic");
+
+    // `slow` takes 1.5 s to read; the sensor node is killed while it does.
+    let killer = {
+        let pid = sensor_node.child.id();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(400));
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
+        })
+    };
+    let started = Instant::now();
+    let run = edge.spore.run(&[
+        "invoke",
+        &format!("{sensors}:read"),
+        r#""slow""#,
+        "--timeout",
+        "5s",
+    ]);
+    killer.join().unwrap();
+    let stderr = run.fails_with(exit::UNAVAILABLE).to_owned();
+    assert!(
+        stderr.contains(&sensor_node.peer_id),
+        "names the peer: {stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "within the deadline: {:?}",
+        started.elapsed()
+    );
+    // The edge keeps serving: its own functions run, and the lost peer is reported.
+    let arith = edge.spore.publish("arith", None);
+    assert_eq!(edge.spore.invoke(&format!("{arith}:add"), &["1", "2"]), 3);
+}
+
+#[test]
+fn an_unreachable_bootstrap_peer_does_not_stop_a_node() {
+    let ghost = RunningNode::start(&[]);
+    let ghost_addr = ghost.listen.clone();
+    drop(ghost);
+    let node = RunningNode::start_at(Spore::new(), &[&ghost_addr]);
+    let info = node.spore.run(&["--json", "node", "info"]).json();
+    assert_eq!(info["peer_id"], node.peer_id.as_str());
+    let arith = node.spore.publish("arith", None);
+    assert_eq!(node.spore.invoke(&format!("{arith}:add"), &["2", "2"]), 4);
+}
+
+#[test]
+fn the_cli_gives_the_same_answers_through_a_running_node() {
+    let spore = Spore::new();
+    let hash = spore.publish("arith", Some("math"));
+    let direct: Vec<serde_json::Value> = [
+        "ls",
+        "names ls",
+        "abilities",
+        "inspect math.add",
+        "names history math.add",
+    ]
+    .iter()
+    .map(|command| {
+        let mut args = vec!["--json"];
+        args.extend(command.split(' '));
+        spore.run(&args).json()
+    })
+    .collect();
+    let node = RunningNode::start_with(spore, &[]);
+    for (i, command) in [
+        "ls",
+        "names ls",
+        "abilities",
+        "inspect math.add",
+        "names history math.add",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut args = vec!["--json"];
+        args.extend(command.split(' '));
+        assert_eq!(
+            node.spore.run(&args).json(),
+            direct[i],
+            "`spore {command}` differs through the node"
+        );
+    }
+    assert_eq!(node.spore.invoke("math.add", &["2", "3"]), 5);
+    let stderr = node
+        .spore
+        .run(&["invoke", "math.div", "1", "0"])
+        .fails_with(exit::GUEST_ERROR)
+        .to_owned();
+    assert!(stderr.contains("division by zero"), "{stderr}");
+    node.spore
+        .run(&["names", "set", "plus", &format!("{hash}:add")])
+        .ok();
+    assert_eq!(node.spore.invoke("plus", &["1", "1"]), 2);
 }

@@ -12,6 +12,7 @@ pub mod exit {
     pub const TRAP: i32 = 5;
     pub const INVALID_MODULE: i32 = 6;
     pub const CORRUPT: i32 = 7;
+    pub const UNAVAILABLE: i32 = 8;
 }
 
 /// A temporary spore home and a way to run the CLI on it.
