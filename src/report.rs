@@ -48,6 +48,7 @@ pub fn invoke(node: &Node, call: &InvokeCall) -> Result<serde_json::Value, NodeE
                 message: format!("`{peer}` is not a peer id: {e}"),
             })?),
         },
+        hops: 0,
     };
     let options = InvokeOptions {
         limits: Limits {
@@ -64,7 +65,7 @@ pub fn invoke(node: &Node, call: &InvokeCall) -> Result<serde_json::Value, NodeE
         bindings: node.bindings().clone(),
         depth: 0,
     };
-    let outcome = node.invoke_placed(&function, &args, &options, &placement, &env, 0, &mut path)?;
+    let outcome = node.invoke_placed(&function, &args, &options, &placement, &env, &mut path)?;
     let stats = outcome.stats.map(|stats| {
         json!({
             "load": stats.load_source,

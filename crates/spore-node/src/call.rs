@@ -46,10 +46,12 @@ impl Provider for CallProvider {
             .parse::<FunctionRef>()
             .is_ok_and(|r| r.export.is_some());
         let mut path = Vec::new();
-        let function = node.resolve_anywhere(reference, cx.deadline, &mut path).map_err(|e| {
-            cx.mark_effectful();
-            resolve_error(reference, e)
-        })?;
+        let function = node
+            .resolve_anywhere(reference, cx.deadline, &mut path)
+            .map_err(|e| {
+                cx.mark_effectful();
+                resolve_error(reference, e)
+            })?;
         let options = InvokeOptions {
             limits: Limits {
                 deadline: cx.remaining(),
@@ -62,7 +64,7 @@ impl Provider for CallProvider {
             depth: cx.depth + 1,
         };
         let placement = crate::Placement::default();
-        let result = node.invoke_placed(&function, &args, &options, &placement, &env, 0, &mut path);
+        let result = node.invoke_placed(&function, &args, &options, &placement, &env, &mut path);
         crate::placement::record_nested(path);
         match result {
             Ok(outcome) => {

@@ -26,5 +26,7 @@ pub use placement::{MAX_HOPS, NodeHost, Placed, Placement};
 pub use size::parse_size;
 pub use spore_mesh::{self as mesh, PathStep, PeerId};
 
-pub use spore_runtime::{CallEnv, CallStats, Invocation, InvokeError, Limits, LoadSource, RuntimeConfig};
+pub use spore_runtime::{
+    CallEnv, CallStats, Invocation, InvokeError, Limits, LoadSource, RuntimeConfig,
+};
 pub use spore_store::{NameEntry, NameEvent};

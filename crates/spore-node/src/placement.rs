@@ -26,6 +26,8 @@ pub struct Placement {
     pub local_only: bool,
     /// Run on this peer.
     pub on: Option<PeerId>,
+    /// How many times the call has already been forwarded to get here.
+    pub hops: u32,
 }
 
 /// A call's outcome and the path it took.
@@ -89,40 +91,77 @@ impl Node {
     }
 
     fn me(&self) -> String {
-        self.mesh().map_or_else(|| "local".to_owned(), |mesh| mesh.peer_id().to_string())
+        self.mesh()
+            .map_or_else(|| "local".to_owned(), |mesh| mesh.peer_id().to_string())
     }
 
     /// Resolves a reference like [`Node::resolve`], fetching the module from the mesh
     /// when a full hash is not held here.
-    pub fn resolve_anywhere(&self, text: &str, deadline: Instant, path: &mut Vec<PathStep>) -> Result<FunctionRef, NodeError> {
+    pub fn resolve_anywhere(
+        &self,
+        text: &str,
+        deadline: Instant,
+        path: &mut Vec<PathStep>,
+    ) -> Result<FunctionRef, NodeError> {
         match self.resolve(text) {
             Err(error) if error.kind() == ErrorKind::NotFound => {
-                let Ok(RefText::Hash { prefix, export }) = text.parse::<RefText>() else { return Err(error) };
-                let (Some(hash), Some(_)) = (prefix.as_full(), self.mesh.get()) else { return Err(error) };
+                let Ok(RefText::Hash { prefix, export }) = text.parse::<RefText>() else {
+                    return Err(error);
+                };
+                let (Some(hash), Some(_)) = (prefix.as_full(), self.mesh.get()) else {
+                    return Err(error);
+                };
                 self.fetch(&hash, deadline, path)?;
                 let manifest = self.manifest(&hash)?;
-                Ok(FunctionRef::new(hash, manifest.resolve_export(export.as_ref())?))
+                Ok(FunctionRef::new(
+                    hash,
+                    manifest.resolve_export(export.as_ref())?,
+                ))
             }
             resolved => resolved,
         }
     }
 
     /// Makes sure module `hash` is here, fetching it from the mesh if it is not.
-    fn fetch(&self, hash: &Hash, deadline: Instant, path: &mut Vec<PathStep>) -> Result<(), NodeError> {
+    fn fetch(
+        &self,
+        hash: &Hash,
+        deadline: Instant,
+        path: &mut Vec<PathStep>,
+    ) -> Result<(), NodeError> {
         if self.codebase.has_module(hash)? {
             return Ok(());
         }
-        let link = self.mesh.get().ok_or(NodeError::Store(spore_store::StoreError::ModuleNotFound(*hash)))?;
+        let link =
+            self.mesh
+                .get()
+                .ok_or(NodeError::Store(spore_store::StoreError::ModuleNotFound(
+                    *hash,
+                )))?;
         let started = Instant::now();
         let fetched = link
-            .block_on(link.mesh.fetch(*hash, tokio::time::Instant::from_std(deadline)))
-            .map_err(|e| NodeError::Mesh { kind: ErrorKind::NotFound, message: format!("cannot fetch {hash}: {e}") })?;
+            .block_on(
+                link.mesh
+                    .fetch(*hash, tokio::time::Instant::from_std(deadline)),
+            )
+            .map_err(|e| NodeError::Mesh {
+                kind: ErrorKind::NotFound,
+                message: format!("cannot fetch {hash}: {e}"),
+            })?;
         // The mesh verified every byte against the hash; the manifest is derived here,
         // never taken from a peer.
         let manifest = Manifest::derive(&fetched.bytes)?;
         self.codebase.put_module(&fetched.bytes, &manifest)?;
-        let sources: Vec<String> = fetched.sources.iter().map(|(peer, bytes)| format!("{bytes} bytes from {peer}")).collect();
-        path.push(step(&self.me(), started, format!("fetched {} ({})", hash.short(12), sources.join(", "))));
+        let sources: Vec<String> = fetched
+            .sources
+            .iter()
+            .map(|(peer, bytes)| format!("{bytes} bytes from {peer}"))
+            .collect();
+        path.push(step(
+            &self.me(),
+            started,
+            format!("fetched {} ({})", hash.short(12), sources.join(", ")),
+        ));
         link.runtime.spawn({
             let mesh = link.mesh.clone();
             let hash = *hash;
@@ -139,7 +178,6 @@ impl Node {
         options: &InvokeOptions,
         placement: &Placement,
         env: &CallEnv,
-        hops: u32,
         path: &mut Vec<PathStep>,
     ) -> Result<Outcome, NodeError> {
         let deadline = Instant::now() + options.limits.deadline;
@@ -151,15 +189,28 @@ impl Node {
             .filter(|a| !EVERYWHERE.contains(a))
             .map(str::to_owned)
             .collect();
-        let missing: Vec<String> = needed.iter().filter(|a| self.bindings.get(a).is_none()).cloned().collect();
-        let pinned_elsewhere = placement.on.is_some_and(|peer| self.mesh().is_none_or(|m| m.peer_id() != peer));
-        if (missing.is_empty() && !pinned_elsewhere) || placement.local_only || self.mesh.get().is_none() {
+        let missing: Vec<String> = needed
+            .iter()
+            .filter(|a| self.bindings.get(a).is_none())
+            .cloned()
+            .collect();
+        let pinned_elsewhere = placement
+            .on
+            .is_some_and(|peer| self.mesh().is_none_or(|m| m.peer_id() != peer));
+        if (missing.is_empty() && !pinned_elsewhere)
+            || placement.local_only
+            || self.mesh.get().is_none()
+        {
             return self.run_here(function, args, options, env, path);
         }
-        if hops >= MAX_HOPS {
+        if placement.hops >= MAX_HOPS {
             return Err(NodeError::Mesh {
                 kind: ErrorKind::Unavailable,
-                message: format!("{function} was forwarded {hops} times without finding a node that binds {}", missing.join(", ")),
+                message: format!(
+                    "{function} was forwarded {} times without finding a node that binds {}",
+                    placement.hops,
+                    missing.join(", ")
+                ),
             });
         }
         let link = self.mesh.get().expect("checked above");
@@ -168,24 +219,48 @@ impl Node {
             None => {
                 let started = Instant::now();
                 let peers = link
-                    .block_on(link.mesh.find_ability_peers(&needed, tokio::time::Instant::from_std(deadline)))
-                    .map_err(|e| NodeError::Mesh { kind: ErrorKind::NotFound, message: e.to_string() })?;
-                path.push(step(&self.me(), started, format!("needs {} (not bound here): found {} peer(s) advertising them", missing.join(", "), peers.len())));
+                    .block_on(
+                        link.mesh
+                            .find_ability_peers(&needed, tokio::time::Instant::from_std(deadline)),
+                    )
+                    .map_err(|e| NodeError::Mesh {
+                        kind: ErrorKind::NotFound,
+                        message: e.to_string(),
+                    })?;
+                path.push(step(
+                    &self.me(),
+                    started,
+                    format!(
+                        "needs {} (not bound here): found {} peer(s) advertising them",
+                        missing.join(", "),
+                        peers.len()
+                    ),
+                ));
                 peers
             }
         };
         if peers.is_empty() {
             return Err(NodeError::Mesh {
                 kind: ErrorKind::NotFound,
-                message: format!("{function} needs {}, which neither this node nor any peer in the mesh binds", missing.join(", ")),
+                message: format!(
+                    "{function} needs {}, which neither this node nor any peer in the mesh binds",
+                    missing.join(", ")
+                ),
             });
         }
         let request = InvokeRequest {
             function: function.to_string(),
-            args: value::encode_canonical(&Value::Array(args.to_vec())).map_err(|e| NodeError::Mesh { kind: ErrorKind::Usage, message: e.to_string() })?,
+            args: value::encode_canonical(&Value::Array(args.to_vec())).map_err(|e| {
+                NodeError::Mesh {
+                    kind: ErrorKind::Usage,
+                    message: e.to_string(),
+                }
+            })?,
             trace: format!("{:016x}", rand_trace()),
-            deadline_ms: deadline.saturating_duration_since(Instant::now()).as_millis() as u64,
-            hops: hops + 1,
+            deadline_ms: deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis() as u64,
+            hops: placement.hops + 1,
         };
         // A pure function may be retried on another peer; an effectful one may already
         // have acted, so it is never sent twice.
@@ -193,15 +268,30 @@ impl Node {
         let mut last_error = None;
         for peer in peers {
             let started = Instant::now();
-            match link.block_on(link.mesh.invoke(peer, request.clone(), tokio::time::Instant::from_std(deadline))) {
+            match link.block_on(link.mesh.invoke(
+                peer,
+                request.clone(),
+                tokio::time::Instant::from_std(deadline),
+            )) {
                 Ok(response) => {
-                    path.push(step(&self.me(), started, format!("forwarded {function} to {peer}")));
+                    path.push(step(
+                        &self.me(),
+                        started,
+                        format!("forwarded {function} to {peer}"),
+                    ));
                     path.extend(response.path);
                     return remote_outcome(function, response.result);
                 }
                 Err(error) => {
-                    path.push(step(&self.me(), started, format!("forwarding to {peer} failed: {error}")));
-                    last_error = Some(NodeError::Mesh { kind: ErrorKind::Unavailable, message: format!("{peer} did not complete {function}: {error}") });
+                    path.push(step(
+                        &self.me(),
+                        started,
+                        format!("forwarding to {peer} failed: {error}"),
+                    ));
+                    last_error = Some(NodeError::Mesh {
+                        kind: ErrorKind::Unavailable,
+                        message: format!("{peer} did not complete {function}: {error}"),
+                    });
                     if !retry {
                         break;
                     }
@@ -211,7 +301,14 @@ impl Node {
         Err(last_error.expect("at least one peer was tried"))
     }
 
-    fn run_here(&self, function: &FunctionRef, args: &[Value], options: &InvokeOptions, env: &CallEnv, path: &mut Vec<PathStep>) -> Result<Outcome, NodeError> {
+    fn run_here(
+        &self,
+        function: &FunctionRef,
+        args: &[Value],
+        options: &InvokeOptions,
+        env: &CallEnv,
+        path: &mut Vec<PathStep>,
+    ) -> Result<Outcome, NodeError> {
         let started = Instant::now();
         let outer = NESTED.with(|nested| std::mem::take(&mut *nested.borrow_mut()));
         let outcome = self.invoke_in(function, args, options, env);
@@ -241,7 +338,12 @@ impl Node {
             let function: FunctionRef = request.function.parse().map_err(NodeError::Reference)?;
             let args = match value::decode(&request.args) {
                 Ok(Value::Array(args)) => args,
-                _ => return Err(NodeError::Mesh { kind: ErrorKind::Usage, message: "the arguments are not a CBOR array".into() }),
+                _ => {
+                    return Err(NodeError::Mesh {
+                        kind: ErrorKind::Usage,
+                        message: "the arguments are not a CBOR array".into(),
+                    });
+                }
             };
             let options = InvokeOptions {
                 limits: spore_runtime::Limits {
@@ -251,11 +353,20 @@ impl Node {
                 },
                 memo: true,
             };
-            let env = CallEnv { bindings: self.bindings.clone(), depth: 0 };
-            self.invoke_placed(&function, &args, &options, &Placement::default(), &env, request.hops, &mut path)
+            let env = CallEnv {
+                bindings: self.bindings.clone(),
+                depth: 0,
+            };
+            let placement = Placement { hops: request.hops, ..Placement::default() };
+            self.invoke_placed(&function, &args, &options, &placement, &env, &mut path)
         })();
         let result = result
-            .and_then(|outcome| value::encode_canonical(&outcome.value).map_err(|e| NodeError::Mesh { kind: ErrorKind::Other, message: e.to_string() }))
+            .and_then(|outcome| {
+                value::encode_canonical(&outcome.value).map_err(|e| NodeError::Mesh {
+                    kind: ErrorKind::Other,
+                    message: e.to_string(),
+                })
+            })
             .map_err(|error| wire_error(&error));
         InvokeResponse { result, path }
     }
@@ -285,23 +396,37 @@ fn wire_error(error: &NodeError) -> WireError {
         NodeError::Invoke(InvokeError::Guest { error, .. }) => value::encode_canonical(error).ok(),
         _ => None,
     };
-    WireError { kind: kind.into(), message: error.to_string(), value }
+    WireError {
+        kind: kind.into(),
+        message: error.to_string(),
+        value,
+    }
 }
 
 /// The caller's view of a remote result: a returned error stays a guest error (exit
 /// code 4, with its value); other failures keep their kind.
-fn remote_outcome(function: &FunctionRef, result: Result<Vec<u8>, WireError>) -> Result<Outcome, NodeError> {
+fn remote_outcome(
+    function: &FunctionRef,
+    result: Result<Vec<u8>, WireError>,
+) -> Result<Outcome, NodeError> {
     match result {
         Ok(bytes) => Ok(Outcome {
             function: function.clone(),
-            value: value::decode(&bytes).map_err(|e| NodeError::Mesh { kind: ErrorKind::Other, message: format!("the remote result is not CBOR: {e}") })?,
+            value: value::decode(&bytes).map_err(|e| NodeError::Mesh {
+                kind: ErrorKind::Other,
+                message: format!("the remote result is not CBOR: {e}"),
+            })?,
             memo: crate::MemoUse::Skipped,
             stats: None,
             effectful: true,
         }),
         Err(error) if error.kind == "guest_error" => Err(NodeError::Invoke(InvokeError::Guest {
             function: function.clone(),
-            error: error.value.as_deref().and_then(|v| value::decode(v).ok()).unwrap_or(Value::Text(error.message)),
+            error: error
+                .value
+                .as_deref()
+                .and_then(|v| value::decode(v).ok())
+                .unwrap_or(Value::Text(error.message)),
         })),
         Err(error) => Err(NodeError::Mesh {
             kind: match error.kind.as_str() {
@@ -337,7 +462,11 @@ impl MeshHost for NodeHost {
         match self.0.upgrade() {
             Some(node) => node.serve_remote(request),
             None => InvokeResponse {
-                result: Err(WireError { kind: "unreachable".into(), message: "the node is shutting down".into(), value: None }),
+                result: Err(WireError {
+                    kind: "unreachable".into(),
+                    message: "the node is shutting down".into(),
+                    value: None,
+                }),
                 path: Vec::new(),
             },
         }
