@@ -298,41 +298,32 @@ fn an_unreachable_bootstrap_peer_does_not_stop_a_node() {
 
 #[test]
 fn the_cli_gives_the_same_answers_through_a_running_node() {
+    const COMMANDS: [&str; 5] = [
+        "ls",
+        "names ls",
+        "abilities",
+        "inspect math.add",
+        "names history math.add",
+    ];
+    let answers = |spore: &Spore| -> Vec<serde_json::Value> {
+        COMMANDS
+            .iter()
+            .map(|command| {
+                let mut args = vec!["--json"];
+                args.extend(command.split(' '));
+                spore.run(&args).json()
+            })
+            .collect()
+    };
     let spore = Spore::new();
     let hash = spore.publish("arith", Some("math"));
-    let direct: Vec<serde_json::Value> = [
-        "ls",
-        "names ls",
-        "abilities",
-        "inspect math.add",
-        "names history math.add",
-    ]
-    .iter()
-    .map(|command| {
-        let mut args = vec!["--json"];
-        args.extend(command.split(' '));
-        spore.run(&args).json()
-    })
-    .collect();
+    let direct = answers(&spore);
     let node = RunningNode::start_with(spore, &[]);
-    for (i, command) in [
-        "ls",
-        "names ls",
-        "abilities",
-        "inspect math.add",
-        "names history math.add",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let mut args = vec!["--json"];
-        args.extend(command.split(' '));
-        assert_eq!(
-            node.spore.run(&args).json(),
-            direct[i],
-            "`spore {command}` differs through the node"
-        );
-    }
+    assert_eq!(
+        answers(&node.spore),
+        direct,
+        "the same commands answer differently through the node"
+    );
     assert_eq!(node.spore.invoke("math.add", &["2", "3"]), 5);
     let stderr = node
         .spore
