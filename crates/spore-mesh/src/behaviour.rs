@@ -5,16 +5,21 @@ use std::time::Duration;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify, kad, mdns, noise, ping, tcp,
-    yamux,
+    StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify, kad, mdns, noise, ping, tcp, yamux,
 };
 
+use tokio::sync::mpsc;
+
+use crate::streams;
+use crate::wire::{FETCH_PROTOCOL, INVOKE_PROTOCOL};
 use crate::{MeshConfig, MeshError, MeshTuning};
 
 /// spore's own Kademlia protocol keeps its DHT apart from IPFS's public one.
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/kad/1");
 const IDENTIFY_PROTOCOL: &str = "/spore/id/1";
 pub(crate) const GOSSIP_TOPIC: &str = "spore/published/1";
+
+const QUIC_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The most bytes one gossip message may carry (`spec/wire.md`).
 const GOSSIP_MAX_TRANSMIT: usize = 64 << 10;
@@ -33,13 +38,19 @@ pub(crate) struct Behaviour {
     pub ping: ping::Behaviour,
     pub gossipsub: gossipsub::Behaviour,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
-    pub stream: libp2p_stream::Behaviour,
+    pub streams: streams::Behaviour,
 }
 
-pub(crate) fn build_swarm(
-    config: &MeshConfig,
-    tuning: &MeshTuning,
-) -> Result<Swarm<Behaviour>, MeshError> {
+/// The swarm, with the handles to its stream protocols.
+pub(crate) struct Built {
+    pub swarm: Swarm<Behaviour>,
+    pub control: streams::Control,
+    pub inbound: mpsc::Receiver<streams::Inbound>,
+}
+
+pub(crate) fn build_swarm(config: &MeshConfig, tuning: &MeshTuning) -> Result<Built, MeshError> {
+    let (streams, control, inbound) =
+        streams::Behaviour::new(vec![FETCH_PROTOCOL, INVOKE_PROTOCOL]);
     let transport_error = |e: &dyn std::fmt::Display| MeshError::Transport(e.to_string());
     let swarm = SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()
@@ -49,7 +60,13 @@ pub(crate) fn build_swarm(
             yamux::Config::default,
         )
         .map_err(|e| transport_error(&e))?
-        .with_quic()
+        // A dial tries every known address of a peer and fails only when all have:
+        // a peer that is down refuses TCP at once but leaves a QUIC handshake
+        // unanswered, so this bounds how long "peer is gone" takes to learn.
+        .with_quic_config(|mut quic| {
+            quic.handshake_timeout = QUIC_HANDSHAKE_TIMEOUT;
+            quic
+        })
         .with_behaviour(|keypair| {
             let peer_id = keypair.public().to_peer_id();
             Ok(Behaviour {
@@ -63,20 +80,30 @@ pub(crate) fn build_swarm(
                 ping: ping::Behaviour::default(),
                 gossipsub: gossip(keypair)?,
                 mdns: Toggle::from(if config.mdns {
-                    Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
+                    Some(mdns::tokio::Behaviour::new(
+                        mdns::Config::default(),
+                        peer_id,
+                    )?)
                 } else {
                     None
                 }),
-                stream: libp2p_stream::Behaviour::new(),
+                streams,
             })
         })
         .map_err(|e| transport_error(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(tuning.idle_connection_timeout))
         .build();
-    Ok(swarm)
+    Ok(Built {
+        swarm,
+        control,
+        inbound,
+    })
 }
 
-fn kademlia(peer_id: libp2p::PeerId, tuning: &MeshTuning) -> kad::Behaviour<kad::store::MemoryStore> {
+fn kademlia(
+    peer_id: libp2p::PeerId,
+    tuning: &MeshTuning,
+) -> kad::Behaviour<kad::store::MemoryStore> {
     let store = kad::store::MemoryStore::with_config(
         peer_id,
         kad::store::MemoryStoreConfig {
@@ -110,7 +137,9 @@ fn gossip(
             gossipsub::MessageId::from(blake3::hash(&message.data).as_bytes().to_vec())
         })
         .build()?;
-    let behaviour =
-        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(keypair.clone()), config)?;
+    let behaviour = gossipsub::Behaviour::new(
+        gossipsub::MessageAuthenticity::Signed(keypair.clone()),
+        config,
+    )?;
     Ok(behaviour)
 }

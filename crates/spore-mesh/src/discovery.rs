@@ -46,7 +46,8 @@ pub(crate) struct ProviderQuery {
 
 impl ProviderQuery {
     pub fn ends_at(&self) -> Instant {
-        self.grace_until.map_or(self.deadline, |g| g.min(self.deadline))
+        self.grace_until
+            .map_or(self.deadline, |g| g.min(self.deadline))
     }
 }
 
@@ -140,7 +141,11 @@ mod tests {
         for i in 0..(MAX_HINTED_HASHES + 10) as u32 {
             hints.insert(spore_core::Hash::of(&i.to_le_bytes()), peer);
         }
-        assert!(hints.get(&spore_core::Hash::of(&0u32.to_le_bytes())).is_empty());
+        assert!(
+            hints
+                .get(&spore_core::Hash::of(&0u32.to_le_bytes()))
+                .is_empty()
+        );
         let last = spore_core::Hash::of(&((MAX_HINTED_HASHES + 9) as u32).to_le_bytes());
         assert_eq!(hints.get(&last), vec![peer]);
     }

@@ -59,10 +59,10 @@ fn all_failed(hash: &spore_core::Hash, failures: &[ProviderFailure]) -> String {
         .map(ProviderFailure::to_string)
         .collect::<Vec<_>>()
         .join("; ");
-    format!(
-        "all {} providers of module {hash} failed: {list}",
-        failures.len()
-    )
+    match failures.len() {
+        1 => format!("the only provider of module {hash} failed: {list}"),
+        n => format!("all {n} providers of module {hash} failed: {list}"),
+    }
 }
 
 /// One provider that could not deliver (part of) a module.

@@ -17,17 +17,16 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{AsyncWriteExt, FutureExt, StreamExt};
 use libp2p::{PeerId, Stream};
-use libp2p_stream::{Control, IncomingStreams, OpenStreamError};
-use tokio::sync::{OnceCell, mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::sync::{OnceCell, mpsc};
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
-use tracing::{Instrument, debug, debug_span, info, warn};
+use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
 use crate::error::{FailureReason, FetchError, ProviderFailure};
+use crate::streams::{Control, OpenError};
 use crate::verify::{Encoded, verify_slice};
 use crate::wire::{
-    FETCH_FRAME_LIMIT, FETCH_PROTOCOL, FetchHeader, FetchRequest, FetchSlice, FrameError,
-    MAX_RANGE_LEN, WireError, read_frame, write_frame,
+    FETCH_PROTOCOL, FetchHeader, FetchRequest, FrameError, MAX_RANGE_LEN, WireError, read_frame,
+    read_slice_frame, write_frame, write_slice_frame,
 };
 use crate::{MeshHost, MeshTuning};
 
@@ -55,6 +54,8 @@ const MAX_RANGES_IN_FLIGHT: usize = 16;
 
 /// A request frame is a hash and two integers.
 const REQUEST_FRAME_LIMIT: usize = 1024;
+/// A `{size}` or `{error}` frame.
+const HEADER_FRAME_LIMIT: usize = 64 << 10;
 /// How long a serving node waits for a request, then for the peer to take the answer.
 const SERVE_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const SERVE_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -79,7 +80,7 @@ pub(crate) async fn fetch(
     tuning: &MeshTuning,
 ) -> Result<Fetched, FetchError> {
     let started = Instant::now();
-    let span = debug_span!("fetch", hash = %hash.short(12));
+    let span = info_span!("fetch", hash = %hash.short(12));
     let mut engine = Engine {
         hash,
         control,
@@ -142,8 +143,12 @@ enum Job {
     /// `{start: 0, len: 0}`: does the peer hold the module, and how large is it?
     Probe,
     /// The final range, asked to prove the size the provider claimed.
-    SizeCheck { size: u64 },
-    Range { index: usize },
+    SizeCheck {
+        size: u64,
+    },
+    Range {
+        index: usize,
+    },
 }
 
 struct Outcome {
@@ -157,9 +162,9 @@ struct RangeOk {
     bytes: Vec<u8>,
 }
 
+/// A range not yet delivered is either queued or in flight.
 #[derive(Default)]
 struct RangeState {
-    done: bool,
     /// Providers this range failed with, asked again only when no one else can.
     failed_with: Vec<usize>,
 }
@@ -335,24 +340,29 @@ impl Engine {
         );
     }
 
-    fn on_outcome(&mut self, Outcome { provider: i, job, result }: Outcome) {
+    fn on_outcome(
+        &mut self,
+        Outcome {
+            provider: i,
+            job,
+            result,
+        }: Outcome,
+    ) {
         self.providers[i].in_flight -= 1;
         match (job, result) {
             (Job::Probe, Ok(RangeOk { size, .. })) => {
                 self.providers[i].holding = match self.size {
-                    Some(known) if known != size => {
-                        Holding::Failed(size_disagrees(size, known))
+                    Some(known) if known != size => Holding::Failed(size_disagrees(size, known)),
+                    _ if size > MAX_MODULE_SIZE => {
+                        Holding::Failed(FailureReason::Protocol(format!(
+                            "claims the module is {size} bytes, over the limit of {MAX_MODULE_SIZE}"
+                        )))
                     }
-                    _ if size > MAX_MODULE_SIZE => Holding::Failed(FailureReason::Protocol(
-                        format!("claims the module is {size} bytes, over the limit of {MAX_MODULE_SIZE}"),
-                    )),
                     // An empty module has no final chunk to prove its size with, but
                     // only one hash.
-                    _ if size == 0 && self.hash != spore_core::Hash::of(&[]) => {
-                        Holding::Failed(FailureReason::HashMismatch(
-                            "claims the module is empty".into(),
-                        ))
-                    }
+                    _ if size == 0 && self.hash != spore_core::Hash::of(&[]) => Holding::Failed(
+                        FailureReason::HashMismatch("claims the module is empty".into()),
+                    ),
                     _ => Holding::Holds(size),
                 };
             }
@@ -361,8 +371,7 @@ impl Engine {
                 self.accept_size(size);
                 let (start, _) = Self::range_bounds(size, job);
                 self.store(i, start, &bytes);
-                let last = self.ranges.len().saturating_sub(1);
-                self.ranges[last].done = true;
+                let last = self.ranges.len() - 1;
                 self.queue.retain(|&r| r != last);
             }
             (Job::Range { index }, Ok(RangeOk { size, bytes })) => {
@@ -373,7 +382,6 @@ impl Engine {
                 } else {
                     self.providers[i].strikes = 0;
                     self.store(i, index as u64 * RANGE_LEN, &bytes);
-                    self.ranges[index].done = true;
                 }
             }
             (job, Err(reason)) => {
@@ -504,7 +512,7 @@ fn size_disagrees(claimed: u64, known: u64) -> FailureReason {
 
 /// One `/spore/fetch/1` exchange: `{size}`, then the verified bytes of the range.
 async fn request_range(
-    mut control: Control,
+    control: Control,
     peer: PeerId,
     hash: spore_core::Hash,
     start: u64,
@@ -520,7 +528,7 @@ async fn request_range(
         write_frame(&mut stream, &request, REQUEST_FRAME_LIMIT)
             .await
             .map_err(frame_failure)?;
-        let header: FetchHeader = read_frame(&mut stream, FETCH_FRAME_LIMIT)
+        let header: FetchHeader = read_frame(&mut stream, HEADER_FRAME_LIMIT)
             .await
             .map_err(frame_failure)?;
         let size = match header {
@@ -552,16 +560,15 @@ async fn request_range(
                 "it claims the module is {size} bytes, shorter than the range start {start}"
             )));
         }
-        let FetchSlice { slice } = read_frame(&mut stream, FETCH_FRAME_LIMIT)
-            .await
-            .map_err(frame_failure)?;
+        let frame = read_slice_frame(&mut stream).await.map_err(frame_failure)?;
         let _ = stream.close().await;
         let expected = len.min(size - start);
-        let bytes =
-            tokio::task::spawn_blocking(move || verify_slice(&hash, &slice, start, expected))
-                .await
-                .map_err(|e| FailureReason::Protocol(format!("verification task failed: {e}")))?
-                .map_err(|e| FailureReason::HashMismatch(e.to_string()))?;
+        let bytes = tokio::task::spawn_blocking(move || {
+            verify_slice(&hash, frame.slice(), start, expected)
+        })
+        .await
+        .map_err(|e| FailureReason::Protocol(format!("verification task failed: {e}")))?
+        .map_err(|e| FailureReason::HashMismatch(e.to_string()))?;
         Ok(RangeOk { size, bytes })
     };
     timeout_at(deadline, exchange)
@@ -569,13 +576,10 @@ async fn request_range(
         .unwrap_or(Err(FailureReason::Timeout))
 }
 
-pub(crate) fn open_failure(error: OpenStreamError) -> FailureReason {
+fn open_failure(error: OpenError) -> FailureReason {
     match error {
-        OpenStreamError::UnsupportedProtocol(protocol) => {
-            FailureReason::Protocol(format!("it does not speak {protocol}"))
-        }
-        OpenStreamError::Io(e) => FailureReason::Unreachable(e.to_string()),
-        other => FailureReason::Unreachable(other.to_string()),
+        OpenError::Unsupported(_) => FailureReason::Protocol(error.to_string()),
+        _ => FailureReason::Unreachable(error.to_string()),
     }
 }
 
@@ -599,7 +603,7 @@ pub(crate) struct ServeCache {
 type Slot = OnceCell<Option<Arc<Encoded>>>;
 
 const CACHE_ENTRIES: usize = 8;
-const CACHE_BYTES: usize = 512 << 20;
+const CACHE_BYTES: usize = 256 << 20;
 
 impl ServeCache {
     pub fn new() -> Self {
@@ -608,11 +612,7 @@ impl ServeCache {
         }
     }
 
-    async fn get(
-        &self,
-        hash: spore_core::Hash,
-        host: &Arc<dyn MeshHost>,
-    ) -> Option<Arc<Encoded>> {
+    async fn get(&self, hash: spore_core::Hash, host: &Arc<dyn MeshHost>) -> Option<Arc<Encoded>> {
         let slot = self.slot(hash);
         let encoded = slot
             .get_or_init(|| {
@@ -670,31 +670,8 @@ fn evict(entries: &mut VecDeque<(spore_core::Hash, Arc<Slot>)>) {
     }
 }
 
-/// Accepts `/spore/fetch/1` streams until shutdown, each served by its own task.
-pub(crate) async fn serve(
-    mut incoming: IncomingStreams,
-    host: Arc<dyn MeshHost>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let cache = Arc::new(ServeCache::new());
-    let mut handlers = JoinSet::new();
-    loop {
-        tokio::select! {
-            next = incoming.next() => match next {
-                Some((peer, stream)) => {
-                    let span = debug_span!("serve_fetch", %peer);
-                    handlers.spawn(serve_one(stream, host.clone(), cache.clone()).instrument(span));
-                }
-                None => break,
-            },
-            Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
-            _ = shutdown.changed() => break,
-        }
-    }
-    handlers.shutdown().await;
-}
-
-async fn serve_one(mut stream: Stream, host: Arc<dyn MeshHost>, cache: Arc<ServeCache>) {
+/// Answers one `/spore/fetch/1` request.
+pub(crate) async fn serve_one(mut stream: Stream, host: Arc<dyn MeshHost>, cache: Arc<ServeCache>) {
     let request = match timeout(
         SERVE_READ_TIMEOUT,
         read_frame::<FetchRequest>(&mut stream, REQUEST_FRAME_LIMIT),
@@ -712,7 +689,10 @@ async fn serve_one(mut stream: Stream, host: Arc<dyn MeshHost>, cache: Arc<Serve
         if request.len > MAX_RANGE_LEN {
             let error = WireError::new(
                 "too_large",
-                format!("ranges are at most {MAX_RANGE_LEN} bytes, asked {}", request.len),
+                format!(
+                    "ranges are at most {MAX_RANGE_LEN} bytes, asked {}",
+                    request.len
+                ),
             );
             return refuse(&mut stream, error).await;
         }
@@ -735,12 +715,10 @@ async fn serve_one(mut stream: Stream, host: Arc<dyn MeshHost>, cache: Arc<Serve
             size: Some(encoded.size()),
             error: None,
         };
-        write_frame(&mut stream, &header, FETCH_FRAME_LIMIT).await?;
+        write_frame(&mut stream, &header, HEADER_FRAME_LIMIT).await?;
         if request.len > 0 {
-            let slice = FetchSlice {
-                slice: encoded.slice(request.start, request.len),
-            };
-            write_frame(&mut stream, &slice, FETCH_FRAME_LIMIT).await?;
+            let slice = encoded.slice(request.start, request.len);
+            write_slice_frame(&mut stream, &slice).await?;
         }
         stream.close().await?;
         Ok(())
@@ -757,7 +735,7 @@ async fn refuse(stream: &mut Stream, error: WireError) -> Result<(), FrameError>
         size: None,
         error: Some(error),
     };
-    write_frame(stream, &header, FETCH_FRAME_LIMIT).await?;
+    write_frame(stream, &header, HEADER_FRAME_LIMIT).await?;
     stream.close().await?;
     Ok(())
 }

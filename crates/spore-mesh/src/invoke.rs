@@ -3,16 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{AsyncWriteExt, StreamExt};
+use futures::AsyncWriteExt;
 use libp2p::{PeerId, Stream};
-use libp2p_stream::{Control, IncomingStreams, OpenStreamError};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout, timeout_at};
-use tracing::{Instrument, debug, debug_span, warn};
+use tracing::{Instrument, debug, info_span, warn};
 
 use crate::MeshHost;
 use crate::error::MeshError;
+use crate::streams::{Control, OpenError};
 use crate::wire::{
     FrameError, INVOKE_FRAME_LIMIT, INVOKE_PROTOCOL, InvokeRequest, InvokeResponse, MAX_HOPS,
     read_frame, write_frame,
@@ -28,12 +26,12 @@ const HOST_GRACE: Duration = Duration::from_millis(500);
 
 /// Sends `request` to `peer` and waits for its response, all before `deadline`.
 pub(crate) async fn invoke(
-    mut control: Control,
+    control: Control,
     peer: PeerId,
     mut request: InvokeRequest,
     deadline: Instant,
 ) -> Result<InvokeResponse, MeshError> {
-    let span = debug_span!("invoke", function = %request.function, %peer, trace = %request.trace);
+    let span = info_span!("invoke", function = %request.function, %peer, trace = %request.trace);
     let function = request.function.clone();
     let remaining = deadline.saturating_duration_since(Instant::now());
     // The callee never runs longer than the caller still waits.
@@ -63,20 +61,11 @@ pub(crate) async fn invoke(
     }
 }
 
-fn open_error(peer: PeerId, error: OpenStreamError) -> MeshError {
+fn open_error(peer: PeerId, error: OpenError) -> MeshError {
+    let reason = error.to_string();
     match error {
-        OpenStreamError::UnsupportedProtocol(protocol) => MeshError::Protocol {
-            peer,
-            reason: format!("it does not speak {protocol}"),
-        },
-        OpenStreamError::Io(e) => MeshError::Unreachable {
-            peer,
-            reason: e.to_string(),
-        },
-        other => MeshError::Unreachable {
-            peer,
-            reason: other.to_string(),
-        },
+        OpenError::Unsupported(_) => MeshError::Protocol { peer, reason },
+        _ => MeshError::Unreachable { peer, reason },
     }
 }
 
@@ -91,29 +80,8 @@ fn frame_error(peer: PeerId, error: FrameError) -> MeshError {
     }
 }
 
-/// Accepts `/spore/invoke/1` streams until shutdown, each served by its own task.
-pub(crate) async fn serve(
-    mut incoming: IncomingStreams,
-    host: Arc<dyn MeshHost>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut handlers = JoinSet::new();
-    loop {
-        tokio::select! {
-            next = incoming.next() => match next {
-                Some((peer, stream)) => {
-                    handlers.spawn(serve_one(peer, stream, host.clone()));
-                }
-                None => break,
-            },
-            Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
-            _ = shutdown.changed() => break,
-        }
-    }
-    handlers.shutdown().await;
-}
-
-async fn serve_one(peer: PeerId, mut stream: Stream, host: Arc<dyn MeshHost>) {
+/// Answers one `/spore/invoke/1` request.
+pub(crate) async fn serve_one(peer: PeerId, mut stream: Stream, host: Arc<dyn MeshHost>) {
     let request = match timeout(
         SERVE_READ_TIMEOUT,
         read_frame::<InvokeRequest>(&mut stream, INVOKE_FRAME_LIMIT),
@@ -129,7 +97,8 @@ async fn serve_one(peer: PeerId, mut stream: Stream, host: Arc<dyn MeshHost>) {
         Ok(Err(e)) => return debug!(%peer, "refusing invoke request: {e}"),
         Err(_) => return debug!(%peer, "no invoke request within {SERVE_READ_TIMEOUT:?}"),
     };
-    let span = debug_span!("serve_invoke", function = %request.function, %peer, trace = %request.trace);
+    let span =
+        info_span!("serve_invoke", function = %request.function, %peer, trace = %request.trace);
     async {
         let response = if request.hops > MAX_HOPS {
             InvokeResponse::error(
@@ -147,7 +116,10 @@ async fn serve_one(peer: PeerId, mut stream: Stream, host: Arc<dyn MeshHost>) {
                 Ok(Ok(response)) => response,
                 Ok(Err(e)) => {
                     warn!("invocation handler failed: {e}");
-                    InvokeResponse::error("failed", format!("the node failed running the call: {e}"))
+                    InvokeResponse::error(
+                        "failed",
+                        format!("the node failed running the call: {e}"),
+                    )
                 }
                 Err(_) => InvokeResponse::error(
                     "timeout",

@@ -2,10 +2,16 @@
 //! with verification, and carry remote invocations (`spec/wire.md`).
 //!
 //! A [`Mesh`] runs one libp2p swarm (TCP with noise and yamux, QUIC, identify, ping,
-//! Kademlia, optional mDNS, gossipsub) and spore's two stream protocols:
+//! Kademlia in server mode, optional mDNS, gossipsub) and spore's two stream protocols:
 //! `/spore/fetch/1`, which transfers a module in 1 MiB ranges that are each verified
 //! against the module hash with bao before they are kept, and `/spore/invoke/1`, which
-//! carries one invocation request and its response.
+//! carries one invocation request and its response. Every wait has a deadline, and
+//! [`Mesh::shutdown`] ends every task the mesh started.
+//!
+//! Modules by concern: `behaviour` builds the swarm, `swarm` runs it, `discovery`
+//! holds the DHT keys and gossip hints, `streams` opens and accepts raw streams,
+//! `wire` frames messages, `verify` is bao, `fetch` and `invoke` are the protocols,
+//! `mesh` is the handle.
 //!
 //! What this crate must not know: wasmtime, names, configuration files and placement
 //! policy. The node decides where a call runs and what a module means; the mesh only
@@ -18,6 +24,7 @@ mod error;
 mod fetch;
 mod invoke;
 mod mesh;
+mod streams;
 mod swarm;
 mod verify;
 mod wire;

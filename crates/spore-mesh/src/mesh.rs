@@ -6,16 +6,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
-use libp2p_stream::Control;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
-use tracing::{debug, info};
+use tracing::{Instrument, debug, debug_span, info};
 
 use crate::behaviour::{GOSSIP_TOPIC, build_swarm};
 use crate::discovery::{ability_key, module_key};
 use crate::error::{FetchError, MeshError};
-use crate::fetch::{Candidates, Fetched};
+use crate::fetch::{Candidates, Fetched, ServeCache};
+use crate::streams::{Control, Inbound};
 use crate::swarm::{Command, SwarmTask};
 use crate::wire::{FETCH_PROTOCOL, INVOKE_PROTOCOL, InvokeRequest, InvokeResponse};
 use crate::{MeshConfig, MeshHost, MeshTuning};
@@ -56,15 +56,18 @@ impl Mesh {
         host: Arc<dyn MeshHost>,
         tuning: MeshTuning,
     ) -> Result<Mesh, MeshError> {
-        let mut swarm = build_swarm(&config, &tuning)?;
+        let built = build_swarm(&config, &tuning)?;
+        let mut swarm = built.swarm;
         let peer_id = *swarm.local_peer_id();
 
         let mut listeners = HashMap::new();
         for addr in &config.listen {
-            let id = swarm.listen_on(addr.clone()).map_err(|e| MeshError::Listen {
-                addr: addr.clone(),
-                reason: e.to_string(),
-            })?;
+            let id = swarm
+                .listen_on(addr.clone())
+                .map_err(|e| MeshError::Listen {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                })?;
             listeners.insert(id, addr.clone());
         }
         swarm
@@ -90,14 +93,6 @@ impl Mesh {
             }
         }
 
-        let mut control = swarm.behaviour().stream.new_control();
-        let fetch_streams = control
-            .accept(FETCH_PROTOCOL)
-            .expect("a new swarm has no fetch handler yet");
-        let invoke_streams = control
-            .accept(INVOKE_PROTOCOL)
-            .expect("a new swarm has no invoke handler yet");
-
         let (commands, command_rx) = mpsc::channel(256);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut task = SwarmTask::new(swarm, command_rx, shutdown_rx.clone());
@@ -113,18 +108,13 @@ impl Mesh {
 
         let tasks = vec![
             tokio::spawn(task.run()),
-            tokio::spawn(crate::fetch::serve(
-                fetch_streams,
-                host.clone(),
-                shutdown_rx.clone(),
-            )),
-            tokio::spawn(crate::invoke::serve(invoke_streams, host, shutdown_rx)),
+            tokio::spawn(serve(built.inbound, host, shutdown_rx)),
         ];
         Ok(Mesh {
             inner: Arc::new(Inner {
                 peer_id,
                 commands,
-                control,
+                control: built.control,
                 tuning,
                 shutdown,
                 tasks: Mutex::new(tasks),
@@ -249,7 +239,10 @@ impl Mesh {
         self.inner.shutdown.send_replace(true);
         let tasks = std::mem::take(&mut *self.inner.tasks.lock().expect("tasks lock"));
         for mut task in tasks {
-            if tokio::time::timeout(SHUTDOWN_TIMEOUT, &mut task).await.is_err() {
+            if tokio::time::timeout(SHUTDOWN_TIMEOUT, &mut task)
+                .await
+                .is_err()
+            {
                 task.abort();
             }
         }
@@ -274,10 +267,160 @@ impl Mesh {
     }
 }
 
+/// Answers the streams peers open, each in its own task, until shutdown; then stops
+/// every answer still in progress.
+async fn serve(
+    mut inbound: mpsc::Receiver<Inbound>,
+    host: Arc<dyn MeshHost>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let cache = Arc::new(ServeCache::new());
+    let mut handlers = JoinSet::new();
+    loop {
+        tokio::select! {
+            next = inbound.recv() => {
+                let Some(Inbound { peer, protocol, stream }) = next else { break };
+                if protocol == FETCH_PROTOCOL {
+                    let span = debug_span!("serve_fetch", %peer);
+                    let answer = crate::fetch::serve_one(stream, host.clone(), cache.clone());
+                    handlers.spawn(answer.instrument(span));
+                } else if protocol == INVOKE_PROTOCOL {
+                    handlers.spawn(crate::invoke::serve_one(peer, stream, host.clone()));
+                }
+            }
+            Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
+            // A shutdown request, or the Mesh dropped without one.
+            _ = shutdown.changed() => break,
+        }
+    }
+    handlers.shutdown().await;
+}
+
 async fn collect(mut found: mpsc::UnboundedReceiver<PeerId>) -> Vec<PeerId> {
     let mut peers = Vec::new();
     while let Some(peer) = found.recv().await {
         peers.push(peer);
     }
     peers
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::{Keypair, MeshConfig, PathStep};
+
+    /// Holds one module and echoes invocations.
+    struct OneModule(Vec<u8>);
+
+    impl MeshHost for OneModule {
+        fn module_bytes(&self, hash: &spore_core::Hash) -> Option<Vec<u8>> {
+            (*hash == spore_core::Hash::of(&self.0)).then(|| self.0.clone())
+        }
+        fn module_hashes(&self) -> Vec<spore_core::Hash> {
+            vec![spore_core::Hash::of(&self.0)]
+        }
+        fn invoke(&self, request: InvokeRequest, _: PeerId) -> InvokeResponse {
+            InvokeResponse {
+                result: Ok(request.args),
+                path: vec![PathStep {
+                    node: "server".into(),
+                    step: "run".into(),
+                    micros: 1,
+                }],
+            }
+        }
+    }
+
+    async fn start(bootstrap: Vec<Multiaddr>, module: Vec<u8>) -> Mesh {
+        let config = MeshConfig {
+            keypair: Keypair::generate_ed25519(),
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            bootstrap,
+            mdns: false,
+            abilities: Vec::new(),
+        };
+        Mesh::start(config, Arc::new(OneModule(module)))
+            .await
+            .unwrap()
+    }
+
+    /// Sends only a length prefix far over the protocol's limit; the server must reset
+    /// the stream without waiting for (or allocating) the body.
+    async fn oversize_frame_is_refused(
+        client: &Mesh,
+        server: PeerId,
+        protocol: libp2p::StreamProtocol,
+    ) {
+        let mut stream = client
+            .inner
+            .control
+            .open_stream(server, protocol.clone())
+            .await
+            .unwrap();
+        stream.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+        stream.flush().await.unwrap();
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+            .await
+            .unwrap_or_else(|_| panic!("{protocol}: no reset within 5 s"));
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "{protocol}: answered an oversize frame with {answer:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_oversize_frame_resets_its_stream_and_the_node_keeps_serving() {
+        let module = vec![7u8; 3 << 20];
+        let hash = spore_core::Hash::of(&module);
+        let server = start(Vec::new(), module.clone()).await;
+        let client = start(server.listen_addrs().await, Vec::new()).await;
+
+        oversize_frame_is_refused(&client, server.peer_id(), FETCH_PROTOCOL).await;
+        oversize_frame_is_refused(&client, server.peer_id(), INVOKE_PROTOCOL).await;
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let fetched = client.fetch(hash, deadline).await.unwrap();
+        assert!(fetched.bytes == module);
+        let request = InvokeRequest {
+            function: format!("{hash}:main"),
+            args: vec![0x80],
+            trace: "t".into(),
+            deadline_ms: 1000,
+            hops: 0,
+        };
+        let response = client
+            .invoke(server.peer_id(), request.clone(), deadline)
+            .await
+            .unwrap();
+        assert_eq!(response.result, Ok(vec![0x80]));
+
+        // Past the hop limit, the mesh refuses the call before the host sees it.
+        let forwarded_too_often = InvokeRequest { hops: 5, ..request };
+        let response = client
+            .invoke(server.peer_id(), forwarded_too_often, deadline)
+            .await
+            .unwrap();
+        assert_eq!(response.result.unwrap_err().kind, "bad_request");
+
+        client.shutdown().await;
+        server.shutdown().await;
+        let err = client
+            .invoke(
+                server.peer_id(),
+                InvokeRequest {
+                    function: String::new(),
+                    args: Vec::new(),
+                    trace: String::new(),
+                    deadline_ms: 0,
+                    hops: 0,
+                },
+                deadline,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MeshError::ShutDown), "{err}");
+    }
 }

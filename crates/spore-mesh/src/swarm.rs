@@ -1,16 +1,16 @@
 //! The task that owns the libp2p swarm: it reacts to network events and to the
 //! commands [`Mesh`](crate::Mesh) handles send it. Streams do not pass through here:
-//! fetch and invoke open and accept them through `libp2p_stream`.
+//! fetch and invoke open and accept them through [`crate::streams`].
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use futures::StreamExt;
+use libp2p::core::transport::ListenerId;
 use libp2p::kad::store::RecordStore;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::core::transport::ListenerId;
 use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until};
@@ -273,7 +273,10 @@ impl SwarmTask {
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer, addr) in found {
                     debug!(%peer, %addr, "discovered on the local network");
-                    self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
                     let dial = DialOpts::peer_id(peer)
                         .addresses(vec![addr])
                         .condition(PeerCondition::DisconnectedAndNotDialing)
@@ -287,7 +290,11 @@ impl SwarmTask {
                 message,
                 ..
             })) => self.on_gossip(message),
-            SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                self.advertise_listen_addrs();
+            }
+            SwarmEvent::ExpiredListenAddr { .. } => self.advertise_listen_addrs(),
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
@@ -301,6 +308,7 @@ impl SwarmTask {
                 ..
             } => {
                 debug!(peer = %peer_id, "disconnected");
+                self.remote_addrs.remove(&peer_id);
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
@@ -314,6 +322,32 @@ impl SwarmTask {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Provider records carry the provider's external addresses, and a record without
+    /// any is only served by nodes that happen to have the provider in their routing
+    /// table. Without a NAT-traversal service to confirm addresses, the listen
+    /// addresses are the best there is: all of them, less loopback ones when the node
+    /// is reachable otherwise.
+    fn advertise_listen_addrs(&mut self) {
+        let listening: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+        let routable = listening.iter().any(|a| !is_loopback(a));
+        let wanted: Vec<Multiaddr> = listening
+            .into_iter()
+            .filter(|a| !routable || !is_loopback(a))
+            .collect();
+        let stale: Vec<Multiaddr> = self
+            .swarm
+            .external_addresses()
+            .filter(|a| !wanted.contains(a))
+            .cloned()
+            .collect();
+        for addr in stale {
+            self.swarm.remove_external_address(&addr);
+        }
+        for addr in wanted {
+            self.swarm.add_external_address(addr);
         }
     }
 
@@ -350,11 +384,22 @@ impl SwarmTask {
 
     fn on_kad(&mut self, event: kad::Event) {
         let kad::Event::OutboundQueryProgressed {
-            id, result, step, ..
+            id,
+            result,
+            step,
+            stats,
         } = event
         else {
             return;
         };
+        if step.last && self.queries.get_mut(&id).is_some() {
+            debug!(
+                requests = stats.num_requests(),
+                successes = stats.num_successes(),
+                duration = ?stats.duration(),
+                "provider lookup finished"
+            );
+        }
         match result {
             kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
                 providers,
@@ -410,7 +455,10 @@ impl SwarmTask {
         self.republished = true;
         let kad = &mut self.swarm.behaviour_mut().kad;
         let keys: Vec<kad::RecordKey> = kad.store_mut().provided().map(|r| r.key.clone()).collect();
-        debug!(keys = keys.len(), "republishing provider records after bootstrap");
+        debug!(
+            keys = keys.len(),
+            "republishing provider records after bootstrap"
+        );
         for key in keys {
             if let Err(e) = kad.start_providing(key) {
                 warn!("cannot republish a provider record: {e:?}");

@@ -31,7 +31,8 @@ impl Encoded {
             start,
             len,
         );
-        let mut slice = Vec::new();
+        // The content plus at most one 64-byte parent node per KiB and the header.
+        let mut slice = Vec::with_capacity(len as usize + len as usize / 16 + 4096);
         extractor
             .read_to_end(&mut slice)
             .expect("extracting from in-memory buffers cannot fail");

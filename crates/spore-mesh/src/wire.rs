@@ -56,6 +56,11 @@ pub(crate) async fn read_frame<T: DeserializeOwned>(
     io: &mut (impl AsyncRead + Unpin),
     limit: usize,
 ) -> Result<T, FrameError> {
+    let body = read_body(io, limit).await?;
+    ciborium::from_reader(body.as_slice()).map_err(|e| FrameError::Decode(e.to_string()))
+}
+
+async fn read_body(io: &mut (impl AsyncRead + Unpin), limit: usize) -> Result<Vec<u8>, FrameError> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
@@ -64,7 +69,7 @@ pub(crate) async fn read_frame<T: DeserializeOwned>(
     }
     let mut body = vec![0u8; len];
     io.read_exact(&mut body).await?;
-    ciborium::from_reader(body.as_slice()).map_err(|e| FrameError::Decode(e.to_string()))
+    Ok(body)
 }
 
 /// `/spore/fetch/1` request: a byte range of a module.
@@ -89,6 +94,107 @@ pub(crate) struct FetchHeader {
 pub(crate) struct FetchSlice {
     #[serde(with = "serde_bytes")]
     pub slice: Vec<u8>,
+}
+
+/// The CBOR a `{slice: bytes}` frame starts with: a one-entry map and its key.
+const SLICE_PREFIX: &[u8] = b"\xa1\x65slice";
+
+/// Writes a `{slice}` frame straight from `slice`: the CBOR around it is written by
+/// hand so that a megabyte of slice is not copied into an encoder first.
+pub(crate) async fn write_slice_frame(
+    io: &mut (impl AsyncWrite + Unpin),
+    slice: &[u8],
+) -> Result<(), FrameError> {
+    let mut head = SLICE_PREFIX.to_vec();
+    push_bytes_header(&mut head, slice.len() as u64);
+    let len = head.len() + slice.len();
+    if len > FETCH_FRAME_LIMIT {
+        return Err(FrameError::TooLarge {
+            len,
+            limit: FETCH_FRAME_LIMIT,
+        });
+    }
+    let len = u32::try_from(len).expect("frame limits are below 4 GiB");
+    io.write_all(&len.to_be_bytes()).await?;
+    io.write_all(&head).await?;
+    io.write_all(slice).await?;
+    io.flush().await?;
+    Ok(())
+}
+
+/// A received `{slice}` frame; the slice is a window of the frame, not a copy.
+pub(crate) struct SliceFrame {
+    body: Vec<u8>,
+    slice: std::ops::Range<usize>,
+}
+
+impl SliceFrame {
+    pub fn slice(&self) -> &[u8] {
+        &self.body[self.slice.clone()]
+    }
+}
+
+/// Reads a `{slice}` frame. The canonical encoding is taken apart by hand; any other
+/// valid CBOR for the same map goes through the general decoder.
+pub(crate) async fn read_slice_frame(
+    io: &mut (impl AsyncRead + Unpin),
+) -> Result<SliceFrame, FrameError> {
+    let body = read_body(io, FETCH_FRAME_LIMIT).await?;
+    if let Some(slice) = canonical_slice(&body) {
+        return Ok(SliceFrame { body, slice });
+    }
+    let FetchSlice { slice } =
+        ciborium::from_reader(body.as_slice()).map_err(|e| FrameError::Decode(e.to_string()))?;
+    let range = 0..slice.len();
+    Ok(SliceFrame {
+        body: slice,
+        slice: range,
+    })
+}
+
+fn push_bytes_header(out: &mut Vec<u8>, len: u64) {
+    const BYTES: u8 = 2 << 5;
+    match len {
+        0..=23 => out.push(BYTES | len as u8),
+        24..=0xff => out.extend_from_slice(&[BYTES | 24, len as u8]),
+        0x100..=0xffff => {
+            out.push(BYTES | 25);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(BYTES | 26);
+            out.extend_from_slice(&(len as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(BYTES | 27);
+            out.extend_from_slice(&len.to_be_bytes());
+        }
+    }
+}
+
+/// Where the bytes are in `{slice: bytes}` encoded the canonical way, if it is.
+fn canonical_slice(body: &[u8]) -> Option<std::ops::Range<usize>> {
+    let rest = body.strip_prefix(SLICE_PREFIX)?;
+    let (&initial, rest) = rest.split_first()?;
+    if initial >> 5 != 2 {
+        return None;
+    }
+    let (len, header) = match initial & 0x1f {
+        n @ 0..=23 => (u64::from(n), 0),
+        24 => (u64::from(*rest.first()?), 1),
+        25 => (
+            u64::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?)),
+            2,
+        ),
+        26 => (
+            u64::from(u32::from_be_bytes(rest.get(..4)?.try_into().ok()?)),
+            4,
+        ),
+        27 => (u64::from_be_bytes(rest.get(..8)?.try_into().ok()?), 8),
+        _ => return None,
+    };
+    let start = SLICE_PREFIX.len() + 1 + header;
+    (body.len().checked_sub(start)? as u64 == len).then_some(start..body.len())
 }
 
 /// `/spore/invoke/1` request.
@@ -133,11 +239,7 @@ impl InvokeResponse {
 
 #[derive(Serialize, Deserialize)]
 struct InvokeResponseWire {
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "serde_bytes"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
     ok: Option<Vec<u8>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<WireError>,
@@ -181,11 +283,7 @@ impl TryFrom<InvokeResponseWire> for InvokeResponse {
 pub struct WireError {
     pub kind: String,
     pub message: String,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "serde_bytes"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
     pub value: Option<Vec<u8>>,
 }
 
@@ -250,7 +348,10 @@ mod tests {
             }],
         };
         let value = as_cbor_value(&ok);
-        assert_eq!(key(&value, "ok").unwrap().as_bytes().unwrap(), &[0x82, 1, 2]);
+        assert_eq!(
+            key(&value, "ok").unwrap().as_bytes().unwrap(),
+            &[0x82, 1, 2]
+        );
         assert!(key(&value, "error").is_none());
         assert_eq!(key(&value, "path").unwrap().as_array().unwrap().len(), 1);
         assert_eq!(roundtrip(&ok), ok);
@@ -305,12 +406,53 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn slice_frames_are_the_cbor_map_and_any_encoding_of_it_is_read() {
+        for len in [0, 1, 23, 24, 255, 256, 65_535, 65_536, 1 << 20] {
+            let slice: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut by_hand = Vec::new();
+            write_slice_frame(&mut by_hand, &slice).await.unwrap();
+            let mut by_encoder = Vec::new();
+            let message = FetchSlice {
+                slice: slice.clone(),
+            };
+            write_frame(&mut by_encoder, &message, FETCH_FRAME_LIMIT)
+                .await
+                .unwrap();
+            assert!(by_hand == by_encoder, "len {len}: encodings differ");
+            let frame = read_slice_frame(&mut by_hand.as_slice()).await.unwrap();
+            assert!(frame.slice() == slice, "len {len}");
+        }
+
+        // Not canonical (a second key), still a valid `{slice}` map.
+        let value = ciborium::Value::Map(vec![
+            ("slice".into(), ciborium::Value::Bytes(vec![1, 2, 3])),
+            ("extra".into(), ciborium::Value::Bool(true)),
+        ]);
+        let mut frame = Vec::new();
+        write_frame(&mut frame, &value, FETCH_FRAME_LIMIT)
+            .await
+            .unwrap();
+        let frame = read_slice_frame(&mut frame.as_slice()).await.unwrap();
+        assert_eq!(frame.slice(), &[1, 2, 3]);
+
+        // A length that disagrees with the frame is not taken at its word.
+        let mut lying = Vec::new();
+        write_slice_frame(&mut lying, &[9; 40]).await.unwrap();
+        lying.truncate(lying.len() - 1);
+        let len = (lying.len() - 4) as u32;
+        lying[..4].copy_from_slice(&len.to_be_bytes());
+        assert!(read_slice_frame(&mut lying.as_slice()).await.is_err());
+    }
+
+    #[tokio::test]
     async fn frames_roundtrip_and_oversize_frames_are_refused_before_reading_them() {
         let slice = FetchSlice {
             slice: vec![7u8; 100_000],
         };
         let mut buf = Vec::new();
-        write_frame(&mut buf, &slice, FETCH_FRAME_LIMIT).await.unwrap();
+        write_frame(&mut buf, &slice, FETCH_FRAME_LIMIT)
+            .await
+            .unwrap();
         assert_eq!(
             u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize,
             buf.len() - 4
@@ -327,7 +469,9 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, FrameError::TooLarge { .. }), "{err}");
 
-        let err = write_frame(&mut Vec::new(), &slice, 1000).await.unwrap_err();
+        let err = write_frame(&mut Vec::new(), &slice, 1000)
+            .await
+            .unwrap_err();
         assert!(matches!(err, FrameError::TooLarge { .. }), "{err}");
     }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use spore_core::Hash;
 use libp2p::multiaddr::Protocol;
+use spore_core::Hash;
 use spore_mesh::{FailureReason, FetchError, Multiaddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -42,7 +42,10 @@ async fn fetches_a_blob_from_its_holder_and_reports_unknown_hashes_by_the_deadli
             "took {:?}",
             started.elapsed()
         );
-        assert!(matches!(err, FetchError::NoProviders { hash } if hash == unknown), "{err}");
+        assert!(
+            matches!(err, FetchError::NoProviders { hash } if hash == unknown),
+            "{err}"
+        );
         assert!(err.to_string().contains("no providers found"), "{err}");
 
         shutdown_all(&[&a, &b]).await;
@@ -120,9 +123,13 @@ async fn a_fetch_continues_from_another_provider_when_one_disappears() {
 
         let a_socket = socket_addr(&tcp_addrs(&a).await[0]);
         let proxy = ThrottledProxy::start(a_socket, 4 * MIB as u64).await;
-        let via_proxy: Multiaddr = format!("/ip4/127.0.0.1/tcp/{}/p2p/{}", proxy.addr.port(), a.peer_id())
-            .parse()
-            .unwrap();
+        let via_proxy: Multiaddr = format!(
+            "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+            proxy.addr.port(),
+            a.peer_id()
+        )
+        .parse()
+        .unwrap();
         let b = start(
             NodeSpec {
                 bootstrap: vec![via_proxy],
@@ -141,7 +148,8 @@ async fn a_fetch_continues_from_another_provider_when_one_disappears() {
         let fetch = {
             let b = b.clone();
             tokio::spawn(async move {
-                b.fetch(hash, Instant::now() + Duration::from_secs(30)).await
+                b.fetch(hash, Instant::now() + Duration::from_secs(30))
+                    .await
             })
         };
         // The final range is 1 MiB plus proof; beyond 2.5 MiB, A is streaming ranges
@@ -163,7 +171,11 @@ async fn a_fetch_continues_from_another_provider_when_one_disappears() {
                 .find(|(p, _)| *p == peer)
                 .map_or(0, |(_, n)| *n)
         };
-        assert!(from(a.peer_id()) >= MIB as u64, "sources: {:?}", fetched.sources);
+        assert!(
+            from(a.peer_id()) >= MIB as u64,
+            "sources: {:?}",
+            fetched.sources
+        );
         assert!(from(c.peer_id()) > 0, "sources: {:?}", fetched.sources);
         assert_eq!(from(a.peer_id()) + from(c.peer_id()), bytes.len() as u64);
         assert!(from(a.peer_id()) < bytes.len() as u64);

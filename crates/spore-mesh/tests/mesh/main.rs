@@ -6,3 +6,4 @@ mod common;
 mod dht;
 mod fetch;
 mod invoke;
+mod start;
