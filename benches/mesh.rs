@@ -1,0 +1,746 @@
+//! The mesh, side by side with its baselines in one run, all on loopback (127.0.0.1):
+//!
+//! - `remote_invoke_add`: one round trip of a remote invoke of `arith:add(2, 3)` over a
+//!   warm connection: node B calls `Mesh::invoke` on node A, whose host is a real
+//!   `NodeHost` running the function in Wasm (memoization off in A's configuration, so
+//!   it really runs) (`spore_node_host`); the same with a host that echoes the arguments
+//!   without running anything, so the transport's cost alone shows (`spore_echo_host`);
+//!   NATS request/reply through a `nats-server` this benchmark starts, with spore's
+//!   request bytes as the payload and a trivial responder answering as many bytes as
+//!   spore's response (`nats_request_reply`); a length-prefixed request/reply over one
+//!   plain tokio TCP connection with the same sizes (`tcp_echo`). NATS and TCP only move
+//!   bytes while spore's remote invoke also runs the function: that asymmetry is the
+//!   comparison the target is about.
+//! - `first_invoke_markdown`: on a fresh node that lacks the Markdown module but whose
+//!   mesh is connected to one that holds it, the first `render` through
+//!   `Node::resolve_anywhere` + `Node::invoke_placed` (fetch, verify, store, compile,
+//!   run), against a warm invoke on the node that holds it loaded. Creating the fresh
+//!   node (home, mesh, connection) is setup, excluded from the time.
+//! - `fetch_64mib`: `Mesh::fetch` of a 64 MiB blob from a peer (every iteration moves and
+//!   verifies all of it: the fetching side keeps nothing), against plain TCP moving the
+//!   same bytes on one connection, without and with one BLAKE3 pass over them.
+//!
+//! Targets (spec): a remote invoke no slower than NATS request/reply; fetch at least
+//! 300 MB/s.
+//!
+//! The NATS case needs `nats-server` on the PATH (`apt-get install nats-server`); without
+//! it, that case alone is skipped with a note on stderr. Every node and task runs on one
+//! 2-worker tokio runtime per group; the measured loops run on a worker, as the daemon's
+//! would.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hint::black_box;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ciborium::Value;
+use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use futures::StreamExt;
+use spore_core::{Hash, value};
+use spore_mesh::{
+    InvokeRequest, InvokeResponse, Keypair, Mesh, MeshConfig, MeshHost, Multiaddr, PathStep, PeerId,
+};
+use spore_node::{CallEnv, Home, InvokeOptions, Node, NodeHost, Placement};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
+
+const NATS_SUBJECT: &str = "spore.bench.invoke";
+const BLOB_LEN: usize = 64 << 20;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Runs `future` on one of the runtime's workers and waits for it.
+fn on_worker<F>(rt: &Runtime, future: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    rt.block_on(rt.spawn(future))
+        .expect("benchmark task panicked")
+}
+
+fn deadline() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(30)
+}
+
+fn cbor<T: serde::Serialize>(message: &T) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    ciborium::into_writer(message, &mut bytes).unwrap();
+    bytes
+}
+
+/// `len` deterministic, incompressible-looking bytes.
+fn blob(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut bytes = Vec::with_capacity(len + 8);
+    while bytes.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        bytes.extend_from_slice(&state.to_le_bytes());
+    }
+    bytes.truncate(len);
+    bytes
+}
+
+// ---------------------------------------------------------------------------------
+// Meshes and nodes
+
+type InvokeFn = dyn Fn(InvokeRequest) -> InvokeResponse + Send + Sync;
+
+/// A mesh host serving blobs from memory and answering invocations with a closure.
+struct BenchHost {
+    blobs: HashMap<Hash, Vec<u8>>,
+    invoke: Box<InvokeFn>,
+}
+
+impl BenchHost {
+    fn new(
+        blobs: HashMap<Hash, Vec<u8>>,
+        invoke: impl Fn(InvokeRequest) -> InvokeResponse + Send + Sync + 'static,
+    ) -> Arc<BenchHost> {
+        Arc::new(BenchHost {
+            blobs,
+            invoke: Box::new(invoke),
+        })
+    }
+
+    fn empty() -> Arc<BenchHost> {
+        Self::new(HashMap::new(), |_| {
+            InvokeResponse::error("failed", "this host runs nothing")
+        })
+    }
+}
+
+impl MeshHost for BenchHost {
+    fn module_bytes(&self, hash: &Hash) -> Option<Vec<u8>> {
+        self.blobs.get(hash).cloned()
+    }
+
+    fn module_hashes(&self) -> Vec<Hash> {
+        self.blobs.keys().copied().collect()
+    }
+
+    fn invoke(&self, request: InvokeRequest, _from: PeerId) -> InvokeResponse {
+        (self.invoke)(request)
+    }
+}
+
+async fn start_mesh(
+    keypair: Keypair,
+    host: Arc<dyn MeshHost>,
+    bootstrap: Vec<Multiaddr>,
+    abilities: Vec<String>,
+) -> Mesh {
+    let config = MeshConfig {
+        keypair,
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        bootstrap,
+        mdns: false,
+        abilities,
+    };
+    Mesh::start(config, host).await.expect("mesh starts")
+}
+
+async fn wait_connected(mesh: &Mesh, peer: PeerId) {
+    let started = Instant::now();
+    while !mesh.connected_peers().await.contains(&peer) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{} did not connect to {peer} within 10 s",
+            mesh.peer_id()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// A `Node` on a home of its own, joined to the mesh with its real `NodeHost`; its mesh
+/// is shut down when it is dropped (from a thread outside the runtime).
+struct MeshNode {
+    node: Arc<Node>,
+    mesh: Mesh,
+    runtime: tokio::runtime::Handle,
+    _home: tempfile::TempDir,
+}
+
+impl MeshNode {
+    fn open(
+        rt: &Runtime,
+        config: Option<&str>,
+        keypair: Keypair,
+        bootstrap: Vec<Multiaddr>,
+    ) -> MeshNode {
+        let home = tempfile::tempdir().unwrap();
+        if let Some(config) = config {
+            std::fs::write(home.path().join("config.toml"), config).unwrap();
+        }
+        let node = Node::open(Home::new(home.path())).unwrap();
+        let host = Arc::new(NodeHost(Arc::downgrade(&node)));
+        let mesh = rt.block_on(start_mesh(
+            keypair,
+            host,
+            bootstrap,
+            node.served_abilities(),
+        ));
+        node.attach_mesh(mesh.clone(), rt.handle().clone());
+        MeshNode {
+            node,
+            mesh,
+            runtime: rt.handle().clone(),
+            _home: home,
+        }
+    }
+}
+
+impl Drop for MeshNode {
+    fn drop(&mut self) {
+        self.runtime.block_on(self.mesh.shutdown());
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// NATS
+
+/// A `nats-server` child process on a free loopback port, killed when dropped.
+struct NatsServer {
+    child: Child,
+    port: u16,
+}
+
+impl NatsServer {
+    /// Starts the server and waits until it accepts connections; `None` when
+    /// `nats-server` is not installed.
+    fn start() -> Option<NatsServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = match Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                eprintln!(
+                    "nats-server not found; install it with `apt-get install nats-server` \
+                     — skipping the NATS baseline"
+                );
+                return None;
+            }
+            Err(e) => panic!("cannot start nats-server: {e}"),
+        };
+        let mut server = NatsServer { child, port };
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!("nats-server exited before accepting connections: {status}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "nats-server did not accept connections on port {port} within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(server)
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Plain TCP
+
+/// One length-prefixed frame: the 4-byte big-endian length, then the body.
+fn frame(body: &[u8]) -> Vec<u8> {
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
+    frame
+}
+
+async fn read_frame(socket: &mut TcpStream, body: &mut Vec<u8>) -> std::io::Result<()> {
+    let len = socket.read_u32().await? as usize;
+    body.resize(len, 0);
+    socket.read_exact(body).await?;
+    Ok(())
+}
+
+/// A TCP server on loopback answering every frame it receives with `reply` (a whole
+/// frame), until the runtime stops.
+async fn tcp_server(reply: Arc<Vec<u8>>) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            socket.set_nodelay(true).unwrap();
+            let reply = reply.clone();
+            tokio::spawn(async move {
+                let mut body = Vec::new();
+                while read_frame(&mut socket, &mut body).await.is_ok() {
+                    if socket.write_all(&reply).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn tcp_client(addr: std::net::SocketAddr) -> TcpStream {
+    let socket = TcpStream::connect(addr).await.unwrap();
+    socket.set_nodelay(true).unwrap();
+    socket
+}
+
+// ---------------------------------------------------------------------------------
+// remote_invoke_add
+
+fn remote_invoke_add(c: &mut Criterion) {
+    let rt = runtime();
+    // A runs the function every time: with the memo on, it would answer from it.
+    let memo_off = spore_node::config::DEFAULT_CONFIG
+        .replace("[memo]\nenabled = true", "[memo]\nenabled = false");
+    assert_ne!(memo_off, spore_node::config::DEFAULT_CONFIG);
+    let a = MeshNode::open(
+        &rt,
+        Some(&memo_off),
+        Keypair::generate_ed25519(),
+        Vec::new(),
+    );
+    let arith = a
+        .node
+        .publish(&spore_test_programs::bytes("arith"), None)
+        .unwrap()
+        .manifest
+        .module;
+    let a_peer = a.mesh.peer_id();
+    let b = rt.block_on(async {
+        let b = start_mesh(
+            Keypair::generate_ed25519(),
+            BenchHost::empty(),
+            a.mesh.listen_addrs().await,
+            Vec::new(),
+        )
+        .await;
+        wait_connected(&b, a_peer).await;
+        b
+    });
+
+    let request = InvokeRequest {
+        function: format!("{arith}:add"),
+        args: value::encode_canonical(&Value::Array(vec![2.into(), 3.into()])).unwrap(),
+        trace: "0123456789abcdef".into(),
+        deadline_ms: 10_000,
+        hops: 0,
+    };
+    let five = value::encode_canonical(&Value::Integer(5.into())).unwrap();
+    // Warm: the connection, A's loaded module and its instance pool.
+    let real = {
+        let (b, request) = (b.clone(), request.clone());
+        on_worker(&rt, async move {
+            let mut last = None;
+            for _ in 0..200 {
+                last = Some(b.invoke(a_peer, request.clone(), deadline()).await.unwrap());
+            }
+            last.unwrap()
+        })
+    };
+    assert_eq!(real.result, Ok(five.clone()), "{real:?}");
+    assert!(
+        real.path.len() == 1
+            && real.path[0].step.starts_with("ran ")
+            && real.path[0].step.contains("Memory load"),
+        "A runs the loaded module, neither the memo nor a compile: {:?}",
+        real.path
+    );
+    let request_body = cbor(&request);
+    let response_len = cbor(&real).len();
+    eprintln!(
+        "remote_invoke_add: request {} bytes, response {response_len} bytes (CBOR bodies)",
+        request_body.len()
+    );
+
+    // E echoes the arguments with the same path, so its response is as large as A's.
+    let path: Vec<PathStep> = real.path.clone();
+    let echo = BenchHost::new(HashMap::new(), move |request| InvokeResponse {
+        result: Ok(request.args),
+        path: path.clone(),
+    });
+    let e = rt.block_on(async {
+        let e = start_mesh(
+            Keypair::generate_ed25519(),
+            echo,
+            b.listen_addrs().await,
+            Vec::new(),
+        )
+        .await;
+        wait_connected(&b, e.peer_id()).await;
+        e
+    });
+    let e_peer = e.peer_id();
+    {
+        let (b, sent) = (b.clone(), request.clone());
+        let echoed = on_worker(&rt, async move {
+            let mut last = None;
+            for _ in 0..200 {
+                last = Some(b.invoke(e_peer, sent.clone(), deadline()).await.unwrap());
+            }
+            last.unwrap()
+        });
+        assert_eq!(echoed.result, Ok(request.args.clone()));
+        assert!(cbor(&echoed).len().abs_diff(response_len) <= 4);
+    }
+
+    // NATS: a responder on its own connection answers every request with a reply as
+    // large as spore's response.
+    let nats_server = NatsServer::start();
+    let nats = nats_server.as_ref().map(|server| {
+        let url = server.url();
+        let request_payload = Bytes::from(request_body.clone());
+        rt.block_on(async move {
+            let responder = async_nats::connect(&url).await.unwrap();
+            let mut requests = responder.subscribe(NATS_SUBJECT).await.unwrap();
+            responder.flush().await.unwrap();
+            let reply = Bytes::from(vec![0xa5; response_len]);
+            let answering = tokio::spawn(async move {
+                while let Some(message) = requests.next().await {
+                    if let Some(to) = message.reply {
+                        responder.publish(to, reply.clone()).await.unwrap();
+                    }
+                }
+            });
+            let client = async_nats::connect(&url).await.unwrap();
+            for _ in 0..200 {
+                let answer = client
+                    .request(NATS_SUBJECT, request_payload.clone())
+                    .await
+                    .unwrap();
+                assert_eq!(answer.payload.len(), response_len);
+            }
+            (client, request_payload, answering)
+        })
+    });
+
+    // Plain TCP: one connection, a request frame of spore's request bytes, a reply frame
+    // of its response's size.
+    let reply_frame = Arc::new(frame(&vec![0xa5; response_len]));
+    let request_frame = Arc::new(frame(&request_body));
+    let tcp_addr = rt.block_on(tcp_server(reply_frame.clone()));
+    let mut tcp = Some(rt.block_on(async {
+        let mut socket = tcp_client(tcp_addr).await;
+        let mut body = Vec::new();
+        for _ in 0..200 {
+            socket.write_all(&request_frame).await.unwrap();
+            read_frame(&mut socket, &mut body).await.unwrap();
+            assert_eq!(body.len(), response_len);
+        }
+        socket
+    }));
+
+    let mut group = c.benchmark_group("remote_invoke_add");
+    group
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(10));
+    for (case, peer) in [("spore_node_host", a_peer), ("spore_echo_host", e_peer)] {
+        group.bench_function(case, |bencher| {
+            bencher.iter_custom(|iters| {
+                let (b, request) = (b.clone(), request.clone());
+                on_worker(&rt, async move {
+                    let started = Instant::now();
+                    for _ in 0..iters {
+                        let response = b.invoke(peer, request.clone(), deadline()).await;
+                        assert!(black_box(response).unwrap().result.is_ok());
+                    }
+                    started.elapsed()
+                })
+            })
+        });
+    }
+    if let Some((client, payload, _)) = &nats {
+        group.bench_function("nats_request_reply", |bencher| {
+            bencher.iter_custom(|iters| {
+                let (client, payload) = (client.clone(), payload.clone());
+                on_worker(&rt, async move {
+                    let started = Instant::now();
+                    for _ in 0..iters {
+                        let answer = client.request(NATS_SUBJECT, payload.clone()).await;
+                        assert_eq!(black_box(answer).unwrap().payload.len(), response_len);
+                    }
+                    started.elapsed()
+                })
+            })
+        });
+    }
+    group.bench_function("tcp_echo", |bencher| {
+        bencher.iter_custom(|iters| {
+            let mut socket = tcp.take().expect("the TCP client is back");
+            let request_frame = request_frame.clone();
+            let (socket, elapsed) = on_worker(&rt, async move {
+                let mut body = Vec::new();
+                let started = Instant::now();
+                for _ in 0..iters {
+                    socket.write_all(&request_frame).await.unwrap();
+                    read_frame(&mut socket, &mut body).await.unwrap();
+                    assert_eq!(black_box(&body).len(), response_len);
+                }
+                (socket, started.elapsed())
+            });
+            tcp = Some(socket);
+            elapsed
+        })
+    });
+    group.finish();
+
+    if let Some((_, _, answering)) = nats {
+        answering.abort();
+    }
+    drop(nats_server);
+    rt.block_on(async {
+        e.shutdown().await;
+        b.shutdown().await;
+    });
+    drop(a);
+    rt.shutdown_timeout(Duration::from_secs(5));
+}
+
+// ---------------------------------------------------------------------------------
+// first_invoke_markdown
+
+fn first_invoke_markdown(c: &mut Criterion) {
+    let rt = runtime();
+    let holder = MeshNode::open(&rt, None, Keypair::generate_ed25519(), Vec::new());
+    let markdown = holder
+        .node
+        .publish(&spore_test_programs::bytes("markdown"), None)
+        .unwrap()
+        .manifest
+        .module;
+    let text = format!("{markdown}:render");
+    let holder_addrs = rt.block_on(holder.mesh.listen_addrs());
+    let holder_peer = holder.mesh.peer_id();
+    let args = vec![Value::Text(
+        "# Title\n\nSome *markdown* with a [link](https://example.org).".into(),
+    )];
+
+    // What a caller of the node does: resolve (fetching when the module is not here),
+    // then invoke where placement says. The memo is off so that every call runs.
+    let run = |node: &Node| -> (Value, Vec<PathStep>) {
+        let mut path = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let function = node.resolve_anywhere(&text, deadline, &mut path).unwrap();
+        let options = InvokeOptions {
+            limits: node.default_limits(),
+            memo: false,
+        };
+        let env = CallEnv {
+            bindings: node.bindings().clone(),
+            depth: 0,
+        };
+        let outcome = node
+            .invoke_placed(
+                &function,
+                &args,
+                &options,
+                &Placement::default(),
+                &env,
+                &mut path,
+            )
+            .unwrap();
+        (outcome.value, path)
+    };
+    // Every fresh node has the same identity. Each one announces the module it fetched,
+    // so with new identities the holder would hand every later node a growing list of
+    // dead providers to dial; this way the only stale record names the asker itself.
+    let fresh_identity = Keypair::generate_ed25519();
+    let fresh = || {
+        let fresh = MeshNode::open(&rt, None, fresh_identity.clone(), holder_addrs.clone());
+        rt.block_on(wait_connected(&fresh.mesh, holder_peer));
+        fresh
+    };
+
+    let (warm, warm_path) = run(&holder.node);
+    let (again, again_path) = run(&holder.node);
+    assert_eq!(again, warm);
+    assert!(
+        again_path.len() == 1 && again_path[0].step.contains("Memory load"),
+        "the holder runs its loaded module: {again_path:?}"
+    );
+    let Value::Text(html) = &warm else {
+        panic!("render returns text: {warm:?} {warm_path:?}")
+    };
+    assert!(html.contains("<h1>"), "{html}");
+    {
+        let probe = fresh();
+        assert!(
+            probe.node.manifest(&markdown).is_err(),
+            "the fresh node lacks the module"
+        );
+        let (value, path) = run(&probe.node);
+        assert_eq!(value, warm);
+        assert!(
+            path.len() == 2
+                && path[0].step.starts_with("fetched")
+                && path[0].step.contains(&holder_peer.to_string())
+                && path[1].step.contains("Compiled load"),
+            "a fresh node fetches, compiles and runs: {path:?}"
+        );
+    }
+
+    let mut group = c.benchmark_group("first_invoke_markdown");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8));
+    group.bench_function("fresh_node_fetch_compile_run", |bencher| {
+        bencher.iter_batched(
+            fresh,
+            |fresh| {
+                let (value, path) = run(&fresh.node);
+                assert!(path[0].step.starts_with("fetched"), "{path:?}");
+                // Returned, so that shutting the node down is not timed.
+                (fresh, value)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("warm_node", |bencher| bencher.iter(|| run(&holder.node)));
+    group.finish();
+
+    drop(holder);
+    rt.shutdown_timeout(Duration::from_secs(5));
+}
+
+// ---------------------------------------------------------------------------------
+// fetch_64mib
+
+fn fetch_64mib(c: &mut Criterion) {
+    let rt = runtime();
+    let data = Arc::new(blob(BLOB_LEN, 7));
+    let hash = Hash::of(&data);
+    let (server, fetcher) = rt.block_on(async {
+        let server = start_mesh(
+            Keypair::generate_ed25519(),
+            BenchHost::new(HashMap::from([(hash, data.to_vec())]), |_| {
+                InvokeResponse::error("failed", "this host runs nothing")
+            }),
+            Vec::new(),
+            Vec::new(),
+        )
+        .await;
+        let fetcher = start_mesh(
+            Keypair::generate_ed25519(),
+            BenchHost::empty(),
+            server.listen_addrs().await,
+            Vec::new(),
+        )
+        .await;
+        wait_connected(&fetcher, server.peer_id()).await;
+        (server, fetcher)
+    });
+    // The first fetch also makes the server build the module's bao tree, which it keeps
+    // for the fetches that follow (as it would for a module in demand).
+    {
+        let (fetcher, data) = (fetcher.clone(), data.clone());
+        let server_peer = server.peer_id();
+        on_worker(&rt, async move {
+            let fetched = fetcher.fetch(hash, deadline()).await.unwrap();
+            assert!(fetched.bytes == *data);
+            assert_eq!(fetched.sources, vec![(server_peer, BLOB_LEN as u64)]);
+        });
+    }
+
+    // The same bytes over one plain TCP connection: ask with an empty frame, receive
+    // one 64 MiB frame into a new buffer, as a fetch does.
+    let whole = Arc::new(frame(&data));
+    let tcp_addr = rt.block_on(tcp_server(whole));
+    let mut tcp = Some(rt.block_on(tcp_client(tcp_addr)));
+
+    let mut group = c.benchmark_group("fetch_64mib");
+    group
+        .throughput(Throughput::Bytes(BLOB_LEN as u64))
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(12));
+    group.bench_function("spore_mesh_fetch", |bencher| {
+        bencher.iter_custom(|iters| {
+            let fetcher = fetcher.clone();
+            on_worker(&rt, async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let started = Instant::now();
+                    let fetched = fetcher.fetch(hash, deadline()).await.unwrap();
+                    total += started.elapsed();
+                    // Everything came over the wire, this time.
+                    assert_eq!(fetched.sources[0].1, BLOB_LEN as u64);
+                    assert_eq!(black_box(fetched).bytes.len(), BLOB_LEN);
+                }
+                total
+            })
+        })
+    });
+    for (case, hash_it) in [("tcp_copy", false), ("tcp_copy_then_blake3", true)] {
+        group.bench_function(case, |bencher| {
+            bencher.iter_custom(|iters| {
+                let mut socket = tcp.take().expect("the TCP client is back");
+                let (socket, elapsed) = on_worker(&rt, async move {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let started = Instant::now();
+                        socket.write_all(&frame(&[])).await.unwrap();
+                        let mut body = Vec::new();
+                        read_frame(&mut socket, &mut body).await.unwrap();
+                        if hash_it {
+                            black_box(Hash::of(&body));
+                        }
+                        total += started.elapsed();
+                        assert_eq!(black_box(body).len(), BLOB_LEN);
+                    }
+                    (socket, total)
+                });
+                tcp = Some(socket);
+                elapsed
+            })
+        });
+    }
+    group.finish();
+
+    drop(tcp);
+    rt.block_on(async {
+        fetcher.shutdown().await;
+        server.shutdown().await;
+    });
+    rt.shutdown_timeout(Duration::from_secs(5));
+}
+
+criterion_group!(
+    benches,
+    remote_invoke_add,
+    first_invoke_markdown,
+    fetch_64mib
+);
+criterion_main!(benches);
