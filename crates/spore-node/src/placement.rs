@@ -357,7 +357,10 @@ impl Node {
                 bindings: self.bindings.clone(),
                 depth: 0,
             };
-            let placement = Placement { hops: request.hops, ..Placement::default() };
+            let placement = Placement {
+                hops: request.hops,
+                ..Placement::default()
+            };
             self.invoke_placed(&function, &args, &options, &placement, &env, &mut path)
         })();
         let result = result
