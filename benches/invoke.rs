@@ -112,13 +112,39 @@ impl PlainWasmtime {
     }
 }
 
+/// `arith:add(2, 3)` ready to invoke through spore's runtime.
+struct AddCall {
+    _fixture: Fixture,
+    runtime: Runtime,
+    add: FunctionRef,
+    limits: Limits,
+    env: CallEnv,
+    args: Vec<Value>,
+}
+
+impl AddCall {
+    fn new() -> AddCall {
+        let (fixture, manifests) = Fixture::new(&["arith"]);
+        AddCall {
+            runtime: fixture.runtime(),
+            _fixture: fixture,
+            add: FunctionRef::new(manifests[0].module, "add".parse().unwrap()),
+            limits: Limits::default(),
+            env: CallEnv::default(),
+            args: add_args(),
+        }
+    }
+}
+
 fn warm_add(c: &mut Criterion) {
-    let (fixture, manifests) = Fixture::new(&["arith"]);
-    let runtime = fixture.runtime();
-    let add = FunctionRef::new(manifests[0].module, "add".parse().unwrap());
-    let limits = Limits::default();
-    let env = CallEnv::default();
-    let args = add_args();
+    let AddCall {
+        _fixture,
+        runtime,
+        add,
+        limits,
+        env,
+        args,
+    } = AddCall::new();
     assert_eq!(
         runtime.invoke(&add, &args, &limits, &env).unwrap().value,
         Value::Integer(5.into())
@@ -147,12 +173,14 @@ fn warm_add(c: &mut Criterion) {
 }
 
 fn throughput_add(c: &mut Criterion) {
-    let (fixture, manifests) = Fixture::new(&["arith"]);
-    let runtime = fixture.runtime();
-    let add = FunctionRef::new(manifests[0].module, "add".parse().unwrap());
-    let limits = Limits::default();
-    let env = CallEnv::default();
-    let args = add_args();
+    let AddCall {
+        _fixture,
+        runtime,
+        add,
+        limits,
+        env,
+        args,
+    } = AddCall::new();
 
     let mut group = c.benchmark_group("throughput_add");
     group.throughput(Throughput::Elements(1));
