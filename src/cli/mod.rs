@@ -68,23 +68,21 @@ pub enum Command {
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
     let out = output::Output::new(cli.json);
     let home = Home::locate(cli.home.as_deref());
-    let backend = match &cli.command {
-        // These need no codebase, or must own the home themselves.
-        Command::Hash(args) => return publish::hash(args, &out),
-        Command::Node(command) => return crate::daemon::run(command, &home, &out),
-        _ => backend::Backend::for_home(&home)?,
-    };
+    // Opened only by the commands that use a codebase: `hash` needs none, and
+    // `node run` must own the home itself.
+    let backend = || backend::Backend::for_home(&home);
     match &cli.command {
-        Command::Hash(_) | Command::Node(_) => unreachable!("handled above"),
-        Command::Build(args) => publish::build(args, &backend, &out),
-        Command::Publish(args) => publish::publish(args, &backend, &out),
-        Command::Invoke(args) => invoke::invoke(args, &backend, &out),
-        Command::Ls => codebase::ls(&backend, &out),
-        Command::Inspect(args) => codebase::inspect(args, &backend, &out),
-        Command::Verify => codebase::verify(&backend, &out),
-        Command::Names(command) => names::run(command, &backend, &out),
-        Command::Abilities => abilities::list(&backend, &out),
-        Command::Memo(command) => abilities::memo(command, &backend, &out),
+        Command::Hash(args) => publish::hash(args, &out),
+        Command::Node(command) => crate::daemon::run(command, &home, &out),
+        Command::Build(args) => publish::build(args, &backend()?, &out),
+        Command::Publish(args) => publish::publish(args, &backend()?, &out),
+        Command::Invoke(args) => invoke::invoke(args, &backend()?, &out),
+        Command::Ls => codebase::ls(&backend()?, &out),
+        Command::Inspect(args) => codebase::inspect(args, &backend()?, &out),
+        Command::Verify => codebase::verify(&backend()?, &out),
+        Command::Names(command) => names::run(command, &backend()?, &out),
+        Command::Abilities => abilities::list(&backend()?, &out),
+        Command::Memo(command) => abilities::memo(command, &backend()?, &out),
     }
 }
 

@@ -50,6 +50,7 @@ pub(crate) fn build(
 ) -> Result<Bindings, NodeError> {
     let mut bindings = Bindings::new(config.file.display().to_string());
     let builder = Builder {
+        shapes: shapes(config),
         config,
         codebase,
         node,
@@ -63,6 +64,8 @@ pub(crate) fn build(
 }
 
 struct Builder<'a> {
+    /// The operations of every known ability, for provider processes to serve.
+    shapes: Shapes,
     config: &'a NodeConfig,
     codebase: &'a Codebase,
     node: &'a NodeHandle,
@@ -120,7 +123,11 @@ impl Builder<'_> {
                 timeout,
             } => Arc::new(LazyProcess::new(ProcessSettings {
                 ability: ability.to_owned(),
-                operations: operations_of(ability, table),
+                operations: self
+                    .shapes
+                    .get(ability)
+                    .map(|ops| ops.iter().cloned().collect())
+                    .unwrap_or_default(),
                 command: command.clone(),
                 cwd: cwd.clone(),
                 env: env.clone(),
@@ -146,17 +153,6 @@ impl Builder<'_> {
         };
         Ok(Some(provider))
     }
-}
-
-fn operations_of(ability: &str, table: &AbilityConfig) -> Vec<String> {
-    if !table.operations.is_empty() {
-        return table.operations.clone();
-    }
-    BUILTIN_SHAPES
-        .iter()
-        .find(|(name, _)| *name == ability)
-        .map(|(_, ops)| ops.iter().map(|o| o.to_string()).collect())
-        .unwrap_or_default()
 }
 
 /// A provider process started on first use, so that commands which never call it
