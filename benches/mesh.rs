@@ -185,7 +185,7 @@ impl MeshNode {
             std::fs::write(home.path().join("config.toml"), config).unwrap();
         }
         let node = Node::open(Home::new(home.path())).unwrap();
-        let host = Arc::new(NodeHost(Arc::downgrade(&node)));
+        let host = Arc::new(NodeHost::new(&node));
         let mesh = rt.block_on(start_mesh(
             keypair,
             host,

@@ -40,6 +40,9 @@ pub fn run(command: &NodeCommand, home: &Home, out: &Output) -> anyhow::Result<(
     match command {
         NodeCommand::Run(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
+                // Short pure calls from peers run on these threads (`MeshHost::invoke_now`):
+                // room for the Wasm stack limit and the host frames beneath it.
+                .thread_stack_size(4 << 20)
                 .enable_all()
                 .build()?;
             runtime.block_on(serve(home.clone(), args))
@@ -116,7 +119,7 @@ async fn join_mesh(home: &Home, node: &Arc<Node>, args: &RunArgs) -> anyhow::Res
         mdns: !args.no_mdns,
         abilities: node.served_abilities(),
     };
-    let host = Arc::new(spore_node::NodeHost(Arc::downgrade(node)));
+    let host = Arc::new(spore_node::NodeHost::new(node));
     let mesh = mesh::Mesh::start(config, host).await?;
     node.attach_mesh(mesh.clone(), tokio::runtime::Handle::current());
     Ok(mesh)

@@ -231,6 +231,32 @@ fn a_fetch_uses_another_provider_when_the_first_is_gone() {
 }
 
 #[test]
+fn a_pure_call_pinned_to_a_peer_is_answered_however_long_it_runs() {
+    // The peer serves a short pure call on its mesh thread, within a budget of a few
+    // milliseconds, and runs a longer one again on its blocking pool: both must answer,
+    // and the path shows the one run that counted.
+    let origin = RunningNode::start(&[]);
+    let edge = RunningNode::start(&[&origin]);
+    let cpu = origin.spore.publish("cpu", None);
+    // 27,655,257 iterations take a few hundred milliseconds in Wasm.
+    for (size, max_iter, iterations) in [("8", "10", 314), ("400", "1000", 27_655_257)] {
+        let report = edge.spore.invoke_report(
+            &format!("{cpu}:mandelbrot"),
+            &[size, size, max_iter, "--on", &origin.peer_id],
+        );
+        assert_eq!(report["result"], iterations, "{report}");
+        let runs: Vec<&serde_json::Value> = report["path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["step"].as_str().unwrap().starts_with("ran"))
+            .collect();
+        assert_eq!(runs.len(), 1, "{report}");
+        assert_eq!(runs[0]["node"], origin.peer_id.as_str(), "{report}");
+    }
+}
+
+#[test]
 fn a_remote_node_that_dies_mid_invoke_gives_a_clear_error_within_the_deadline() {
     let sensor_home = Spore::new();
     let script = crate::support::repo_root().join("examples/sensor-provider/sensor.py");

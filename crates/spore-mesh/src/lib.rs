@@ -4,8 +4,8 @@
 //! A [`Mesh`] runs one libp2p swarm (TCP with noise and yamux, QUIC, identify, ping,
 //! Kademlia in server mode, optional mDNS, gossipsub) and spore's two stream protocols:
 //! `/spore/fetch/1`, which transfers a module in 1 MiB ranges that are each verified
-//! against the module hash with bao before they are kept, and `/spore/invoke/1`, which
-//! carries one invocation request and its response. Every wait has a deadline, and
+//! against the module hash with bao before they are kept, and `/spore/invoke/2`, which
+//! carries numbered invocations and their answers on one long-lived stream per peer. Every wait has a deadline, and
 //! [`Mesh::shutdown`] ends every task the mesh started.
 //!
 //! Modules by concern: `behaviour` builds the swarm, `swarm` runs it, `discovery`
@@ -77,13 +77,26 @@ impl Default for MeshTuning {
     }
 }
 
-/// What the mesh needs from its node. Methods are blocking; the mesh calls them on
-/// tokio's blocking pool.
+/// What the mesh needs from its node. Methods may block, and the mesh calls them where
+/// blocking is allowed, except [`MeshHost::invoke_now`], which must not.
 pub trait MeshHost: Send + Sync + 'static {
     /// The verified bytes of module `hash`, if this node holds it.
     fn module_bytes(&self, hash: &spore_core::Hash) -> Option<Vec<u8>>;
     /// Every module hash this node holds (announced at start).
     fn module_hashes(&self) -> Vec<spore_core::Hash>;
-    /// Runs an invocation a peer sent (`spec/wire.md`, `/spore/invoke/1`).
+    /// Runs an invocation a peer sent (`spec/wire.md`, `/spore/invoke/2`).
     fn invoke(&self, request: InvokeRequest, from: PeerId) -> InvokeResponse;
+    /// Answers an invocation at once when the host knows it will neither block nor run
+    /// for more than a few milliseconds; otherwise hands the request back, and the mesh
+    /// calls [`MeshHost::invoke`] where blocking is allowed. It is called on the mesh's
+    /// own threads: handing a call to the blocking pool costs two thread wake-ups, most
+    /// of a remote round trip for a short call.
+    fn invoke_now(
+        &self,
+        request: InvokeRequest,
+        from: PeerId,
+    ) -> Result<InvokeResponse, InvokeRequest> {
+        let _ = from;
+        Err(request)
+    }
 }

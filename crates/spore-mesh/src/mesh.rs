@@ -15,6 +15,7 @@ use crate::behaviour::{GOSSIP_TOPIC, build_swarm};
 use crate::discovery::{ability_key, module_key};
 use crate::error::{FetchError, MeshError};
 use crate::fetch::{Candidates, Fetched, ServeCache};
+use crate::invoke::Channels;
 use crate::streams::{Control, Inbound};
 use crate::swarm::{Command, SwarmTask};
 use crate::wire::{FETCH_PROTOCOL, INVOKE_PROTOCOL, InvokeRequest, InvokeResponse};
@@ -38,6 +39,7 @@ struct Inner {
     peer_id: PeerId,
     commands: mpsc::Sender<Command>,
     control: Control,
+    channels: Channels,
     tuning: MeshTuning,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -108,12 +110,17 @@ impl Mesh {
 
         let tasks = vec![
             tokio::spawn(task.run()),
-            tokio::spawn(serve(built.inbound, host, shutdown_rx)),
+            tokio::spawn(serve(built.inbound, host, shutdown_rx.clone())),
         ];
         Ok(Mesh {
             inner: Arc::new(Inner {
                 peer_id,
                 commands,
+                channels: Channels::new(
+                    built.control.clone(),
+                    tuning.idle_connection_timeout,
+                    shutdown_rx,
+                ),
                 control: built.control,
                 tuning,
                 shutdown,
@@ -220,7 +227,8 @@ impl Mesh {
         Ok(peers)
     }
 
-    /// Sends `request` to `peer` (dialing it if needed) and waits for its response.
+    /// Sends `request` to `peer` (dialing it if needed) and waits for its response. Calls
+    /// to one peer share one stream, opened by the first.
     pub async fn invoke(
         &self,
         peer: PeerId,
@@ -230,7 +238,7 @@ impl Mesh {
         if *self.inner.shutdown.borrow() {
             return Err(MeshError::ShutDown);
         }
-        crate::invoke::invoke(self.inner.control.clone(), peer, request, deadline).await
+        self.inner.channels.invoke(peer, request, deadline).await
     }
 
     /// Stops the swarm and both servers, closing every connection. Calls and fetches
@@ -247,6 +255,16 @@ impl Mesh {
             }
         }
         debug!(peer = %self.inner.peer_id, "mesh shut down");
+    }
+
+    #[cfg(test)]
+    pub(crate) fn channels(&self) -> &Channels {
+        &self.inner.channels
+    }
+
+    #[cfg(test)]
+    pub(crate) fn control(&self) -> &Control {
+        &self.inner.control
     }
 
     async fn send(&self, command: Command) -> Result<(), MeshError> {
@@ -285,7 +303,7 @@ async fn serve(
                     let answer = crate::fetch::serve_one(stream, host.clone(), cache.clone());
                     handlers.spawn(answer.instrument(span));
                 } else if protocol == INVOKE_PROTOCOL {
-                    handlers.spawn(crate::invoke::serve_one(peer, stream, host.clone()));
+                    handlers.spawn(crate::invoke::serve_stream(peer, stream, host.clone()));
                 }
             }
             Some(_) = handlers.join_next(), if !handlers.is_empty() => {}

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub(crate) const FETCH_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/fetch/1");
-pub(crate) const INVOKE_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/invoke/1");
+pub(crate) const INVOKE_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/invoke/2");
 
 /// The largest range a fetch request may ask for.
 pub(crate) const MAX_RANGE_LEN: u64 = 2 << 20;
@@ -58,6 +58,44 @@ pub(crate) async fn read_frame<T: DeserializeOwned>(
 ) -> Result<T, FrameError> {
     let body = read_body(io, limit).await?;
     ciborium::from_reader(body.as_slice()).map_err(|e| FrameError::Decode(e.to_string()))
+}
+
+/// A message of a multiplexed protocol: `{id, message}`, the id pairing an answer with
+/// its call.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Numbered<T> {
+    pub id: u64,
+    pub message: T,
+}
+
+/// Why a numbered frame could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NumberedError {
+    /// The stream itself failed or broke the framing: nothing more can be read from it.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// A whole frame arrived but its message is malformed. With its id, the sender can
+    /// be told which call was refused and the stream stays usable.
+    #[error("malformed message{}: {reason}", id.map(|id| format!(" {id}")).unwrap_or_default())]
+    Malformed { id: Option<u64>, reason: String },
+}
+
+/// Reads one `{id, message}` frame.
+pub(crate) async fn read_numbered<T: DeserializeOwned>(
+    io: &mut (impl AsyncRead + Unpin),
+    limit: usize,
+) -> Result<Numbered<T>, NumberedError> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: u64,
+    }
+    let body = read_body(io, limit).await?;
+    ciborium::from_reader(body.as_slice()).map_err(|e| NumberedError::Malformed {
+        id: ciborium::from_reader::<IdOnly, _>(body.as_slice())
+            .ok()
+            .map(|m| m.id),
+        reason: e.to_string(),
+    })
 }
 
 async fn read_body(io: &mut (impl AsyncRead + Unpin), limit: usize) -> Result<Vec<u8>, FrameError> {
@@ -197,7 +235,7 @@ fn canonical_slice(body: &[u8]) -> Option<std::ops::Range<usize>> {
     (body.len().checked_sub(start)? as u64 == len).then_some(start..body.len())
 }
 
-/// `/spore/invoke/1` request.
+/// `/spore/invoke/2` request (the `message` of a numbered call frame).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvokeRequest {
     /// `hash:export`, always with a full hash: names never travel.
@@ -216,7 +254,7 @@ pub struct InvokeRequest {
 /// At most this many forwards per call (`spec/wire.md`).
 pub(crate) const MAX_HOPS: u32 = 4;
 
-/// `/spore/invoke/1` response. On the wire it is one map: `{ok: bytes, path}` or
+/// `/spore/invoke/2` response (the `message` of a numbered answer frame). On the wire it is one map: `{ok: bytes, path}` or
 /// `{error: {kind, message, value?}, path}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "InvokeResponseWire", try_from = "InvokeResponseWire")]

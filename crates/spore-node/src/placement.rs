@@ -3,7 +3,8 @@
 //! here is fetched from the mesh, verified and kept. Every step is recorded in the
 //! call's path, for `--explain`.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use ciborium::Value;
@@ -331,8 +332,8 @@ impl Node {
         outcome
     }
 
-    /// Serves a call a peer forwarded.
-    fn serve_remote(&self, request: InvokeRequest) -> InvokeResponse {
+    /// Serves a call a peer forwarded, running it for at most `deadline`.
+    fn serve_remote(&self, request: &InvokeRequest, deadline: Duration) -> InvokeResponse {
         let mut path = Vec::new();
         let result = (|| {
             let function: FunctionRef = request.function.parse().map_err(NodeError::Reference)?;
@@ -347,8 +348,7 @@ impl Node {
             };
             let options = InvokeOptions {
                 limits: spore_runtime::Limits {
-                    // The caller's remaining deadline: the callee never runs longer.
-                    deadline: Duration::from_millis(request.deadline_ms),
+                    deadline,
                     memory_bytes: self.config.memory_bytes,
                 },
                 memo: true,
@@ -444,16 +444,39 @@ fn remote_outcome(
     }
 }
 
+/// How long a forwarded call may run on the mesh's own thread ([`MeshHost::invoke_now`]);
+/// the runtime's deadlines are rounded up to its epoch tick, so it may run one tick
+/// (5 ms) longer. Plenty for a short function, and the mesh is never held up for long.
+const INLINE_BUDGET: Duration = Duration::from_millis(5);
+
 /// The node as the mesh sees it.
-pub struct NodeHost(pub std::sync::Weak<Node>);
+pub struct NodeHost {
+    node: Weak<Node>,
+    /// Modules one of whose functions once overran [`INLINE_BUDGET`]: their calls go
+    /// to the blocking pool from then on.
+    overran: Mutex<HashSet<Hash>>,
+}
+
+impl NodeHost {
+    pub fn new(node: &Arc<Node>) -> NodeHost {
+        NodeHost {
+            node: Arc::downgrade(node),
+            overran: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn overran(&self) -> MutexGuard<'_, HashSet<Hash>> {
+        self.overran.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 impl MeshHost for NodeHost {
     fn module_bytes(&self, hash: &Hash) -> Option<Vec<u8>> {
-        self.0.upgrade()?.codebase.module_bytes(hash).ok()
+        self.node.upgrade()?.codebase.module_bytes(hash).ok()
     }
 
     fn module_hashes(&self) -> Vec<Hash> {
-        self.0
+        self.node
             .upgrade()
             .and_then(|node| node.codebase.manifests().ok())
             .map(|manifests| manifests.into_iter().map(|m| m.module).collect())
@@ -462,8 +485,9 @@ impl MeshHost for NodeHost {
 
     fn invoke(&self, request: InvokeRequest, from: PeerId) -> InvokeResponse {
         let _span = tracing::info_span!("remote invoke", function = %request.function, trace = %request.trace, %from).entered();
-        match self.0.upgrade() {
-            Some(node) => node.serve_remote(request),
+        match self.node.upgrade() {
+            // The caller's remaining deadline: the callee never runs longer.
+            Some(node) => node.serve_remote(&request, Duration::from_millis(request.deadline_ms)),
             None => InvokeResponse {
                 result: Err(WireError {
                     kind: "unreachable".into(),
@@ -473,5 +497,45 @@ impl MeshHost for NodeHost {
                 path: Vec::new(),
             },
         }
+    }
+
+    /// Runs a forwarded call right here when it is a function that can do nothing but
+    /// compute and is loaded: it cannot block on a provider or the compiler, and should
+    /// it overrun [`INLINE_BUDGET`], running it again on the blocking pool is harmless.
+    /// (Its Wasm stack, 512 KiB at most, fits the daemon's worker threads.)
+    fn invoke_now(
+        &self,
+        request: InvokeRequest,
+        from: PeerId,
+    ) -> Result<InvokeResponse, InvokeRequest> {
+        let Some(node) = self.node.upgrade() else {
+            return Err(request);
+        };
+        let Ok(function) = request.function.parse::<FunctionRef>() else {
+            return Err(request);
+        };
+        let pure_and_loaded = node
+            .runtime
+            .loaded_manifest(&function.module)
+            .is_some_and(|manifest| manifest.imports.is_empty());
+        if !pure_and_loaded || self.overran().contains(&function.module) {
+            return Err(request);
+        }
+        let _span = tracing::info_span!("remote invoke", function = %request.function, trace = %request.trace, %from).entered();
+        let requested = Duration::from_millis(request.deadline_ms);
+        let budget = INLINE_BUDGET.min(requested);
+        let response = node.serve_remote(&request, budget);
+        let overran = response
+            .result
+            .as_ref()
+            .is_err_and(|error| error.kind == "timeout");
+        if overran && budget < requested {
+            tracing::debug!(
+                "overran the inline budget of {INLINE_BUDGET:?}; it runs on the blocking pool from now on"
+            );
+            self.overran().insert(function.module);
+            return Err(request);
+        }
+        Ok(response)
     }
 }

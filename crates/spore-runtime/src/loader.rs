@@ -82,6 +82,12 @@ impl Runtime {
         }
     }
 
+    /// The manifest of module `hash` if it is loaded in memory, so that calling it needs
+    /// neither the codebase nor the compiler.
+    pub fn loaded_manifest(&self, hash: &Hash) -> Option<Arc<Manifest>> {
+        self.cached(hash).map(|loaded| loaded.manifest.clone())
+    }
+
     /// Forgets modules loaded in memory (the codebase's artifacts stay).
     pub fn evict_all(&self) {
         self.modules

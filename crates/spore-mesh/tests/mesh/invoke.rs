@@ -1,4 +1,4 @@
-//! `/spore/invoke/1`: round trips, remote errors, deadlines, peers that go away.
+//! `/spore/invoke/2`: round trips, remote errors, deadlines, peers that go away.
 
 use std::time::Duration;
 

@@ -1,0 +1,253 @@
+//! The invoke channel's own behaviour: sharing, ordering, idling and protocol errors.
+//! (Round trips, remote errors and dying peers are in `tests/mesh/invoke.rs`.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{AsyncReadExt, AsyncWriteExt};
+use libp2p::PeerId;
+use serde::Serialize;
+use tokio::time::{Instant, timeout};
+
+use crate::wire::{INVOKE_FRAME_LIMIT, INVOKE_PROTOCOL, Numbered, read_numbered, write_frame};
+use crate::{InvokeRequest, InvokeResponse, Keypair, Mesh, MeshConfig, MeshHost, MeshTuning};
+use crate::{Multiaddr, PathStep};
+
+/// Echoes the arguments. A call whose arguments are `[0x01]` takes a second; one whose
+/// arguments are `[0x02]` is answered by `invoke_now`, the rest by `invoke`.
+struct Echo;
+
+fn answer(request: InvokeRequest, how: &str) -> InvokeResponse {
+    InvokeResponse {
+        result: Ok(request.args),
+        path: vec![PathStep {
+            node: "server".into(),
+            step: how.into(),
+            micros: 0,
+        }],
+    }
+}
+
+impl MeshHost for Echo {
+    fn module_bytes(&self, _: &spore_core::Hash) -> Option<Vec<u8>> {
+        None
+    }
+    fn module_hashes(&self) -> Vec<spore_core::Hash> {
+        Vec::new()
+    }
+    fn invoke(&self, request: InvokeRequest, _: PeerId) -> InvokeResponse {
+        if request.args == [0x01] {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        answer(request, "invoke")
+    }
+    fn invoke_now(
+        &self,
+        request: InvokeRequest,
+        _: PeerId,
+    ) -> Result<InvokeResponse, InvokeRequest> {
+        if request.args == [0x02] {
+            Ok(answer(request, "invoke_now"))
+        } else {
+            Err(request)
+        }
+    }
+}
+
+async fn start(bootstrap: Vec<Multiaddr>, tuning: MeshTuning) -> Mesh {
+    let config = MeshConfig {
+        keypair: Keypair::generate_ed25519(),
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        bootstrap,
+        mdns: false,
+        abilities: Vec::new(),
+    };
+    Mesh::start_tuned(config, Arc::new(Echo), tuning)
+        .await
+        .unwrap()
+}
+
+async fn pair(client_tuning: MeshTuning) -> (Mesh, Mesh) {
+    let server = start(Vec::new(), MeshTuning::default()).await;
+    let client = start(server.listen_addrs().await, client_tuning).await;
+    (server, client)
+}
+
+fn request(args: &[u8]) -> InvokeRequest {
+    InvokeRequest {
+        function: format!("{}:main", spore_core::Hash::of(b"m")),
+        args: args.to_vec(),
+        trace: "t".into(),
+        deadline_ms: 10_000,
+        hops: 0,
+    }
+}
+
+fn soon() -> Instant {
+    Instant::now() + Duration::from_secs(10)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_to_a_peer_share_one_stream_and_a_slow_call_holds_up_no_other() {
+    let (server, client) = pair(MeshTuning::default()).await;
+    let peer = server.peer_id();
+
+    let slow = {
+        let client = client.clone();
+        tokio::spawn(async move { client.invoke(peer, request(&[0x01]), soon()).await })
+    };
+    let started = Instant::now();
+    let fast: Vec<_> = (0..20u8)
+        .map(|i| {
+            let client = client.clone();
+            let args = [0x18, 100 + i];
+            tokio::spawn(async move { (args, client.invoke(peer, request(&args), soon()).await) })
+        })
+        .collect();
+    for call in fast {
+        let (args, response) = call.await.unwrap();
+        assert_eq!(response.unwrap().result, Ok(args.to_vec()));
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(800),
+        "the fast calls waited for the slow one: {:?}",
+        started.elapsed()
+    );
+    assert!(!slow.is_finished());
+    let response = slow.await.unwrap().unwrap();
+    assert_eq!(response.result, Ok(vec![0x01]));
+
+    // A call the host answers at once, and one it hands to the blocking pool.
+    let now = client.invoke(peer, request(&[0x02]), soon()).await.unwrap();
+    assert_eq!(
+        (now.result, now.path[0].step.as_str()),
+        (Ok(vec![0x02]), "invoke_now")
+    );
+    let later = client.invoke(peer, request(&[0x03]), soon()).await.unwrap();
+    assert_eq!(
+        (later.result, later.path[0].step.as_str()),
+        (Ok(vec![0x03]), "invoke")
+    );
+
+    assert_eq!(
+        client.channels().opened(),
+        1,
+        "every call went on one stream"
+    );
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_channel_closes_and_the_next_call_opens_another() {
+    let tuning = MeshTuning {
+        idle_connection_timeout: Duration::from_millis(300),
+        ..MeshTuning::default()
+    };
+    let (server, client) = pair(tuning).await;
+    let peer = server.peer_id();
+
+    let first = client.invoke(peer, request(&[0x80]), soon()).await.unwrap();
+    assert_eq!(first.result, Ok(vec![0x80]));
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let second = client.invoke(peer, request(&[0x80]), soon()).await.unwrap();
+    assert_eq!(second.result, Ok(vec![0x80]));
+    assert_eq!(client.channels().opened(), 2);
+
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+async fn send<T: Serialize>(stream: &mut libp2p::Stream, message: &T) {
+    write_frame(stream, message, INVOKE_FRAME_LIMIT)
+        .await
+        .unwrap();
+}
+
+async fn answer_to(stream: &mut libp2p::Stream) -> Numbered<InvokeResponse> {
+    timeout(
+        Duration::from_secs(5),
+        read_numbered(stream, INVOKE_FRAME_LIMIT),
+    )
+    .await
+    .expect("answered within 5 s")
+    .expect("a well-formed answer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_call_is_refused_by_its_id_and_unnumbered_garbage_resets_the_stream() {
+    let (server, client) = pair(MeshTuning::default()).await;
+    let mut stream = client
+        .control()
+        .open_stream(server.peer_id(), INVOKE_PROTOCOL)
+        .await
+        .unwrap();
+
+    send(
+        &mut stream,
+        &Numbered {
+            id: 7,
+            message: "not a call",
+        },
+    )
+    .await;
+    let refused = answer_to(&mut stream).await;
+    assert_eq!(refused.id, 7);
+    assert_eq!(refused.message.result.unwrap_err().kind, "bad_request");
+
+    // The stream is still in step: the next call on it is answered.
+    let call = Numbered {
+        id: 8,
+        message: request(&[0x80]),
+    };
+    send(&mut stream, &call).await;
+    let answered = answer_to(&mut stream).await;
+    assert_eq!((answered.id, answered.message.result), (8, Ok(vec![0x80])));
+
+    // A frame with no id cannot be answered: the server resets the stream.
+    send(&mut stream, &[1, 2, 3]).await;
+    let mut rest = Vec::new();
+    let read = timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+        .await
+        .expect("reset within 5 s");
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "answered garbage with {rest:?}"
+    );
+    drop(stream);
+
+    // Other streams are unaffected.
+    let response = client
+        .invoke(server.peer_id(), request(&[0x80]), soon())
+        .await
+        .unwrap();
+    assert_eq!(response.result, Ok(vec![0x80]));
+    client.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_written_after_the_caller_closes_its_side_are_still_answered() {
+    let (server, client) = pair(MeshTuning::default()).await;
+    let mut stream = client
+        .control()
+        .open_stream(server.peer_id(), INVOKE_PROTOCOL)
+        .await
+        .unwrap();
+    for id in [1, 2] {
+        let call = Numbered {
+            id,
+            message: request(&[0x01]),
+        };
+        send(&mut stream, &call).await;
+    }
+    stream.close().await.unwrap();
+    let mut ids = vec![
+        answer_to(&mut stream).await.id,
+        answer_to(&mut stream).await.id,
+    ];
+    ids.sort();
+    assert_eq!(ids, [1, 2]);
+    client.shutdown().await;
+    server.shutdown().await;
+}
