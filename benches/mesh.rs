@@ -4,7 +4,8 @@
 //!   warm connection: node B calls `Mesh::invoke` on node A, whose host is a real
 //!   `NodeHost` running the function in Wasm (memoization off in A's configuration, so
 //!   it really runs) (`spore_node_host`); the same with a host that echoes the arguments
-//!   without running anything, so the transport's cost alone shows (`spore_echo_host`);
+//!   without running anything, from the blocking pool as every effectful call is served,
+//!   so the transport's cost and that hand-off show (`spore_echo_host`);
 //!   NATS request/reply through a `nats-server` this benchmark starts, with spore's
 //!   request bytes as the payload and a trivial responder answering as many bytes as
 //!   spore's response (`nats_request_reply`); a length-prefixed request/reply over one
