@@ -45,10 +45,19 @@ pub(crate) struct MeshLink {
 }
 
 impl MeshLink {
-    /// Runs a mesh operation from the node's (synchronous) code, which always runs on a
-    /// blocking thread, never on the async workers.
+    /// Runs a mesh operation from the node's (synchronous) code. That code runs on
+    /// blocking threads, except short pure calls served on the mesh's own workers
+    /// ([`NodeHost`]'s `invoke_now`), which never reach the mesh; should one, moving off
+    /// the worker first keeps it from stalling the runtime (`block_on` on a worker
+    /// would panic).
     fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.runtime.block_on(future))
+            }
+            _ => self.runtime.block_on(future),
+        }
     }
 }
 
