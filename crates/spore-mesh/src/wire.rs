@@ -98,6 +98,16 @@ pub(crate) async fn read_numbered<T: DeserializeOwned>(
     })
 }
 
+/// [`read_numbered`] taking the reader and giving it back, so that a loop can keep the
+/// one read in progress across wake-ups instead of cancelling it mid-frame.
+pub(crate) async fn read_numbered_owned<T: DeserializeOwned, R: AsyncRead + Unpin>(
+    mut reader: R,
+    limit: usize,
+) -> (R, Result<Numbered<T>, NumberedError>) {
+    let read = read_numbered(&mut reader, limit).await;
+    (reader, read)
+}
+
 async fn read_body(io: &mut (impl AsyncRead + Unpin), limit: usize) -> Result<Vec<u8>, FrameError> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;

@@ -17,7 +17,7 @@ use crate::error::MeshError;
 use crate::streams::{Control, OpenError};
 use crate::wire::{
     FrameError, INVOKE_FRAME_LIMIT, INVOKE_PROTOCOL, InvokeRequest, InvokeResponse, Numbered,
-    NumberedError, read_numbered, write_frame,
+    NumberedError, read_numbered_owned, write_frame,
 };
 
 /// How long closing an idle channel waits for the peer to take the end of the stream.
@@ -310,7 +310,13 @@ async fn read_answers(
 ) {
     // The read is never cancelled mid-frame: the same future is polled until it
     // finishes, whatever else wakes the loop.
-    let mut next = Box::pin(next_answer(reader));
+    let next_frame = |reader| {
+        Box::pin(read_numbered_owned::<InvokeResponse, _>(
+            reader,
+            INVOKE_FRAME_LIMIT,
+        ))
+    };
+    let mut next = next_frame(reader);
     let why = loop {
         tokio::select! {
             (reader, read) = &mut next => {
@@ -331,7 +337,7 @@ async fn read_answers(
                     }
                     Err(NumberedError::Frame(error)) => break format!("connection lost: {error}"),
                 }
-                next = Box::pin(next_answer(reader));
+                next = next_frame(reader);
             }
             () = sleep_until(channel.idle_deadline(idle)) => {
                 if channel.close_if_idle(idle) {
@@ -346,16 +352,6 @@ async fn read_answers(
     drop(next);
     let mut writer = channel.writer.lock().await;
     let _ = timeout(CLOSE_TIMEOUT, writer.close()).await;
-}
-
-async fn next_answer(
-    mut reader: ReadHalf<Stream>,
-) -> (
-    ReadHalf<Stream>,
-    Result<Numbered<InvokeResponse>, NumberedError>,
-) {
-    let read = read_numbered(&mut reader, INVOKE_FRAME_LIMIT).await;
-    (reader, read)
 }
 
 fn open_error(peer: PeerId, error: OpenError) -> MeshError {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::io::{ReadHalf, WriteHalf};
+use futures::io::WriteHalf;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::{PeerId, Stream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -15,7 +15,7 @@ use tracing::{Instrument, Span, debug, info_span, warn};
 use crate::MeshHost;
 use crate::wire::{
     FrameError, INVOKE_FRAME_LIMIT, InvokeRequest, InvokeResponse, MAX_HOPS, Numbered,
-    NumberedError, WireError, read_numbered, write_frame,
+    NumberedError, WireError, read_numbered_owned, write_frame,
 };
 
 /// Calls of one stream running at once; the next call is not read until one ends.
@@ -39,7 +39,13 @@ pub(crate) async fn serve_stream(peer: PeerId, stream: Stream, host: Arc<dyn Mes
     let permits = Arc::new(Semaphore::new(IN_FLIGHT_PER_STREAM));
     let mut calls = JoinSet::new();
     // The read is never cancelled mid-frame (see the client's reader).
-    let mut next = Box::pin(next_call(reader));
+    let next_frame = |reader| {
+        Box::pin(read_numbered_owned::<InvokeRequest, _>(
+            reader,
+            INVOKE_FRAME_LIMIT,
+        ))
+    };
+    let mut next = next_frame(reader);
     loop {
         while calls.try_join_next().is_some() {}
         let permit = tokio::select! {
@@ -81,22 +87,12 @@ pub(crate) async fn serve_stream(peer: PeerId, stream: Stream, host: Arc<dyn Mes
                 return debug!(%peer, "resetting an invoke stream: {error}");
             }
         }
-        next = Box::pin(next_call(reader));
+        next = next_frame(reader);
     }
     // The caller closed its side (or the connection went): answer what is in progress,
     // then close ours.
     while calls.join_next().await.is_some() {}
     answers.close().await;
-}
-
-async fn next_call(
-    mut reader: ReadHalf<Stream>,
-) -> (
-    ReadHalf<Stream>,
-    Result<Numbered<InvokeRequest>, NumberedError>,
-) {
-    let read = read_numbered(&mut reader, INVOKE_FRAME_LIMIT).await;
-    (reader, read)
 }
 
 /// One call being answered. Holding it holds one of its stream's in-flight permits.

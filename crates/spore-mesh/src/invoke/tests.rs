@@ -158,6 +158,15 @@ async fn an_idle_channel_closes_and_the_next_call_opens_another() {
     server.shutdown().await;
 }
 
+/// An invoke stream the test writes and reads by hand.
+async fn raw_stream(client: &Mesh, server: &Mesh) -> libp2p::Stream {
+    client
+        .control()
+        .open_stream(server.peer_id(), INVOKE_PROTOCOL)
+        .await
+        .unwrap()
+}
+
 async fn send<T: Serialize>(stream: &mut libp2p::Stream, message: &T) {
     write_frame(stream, message, INVOKE_FRAME_LIMIT)
         .await
@@ -177,11 +186,7 @@ async fn answer_to(stream: &mut libp2p::Stream) -> Numbered<InvokeResponse> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_call_is_refused_by_its_id_and_unnumbered_garbage_resets_the_stream() {
     let (server, client) = pair(MeshTuning::default()).await;
-    let mut stream = client
-        .control()
-        .open_stream(server.peer_id(), INVOKE_PROTOCOL)
-        .await
-        .unwrap();
+    let mut stream = raw_stream(&client, &server).await;
 
     send(
         &mut stream,
@@ -229,11 +234,7 @@ async fn a_malformed_call_is_refused_by_its_id_and_unnumbered_garbage_resets_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_written_after_the_caller_closes_its_side_are_still_answered() {
     let (server, client) = pair(MeshTuning::default()).await;
-    let mut stream = client
-        .control()
-        .open_stream(server.peer_id(), INVOKE_PROTOCOL)
-        .await
-        .unwrap();
+    let mut stream = raw_stream(&client, &server).await;
     for id in [1, 2] {
         let call = Numbered {
             id,
