@@ -93,6 +93,10 @@ pub fn init_tracing(verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
+    // Kademlia warns when its periodic bootstrap finds no peer, which is the normal state
+    // of a mesh's first node, and when record replication fails, which spore does not
+    // use; the node reports unreachable bootstrap peers itself.
+    let default = format!("{default},libp2p_kad::behaviour=error");
     let filter = tracing_subscriber::EnvFilter::try_from_env("SPORE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
