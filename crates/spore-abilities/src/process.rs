@@ -47,6 +47,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 /// Lines of stderr kept to explain a process that dies before its hello.
 const STDERR_TAIL_LINES: usize = 5;
+/// Requests queued for a process's stdin beyond what the pipe holds. A process that
+/// falls this far behind (or stopped reading) fails further calls at once, naming the
+/// problem, rather than letting requests pile up in memory until their deadlines.
+const OUTBOX_FRAMES: usize = 256;
 /// Longest stderr line forwarded; the rest of a longer line comes as further lines.
 const MAX_STDERR_LINE: u64 = 64 * 1024;
 
@@ -489,7 +493,7 @@ struct Connection {
     started: Instant,
     child: Mutex<Child>,
     /// Frames for the writer thread. Taking the sender closes the process's stdin.
-    outbox: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
+    outbox: Mutex<Option<mpsc::SyncSender<Vec<u8>>>>,
     /// The callers waiting for an answer, by request id; `None` once the process ended.
     pending: Mutex<Option<HashMap<u64, mpsc::Sender<Reply>>>>,
     /// Why the process ended, for calls that raced with its end.
@@ -564,7 +568,7 @@ impl Connection {
             )));
         };
 
-        let (outbox, frames) = mpsc::channel();
+        let (outbox, frames) = mpsc::sync_channel(OUTBOX_FRAMES);
         let connection = Arc::new(Connection {
             ability: ability.clone(),
             pid: child.id(),
@@ -692,12 +696,20 @@ impl Connection {
             Some(pending) => pending.insert(id, reply_tx),
             None => return Err(self.gone()),
         };
-        let sent = lock(&self.outbox)
-            .as_ref()
-            .is_some_and(|outbox| outbox.send(frame).is_ok());
-        if !sent {
+        let sent = match lock(&self.outbox).as_ref() {
+            Some(outbox) => outbox.try_send(frame),
+            None => Err(mpsc::TrySendError::Disconnected(Vec::new())),
+        };
+        if let Err(unsent) = sent {
             self.forget(id);
-            return Err(self.gone());
+            return Err(match unsent {
+                mpsc::TrySendError::Full(_) => unavailable(format!(
+                    "the provider process for `{}` (pid {}) is not reading its requests: \
+                     {OUTBOX_FRAMES} are queued behind a full pipe",
+                    self.ability, self.pid
+                )),
+                mpsc::TrySendError::Disconnected(_) => self.gone(),
+            });
         }
 
         match reply_rx.recv_timeout(timeout) {

@@ -21,6 +21,7 @@ use spore_runtime::{AbilityError, AbilityErrorKind, Provider};
 ///   answers), `fail` (a `not_found` error), `weird` (an error of an unknown kind),
 ///   `garbage` (writes bytes that are no frame).
 /// - `stubborn`: like `good`, but keeps running when its stdin closes.
+/// - `deaf`: says hello, then never reads its stdin (until it is killed).
 /// - `wrong-ability`, `missing-op`, `wrong-protocol`: a hello that does not match.
 /// - `die-early`: writes to stderr and exits 1 before any hello.
 /// - `garbage-hello`: writes bytes that are no frame instead of a hello.
@@ -141,6 +142,8 @@ if mode == "wrong-ability": hello["ability"] = "thermometer"
 if mode == "missing-op": hello["operations"] = ["read"]
 if mode == "wrong-protocol": hello["protocol"] = 2
 send({"hello": hello})
+if mode == "deaf":
+    while True: time.sleep(1)
 
 while True:
     prefix = read_exactly(4)
@@ -451,6 +454,42 @@ fn an_unanswered_call_times_out_and_the_provider_keeps_serving() {
     );
     thread::sleep(Duration::from_millis(300));
     assert_eq!(uint(&read(&provider).expect("read")), 42);
+}
+
+#[test]
+fn a_process_that_stops_reading_fails_calls_at_once_instead_of_queueing_them() {
+    let script = script();
+    let provider = start(&script, "deaf");
+    // A 64 KiB request fills the pipe; each call then gives up after a millisecond,
+    // leaving its request queued behind it.
+    let big = Value::Bytes(vec![0; 64 << 10]);
+    let refusal = (0..2000)
+        .find_map(
+            |_| match call(&provider, "echo", big.clone(), Duration::from_millis(1)) {
+                Err(error) if error.kind == AbilityErrorKind::Unavailable => Some(error),
+                Err(error) => {
+                    assert_eq!(error.kind, AbilityErrorKind::Timeout, "{error}");
+                    None
+                }
+                Ok(value) => panic!("a deaf provider answered {value:?}"),
+            },
+        )
+        .expect("the queue of requests is bounded");
+    assert!(
+        refusal.message.contains("is not reading its requests"),
+        "{refusal}"
+    );
+    // From then on a call fails at once, long before its deadline.
+    let started = Instant::now();
+    expect_error(
+        call(&provider, "echo", big, Duration::from_secs(10)),
+        AbilityErrorKind::Unavailable,
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
