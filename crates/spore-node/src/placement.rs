@@ -458,6 +458,15 @@ fn remote_outcome(
 /// (5 ms) longer. Plenty for a short function, and the mesh is never held up for long.
 const INLINE_BUDGET: Duration = Duration::from_millis(5);
 
+fn remote_span(request: &InvokeRequest, from: PeerId) -> tracing::Span {
+    tracing::info_span!(
+        "remote invoke",
+        function = %request.function,
+        trace = %request.trace,
+        %from
+    )
+}
+
 /// The node as the mesh sees it.
 pub struct NodeHost {
     node: Weak<Node>,
@@ -493,7 +502,7 @@ impl MeshHost for NodeHost {
     }
 
     fn invoke(&self, request: InvokeRequest, from: PeerId) -> InvokeResponse {
-        let _span = tracing::info_span!("remote invoke", function = %request.function, trace = %request.trace, %from).entered();
+        let _span = remote_span(&request, from).entered();
         match self.node.upgrade() {
             // The caller's remaining deadline: the callee never runs longer.
             Some(node) => node.serve_remote(&request, Duration::from_millis(request.deadline_ms)),
@@ -530,7 +539,7 @@ impl MeshHost for NodeHost {
         if !pure_and_loaded || self.overran().contains(&function.module) {
             return Err(request);
         }
-        let _span = tracing::info_span!("remote invoke", function = %request.function, trace = %request.trace, %from).entered();
+        let _span = remote_span(&request, from).entered();
         let requested = Duration::from_millis(request.deadline_ms);
         let budget = INLINE_BUDGET.min(requested);
         let response = node.serve_remote(&request, budget);
@@ -540,7 +549,8 @@ impl MeshHost for NodeHost {
             .is_err_and(|error| error.kind == "timeout");
         if overran && budget < requested {
             tracing::debug!(
-                "overran the inline budget of {INLINE_BUDGET:?}; it runs on the blocking pool from now on"
+                "overran the inline budget of {INLINE_BUDGET:?}; \
+                 it runs on the blocking pool from now on"
             );
             self.overran().insert(function.module);
             return Err(request);

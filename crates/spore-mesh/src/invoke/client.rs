@@ -333,7 +333,7 @@ async fn read_answers(
                         break format!("it sent a malformed answer: {reason}");
                     }
                     Err(NumberedError::Frame(FrameError::TooLarge { len, limit })) => {
-                        break format!("it sent an answer of {len} bytes, over the limit of {limit}");
+                        break format!("it sent an answer of {len} bytes, over its limit of {limit}");
                     }
                     Err(NumberedError::Frame(error)) => break format!("connection lost: {error}"),
                 }

@@ -49,7 +49,9 @@ pub(crate) async fn serve_stream(peer: PeerId, stream: Stream, host: Arc<dyn Mes
     loop {
         while calls.try_join_next().is_some() {}
         let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            permit = permits.clone().acquire_owned() => {
+                permit.expect("the semaphore is never closed")
+            }
             _ = broken.wait_for(|broken| *broken) => return,
         };
         let (reader, read) = tokio::select! {
@@ -58,7 +60,13 @@ pub(crate) async fn serve_stream(peer: PeerId, stream: Stream, host: Arc<dyn Mes
         };
         match read {
             Ok(Numbered { id, message }) => {
-                let span = info_span!("serve_invoke", function = %message.function, %peer, trace = %message.trace, id);
+                let span = info_span!(
+                    "serve_invoke",
+                    function = %message.function,
+                    %peer,
+                    trace = %message.trace,
+                    id
+                );
                 let call = Call {
                     id,
                     peer,
