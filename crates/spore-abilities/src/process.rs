@@ -696,20 +696,21 @@ impl Connection {
             Some(pending) => pending.insert(id, reply_tx),
             None => return Err(self.gone()),
         };
-        let sent = match lock(&self.outbox).as_ref() {
-            Some(outbox) => outbox.try_send(frame),
-            None => Err(mpsc::TrySendError::Disconnected(Vec::new())),
+        let sent = lock(&self.outbox)
+            .as_ref()
+            .map(|outbox| outbox.try_send(frame));
+        let refusal = match sent {
+            Some(Ok(())) => None,
+            Some(Err(mpsc::TrySendError::Full(_))) => Some(unavailable(format!(
+                "the provider process for `{}` (pid {}) is not reading its requests: \
+                 {OUTBOX_FRAMES} are queued behind a full pipe",
+                self.ability, self.pid
+            ))),
+            Some(Err(mpsc::TrySendError::Disconnected(_))) | None => Some(self.gone()),
         };
-        if let Err(unsent) = sent {
+        if let Some(refusal) = refusal {
             self.forget(id);
-            return Err(match unsent {
-                mpsc::TrySendError::Full(_) => unavailable(format!(
-                    "the provider process for `{}` (pid {}) is not reading its requests: \
-                     {OUTBOX_FRAMES} are queued behind a full pipe",
-                    self.ability, self.pid
-                )),
-                mpsc::TrySendError::Disconnected(_) => self.gone(),
-            });
+            return Err(refusal);
         }
 
         match reply_rx.recv_timeout(timeout) {

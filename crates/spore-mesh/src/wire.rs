@@ -62,7 +62,7 @@ pub(crate) async fn read_frame<T: DeserializeOwned>(
 
 /// A message of a multiplexed protocol: `{id, message}`, the id pairing an answer with
 /// its call.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Numbered<T> {
     pub id: u64,
     pub message: T,
@@ -558,12 +558,6 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(&read, message);
-        }
-
-        impl<T: PartialEq> PartialEq for Numbered<T> {
-            fn eq(&self, other: &Self) -> bool {
-                self.id == other.id && self.message == other.message
-            }
         }
 
         #[tokio::test]
