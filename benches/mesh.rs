@@ -118,7 +118,7 @@ impl BenchHost {
 
     fn empty() -> Arc<BenchHost> {
         Self::new(HashMap::new(), |_| {
-            InvokeResponse::error("failed", "this host runs nothing")
+            InvokeResponse::error(spore_core::ErrorKind::Failed, "this host runs nothing")
         })
     }
 }
@@ -651,7 +651,7 @@ fn fetch_64mib(c: &mut Criterion) {
         let server = start_mesh(
             Keypair::generate_ed25519(),
             BenchHost::new(HashMap::from([(hash, data.to_vec())]), |_| {
-                InvokeResponse::error("failed", "this host runs nothing")
+                InvokeResponse::error(spore_core::ErrorKind::Failed, "this host runs nothing")
             }),
             Vec::new(),
             Vec::new(),

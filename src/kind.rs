@@ -1,88 +1,46 @@
-//! The kinds of failure a person or program sees, with their exit codes (docs/cli.md)
-//! and HTTP statuses (docs/api.md): one table for the CLI and the API.
+//! What each kind of failure (`spore_core::ErrorKind`, `spec/errors.md`) means to a
+//! person or a program: the CLI's exit code (docs/cli.md) and the HTTP API's status
+//! (docs/api.md). Two tables over the one enum, so that the CLI and the API always agree.
 
 use spore_node::{ErrorKind, InvokeError, NodeError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Other,
-    Usage,
-    NotFound,
-    GuestError,
-    Trap,
-    InvalidModule,
-    Corrupt,
-    Unavailable,
+/// The exit code of a command that failed with `kind`.
+pub fn exit_code(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::BadRequest | ErrorKind::TooLarge => 2,
+        ErrorKind::NotFound | ErrorKind::Unbound => 3,
+        ErrorKind::GuestError => 4,
+        ErrorKind::Trap
+        | ErrorKind::Timeout
+        | ErrorKind::MemoryLimit
+        | ErrorKind::StackOverflow
+        | ErrorKind::Depth => 5,
+        ErrorKind::InvalidModule => 6,
+        ErrorKind::Corrupt => 7,
+        ErrorKind::Unavailable => 8,
+        ErrorKind::NotAllowed => 9,
+        ErrorKind::Failed | ErrorKind::Internal => 1,
+        _ => 1,
+    }
 }
 
-const ALL: [Kind; 8] = [
-    Kind::Other,
-    Kind::Usage,
-    Kind::NotFound,
-    Kind::GuestError,
-    Kind::Trap,
-    Kind::InvalidModule,
-    Kind::Corrupt,
-    Kind::Unavailable,
-];
-
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Other => "other",
-            Kind::Usage => "usage",
-            Kind::NotFound => "not_found",
-            Kind::GuestError => "guest_error",
-            Kind::Trap => "trap",
-            Kind::InvalidModule => "invalid_module",
-            Kind::Corrupt => "corrupt",
-            Kind::Unavailable => "unavailable",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Kind {
-        ALL.into_iter()
-            .find(|kind| kind.name() == name)
-            .unwrap_or(Kind::Other)
-    }
-
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Kind::Other => 1,
-            Kind::Usage => 2,
-            Kind::NotFound => 3,
-            Kind::GuestError => 4,
-            Kind::Trap => 5,
-            Kind::InvalidModule => 6,
-            Kind::Corrupt => 7,
-            Kind::Unavailable => 8,
-        }
-    }
-
-    pub fn http_status(self) -> u16 {
-        match self {
-            Kind::Other => 500,
-            Kind::Usage => 400,
-            Kind::NotFound => 404,
-            Kind::GuestError => 422,
-            Kind::Trap => 422,
-            Kind::InvalidModule => 422,
-            Kind::Corrupt => 500,
-            Kind::Unavailable => 503,
-        }
-    }
-
-    pub fn of_node_error(error: &NodeError) -> Kind {
-        match error.kind() {
-            ErrorKind::Usage => Kind::Usage,
-            ErrorKind::NotFound => Kind::NotFound,
-            ErrorKind::Guest => Kind::GuestError,
-            ErrorKind::Trap => Kind::Trap,
-            ErrorKind::InvalidModule => Kind::InvalidModule,
-            ErrorKind::Corrupt => Kind::Corrupt,
-            ErrorKind::Unavailable => Kind::Unavailable,
-            _ => Kind::Other,
-        }
+/// The HTTP status of a request that failed with `kind`.
+pub fn http_status(kind: ErrorKind) -> u16 {
+    match kind {
+        ErrorKind::BadRequest => 400,
+        ErrorKind::NotAllowed => 403,
+        ErrorKind::NotFound => 404,
+        ErrorKind::TooLarge => 413,
+        ErrorKind::GuestError
+        | ErrorKind::Trap
+        | ErrorKind::MemoryLimit
+        | ErrorKind::StackOverflow
+        | ErrorKind::Depth
+        | ErrorKind::InvalidModule => 422,
+        ErrorKind::Unbound | ErrorKind::Unavailable => 503,
+        ErrorKind::Timeout => 504,
+        ErrorKind::Corrupt | ErrorKind::Failed | ErrorKind::Internal => 500,
+        _ => 500,
     }
 }
 
@@ -93,5 +51,26 @@ pub fn guest_value(error: &NodeError) -> Option<serde_json::Value> {
             Some(spore_core::value::to_json(error))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/api.md prints both tables as one; every kind must have its row there, and
+    /// the row must say what the code does.
+    #[test]
+    fn docs_api_lists_every_kind_with_the_status_and_exit_code_the_code_uses() {
+        let doc = include_str!("../docs/api.md");
+        for kind in ErrorKind::ALL {
+            let row = doc
+                .lines()
+                .find(|line| line.starts_with(&format!("| `{kind}` |")))
+                .unwrap_or_else(|| panic!("docs/api.md has no row for `{kind}`"));
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            assert_eq!(cells[2], http_status(kind).to_string(), "status of {kind}");
+            assert_eq!(cells[3], exit_code(kind).to_string(), "exit code of {kind}");
+        }
     }
 }

@@ -44,7 +44,7 @@ pub fn invoke(node: &Node, call: &InvokeCall) -> Result<serde_json::Value, NodeE
         on: match &call.on {
             None => None,
             Some(peer) => Some(peer.parse::<PeerId>().map_err(|e| NodeError::Mesh {
-                kind: spore_node::ErrorKind::Usage,
+                kind: spore_node::ErrorKind::BadRequest,
                 message: format!("`{peer}` is not a peer id: {e}"),
             })?),
         },

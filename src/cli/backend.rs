@@ -16,7 +16,7 @@ use crate::report::{self, InvokeCall};
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct RemoteError {
-    pub kind: String,
+    pub kind: spore_node::ErrorKind,
     pub message: String,
     pub value: Option<serde_json::Value>,
 }
@@ -240,7 +240,7 @@ impl Remote {
         response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
     ) -> anyhow::Result<T> {
         let mut response = response.map_err(|e| RemoteError {
-            kind: "unavailable".into(),
+            kind: spore_node::ErrorKind::Unavailable,
             message: format!("the node's API at {} did not answer: {e}", self.base),
             value: None,
         })?;
@@ -255,7 +255,9 @@ impl Remote {
         }
         let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         Err(RemoteError {
-            kind: body["error"]["kind"].as_str().unwrap_or("other").to_owned(),
+            kind: spore_node::ErrorKind::from_name(
+                body["error"]["kind"].as_str().unwrap_or_default(),
+            ),
             message: body["error"]["message"]
                 .as_str()
                 .map(str::to_owned)

@@ -128,7 +128,7 @@ pub fn verify(backend: &Backend, out: &Output) -> anyhow::Result<()> {
     match corrupt.into_iter().next() {
         None => Ok(()),
         Some((hash, error)) => Err(super::backend::RemoteError {
-            kind: crate::kind::Kind::Corrupt.name().into(),
+            kind: spore_node::ErrorKind::Corrupt,
             message: format!("module {hash} is corrupt: {error}"),
             value: None,
         }

@@ -6,26 +6,24 @@ use std::process::ExitCode;
 use spore_node::NodeError;
 
 use super::backend::RemoteError;
-use crate::kind::{self, Kind};
+use crate::kind;
+use spore_node::ErrorKind;
 
 /// A mistake in how spore was called, found by the CLI itself.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-fn classify(error: &anyhow::Error) -> (Kind, Option<serde_json::Value>) {
+fn classify(error: &anyhow::Error) -> (ErrorKind, Option<serde_json::Value>) {
     if error.downcast_ref::<UsageError>().is_some() {
-        return (Kind::Usage, None);
+        return (ErrorKind::BadRequest, None);
     }
     if let Some(remote) = error.downcast_ref::<RemoteError>() {
-        return (Kind::from_name(&remote.kind), remote.value.clone());
+        return (remote.kind, remote.value.clone());
     }
     match error.downcast_ref::<NodeError>() {
-        Some(node_error) => (
-            Kind::of_node_error(node_error),
-            kind::guest_value(node_error),
-        ),
-        None => (Kind::Other, None),
+        Some(node_error) => (node_error.kind(), kind::guest_value(node_error)),
+        None => (ErrorKind::Internal, None),
     }
 }
 
@@ -33,8 +31,7 @@ fn classify(error: &anyhow::Error) -> (Kind, Option<serde_json::Value>) {
 pub fn report(error: &anyhow::Error, json: bool) -> ExitCode {
     let (kind, value) = classify(error);
     if json {
-        let mut body =
-            serde_json::json!({ "error": { "kind": kind.name(), "message": render(error) } });
+        let mut body = serde_json::json!({ "error": { "kind": kind, "message": render(error) } });
         if let Some(value) = value {
             body["error"]["value"] = value;
         }
@@ -42,7 +39,7 @@ pub fn report(error: &anyhow::Error, json: bool) -> ExitCode {
     } else {
         eprintln!("error: {}", render(error));
     }
-    ExitCode::from(kind.exit_code())
+    ExitCode::from(kind::exit_code(kind))
 }
 
 /// The error and its causes, each said once: spore's error types already include their

@@ -16,7 +16,7 @@ use spore_core::Name;
 use spore_node::{Node, NodeError};
 
 use crate::cli::backend::NodeFile;
-use crate::kind::{self, Kind};
+use crate::kind;
 use crate::report::{self, InvokeCall};
 
 pub struct State {
@@ -195,17 +195,17 @@ where
     match tokio::task::spawn_blocking(move || operation(&node)).await {
         Ok(Ok(body)) => Json(body).into_response(),
         Ok(Err(error)) => error_response(&error),
-        Err(panic) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": { "kind": "other", "message": format!("the operation failed: {panic}") } }))).into_response(),
+        Err(panic) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": { "kind": "internal", "message": format!("the operation failed: {panic}") } }))).into_response(),
     }
 }
 
 fn error_response(error: &NodeError) -> Response {
-    let kind = Kind::of_node_error(error);
-    let mut body = json!({ "error": { "kind": kind.name(), "message": error.to_string() } });
+    let kind = error.kind();
+    let mut body = json!({ "error": { "kind": kind, "message": error.to_string() } });
     if let Some(value) = kind::guest_value(error) {
         body["error"]["value"] = value;
     }
     let status =
-        StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        StatusCode::from_u16(kind::http_status(kind)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(body)).into_response()
 }

@@ -159,7 +159,7 @@ async fn shutdown_signal() {
 fn info(home: &Home, out: &Output) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(home.root().join(NODE_FILE)).map_err(|_| {
         crate::cli::backend::RemoteError {
-            kind: "not_found".into(),
+            kind: spore_node::ErrorKind::NotFound,
             message: format!(
                 "no node is running on {}; start one with `spore node run`",
                 home.root().display()

@@ -81,7 +81,7 @@ impl Provider for RandomProvider {
         let mut bytes = vec![0u8; n as usize];
         getrandom::fill(&mut bytes).map_err(|e| {
             AbilityError::new(
-                spore_runtime::AbilityErrorKind::Failed,
+                spore_runtime::ErrorKind::Failed,
                 format!("the OS generator failed: {e}"),
             )
         })?;

@@ -14,7 +14,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use ciborium::Value;
-use spore_runtime::{AbilityContext, AbilityError, AbilityErrorKind, Provider, field, text_field};
+use spore_runtime::{AbilityContext, AbilityError, ErrorKind, Provider, field, text_field};
 use ureq::http::{self, HeaderName, HeaderValue, Method, Uri};
 
 /// How an `http` binding is configured.
@@ -90,7 +90,7 @@ impl HttpProvider {
         match operation {
             "request" => self.request(deadline, &request),
             other => Err(AbilityError::new(
-                AbilityErrorKind::NotFound,
+                ErrorKind::NotFound,
                 format!("the http provider has no operation `{other}`"),
             )),
         }
@@ -184,7 +184,7 @@ impl HttpProvider {
             Some("https") => 443,
             Some(other) => {
                 return Err(AbilityError::new(
-                    AbilityErrorKind::NotAllowed,
+                    ErrorKind::NotAllowed,
                     format!("`{url}`: only http and https URLs can be requested, not {other}"),
                 ));
             }
@@ -204,7 +204,7 @@ impl HttpProvider {
         }
         let authority = format!("{}:{port}", bracket(&host));
         Err(AbilityError::new(
-            AbilityErrorKind::NotAllowed,
+            ErrorKind::NotAllowed,
             format!(
                 "`{authority}` is not on this node's http allowlist; to allow it, add \"{}\" (any port) \
                  or \"{authority}\" to the `allow` key of the http binding",
@@ -232,11 +232,11 @@ impl HttpProvider {
                 AbilityError::bad_request(format!("`{url}` cannot be requested: {e}"))
             }
             ureq::Error::HostNotFound => AbilityError::new(
-                AbilityErrorKind::Failed,
+                ErrorKind::Failed,
                 format!("`{url}`: the host name does not resolve"),
             ),
             other => AbilityError::new(
-                AbilityErrorKind::Failed,
+                ErrorKind::Failed,
                 format!("request to `{url}` failed: {other}"),
             ),
         }
@@ -244,7 +244,7 @@ impl HttpProvider {
 
     fn too_large(&self, url: &str) -> AbilityError {
         AbilityError::new(
-            AbilityErrorKind::TooLarge,
+            ErrorKind::TooLarge,
             format!(
                 "the response from `{url}` is larger than this binding's max_response_bytes ({})",
                 Bytes(self.settings.max_response_bytes)
@@ -282,7 +282,7 @@ impl Provider for HttpProvider {
 
 fn timed_out(url: &str, timeout: Duration) -> AbilityError {
     AbilityError::new(
-        AbilityErrorKind::Timeout,
+        ErrorKind::Timeout,
         format!(
             "the request to `{url}` did not complete within {}",
             Seconds(timeout)

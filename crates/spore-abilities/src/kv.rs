@@ -2,7 +2,7 @@
 
 use ciborium::Value;
 use spore_core::value;
-use spore_runtime::{AbilityContext, AbilityError, AbilityErrorKind, Provider, field, text_field};
+use spore_runtime::{AbilityContext, AbilityError, ErrorKind, Provider, field, text_field};
 use spore_store::{Codebase, KvSpace, StoreError};
 
 /// Settings of one `kv` binding.
@@ -44,7 +44,7 @@ impl KvProvider {
             value::encode_canonical(value).map_err(|e| AbilityError::bad_request(e.to_string()))?;
         if bytes.len() as u64 > self.settings.max_value_bytes {
             return Err(AbilityError::new(
-                AbilityErrorKind::TooLarge,
+                ErrorKind::TooLarge,
                 format!(
                     "the value is {} bytes; this kv binding (namespace `{}`) accepts at most {} (max_value_bytes)",
                     bytes.len(),
@@ -76,15 +76,12 @@ fn key(request: &Value) -> Result<&str, AbilityError> {
 }
 
 fn storage(error: StoreError) -> AbilityError {
-    AbilityError::new(AbilityErrorKind::Failed, format!("kv storage: {error}"))
+    AbilityError::new(ErrorKind::Failed, format!("kv storage: {error}"))
 }
 
 fn stored(bytes: Vec<u8>) -> Result<Value, AbilityError> {
     value::decode(&bytes).map_err(|e| {
-        AbilityError::new(
-            AbilityErrorKind::Failed,
-            format!("a stored value is damaged: {e}"),
-        )
+        AbilityError::new(ErrorKind::Failed, format!("a stored value is damaged: {e}"))
     })
 }
 

@@ -24,7 +24,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use ciborium::Value;
-use spore_runtime::{AbilityContext, AbilityError, AbilityErrorKind, Provider, field};
+use spore_runtime::{AbilityContext, AbilityError, ErrorKind, Provider, field};
 
 /// The protocol version this node speaks.
 pub const PROTOCOL: u64 = 1;
@@ -237,7 +237,7 @@ impl ProcessProvider {
             .min(deadline.saturating_duration_since(Instant::now()));
         if timeout.is_zero() {
             return Err(AbilityError::new(
-                AbilityErrorKind::Timeout,
+                ErrorKind::Timeout,
                 format!("the deadline passed before `{ability}.{operation}` could be sent"),
             ));
         }
@@ -689,7 +689,7 @@ impl Connection {
                 Value::Integer(deadline_ms.into()),
             ),
         ]))
-        .map_err(|problem| AbilityError::new(AbilityErrorKind::TooLarge, problem))?;
+        .map_err(|problem| AbilityError::new(ErrorKind::TooLarge, problem))?;
 
         let (reply_tx, reply_rx) = mpsc::channel();
         match lock(&self.pending).as_mut() {
@@ -723,7 +723,7 @@ impl Connection {
                     return reply;
                 }
                 Err(AbilityError::new(
-                    AbilityErrorKind::Timeout,
+                    ErrorKind::Timeout,
                     format!(
                         "the provider process for `{}` did not answer `{operation}` within {} ms",
                         self.ability,
@@ -822,7 +822,7 @@ impl Connection {
             (Some(ok), None) => Ok(ok),
             (None, Some(error)) => Err(provider_error(&error)),
             _ => Err(AbilityError::new(
-                AbilityErrorKind::Failed,
+                ErrorKind::Failed,
                 format!(
                     "the provider process for `{}` answered with neither `ok` nor `error`, or both",
                     self.ability
@@ -1042,14 +1042,14 @@ fn provider_error(error: &Value) -> AbilityError {
     let message = field(error, "message")
         .and_then(Value::as_text)
         .unwrap_or_default();
-    match kind.and_then(AbilityErrorKind::parse) {
-        Some(kind) => AbilityError::new(kind, message),
-        None => AbilityError::new(AbilityErrorKind::Failed, message),
-    }
+    AbilityError::new(
+        kind.map_or(ErrorKind::Failed, ErrorKind::from_name),
+        message,
+    )
 }
 
 fn unavailable(message: String) -> AbilityError {
-    AbilityError::new(AbilityErrorKind::Unavailable, message)
+    AbilityError::new(ErrorKind::Unavailable, message)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ciborium::Value;
 use spore_abilities::http::HttpConfigError;
 use spore_abilities::{HttpProvider, HttpSettings};
-use spore_runtime::{AbilityError, AbilityErrorKind, Provider, field};
+use spore_runtime::{AbilityError, ErrorKind, Provider, field};
 
 const TITLE_PAGE: &str = "<html><head><title>Hello spore</title></head><body>hi</body></html>";
 const BIG: usize = 1024 * 1024;
@@ -200,7 +200,7 @@ fn body(response: &Value) -> &[u8] {
         .expect("a byte string body")
 }
 
-fn expect_error(result: Result<Value, AbilityError>, kind: AbilityErrorKind) -> AbilityError {
+fn expect_error(result: Result<Value, AbilityError>, kind: ErrorKind) -> AbilityError {
     match result {
         Ok(value) => panic!("expected a {kind} error, got a response: {value:?}"),
         Err(error) => {
@@ -267,7 +267,7 @@ fn hosts_off_the_allowlist_are_refused_without_connecting() {
             get(&format!("http://{}/page", fx.trap_address)),
             Duration::from_secs(5),
         ),
-        AbilityErrorKind::NotAllowed,
+        ErrorKind::NotAllowed,
     );
     assert!(
         error.message.contains(&fx.trap_address.to_string()),
@@ -280,7 +280,7 @@ fn hosts_off_the_allowlist_are_refused_without_connecting() {
 
     let error = expect_error(
         request(&http, get("https://example.org/"), Duration::from_secs(5)),
-        AbilityErrorKind::NotAllowed,
+        ErrorKind::NotAllowed,
     );
     assert!(
         error.message.contains("example.org"),
@@ -292,7 +292,7 @@ fn hosts_off_the_allowlist_are_refused_without_connecting() {
             get(&format!("ftp://{}/", fx.server)),
             Duration::from_secs(5),
         ),
-        AbilityErrorKind::NotAllowed,
+        ErrorKind::NotAllowed,
     );
     assert_untouched(&fx.trap);
 }
@@ -309,7 +309,7 @@ fn wildcards_allow_subdomains_only() {
     ] {
         expect_error(
             request(&http, get(url), Duration::from_secs(1)),
-            AbilityErrorKind::NotAllowed,
+            ErrorKind::NotAllowed,
         );
     }
 }
@@ -326,7 +326,7 @@ fn a_slow_server_times_out_at_the_binding_timeout() {
             get(&format!("http://{}/slow", fx.server)),
             Duration::from_secs(10),
         ),
-        AbilityErrorKind::Timeout,
+        ErrorKind::Timeout,
     );
     let elapsed = started.elapsed();
     assert!(
@@ -350,7 +350,7 @@ fn the_callers_deadline_wins_over_a_longer_timeout() {
             get(&format!("http://{}/slow", fx.server)),
             Duration::from_millis(300),
         ),
-        AbilityErrorKind::Timeout,
+        ErrorKind::Timeout,
     );
     let elapsed = started.elapsed();
     assert!(
@@ -365,7 +365,7 @@ fn the_callers_deadline_wins_over_a_longer_timeout() {
             "request",
             get(&format!("http://{}/page", fx.server)),
         ),
-        AbilityErrorKind::Timeout,
+        ErrorKind::Timeout,
     );
 }
 
@@ -380,7 +380,7 @@ fn bodies_over_the_limit_are_too_large() {
                 get(&format!("http://{}{path}", fx.server)),
                 Duration::from_secs(5),
             ),
-            AbilityErrorKind::TooLarge,
+            ErrorKind::TooLarge,
         );
         assert!(error.message.contains("64 KiB"), "names the limit: {error}");
     }
@@ -457,7 +457,7 @@ fn malformed_requests_are_bad_requests() {
     for case in cases {
         let result = request(&http, case.clone(), Duration::from_secs(5));
         match result {
-            Err(error) if error.kind == AbilityErrorKind::BadRequest => {}
+            Err(error) if error.kind == ErrorKind::BadRequest => {}
             other => panic!("{case:?} gave {other:?}, not a bad_request"),
         }
     }
@@ -482,7 +482,7 @@ fn connection_failures_are_failed() {
             get(&format!("http://{closed}/")),
             Duration::from_secs(5),
         ),
-        AbilityErrorKind::Failed,
+        ErrorKind::Failed,
     );
 }
 

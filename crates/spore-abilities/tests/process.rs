@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ciborium::Value;
 use spore_abilities::process::ProcessError;
 use spore_abilities::{ProcessProvider, ProcessSettings};
-use spore_runtime::{AbilityError, AbilityErrorKind, Provider};
+use spore_runtime::{AbilityError, ErrorKind, Provider};
 
 /// The test provider. Modes (first argument):
 /// - `good`: serves `sensor` and answers every request on a thread of its own, so
@@ -209,7 +209,7 @@ fn text(value: &str) -> Value {
     Value::Text(value.into())
 }
 
-fn expect_error(result: Result<Value, AbilityError>, kind: AbilityErrorKind) -> AbilityError {
+fn expect_error(result: Result<Value, AbilityError>, kind: ErrorKind) -> AbilityError {
     match result {
         Ok(value) => panic!("expected a {kind} error, got {value:?}"),
         Err(error) => {
@@ -272,13 +272,13 @@ fn round_trip() {
 
     let error = expect_error(
         call(&provider, "fail", Value::Null, Duration::from_secs(5)),
-        AbilityErrorKind::NotFound,
+        ErrorKind::NotFound,
     );
     assert_eq!(error.message, "no such sensor");
     // A kind this node does not know becomes `failed`, keeping the message.
     let error = expect_error(
         call(&provider, "weird", Value::Null, Duration::from_secs(5)),
-        AbilityErrorKind::Failed,
+        ErrorKind::Failed,
     );
     assert_eq!(error.message, "it is on fire");
 
@@ -342,7 +342,7 @@ fn a_crash_fails_calls_in_flight_and_the_process_restarts() {
     let crashed_at = Instant::now();
     let error = expect_error(
         call(&provider, "crash", Value::Null, Duration::from_secs(5)),
-        AbilityErrorKind::Unavailable,
+        ErrorKind::Unavailable,
     );
     assert!(
         error.message.contains("sensor"),
@@ -354,7 +354,7 @@ fn a_crash_fails_calls_in_flight_and_the_process_restarts() {
     );
 
     let (result, failed_at) = in_flight.join().expect("the in-flight caller panicked");
-    expect_error(result, AbilityErrorKind::Unavailable);
+    expect_error(result, ErrorKind::Unavailable);
     assert!(
         failed_at.duration_since(crashed_at) < Duration::from_secs(1),
         "the call in flight was not failed promptly"
@@ -393,7 +393,7 @@ fn garbage_output_is_treated_as_a_crash() {
     let first_pid = provider.pid().expect("running");
     let error = expect_error(
         call(&provider, "garbage", Value::Null, Duration::from_secs(5)),
-        AbilityErrorKind::Unavailable,
+        ErrorKind::Unavailable,
     );
     assert!(
         error.message.contains("protocol"),
@@ -417,7 +417,7 @@ fn an_unanswered_call_times_out_and_the_provider_keeps_serving() {
     let started = Instant::now();
     expect_error(
         call(&provider, "hang", Value::Null, Duration::from_millis(400)),
-        AbilityErrorKind::Timeout,
+        ErrorKind::Timeout,
     );
     let elapsed = started.elapsed();
     assert!(
@@ -437,7 +437,7 @@ fn an_unanswered_call_times_out_and_the_provider_keeps_serving() {
     let started = Instant::now();
     expect_error(
         call(&provider, "hang", Value::Null, Duration::from_secs(10)),
-        AbilityErrorKind::Timeout,
+        ErrorKind::Timeout,
     );
     assert!(
         started.elapsed() < Duration::from_millis(1500),
@@ -450,7 +450,7 @@ fn an_unanswered_call_times_out_and_the_provider_keeps_serving() {
     ]);
     expect_error(
         call(&provider, "sleep", late, Duration::from_secs(10)),
-        AbilityErrorKind::Timeout,
+        ErrorKind::Timeout,
     );
     thread::sleep(Duration::from_millis(300));
     assert_eq!(uint(&read(&provider).expect("read")), 42);
@@ -466,9 +466,9 @@ fn a_process_that_stops_reading_fails_calls_at_once_instead_of_queueing_them() {
     let refusal = (0..2000)
         .find_map(
             |_| match call(&provider, "echo", big.clone(), Duration::from_millis(1)) {
-                Err(error) if error.kind == AbilityErrorKind::Unavailable => Some(error),
+                Err(error) if error.kind == ErrorKind::Unavailable => Some(error),
                 Err(error) => {
-                    assert_eq!(error.kind, AbilityErrorKind::Timeout, "{error}");
+                    assert_eq!(error.kind, ErrorKind::Timeout, "{error}");
                     None
                 }
                 Ok(value) => panic!("a deaf provider answered {value:?}"),
@@ -483,7 +483,7 @@ fn a_process_that_stops_reading_fails_calls_at_once_instead_of_queueing_them() {
     let started = Instant::now();
     expect_error(
         call(&provider, "echo", big, Duration::from_secs(10)),
-        AbilityErrorKind::Unavailable,
+        ErrorKind::Unavailable,
     );
     assert!(
         started.elapsed() < Duration::from_secs(1),
@@ -579,7 +579,7 @@ fn a_failed_first_start_is_reported_and_retried() {
     );
 
     let started = Instant::now();
-    expect_error(read(&provider), AbilityErrorKind::Unavailable);
+    expect_error(read(&provider), ErrorKind::Unavailable);
     assert!(
         started.elapsed() < Duration::from_millis(500),
         "a call waited on a down provider"
@@ -608,9 +608,9 @@ fn shutdown_leaves_no_process_and_fails_later_calls() {
     assert!(gone(pid), "process {pid} is still there after shutdown");
     expect_error(
         in_flight.join().expect("caller panicked"),
-        AbilityErrorKind::Unavailable,
+        ErrorKind::Unavailable,
     );
-    let error = expect_error(read(&provider), AbilityErrorKind::Unavailable);
+    let error = expect_error(read(&provider), ErrorKind::Unavailable);
     assert!(error.message.contains("shut down"), "{error}");
     // Idempotent.
     provider.shutdown();

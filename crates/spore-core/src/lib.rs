@@ -7,12 +7,14 @@
 //! inheriting any effect. Formats defined here are normative in `spec/`.
 
 pub mod abi;
+pub mod error;
 pub mod hash;
 pub mod manifest;
 pub mod name;
 pub mod reference;
 pub mod value;
 
+pub use error::ErrorKind;
 pub use hash::{Hash, HashPrefix};
 pub use manifest::{ExportError, Import, Manifest, ModuleError};
 pub use name::Name;

@@ -29,6 +29,7 @@ use crate::wire::{
     read_slice_frame, write_frame, write_slice_frame,
 };
 use crate::{MeshHost, MeshTuning};
+use spore_core::ErrorKind;
 
 /// A module fetched from the mesh, verified against its hash.
 #[derive(Debug, Clone)]
@@ -538,7 +539,7 @@ async fn request_range(
             } => size,
             FetchHeader {
                 error: Some(error), ..
-            } if error.kind == "not_found" => return Err(FailureReason::NotFound),
+            } if error.kind == ErrorKind::NotFound => return Err(FailureReason::NotFound),
             FetchHeader {
                 error: Some(error), ..
             } => return Err(FailureReason::Protocol(format!("it answered {error}"))),
@@ -688,7 +689,7 @@ pub(crate) async fn serve_one(mut stream: Stream, host: Arc<dyn MeshHost>, cache
     let answer = async {
         if request.len > MAX_RANGE_LEN {
             let error = WireError::new(
-                "too_large",
+                ErrorKind::TooLarge,
                 format!(
                     "ranges are at most {MAX_RANGE_LEN} bytes, asked {}",
                     request.len
@@ -697,12 +698,12 @@ pub(crate) async fn serve_one(mut stream: Stream, host: Arc<dyn MeshHost>, cache
             return refuse(&mut stream, error).await;
         }
         let Some(encoded) = cache.get(request.hash, &host).await else {
-            let error = WireError::new("not_found", format!("no module {}", request.hash));
+            let error = WireError::new(ErrorKind::NotFound, format!("no module {}", request.hash));
             return refuse(&mut stream, error).await;
         };
         if request.start > encoded.size() {
             let error = WireError::new(
-                "bad_request",
+                ErrorKind::BadRequest,
                 format!(
                     "range starts at {} but the module is {} bytes",
                     request.start,

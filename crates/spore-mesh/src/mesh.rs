@@ -421,7 +421,10 @@ mod tests {
             .invoke(server.peer_id(), forwarded_too_often, deadline)
             .await
             .unwrap();
-        assert_eq!(response.result.unwrap_err().kind, "bad_request");
+        assert_eq!(
+            response.result.unwrap_err().kind,
+            spore_core::ErrorKind::BadRequest
+        );
 
         client.shutdown().await;
         server.shutdown().await;

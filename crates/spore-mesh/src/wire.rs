@@ -277,7 +277,7 @@ pub struct InvokeResponse {
 
 impl InvokeResponse {
     /// A failure with no path, for errors found before anything ran.
-    pub fn error(kind: &str, message: impl Into<String>) -> Self {
+    pub fn error(kind: spore_core::ErrorKind, message: impl Into<String>) -> Self {
         InvokeResponse {
             result: Err(WireError::new(kind, message)),
             path: Vec::new(),
@@ -329,16 +329,16 @@ impl TryFrom<InvokeResponseWire> for InvokeResponse {
 /// `spec/abilities.md` plus `unbound` and `unreachable`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireError {
-    pub kind: String,
+    pub kind: spore_core::ErrorKind,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
     pub value: Option<Vec<u8>>,
 }
 
 impl WireError {
-    pub fn new(kind: &str, message: impl Into<String>) -> Self {
+    pub fn new(kind: spore_core::ErrorKind, message: impl Into<String>) -> Self {
         WireError {
-            kind: kind.to_owned(),
+            kind,
             message: message.into(),
             value: None,
         }
@@ -404,7 +404,7 @@ mod tests {
         assert_eq!(key(&value, "path").unwrap().as_array().unwrap().len(), 1);
         assert_eq!(roundtrip(&ok), ok);
 
-        let err = InvokeResponse::error("unbound", "no node serves `kv`");
+        let err = InvokeResponse::error(spore_core::ErrorKind::Unbound, "no node serves `kv`");
         let value = as_cbor_value(&err);
         assert!(key(&value, "ok").is_none());
         let error = key(&value, "error").unwrap();
@@ -598,7 +598,7 @@ mod tests {
                 id: uint(&v["id"]),
                 message: InvokeResponse {
                     result: Err(WireError {
-                        kind: text(&v["kind"]),
+                        kind: spore_core::ErrorKind::from_name(&text(&v["kind"])),
                         message: text(&v["message"]),
                         value: Some(unhex(&v["value"])),
                     }),

@@ -9,7 +9,7 @@ use spore_abilities::{
     BUILTIN_SHAPES, ClockProvider, ConfigProvider, HttpProvider, HttpSettings, KvProvider,
     KvSettings, LogProvider, ProcessProvider, ProcessSettings, RandomProvider,
 };
-use spore_runtime::{AbilityContext, AbilityError, AbilityErrorKind, Bindings, Provider};
+use spore_runtime::{AbilityContext, AbilityError, Bindings, ErrorKind, Provider};
 use spore_store::Codebase;
 
 use crate::NodeError;
@@ -184,10 +184,7 @@ impl LazyProcess {
         match &*state {
             LazyState::Running(provider) => return Ok(provider.clone()),
             LazyState::Failed { at, message } if at.elapsed() < RETRY_START_AFTER => {
-                return Err(AbilityError::new(
-                    AbilityErrorKind::Unavailable,
-                    message.clone(),
-                ));
+                return Err(AbilityError::new(ErrorKind::Unavailable, message.clone()));
             }
             _ => {}
         }
@@ -205,7 +202,7 @@ impl LazyProcess {
                     at: Instant::now(),
                     message: message.clone(),
                 };
-                Err(AbilityError::new(AbilityErrorKind::Unavailable, message))
+                Err(AbilityError::new(ErrorKind::Unavailable, message))
             }
         }
     }

@@ -4,7 +4,7 @@
 use ciborium::Value;
 use spore_core::FunctionRef;
 use spore_runtime::{
-    AbilityContext, AbilityError, AbilityErrorKind, CallEnv, InvokeError, Limits, Provider, field,
+    AbilityContext, AbilityError, CallEnv, ErrorKind, InvokeError, Limits, Provider, field,
     text_field,
 };
 
@@ -33,7 +33,7 @@ impl Provider for CallProvider {
         if cx.depth + 1 > self.max_depth {
             cx.mark_effectful();
             return Err(AbilityError::new(
-                AbilityErrorKind::Depth,
+                ErrorKind::Depth,
                 format!(
                     "calling `{reference}` would exceed the call depth limit of {} (limits.call_depth)",
                     self.max_depth
@@ -79,7 +79,7 @@ impl Provider for CallProvider {
                 }
                 let message = format!("{function} returned an error");
                 Err(AbilityError {
-                    kind: AbilityErrorKind::GuestError,
+                    kind: ErrorKind::GuestError,
                     message,
                     value: Some(error),
                 })
@@ -97,26 +97,10 @@ impl Provider for CallProvider {
 }
 
 fn resolve_error(reference: &str, error: NodeError) -> AbilityError {
-    let kind = match error.kind() {
-        crate::ErrorKind::Usage => AbilityErrorKind::BadRequest,
-        crate::ErrorKind::NotFound => AbilityErrorKind::NotFound,
-        _ => AbilityErrorKind::Failed,
-    };
-    AbilityError::new(kind, format!("cannot call `{reference}`: {error}"))
+    AbilityError::new(error.kind(), format!("cannot call `{reference}`: {error}"))
 }
 
-/// How a failed invocation looks to the function that made the call.
+/// How a failed invocation looks to the function that made the call: its kind as it is.
 pub(crate) fn invoke_error(error: NodeError) -> AbilityError {
-    let kind = match &error {
-        NodeError::Invoke(InvokeError::BadArguments { .. }) => AbilityErrorKind::BadRequest,
-        NodeError::Invoke(InvokeError::UnboundAbilities { .. }) => AbilityErrorKind::NotFound,
-        NodeError::Invoke(InvokeError::Timeout { .. }) => AbilityErrorKind::Timeout,
-        NodeError::Invoke(_) => AbilityErrorKind::Trap,
-        other => match other.kind() {
-            crate::ErrorKind::NotFound => AbilityErrorKind::NotFound,
-            crate::ErrorKind::Unavailable => AbilityErrorKind::Unavailable,
-            _ => AbilityErrorKind::Failed,
-        },
-    };
-    AbilityError::new(kind, error.to_string())
+    AbilityError::new(error.kind(), error.to_string())
 }

@@ -1,7 +1,7 @@
 use crate::config::ConfigError;
 use spore_core::name::NameError;
 use spore_core::reference::RefParseError;
-use spore_core::{ExportError, ModuleError, Name};
+use spore_core::{ErrorKind, ExportError, ModuleError, Name};
 use spore_runtime::{InvokeError, LoadError};
 use spore_store::StoreError;
 
@@ -49,27 +49,6 @@ pub enum NodeError {
     },
 }
 
-/// What kind of failure an error is, for exit codes and HTTP statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The request itself is wrong: bad reference, ambiguous prefix, bad arguments.
-    Usage,
-    /// A hash, name or function that does not exist here.
-    NotFound,
-    /// The function ran and returned an error value.
-    Guest,
-    /// The function trapped or hit a limit.
-    Trap,
-    /// A module that is not a valid spore module.
-    InvalidModule,
-    /// Stored data failed its integrity check.
-    Corrupt,
-    /// The home is in use or the node is at capacity; trying again may work.
-    Unavailable,
-    /// Anything else (IO, internal).
-    Other,
-}
-
 impl From<InvokeError> for NodeError {
     fn from(error: InvokeError) -> Self {
         match error {
@@ -81,44 +60,21 @@ impl From<InvokeError> for NodeError {
 }
 
 impl NodeError {
+    /// The kind of failure, of the one taxonomy (`spec/errors.md`).
     pub fn kind(&self) -> ErrorKind {
         match self {
-            NodeError::Home { .. } => ErrorKind::Other,
+            NodeError::Home { .. } => ErrorKind::Internal,
             NodeError::InvalidModule(_) | NodeError::UnknownImport { .. } => {
                 ErrorKind::InvalidModule
             }
-            NodeError::Config(_) | NodeError::Binding { .. } => ErrorKind::Usage,
+            NodeError::Config(_) | NodeError::Binding { .. } => ErrorKind::BadRequest,
             NodeError::Mesh { kind, .. } => *kind,
-            NodeError::Reference(_) | NodeError::Name(_) => ErrorKind::Usage,
-            NodeError::Export(ExportError::Unspecified { .. }) => ErrorKind::Usage,
-            NodeError::Export(_) => ErrorKind::NotFound,
-            NodeError::Store(store) | NodeError::Load(LoadError::Store(store)) => store_kind(store),
-            NodeError::Load(_) => ErrorKind::InvalidModule,
+            NodeError::Reference(_) | NodeError::Name(_) => ErrorKind::BadRequest,
+            NodeError::Export(export) => spore_runtime::export_kind(export),
+            NodeError::Store(store) => store.kind(),
+            NodeError::Load(load) => load.kind(),
             NodeError::DanglingName { .. } => ErrorKind::NotFound,
-            NodeError::Invoke(invoke) => match invoke {
-                InvokeError::Guest { .. } => ErrorKind::Guest,
-                InvokeError::BadArguments { .. } => ErrorKind::Usage,
-                InvokeError::UnboundAbilities { .. } => ErrorKind::NotFound,
-                InvokeError::Trap { .. }
-                | InvokeError::Timeout { .. }
-                | InvokeError::MemoryLimit { .. }
-                | InvokeError::StackOverflow { .. }
-                | InvokeError::AbiViolation { .. } => ErrorKind::Trap,
-                InvokeError::Instantiate { .. } => ErrorKind::Unavailable,
-                _ => ErrorKind::Other,
-            },
+            NodeError::Invoke(invoke) => invoke.kind(),
         }
-    }
-}
-
-fn store_kind(error: &StoreError) -> ErrorKind {
-    match error {
-        StoreError::ModuleNotFound(_)
-        | StoreError::PrefixNotFound(_)
-        | StoreError::NameNotFound(_) => ErrorKind::NotFound,
-        StoreError::AmbiguousPrefix { .. } => ErrorKind::Usage,
-        StoreError::Corrupt { .. } | StoreError::CorruptNames(_) => ErrorKind::Corrupt,
-        StoreError::Locked { .. } => ErrorKind::Unavailable,
-        _ => ErrorKind::Other,
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, OnceLock, Weak};
 
-use spore_runtime::{AbilityError, AbilityErrorKind};
+use spore_runtime::{AbilityError, ErrorKind};
 
 use crate::Node;
 
@@ -16,8 +16,9 @@ impl NodeHandle {
     }
 
     pub(crate) fn get(&self) -> Result<Arc<Node>, AbilityError> {
-        self.0.get().and_then(Weak::upgrade).ok_or_else(|| {
-            AbilityError::new(AbilityErrorKind::Unavailable, "the node is shutting down")
-        })
+        self.0
+            .get()
+            .and_then(Weak::upgrade)
+            .ok_or_else(|| AbilityError::new(ErrorKind::Unavailable, "the node is shutting down"))
     }
 }

@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 use ciborium::Value;
 use spore_core::ExportName;
 use spore_runtime::{
-    AbilityContext, AbilityError, AbilityErrorKind, Bindings, CallEnv, InvokeError, Limits,
-    Provider, field,
+    AbilityContext, AbilityError, Bindings, CallEnv, ErrorKind, InvokeError, Limits, Provider,
+    field,
 };
 
 use crate::handle::NodeHandle;
@@ -62,8 +62,7 @@ impl Provider for HandlerProvider {
         request: Value,
     ) -> Result<Value, AbilityError> {
         let node = self.node.get()?;
-        let unavailable =
-            |message: String| AbilityError::new(AbilityErrorKind::Unavailable, message);
+        let unavailable = |message: String| AbilityError::new(ErrorKind::Unavailable, message);
         let (module, _) = node.locate(&self.function).map_err(|e| {
             unavailable(format!(
                 "the `{}` handler `{}` cannot be found: {e}",
@@ -82,7 +81,7 @@ impl Provider for HandlerProvider {
                 .is_ok_and(|m| m.abilities().contains(&self.ability.as_str()))
         {
             return Err(AbilityError::new(
-                AbilityErrorKind::Failed,
+                ErrorKind::Failed,
                 format!(
                     "the `{}` handler `{}` uses `{0}` itself, which would call the handler again; bind its own `{0}` with [abilities.{0}.uses.{0}]",
                     self.ability, self.function
@@ -103,16 +102,17 @@ impl Provider for HandlerProvider {
         match node.invoke_in(&function, &[request], &options, &env) {
             Ok(outcome) => Ok(outcome.value),
             // A handler reports an operation's failure by returning an error value; when
-            // it is shaped like an ability error, pass its kind and message through.
+            // it is shaped like an ability error (a text `kind` and a text `message`), its
+            // kind and message pass through, else it is `failed` (`spec/abilities.md`).
             Err(NodeError::Invoke(InvokeError::Guest { error, .. })) => {
-                let kind = field(&error, "kind")
-                    .and_then(Value::as_text)
-                    .and_then(AbilityErrorKind::parse)
-                    .unwrap_or(AbilityErrorKind::Failed);
-                let message = field(&error, "message")
-                    .and_then(Value::as_text)
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| spore_core::value::to_json(&error).to_string());
+                let text = |key| field(&error, key).and_then(Value::as_text);
+                let (kind, message) = match (text("kind"), text("message")) {
+                    (Some(kind), Some(message)) => (ErrorKind::from_name(kind), message.to_owned()),
+                    _ => (
+                        ErrorKind::Failed,
+                        spore_core::value::to_json(&error).to_string(),
+                    ),
+                };
                 Err(AbilityError {
                     kind,
                     message,

@@ -19,11 +19,12 @@ mod size;
 
 pub use bindings::Shapes;
 pub use config::{ConfigError, NodeConfig};
-pub use error::{ErrorKind, NodeError};
+pub use error::NodeError;
 pub use home::Home;
 pub use node::{AbilityInfo, InvokeOptions, MemoUse, ModuleInfo, Node, Outcome, Published};
 pub use placement::{MAX_HOPS, NodeHost, Placed, Placement};
 pub use size::parse_size;
+pub use spore_core::ErrorKind;
 pub use spore_mesh::{self as mesh, PathStep, PeerId};
 
 pub use spore_runtime::{

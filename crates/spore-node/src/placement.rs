@@ -262,7 +262,7 @@ impl Node {
             function: function.to_string(),
             args: value::encode_canonical(&Value::Array(args.to_vec())).map_err(|e| {
                 NodeError::Mesh {
-                    kind: ErrorKind::Usage,
+                    kind: ErrorKind::BadRequest,
                     message: e.to_string(),
                 }
             })?,
@@ -350,7 +350,7 @@ impl Node {
                 Ok(Value::Array(args)) => args,
                 _ => {
                     return Err(NodeError::Mesh {
-                        kind: ErrorKind::Usage,
+                        kind: ErrorKind::BadRequest,
                         message: "the arguments are not a CBOR array".into(),
                     });
                 }
@@ -375,7 +375,7 @@ impl Node {
         let result = result
             .and_then(|outcome| {
                 value::encode_canonical(&outcome.value).map_err(|e| NodeError::Mesh {
-                    kind: ErrorKind::Other,
+                    kind: ErrorKind::Internal,
                     message: e.to_string(),
                 })
             })
@@ -390,33 +390,21 @@ fn rand_trace() -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-/// How a failure travels back to the peer that forwarded the call.
+/// How a failure travels back to the peer that forwarded the call: its kind as it is.
 fn wire_error(error: &NodeError) -> WireError {
-    let kind = match error {
-        NodeError::Invoke(InvokeError::Guest { .. }) => "guest_error",
-        NodeError::Invoke(InvokeError::UnboundAbilities { .. }) => "unbound",
-        NodeError::Invoke(InvokeError::Timeout { .. }) => "timeout",
-        other => match other.kind() {
-            ErrorKind::Trap => "trap",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::Usage => "bad_request",
-            ErrorKind::Unavailable => "unreachable",
-            _ => "failed",
-        },
-    };
     let value = match error {
         NodeError::Invoke(InvokeError::Guest { error, .. }) => value::encode_canonical(error).ok(),
         _ => None,
     };
     WireError {
-        kind: kind.into(),
+        kind: error.kind(),
         message: error.to_string(),
         value,
     }
 }
 
-/// The caller's view of a remote result: a returned error stays a guest error (exit
-/// code 4, with its value); other failures keep their kind.
+/// The caller's view of a remote result: a returned error stays a guest error (with its
+/// value); other failures keep their kind.
 fn remote_outcome(
     function: &FunctionRef,
     result: Result<Vec<u8>, WireError>,
@@ -425,29 +413,25 @@ fn remote_outcome(
         Ok(bytes) => Ok(Outcome {
             function: function.clone(),
             value: value::decode(&bytes).map_err(|e| NodeError::Mesh {
-                kind: ErrorKind::Other,
+                kind: ErrorKind::Internal,
                 message: format!("the remote result is not CBOR: {e}"),
             })?,
             memo: crate::MemoUse::Skipped,
             stats: None,
             effectful: true,
         }),
-        Err(error) if error.kind == "guest_error" => Err(NodeError::Invoke(InvokeError::Guest {
-            function: function.clone(),
-            error: error
-                .value
-                .as_deref()
-                .and_then(|v| value::decode(v).ok())
-                .unwrap_or(Value::Text(error.message)),
-        })),
+        Err(error) if error.kind == ErrorKind::GuestError => {
+            Err(NodeError::Invoke(InvokeError::Guest {
+                function: function.clone(),
+                error: error
+                    .value
+                    .as_deref()
+                    .and_then(|v| value::decode(v).ok())
+                    .unwrap_or(Value::Text(error.message)),
+            }))
+        }
         Err(error) => Err(NodeError::Mesh {
-            kind: match error.kind.as_str() {
-                "trap" | "timeout" => ErrorKind::Trap,
-                "not_found" | "unbound" => ErrorKind::NotFound,
-                "bad_request" => ErrorKind::Usage,
-                "unreachable" => ErrorKind::Unavailable,
-                _ => ErrorKind::Other,
-            },
+            kind: error.kind,
             message: error.message,
         }),
     }
@@ -507,11 +491,10 @@ impl MeshHost for NodeHost {
             // The caller's remaining deadline: the callee never runs longer.
             Some(node) => node.serve_remote(&request, Duration::from_millis(request.deadline_ms)),
             None => InvokeResponse {
-                result: Err(WireError {
-                    kind: "unreachable".into(),
-                    message: "the node is shutting down".into(),
-                    value: None,
-                }),
+                result: Err(WireError::new(
+                    ErrorKind::Unavailable,
+                    "the node is shutting down",
+                )),
                 path: Vec::new(),
             },
         }
@@ -546,7 +529,7 @@ impl MeshHost for NodeHost {
         let overran = response
             .result
             .as_ref()
-            .is_err_and(|error| error.kind == "timeout");
+            .is_err_and(|error| error.kind == ErrorKind::Timeout);
         if overran && budget < requested {
             tracing::debug!(
                 "overran the inline budget of {INLINE_BUDGET:?}; \

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ciborium::Value;
-use spore_core::FunctionRef;
+use spore_core::{ErrorKind, FunctionRef};
 
 /// Performs the operations of one ability for the functions of a node.
 ///
@@ -81,74 +81,20 @@ impl AbilityContext {
     }
 }
 
-/// A failed ability operation, as the guest receives it (`spec/abilities.md`).
+/// A failed ability operation, as the guest receives it (`spec/abilities.md`): a kind
+/// of the one taxonomy (`spec/errors.md`), a message, and for `call` the called
+/// function's error value.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{kind}: {message}")]
 pub struct AbilityError {
-    pub kind: AbilityErrorKind,
+    pub kind: ErrorKind,
     pub message: String,
     /// The error value a called function returned (`call`).
     pub value: Option<Value>,
 }
 
-/// The stable kinds of ability errors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AbilityErrorKind {
-    BadRequest,
-    NotAllowed,
-    TooLarge,
-    Timeout,
-    Unavailable,
-    NotFound,
-    Failed,
-    GuestError,
-    Trap,
-    Depth,
-}
-
-impl AbilityErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AbilityErrorKind::BadRequest => "bad_request",
-            AbilityErrorKind::NotAllowed => "not_allowed",
-            AbilityErrorKind::TooLarge => "too_large",
-            AbilityErrorKind::Timeout => "timeout",
-            AbilityErrorKind::Unavailable => "unavailable",
-            AbilityErrorKind::NotFound => "not_found",
-            AbilityErrorKind::Failed => "failed",
-            AbilityErrorKind::GuestError => "guest_error",
-            AbilityErrorKind::Trap => "trap",
-            AbilityErrorKind::Depth => "depth",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<AbilityErrorKind> {
-        [
-            AbilityErrorKind::BadRequest,
-            AbilityErrorKind::NotAllowed,
-            AbilityErrorKind::TooLarge,
-            AbilityErrorKind::Timeout,
-            AbilityErrorKind::Unavailable,
-            AbilityErrorKind::NotFound,
-            AbilityErrorKind::Failed,
-            AbilityErrorKind::GuestError,
-            AbilityErrorKind::Trap,
-            AbilityErrorKind::Depth,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == text)
-    }
-}
-
-impl fmt::Display for AbilityErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl AbilityError {
-    pub fn new(kind: AbilityErrorKind, message: impl Into<String>) -> AbilityError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> AbilityError {
         AbilityError {
             kind,
             message: message.into(),
@@ -157,7 +103,7 @@ impl AbilityError {
     }
 
     pub fn bad_request(message: impl Into<String>) -> AbilityError {
-        AbilityError::new(AbilityErrorKind::BadRequest, message)
+        AbilityError::new(ErrorKind::BadRequest, message)
     }
 
     /// The CBOR map the guest receives.

@@ -7,8 +7,9 @@ use ciborium::Value;
 use spore_core::{Manifest, abi, value};
 use wasmtime::{Caller, Linker};
 
-use crate::ability::{AbilityError, AbilityErrorKind};
+use crate::ability::AbilityError;
 use crate::invoke::CallState;
+use spore_core::ErrorKind;
 
 /// Links every import of `manifest` to a host function that dispatches to the
 /// provider in the call's slot for that ability.
@@ -90,7 +91,7 @@ fn encode_response(outcome: Result<Value, AbilityError>) -> Vec<u8> {
     };
     let (status, bytes) = encoded.unwrap_or_else(|e| {
         let error = AbilityError::new(
-            AbilityErrorKind::Failed,
+            ErrorKind::Failed,
             format!("the provider's response does not encode: {e}"),
         );
         let bytes =

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use ciborium::Value;
-use spore_core::{ExportError, FunctionRef, Hash};
+use spore_core::{ErrorKind, ExportError, FunctionRef, Hash};
 use spore_store::StoreError;
 
 /// Why a module could not be made ready to run.
@@ -100,5 +100,43 @@ impl std::fmt::Display for TrapDetail {
 impl From<StoreError> for InvokeError {
     fn from(error: StoreError) -> Self {
         InvokeError::Load(LoadError::Store(error))
+    }
+}
+
+impl LoadError {
+    /// The kind of failure (`spec/errors.md`).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            LoadError::Engine(_) => ErrorKind::Internal,
+            LoadError::Store(store) => store.kind(),
+            LoadError::Compile { .. } => ErrorKind::InvalidModule,
+        }
+    }
+}
+
+impl InvokeError {
+    /// The kind of failure (`spec/errors.md`).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            InvokeError::Load(load) => load.kind(),
+            InvokeError::Export(export) => export_kind(export),
+            InvokeError::UnboundAbilities { .. } => ErrorKind::Unbound,
+            InvokeError::BadArguments { .. } => ErrorKind::BadRequest,
+            InvokeError::Guest { .. } => ErrorKind::GuestError,
+            InvokeError::Trap { .. } | InvokeError::AbiViolation { .. } => ErrorKind::Trap,
+            InvokeError::Timeout { .. } => ErrorKind::Timeout,
+            InvokeError::MemoryLimit { .. } => ErrorKind::MemoryLimit,
+            InvokeError::StackOverflow { .. } => ErrorKind::StackOverflow,
+            InvokeError::Instantiate { .. } => ErrorKind::Unavailable,
+        }
+    }
+}
+
+/// The kind of a reference that picks out no function: naming no export of a module
+/// with several is a malformed request, naming one it lacks is not found.
+pub fn export_kind(error: &ExportError) -> ErrorKind {
+    match error {
+        ExportError::Unspecified { .. } => ErrorKind::BadRequest,
+        _ => ErrorKind::NotFound,
     }
 }

@@ -14,14 +14,13 @@ mod error;
 mod invoke;
 mod loader;
 
-pub use ability::{
-    AbilityContext, AbilityError, AbilityErrorKind, Bindings, Provider, field, text_field,
-};
+pub use ability::{AbilityContext, AbilityError, Bindings, Provider, field, text_field};
 pub use config::{Limits, RuntimeConfig};
 pub use engine::wasmtime_config;
-pub use error::{InvokeError, LoadError, TrapDetail};
+pub use error::{InvokeError, LoadError, TrapDetail, export_kind};
 pub use invoke::{CallEnv, CallStats, Invocation};
 pub use loader::{LoadSource, LoadedModule};
+pub use spore_core::ErrorKind;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

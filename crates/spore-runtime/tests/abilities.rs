@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use ciborium::Value;
 use spore_core::{FunctionRef, Manifest};
 use spore_runtime::{
-    AbilityContext, AbilityError, AbilityErrorKind, Bindings, CallEnv, InvokeError, Limits,
-    Provider, Runtime, RuntimeConfig,
+    AbilityContext, AbilityError, Bindings, CallEnv, ErrorKind, InvokeError, Limits, Provider,
+    Runtime, RuntimeConfig,
 };
 use spore_store::Codebase;
 
@@ -42,10 +42,7 @@ impl Provider for Echo {
         assert_eq!(operation, "say");
         assert!(cx.remaining() > std::time::Duration::ZERO);
         if request == Value::Array(vec![Value::Text("fail".into())]) {
-            return Err(AbilityError::new(
-                AbilityErrorKind::NotAllowed,
-                "asked to fail",
-            ));
+            return Err(AbilityError::new(ErrorKind::NotAllowed, "asked to fail"));
         }
         Ok(request)
     }

@@ -42,3 +42,19 @@ fn list(hashes: &[Hash]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+impl StoreError {
+    /// The kind of failure (`spec/errors.md`).
+    pub fn kind(&self) -> spore_core::ErrorKind {
+        use spore_core::ErrorKind;
+        match self {
+            StoreError::ModuleNotFound(_)
+            | StoreError::PrefixNotFound(_)
+            | StoreError::NameNotFound(_) => ErrorKind::NotFound,
+            StoreError::AmbiguousPrefix { .. } => ErrorKind::BadRequest,
+            StoreError::Corrupt { .. } | StoreError::CorruptNames(_) => ErrorKind::Corrupt,
+            StoreError::Locked { .. } => ErrorKind::Unavailable,
+            StoreError::Open { .. } | StoreError::Sled(_) => ErrorKind::Internal,
+        }
+    }
+}

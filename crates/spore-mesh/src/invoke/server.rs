@@ -81,8 +81,10 @@ pub(crate) async fn serve_stream(peer: PeerId, stream: Stream, host: Arc<dyn Mes
                 id: Some(id),
                 reason,
             }) => {
-                let refusal =
-                    InvokeResponse::error("bad_request", format!("malformed call: {reason}"));
+                let refusal = InvokeResponse::error(
+                    spore_core::ErrorKind::BadRequest,
+                    format!("malformed call: {reason}"),
+                );
                 answers.send(id, &refusal).await;
             }
             // Past a frame that cannot be taken apart, the stream cannot be followed:
@@ -128,7 +130,7 @@ impl Call {
     ) -> Option<BlockingCall> {
         let response = if request.hops > MAX_HOPS {
             InvokeResponse::error(
-                "bad_request",
+                spore_core::ErrorKind::BadRequest,
                 format!(
                     "call was forwarded {} times; at most {MAX_HOPS} hops are allowed",
                     request.hops
@@ -162,10 +164,13 @@ impl BlockingCall {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => {
                 warn!("invocation handler failed: {e}");
-                InvokeResponse::error("failed", format!("the node failed running the call: {e}"))
+                InvokeResponse::error(
+                    spore_core::ErrorKind::Failed,
+                    format!("the node failed running the call: {e}"),
+                )
             }
             Err(_) => InvokeResponse::error(
-                "timeout",
+                spore_core::ErrorKind::Timeout,
                 format!("the call did not finish within its deadline of {deadline_ms} ms"),
             ),
         };
@@ -195,7 +200,7 @@ impl Answers {
                 Err(FrameError::TooLarge { len, limit }) => {
                     let refusal = InvokeResponse {
                         result: Err(WireError::new(
-                            "too_large",
+                            spore_core::ErrorKind::TooLarge,
                             format!("the response is {len} bytes, over the limit of {limit}"),
                         )),
                         path: response.path.clone(),

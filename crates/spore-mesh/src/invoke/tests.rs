@@ -198,7 +198,10 @@ async fn a_malformed_call_is_refused_by_its_id_and_unnumbered_garbage_resets_the
     .await;
     let refused = answer_to(&mut stream).await;
     assert_eq!(refused.id, 7);
-    assert_eq!(refused.message.result.unwrap_err().kind, "bad_request");
+    assert_eq!(
+        refused.message.result.unwrap_err().kind,
+        spore_core::ErrorKind::BadRequest
+    );
 
     // The stream is still in step: the next call on it is answered.
     let call = Numbered {

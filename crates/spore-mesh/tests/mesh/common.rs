@@ -43,7 +43,9 @@ pub struct MemHost {
 
 impl MemHost {
     pub fn new() -> Arc<Self> {
-        Self::with_invoke(|_, _| InvokeResponse::error("failed", "this host runs nothing"))
+        Self::with_invoke(|_, _| {
+            InvokeResponse::error(spore_core::ErrorKind::Failed, "this host runs nothing")
+        })
     }
 
     pub fn with_invoke(
@@ -59,7 +61,9 @@ impl MemHost {
     pub fn gated(gate: Arc<Gate>) -> Arc<Self> {
         Arc::new(MemHost {
             blobs: Mutex::new(HashMap::new()),
-            invoke: Box::new(|_, _| InvokeResponse::error("failed", "this host runs nothing")),
+            invoke: Box::new(|_, _| {
+                InvokeResponse::error(spore_core::ErrorKind::Failed, "this host runs nothing")
+            }),
             gate: Some(gate),
         })
     }

@@ -28,7 +28,7 @@ fn echo(request: InvokeRequest, from: spore_mesh::PeerId) -> InvokeResponse {
     if request.args == [0xf6] {
         return InvokeResponse {
             result: Err(WireError {
-                kind: "guest_error".into(),
+                kind: spore_core::ErrorKind::GuestError,
                 message: "null is not allowed".into(),
                 value: Some(vec![0x61, b'x']),
             }),
@@ -81,7 +81,7 @@ async fn invokes_a_peer_and_fails_promptly_once_it_is_gone() {
             .await
             .expect("a remote error is a response, not a mesh error");
         let error = response.result.unwrap_err();
-        assert_eq!(error.kind, "guest_error");
+        assert_eq!(error.kind, spore_core::ErrorKind::GuestError);
         assert_eq!(error.value, Some(vec![0x61, b'x']));
 
         // B listened on QUIC too: a dial waits out QUIC's handshake timeout (3 s)
