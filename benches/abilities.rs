@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use ciborium::Value;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use spore_core::{FunctionRef, Manifest, abi, value};
-use spore_node::{Home, InvokeOptions, Node};
+use spore_core::{Args, FunctionRef, Manifest, abi, value};
+use spore_node::{Home, Node, Outcome};
 use spore_runtime::{Bindings, CallEnv, Limits, Runtime, RuntimeConfig};
 use spore_store::Codebase;
 use wasmtime::{Caller, Engine, Linker, Module, Store};
@@ -69,11 +69,11 @@ fn kv_get(c: &mut Criterion) {
     );
     let env = CallEnv {
         bindings: Arc::new(bindings),
-        depth: 0,
+        ..CallEnv::default()
     };
     let gets = FunctionRef::new(manifest.module, "gets".parse().unwrap());
     let limits = Limits::default();
-    runtime.invoke(&gets, &[], &limits, &env).unwrap();
+    runtime.invoke(&limits.request(gets.clone(), Args::encode(&[]).unwrap()), &env).unwrap();
 
     // Plain wasmtime with spore's engine settings; `kv.get` is a host function that does
     // the sled lookup and writes status 0 and the stored bytes through `spore_alloc`.
@@ -121,7 +121,7 @@ fn kv_get(c: &mut Criterion) {
     let mut group = c.benchmark_group("kv_get");
     group.throughput(Throughput::Elements(GETS_PER_CALL));
     group.bench_function("spore", |b| {
-        b.iter(|| runtime.invoke(&gets, &[], &limits, &env).unwrap())
+        b.iter(|| runtime.invoke(&limits.request(gets.clone(), Args::encode(&[]).unwrap()), &env).unwrap())
     });
     group.bench_function("plain_wasmtime_host_call", |b| b.iter(plain));
     group.finish();
@@ -134,25 +134,28 @@ fn memo(c: &mut Criterion) {
         .publish(&spore_test_programs::bytes("cpu"), None)
         .unwrap();
     let sha256 = FunctionRef::new(published.manifest.module, "sha256".parse().unwrap());
-    let args = [Value::Integer(1.into())];
-    let limits = node.default_limits();
-    let memoized = InvokeOptions { limits, memo: true };
-    let executed = InvokeOptions {
-        limits,
-        memo: false,
+    let args = Args::encode(&[Value::Integer(1.into())]).unwrap();
+    // What a call costs from the edge: the request built, placed, then answered.
+    let call = |memo: bool| -> Outcome {
+        let request = spore_node::CallRequest {
+            memo,
+            ..node.request(sha256.clone(), args.clone())
+        };
+        node.call(request).result.unwrap()
     };
-    let ran = node.invoke(&sha256, &args, &executed).unwrap();
-    let stored = node.invoke(&sha256, &args, &memoized).unwrap();
-    let hit = node.invoke(&sha256, &args, &memoized).unwrap();
+    let (memoized, executed) = (true, false);
+    let ran = call(executed);
+    let stored = call(memoized);
+    let hit = call(memoized);
     assert_eq!(hit.memo, spore_node::MemoUse::Hit, "{stored:?}");
     assert_eq!(hit.value, ran.value);
 
     let mut group = c.benchmark_group("memo_sha256_1mib");
     group.bench_function("memo_hit", |b| {
-        b.iter(|| node.invoke(&sha256, &args, &memoized).unwrap())
+        b.iter(|| call(memoized))
     });
     group.bench_function("execute", |b| {
-        b.iter(|| node.invoke(&sha256, &args, &executed).unwrap())
+        b.iter(|| call(executed))
     });
     group.finish();
 }

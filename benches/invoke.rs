@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use ciborium::Value;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use spore_core::{FunctionRef, Manifest, abi};
+use spore_core::{Args, FunctionRef, Manifest, abi};
 use spore_runtime::{CallEnv, Limits, Runtime, RuntimeConfig};
 use spore_store::Codebase;
 use wasmtime::{
@@ -146,7 +146,7 @@ fn warm_add(c: &mut Criterion) {
         args,
     } = AddCall::new();
     assert_eq!(
-        runtime.invoke(&add, &args, &limits, &env).unwrap().value,
+        runtime.invoke(&limits.request(add.clone(), Args::encode(&args).unwrap()), &env).unwrap().value,
         Value::Integer(5.into())
     );
     let plain = PlainWasmtime::pooled_defaults(&spore_test_programs::bytes("arith"));
@@ -158,7 +158,7 @@ fn warm_add(c: &mut Criterion) {
     group.bench_function("spore", |b| {
         b.iter(|| {
             runtime
-                .invoke(&add, black_box(&args), &limits, &env)
+                .invoke(&limits.request(add.clone(), Args::encode(black_box(&args)).unwrap()), &env)
                 .unwrap()
         })
     });
@@ -193,7 +193,7 @@ fn throughput_add(c: &mut Criterion) {
                     for _ in 0..threads {
                         scope.spawn(|| {
                             for _ in 0..per_thread {
-                                runtime.invoke(&add, &args, &limits, &env).unwrap();
+                                runtime.invoke(&limits.request(add.clone(), Args::encode(&args).unwrap()), &env).unwrap();
                             }
                         });
                     }
@@ -229,7 +229,7 @@ fn first_invoke_markdown(c: &mut Criterion) {
     group.bench_function("with_compiled_cache", |b| {
         b.iter_batched(
             || fixture.runtime(),
-            |runtime| runtime.invoke(&render, &args, &limits, &env).unwrap(),
+            |runtime| runtime.invoke(&limits.request(render.clone(), Args::encode(&args).unwrap()), &env).unwrap(),
             BatchSize::PerIteration,
         )
     });
@@ -239,7 +239,7 @@ fn first_invoke_markdown(c: &mut Criterion) {
                 fixture.codebase.clear_artifacts().unwrap();
                 fixture.runtime()
             },
-            |runtime| runtime.invoke(&render, &args, &limits, &env).unwrap(),
+            |runtime| runtime.invoke(&limits.request(render.clone(), Args::encode(&args).unwrap()), &env).unwrap(),
             BatchSize::PerIteration,
         )
     });

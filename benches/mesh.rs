@@ -40,11 +40,11 @@ use bytes::Bytes;
 use ciborium::Value;
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
-use spore_core::{Hash, value};
+use spore_core::{Args, CallRequest, Cancel, FunctionRef, Hash, MemoUse, Path, TraceId, value};
 use spore_mesh::{
-    InvokeRequest, InvokeResponse, Keypair, Mesh, MeshConfig, MeshHost, Multiaddr, PathStep, PeerId,
+    InvokeResponse, Keypair, Mesh, MeshConfig, MeshHost, Multiaddr, PeerId, Returned,
 };
-use spore_node::{CallEnv, Home, InvokeOptions, Node, NodeHost, Placement};
+use spore_node::{Home, Node, NodeHost};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -69,6 +69,7 @@ where
     rt.block_on(rt.spawn(future))
         .expect("benchmark task panicked")
 }
+
 
 fn deadline() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(30)
@@ -97,7 +98,7 @@ fn blob(len: usize, seed: u64) -> Vec<u8> {
 // ---------------------------------------------------------------------------------
 // Meshes and nodes
 
-type InvokeFn = dyn Fn(InvokeRequest) -> InvokeResponse + Send + Sync;
+type InvokeFn = dyn Fn(CallRequest) -> InvokeResponse + Send + Sync;
 
 /// A mesh host serving blobs from memory and answering invocations with a closure.
 struct BenchHost {
@@ -108,7 +109,7 @@ struct BenchHost {
 impl BenchHost {
     fn new(
         blobs: HashMap<Hash, Vec<u8>>,
-        invoke: impl Fn(InvokeRequest) -> InvokeResponse + Send + Sync + 'static,
+        invoke: impl Fn(CallRequest) -> InvokeResponse + Send + Sync + 'static,
     ) -> Arc<BenchHost> {
         Arc::new(BenchHost {
             blobs,
@@ -132,7 +133,7 @@ impl MeshHost for BenchHost {
         self.blobs.keys().copied().collect()
     }
 
-    fn invoke(&self, request: InvokeRequest, _from: PeerId) -> InvokeResponse {
+    fn invoke(&self, request: CallRequest, _from: PeerId, _cancel: Cancel) -> InvokeResponse {
         (self.invoke)(request)
     }
 }
@@ -322,9 +323,9 @@ async fn tcp_client(addr: std::net::SocketAddr) -> TcpStream {
 fn remote_invoke_add(c: &mut Criterion) {
     let rt = runtime();
     // A runs the function every time: with the memo on, it would answer from it.
-    let memo_off = spore_node::config::DEFAULT_CONFIG
+    let memo_off = spore_node::config::default_config()
         .replace("[memo]\nenabled = true", "[memo]\nenabled = false");
-    assert_ne!(memo_off, spore_node::config::DEFAULT_CONFIG);
+    assert_ne!(memo_off, spore_node::config::default_config());
     let a = MeshNode::open(
         &rt,
         Some(&memo_off),
@@ -350,13 +351,15 @@ fn remote_invoke_add(c: &mut Criterion) {
         b
     });
 
-    let request = InvokeRequest {
-        function: format!("{arith}:add"),
-        args: value::encode_canonical(&Value::Array(vec![2.into(), 3.into()])).unwrap(),
-        trace: "0123456789abcdef".into(),
-        deadline_ms: 10_000,
-        hops: 0,
-    };
+    // One request for the whole run: its deadline is far enough for every iteration,
+    // and A cuts it to its own limit for forwarded calls anyway.
+    let request = CallRequest::new(
+        FunctionRef::new(arith, "add".parse().unwrap()),
+        Args::encode(&[2.into(), 3.into()]).unwrap(),
+        std::time::Instant::now() + Duration::from_secs(3600),
+        64 << 20,
+        TraceId::from_bytes([7; 16]),
+    );
     let five = value::encode_canonical(&Value::Integer(5.into())).unwrap();
     // Warm: the connection, A's loaded module and its instance pool.
     let real = {
@@ -364,18 +367,20 @@ fn remote_invoke_add(c: &mut Criterion) {
         on_worker(&rt, async move {
             let mut last = None;
             for _ in 0..200 {
-                last = Some(b.invoke(a_peer, request.clone(), deadline()).await.unwrap());
+                last = Some(b.invoke(a_peer, &request).await.unwrap());
             }
             last.unwrap()
         })
     };
-    assert_eq!(real.result, Ok(five.clone()), "{real:?}");
+    assert_eq!(
+        real.result.as_ref().map(|returned| &returned.value),
+        Ok(&five),
+        "{real:?}"
+    );
+    let steps = real.path.steps();
     assert!(
-        real.path.len() == 1
-            && real.path[0].step.starts_with("ran ")
-            && real.path[0].step.contains("Memory load"),
-        "A runs the loaded module, neither the memo nor a compile: {:?}",
-        real.path
+        steps.len() == 1 && steps[0].step.starts_with("ran ") && steps[0].step.contains("Memory load"),
+        "A runs the loaded module, neither the memo nor a compile: {steps:?}"
     );
     let request_body = cbor(&request);
     let response_len = cbor(&real).len();
@@ -385,9 +390,14 @@ fn remote_invoke_add(c: &mut Criterion) {
     );
 
     // E echoes the arguments with the same path, so its response is as large as A's.
-    let path: Vec<PathStep> = real.path.clone();
+    let path: Path = real.path.clone();
     let echo = BenchHost::new(HashMap::new(), move |request| InvokeResponse {
-        result: Ok(request.args),
+        result: Ok(Returned {
+            value: request.args.as_bytes().to_vec(),
+            memo: MemoUse::Skipped,
+            effectful: false,
+            stats: None,
+        }),
         path: path.clone(),
     });
     let e = rt.block_on(async {
@@ -407,11 +417,14 @@ fn remote_invoke_add(c: &mut Criterion) {
         let echoed = on_worker(&rt, async move {
             let mut last = None;
             for _ in 0..200 {
-                last = Some(b.invoke(e_peer, sent.clone(), deadline()).await.unwrap());
+                last = Some(b.invoke(e_peer, &sent).await.unwrap());
             }
             last.unwrap()
         });
-        assert_eq!(echoed.result, Ok(request.args.clone()));
+        assert_eq!(
+            echoed.result.as_ref().map(|returned| returned.value.as_slice()),
+            Ok(request.args.as_bytes())
+        );
         assert!(cbor(&echoed).len().abs_diff(response_len) <= 4);
     }
 
@@ -472,7 +485,7 @@ fn remote_invoke_add(c: &mut Criterion) {
                 on_worker(&rt, async move {
                     let started = Instant::now();
                     for _ in 0..iters {
-                        let response = b.invoke(peer, request.clone(), deadline()).await;
+                        let response = b.invoke(peer, &request).await;
                         assert!(black_box(response).unwrap().result.is_ok());
                     }
                     started.elapsed()
@@ -546,31 +559,18 @@ fn first_invoke_markdown(c: &mut Criterion) {
         "# Title\n\nSome *markdown* with a [link](https://example.org).".into(),
     )];
 
-    // What a caller of the node does: resolve (fetching when the module is not here),
-    // then invoke where placement says. The memo is off so that every call runs.
-    let run = |node: &Node| -> (Value, Vec<PathStep>) {
-        let mut path = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let function = node.resolve_anywhere(&text, deadline, &mut path).unwrap();
-        let options = InvokeOptions {
-            limits: node.default_limits(),
+    // What a caller of the node does: resolve the reference once, then call; placement
+    // fetches the module when it is not here. The memo is off so that every call runs.
+    let args = Args::encode(&args).unwrap();
+    let run = |node: &Node| -> (Value, Path) {
+        let function = node.function_ref(&text).unwrap();
+        let request = CallRequest {
             memo: false,
+            deadline: std::time::Instant::now() + Duration::from_secs(30),
+            ..node.request(function, args.clone())
         };
-        let env = CallEnv {
-            bindings: node.bindings().clone(),
-            depth: 0,
-        };
-        let outcome = node
-            .invoke_placed(
-                &function,
-                &args,
-                &options,
-                &Placement::default(),
-                &env,
-                &mut path,
-            )
-            .unwrap();
-        (outcome.value, path)
+        let called = node.call(request);
+        (called.result.unwrap().value, called.path)
     };
     // Every fresh node has the same identity. Each one announces the module it fetched,
     // so with new identities the holder would hand every later node a growing list of
@@ -586,7 +586,7 @@ fn first_invoke_markdown(c: &mut Criterion) {
     let (again, again_path) = run(&holder.node);
     assert_eq!(again, warm);
     assert!(
-        again_path.len() == 1 && again_path[0].step.contains("Memory load"),
+        again_path.len() == 1 && again_path.steps()[0].step.contains("Memory load"),
         "the holder runs its loaded module: {again_path:?}"
     );
     let Value::Text(html) = &warm else {
@@ -600,6 +600,7 @@ fn first_invoke_markdown(c: &mut Criterion) {
             "the fresh node lacks the module"
         );
         let (value, path) = run(&probe.node);
+        let path = path.steps();
         assert_eq!(value, warm);
         assert!(
             path.len() == 2
@@ -626,7 +627,7 @@ fn first_invoke_markdown(c: &mut Criterion) {
             fresh,
             |fresh| {
                 let (value, path) = run(&fresh.node);
-                assert!(path[0].step.starts_with("fetched"), "{path:?}");
+                assert!(path.steps()[0].step.starts_with("fetched"), "{path:?}");
                 // Returned, so that shutting the node down is not timed.
                 (fresh, value)
             },

@@ -26,12 +26,8 @@ pub fn ls(backend: &Backend, out: &Output) -> anyhow::Result<()> {
     let functions: Vec<String> = modules
         .iter()
         .map(|m| {
-            m.manifest
-                .functions
-                .iter()
-                .map(|f| f.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            let names: Vec<&str> = m.manifest.function_names().map(|f| f.as_str()).collect();
+            summary(&names, FUNCTIONS_COLUMN)
         })
         .collect();
     let width = functions
@@ -83,7 +79,16 @@ fn print_info(info: &ModuleInfo) {
     );
     println!(
         "functions  {}",
-        list(manifest.functions.iter().map(|f| f.to_string()).collect())
+        list(
+            manifest
+                .functions
+                .iter()
+                .map(|(name, reach)| match reach.as_slice() {
+                    [] => format!("{name} (pure)"),
+                    reach => format!("{name} ({})", reach.join(", ")),
+                })
+                .collect()
+        )
     );
     println!(
         "abilities  {}",
@@ -134,4 +139,23 @@ pub fn verify(backend: &Backend, out: &Output) -> anyhow::Result<()> {
         }
         .into()),
     }
+}
+
+/// How wide `spore ls` lets its functions column grow: a module may export hundreds of
+/// long names.
+const FUNCTIONS_COLUMN: usize = 60;
+
+/// `names` joined by commas, cut to about `width` characters with a count of the rest.
+fn summary(names: &[&str], width: usize) -> String {
+    let mut text = String::new();
+    for (shown, name) in names.iter().enumerate() {
+        let separator = if shown == 0 { "" } else { ", " };
+        if text.len() + separator.len() + name.len() > width && shown > 0 {
+            text.push_str(&format!(", … {} more", names.len() - shown));
+            return text;
+        }
+        text.push_str(separator);
+        text.push_str(name);
+    }
+    text
 }

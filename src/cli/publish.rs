@@ -81,7 +81,7 @@ fn report(published: &Published, out: &Output) -> anyhow::Result<()> {
     }
     let manifest = &published.manifest;
     println!("{}", manifest.module);
-    let functions: Vec<&str> = manifest.functions.iter().map(|f| f.as_str()).collect();
+    let functions: Vec<&str> = manifest.function_names().map(|f| f.as_str()).collect();
     eprintln!(
         "  {} {}, functions: {}{}",
         if published.new {

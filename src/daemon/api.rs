@@ -58,7 +58,11 @@ pub fn router(state: Shared) -> Router {
             post({
                 let s = route(&state);
                 move |Json(call): Json<InvokeCall>| async move {
-                    blocking(&s, move |node| report::invoke(node, &call)).await
+                    // A client that hangs up stops the call: hyper drops this future, and
+                    // with it the guard.
+                    let cancel = spore_node::Cancel::new();
+                    let _cancel_on_hang_up = CancelOnDrop(cancel.clone());
+                    blocking(&s, move |node| report::invoke(node, &call, cancel)).await
                 }
             }),
         )
@@ -208,4 +212,13 @@ fn error_response(error: &NodeError) -> Response {
     let status =
         StatusCode::from_u16(kind::http_status(kind)).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(body)).into_response()
+}
+
+/// Cancels a call when the request serving it is dropped before it answers.
+struct CancelOnDrop(spore_node::Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }

@@ -59,13 +59,13 @@ fn an_unbound_ability_is_refused_before_the_function_starts() {
     let spore = Spore::new();
     spore.publish("visits", Some("visits"));
     // The same defaults without a kv binding.
-    let without_kv = spore_node::config::DEFAULT_CONFIG.replace(
+    let without_kv = spore_node::config::default_config().replace(
         "[abilities.kv]\nprovider = \"kv\"\nnamespace = \"default\"\nmax_value_bytes = \"1MiB\"\n",
         "",
     );
     assert_ne!(
         without_kv,
-        spore_node::config::DEFAULT_CONFIG,
+        spore_node::config::default_config(),
         "the defaults changed; update this test"
     );
     spore.write_config(&without_kv);
@@ -193,7 +193,7 @@ fn call_recursion_stops_at_the_depth_limit() {
     // `depth`, and that level returns how deep it got.
     assert_eq!(spore.invoke(&format!("{caller}:depth"), &[&itself, "0"]), 8);
     spore.write_config(
-        &spore_node::config::DEFAULT_CONFIG.replace("call_depth = 8", "call_depth = 3"),
+        &spore_node::config::default_config().replace("call_depth = 8", "call_depth = 3"),
     );
     assert_eq!(spore.invoke(&format!("{caller}:depth"), &[&itself, "0"]), 3);
 }
@@ -295,7 +295,7 @@ fn a_wasm_handler_serves_kv_over_the_native_store_with_a_prefix() {
     // Any reference into the handler module will do: a name of one of its functions.
     spore.publish("kvprefix", Some("kvprefix"));
     spore.publish("visits", Some("visits"));
-    let handled = spore_node::config::DEFAULT_CONFIG.replace(
+    let handled = spore_node::config::default_config().replace(
         "[abilities.kv]\nprovider = \"kv\"\nnamespace = \"default\"\nmax_value_bytes = \"1MiB\"\n",
         "[abilities.kv]\nprovider = \"handler\"\nfunction = \"kvprefix.get\"\n[abilities.kv.uses.kv]\nprovider = \"kv\"\nnamespace = \"default\"\n",
     );
@@ -305,7 +305,7 @@ fn a_wasm_handler_serves_kv_over_the_native_store_with_a_prefix() {
     assert_eq!(spore.invoke("visits.count", &[r#""a""#]), 2);
 
     // Without the handler, the same store shows where the data really went.
-    spore.write_config(spore_node::config::DEFAULT_CONFIG);
+    spore.write_config(&spore_node::config::default_config());
     spore.publish("telemetry", Some("telemetry"));
     assert_eq!(spore.invoke("telemetry.load", &[r#""tenant/visits/a""#]), 2);
     assert_eq!(spore.invoke("visits.count", &[r#""a""#]), 0);
@@ -332,7 +332,7 @@ fn a_handler_that_traps_gives_the_caller_a_trap_error() {
 fn an_oversized_kv_value_is_refused_and_loses_nothing() {
     let spore = Spore::new();
     spore.write_config(
-        &spore_node::config::DEFAULT_CONFIG
+        &spore_node::config::default_config()
             .replace("max_value_bytes = \"1MiB\"", "max_value_bytes = \"1KiB\""),
     );
     spore.publish("telemetry", Some("telemetry"));

@@ -162,7 +162,7 @@ fn a_call_goes_to_the_node_that_binds_its_abilities() {
     let cloud = RunningNode::start(&[]);
     // The edge binds no kv.
     let edge_home = Spore::new();
-    edge_home.write_config(&spore_node::config::DEFAULT_CONFIG.replace(
+    edge_home.write_config(&spore_node::config::default_config().replace(
         "[abilities.kv]\nprovider = \"kv\"\nnamespace = \"default\"\nmax_value_bytes = \"1MiB\"\n",
         "",
     ));

@@ -80,14 +80,19 @@ fn inspect_shows_the_derived_manifest_and_names() {
     let hash = spore.publish("arith", Some("math"));
     let info = spore.run(&["--json", "inspect", "math.add"]).json();
     assert_eq!(info["manifest"]["module"], hash.as_str());
+    // Each function with its reach: arithmetic reaches no ability.
     assert_eq!(
         info["manifest"]["functions"],
-        serde_json::json!(["add", "div", "mul", "sub", "sum"])
+        serde_json::json!({"add": [], "div": [], "mul": [], "sub": [], "sum": []})
     );
     assert_eq!(info["manifest"]["imports"], serde_json::json!([]));
     assert_eq!(info["names"].as_array().unwrap().len(), 5);
     let text = spore.run(&["inspect", &hash[..10]]);
-    assert!(text.ok().contains("functions  add, div, mul, sub, sum"));
+    assert!(
+        text.ok()
+            .contains("functions  add (pure), div (pure), mul (pure), sub (pure), sum (pure)"),
+        "{text:?}"
+    );
 }
 
 #[test]

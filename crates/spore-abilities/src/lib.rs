@@ -17,13 +17,63 @@ pub use http::{HttpProvider, HttpSettings};
 pub use kv::{KvProvider, KvSettings};
 pub use process::{ProcessProvider, ProcessSettings};
 
-/// The built-in shapes: each ability's operations, as `spec/abilities.md` lists them.
-pub const BUILTIN_SHAPES: &[(&str, &[&str])] = &[
-    ("call", &["invoke"]),
-    ("clock", &["now"]),
-    ("config", &["get"]),
-    ("http", &["request"]),
-    ("kv", &["cas", "delete", "get", "list", "put"]),
-    ("log", &["debug", "error", "info", "warn"]),
-    ("random", &["bytes"]),
+/// A built-in ability: its name, its operations as `spec/abilities.md` lists them, and
+/// whether every node serves it (then it is never a reason to run a call elsewhere).
+#[derive(Debug, Clone, Copy)]
+pub struct Builtin {
+    pub name: &'static str,
+    pub operations: &'static [&'static str],
+    /// `call`, `clock`, `config`, `log` and `random` are bound on every node by default,
+    /// and what they give is local to the node; `kv` and `http` reach state or networks
+    /// that only some nodes have.
+    pub everywhere: bool,
+}
+
+/// Every built-in ability: the one list spore's other parts derive theirs from.
+pub const BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "call",
+        operations: &["invoke"],
+        everywhere: true,
+    },
+    Builtin {
+        name: "clock",
+        operations: &["now"],
+        everywhere: true,
+    },
+    Builtin {
+        name: "config",
+        operations: &["get"],
+        everywhere: true,
+    },
+    Builtin {
+        name: "http",
+        operations: &["request"],
+        everywhere: false,
+    },
+    Builtin {
+        name: "kv",
+        operations: &["cas", "delete", "get", "list", "put"],
+        everywhere: false,
+    },
+    Builtin {
+        name: "log",
+        operations: &["debug", "error", "info", "warn"],
+        everywhere: true,
+    },
+    Builtin {
+        name: "random",
+        operations: &["bytes"],
+        everywhere: true,
+    },
 ];
+
+/// The built-in ability called `name`, if there is one.
+pub fn builtin(name: &str) -> Option<&'static Builtin> {
+    BUILTINS.iter().find(|builtin| builtin.name == name)
+}
+
+/// Whether every node serves ability `name`, so that needing it never moves a call.
+pub fn is_everywhere(name: &str) -> bool {
+    builtin(name).is_some_and(|builtin| builtin.everywhere)
+}

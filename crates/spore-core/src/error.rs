@@ -106,6 +106,28 @@ impl ErrorKind {
     }
 }
 
+/// A failure as it travels between processes and nodes: the error record of
+/// `spec/errors.md`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// With [`ErrorKind::GuestError`]: the error value the function returned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<ciborium::Value>,
+}
+
+impl Failure {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            message: message.into(),
+            value: None,
+        }
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

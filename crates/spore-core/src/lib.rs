@@ -7,14 +7,20 @@
 //! inheriting any effect. Formats defined here are normative in `spec/`.
 
 pub mod abi;
+pub mod call;
 pub mod error;
 pub mod hash;
 pub mod manifest;
 pub mod name;
 pub mod reference;
+pub mod text;
 pub mod value;
 
-pub use error::ErrorKind;
+pub use call::{
+    Args, CallRequest, CallStats, Cancel, LoadSource, MAX_HOPS, MemoUse, Path, PathStep, Placement,
+    TraceId,
+};
+pub use error::{ErrorKind, Failure};
 pub use hash::{Hash, HashPrefix};
 pub use manifest::{ExportError, Import, Manifest, ModuleError};
 pub use name::Name;

@@ -53,7 +53,7 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), ValueError> {
     use ciborium::value::Value as V;
     match value {
         V::Array(items) => {
-            write_header(out, 4, items.len() as u64);
+            write_head(out, 4, items.len() as u64);
             for item in items {
                 write_canonical(item, out)?;
             }
@@ -69,14 +69,14 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), ValueError> {
             if encoded.windows(2).any(|pair| pair[0].0 == pair[1].0) {
                 return Err(ValueError::DuplicateKey);
             }
-            write_header(out, 5, encoded.len() as u64);
+            write_head(out, 5, encoded.len() as u64);
             for (key_bytes, val) in encoded {
                 out.extend_from_slice(&key_bytes);
                 write_canonical(val, out)?;
             }
         }
         V::Tag(tag, inner) => {
-            write_header(out, 6, *tag);
+            write_head(out, 6, *tag);
             write_canonical(inner, out)?;
         }
         // Scalars: ciborium already writes shortest-form integers, lengths and floats.
@@ -86,7 +86,9 @@ fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), ValueError> {
     Ok(())
 }
 
-fn write_header(out: &mut Vec<u8>, major: u8, arg: u64) {
+/// Writes a CBOR head: major type `major` (0 to 7) and argument `arg`, in its shortest
+/// form (RFC 8949 §3).
+pub fn write_head(out: &mut Vec<u8>, major: u8, arg: u64) {
     let major = major << 5;
     match arg {
         0..=23 => out.push(major | arg as u8),

@@ -82,6 +82,10 @@ fn manifest_vectors() {
             vector["module_hash"].as_str().unwrap()
         );
         let manifest = Manifest::derive(&module).unwrap();
+        for (function, reach) in vector["reach"].as_object().unwrap() {
+            let reach: Vec<String> = serde_json::from_value(reach.clone()).unwrap();
+            assert_eq!(manifest.reach(&function.parse().unwrap()), reach, "reach of {function}");
+        }
         let expected = unhex(vector["manifest_hex"].as_str().unwrap());
         assert_eq!(manifest.to_bytes(), expected, "canonical manifest bytes");
         assert_eq!(

@@ -93,3 +93,38 @@ pub enum FailureReason {
     #[error("protocol error: {0}")]
     Protocol(String),
 }
+
+impl MeshError {
+    /// The kind of failure (`spec/errors.md`).
+    pub fn kind(&self) -> spore_core::ErrorKind {
+        use spore_core::ErrorKind;
+        match self {
+            MeshError::Transport(_) | MeshError::Listen { .. } => ErrorKind::Internal,
+            MeshError::Unreachable { .. } | MeshError::ShutDown => ErrorKind::Unavailable,
+            MeshError::Deadline { .. } => ErrorKind::Timeout,
+            MeshError::FrameTooLarge { .. } => ErrorKind::TooLarge,
+            MeshError::Protocol { .. } => ErrorKind::Failed,
+        }
+    }
+}
+
+impl FetchError {
+    /// The kind of failure (`spec/errors.md`): a module no provider holds is not found;
+    /// one whose providers all failed otherwise is unavailable for now.
+    pub fn kind(&self) -> spore_core::ErrorKind {
+        use spore_core::ErrorKind;
+        match self {
+            FetchError::NoProviders { .. } => ErrorKind::NotFound,
+            FetchError::AllProvidersFailed { failures, .. }
+                if failures
+                    .iter()
+                    .all(|failure| failure.reason == FailureReason::NotFound) =>
+            {
+                ErrorKind::NotFound
+            }
+            FetchError::AllProvidersFailed { .. } | FetchError::ShutDown => ErrorKind::Unavailable,
+            FetchError::Deadline { .. } => ErrorKind::Timeout,
+            FetchError::HashMismatch { .. } => ErrorKind::Internal,
+        }
+    }
+}

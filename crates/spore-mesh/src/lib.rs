@@ -4,7 +4,7 @@
 //! A [`Mesh`] runs one libp2p swarm (TCP with noise and yamux, QUIC, identify, ping,
 //! Kademlia in server mode, optional mDNS, gossipsub) and spore's two stream protocols:
 //! `/spore/fetch/1`, which transfers a module in 1 MiB ranges that are each verified
-//! against the module hash with bao before they are kept, and `/spore/invoke/2`, which
+//! against the module hash with bao before they are kept, and `/spore/invoke/3`, which
 //! carries numbered invocations and their answers on one long-lived stream per peer. Every wait has a deadline, and
 //! [`Mesh::shutdown`] ends every task the mesh started.
 //!
@@ -26,6 +26,8 @@ mod invoke;
 mod mesh;
 mod streams;
 mod swarm;
+#[cfg(test)]
+mod testing;
 mod verify;
 mod wire;
 
@@ -37,7 +39,8 @@ pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 pub use error::{FailureReason, FetchError, MeshError, ProviderFailure};
 pub use fetch::Fetched;
 pub use mesh::Mesh;
-pub use wire::{InvokeRequest, InvokeResponse, PathStep, WireError};
+pub use spore_core::{CallRequest, Cancel, Failure, Path, PathStep};
+pub use wire::{InvokeResponse, Returned, WireError};
 
 /// How a node joins the mesh.
 pub struct MeshConfig {
@@ -84,18 +87,15 @@ pub trait MeshHost: Send + Sync + 'static {
     fn module_bytes(&self, hash: &spore_core::Hash) -> Option<Vec<u8>>;
     /// Every module hash this node holds (announced at start).
     fn module_hashes(&self) -> Vec<spore_core::Hash>;
-    /// Runs an invocation a peer sent (`spec/wire.md`, `/spore/invoke/2`).
-    fn invoke(&self, request: InvokeRequest, from: PeerId) -> InvokeResponse;
-    /// Answers an invocation at once when the host knows it will neither block nor run
-    /// for more than a few milliseconds; otherwise hands the request back, and the mesh
-    /// calls [`MeshHost::invoke`] where blocking is allowed. It is called on the mesh's
-    /// own threads: handing a call to the blocking pool costs two thread wake-ups, most
-    /// of a remote round trip for a short call.
-    fn invoke_now(
-        &self,
-        request: InvokeRequest,
-        from: PeerId,
-    ) -> Result<InvokeResponse, InvokeRequest> {
+    /// Runs a call a peer sent (`spec/wire.md`, `/spore/invoke/3`). `cancel` is set
+    /// when the peer stops waiting for it (its stream closed).
+    fn invoke(&self, request: CallRequest, from: PeerId, cancel: Cancel) -> InvokeResponse;
+    /// Answers a call at once when the host knows it will neither block nor run for more
+    /// than a few milliseconds; otherwise hands the request back, and the mesh calls
+    /// [`MeshHost::invoke`] where blocking is allowed. It is called on the mesh's own
+    /// threads: handing a call to the blocking pool costs two thread wake-ups, most of a
+    /// remote round trip for a short call.
+    fn invoke_now(&self, request: CallRequest, from: PeerId) -> Result<InvokeResponse, CallRequest> {
         let _ = from;
         Err(request)
     }

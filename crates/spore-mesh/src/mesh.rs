@@ -18,7 +18,8 @@ use crate::fetch::{Candidates, Fetched, ServeCache};
 use crate::invoke::Channels;
 use crate::streams::{Control, Inbound};
 use crate::swarm::{Command, SwarmTask};
-use crate::wire::{FETCH_PROTOCOL, INVOKE_PROTOCOL, InvokeRequest, InvokeResponse};
+use crate::wire::{FETCH_PROTOCOL, INVOKE_PROTOCOL, InvokeResponse};
+use spore_core::CallRequest;
 use crate::{MeshConfig, MeshHost, MeshTuning};
 
 /// How long `start` waits for the listeners to bind.
@@ -227,18 +228,17 @@ impl Mesh {
         Ok(peers)
     }
 
-    /// Sends `request` to `peer` (dialing it if needed) and waits for its response. Calls
-    /// to one peer share one stream, opened by the first.
+    /// Sends `request` to `peer` (dialing it if needed) and waits for its answer until the
+    /// request's deadline. Calls to one peer share one stream, opened by the first.
     pub async fn invoke(
         &self,
         peer: PeerId,
-        request: InvokeRequest,
-        deadline: Instant,
+        request: &CallRequest,
     ) -> Result<InvokeResponse, MeshError> {
         if *self.inner.shutdown.borrow() {
             return Err(MeshError::ShutDown);
         }
-        self.inner.channels.invoke(peer, request, deadline).await
+        self.inner.channels.invoke(peer, request).await
     }
 
     /// Stops the swarm and both servers, closing every connection. Calls and fetches
@@ -327,7 +327,9 @@ mod tests {
     use futures::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::{Keypair, MeshConfig, PathStep};
+    use crate::testing::{echo, echo_request};
+    use crate::{Keypair, MeshConfig};
+    use spore_core::Cancel;
 
     /// Holds one module and echoes invocations.
     struct OneModule(Vec<u8>);
@@ -339,15 +341,8 @@ mod tests {
         fn module_hashes(&self) -> Vec<spore_core::Hash> {
             vec![spore_core::Hash::of(&self.0)]
         }
-        fn invoke(&self, request: InvokeRequest, _: PeerId) -> InvokeResponse {
-            InvokeResponse {
-                result: Ok(request.args),
-                path: vec![PathStep {
-                    node: "server".into(),
-                    step: "run".into(),
-                    micros: 1,
-                }],
-            }
+        fn invoke(&self, request: CallRequest, _: PeerId, _: Cancel) -> InvokeResponse {
+            echo(&request, "run")
         }
     }
 
@@ -402,23 +397,14 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         let fetched = client.fetch(hash, deadline).await.unwrap();
         assert!(fetched.bytes == module);
-        let request = InvokeRequest {
-            function: format!("{hash}:main"),
-            args: vec![0x80],
-            trace: "t".into(),
-            deadline_ms: 1000,
-            hops: 0,
-        };
-        let response = client
-            .invoke(server.peer_id(), request.clone(), deadline)
-            .await
-            .unwrap();
-        assert_eq!(response.result, Ok(vec![0x80]));
+        let request = echo_request(hash, &[0x80], Duration::from_secs(1));
+        let response = client.invoke(server.peer_id(), &request).await.unwrap();
+        assert_eq!(response.result.unwrap().value, vec![0x80]);
 
         // Past the hop limit, the mesh refuses the call before the host sees it.
-        let forwarded_too_often = InvokeRequest { hops: 5, ..request };
+        let forwarded_too_often = CallRequest { hops: 5, ..request };
         let response = client
-            .invoke(server.peer_id(), forwarded_too_often, deadline)
+            .invoke(server.peer_id(), &forwarded_too_often)
             .await
             .unwrap();
         assert_eq!(
@@ -429,17 +415,7 @@ mod tests {
         client.shutdown().await;
         server.shutdown().await;
         let err = client
-            .invoke(
-                server.peer_id(),
-                InvokeRequest {
-                    function: String::new(),
-                    args: Vec::new(),
-                    trace: String::new(),
-                    deadline_ms: 0,
-                    hops: 0,
-                },
-                deadline,
-            )
+            .invoke(server.peer_id(), &echo_request(hash, &[0x80], Duration::ZERO))
             .await
             .unwrap_err();
         assert!(matches!(err, MeshError::ShutDown), "{err}");

@@ -10,9 +10,10 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use spore_core::{CallStats, ErrorKind, Failure, MemoUse, Path};
 
 pub(crate) const FETCH_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/fetch/1");
-pub(crate) const INVOKE_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/invoke/2");
+pub(crate) const INVOKE_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/invoke/3");
 
 /// The largest range a fetch request may ask for.
 pub(crate) const MAX_RANGE_LEN: u64 = 2 << 20;
@@ -245,61 +246,61 @@ fn canonical_slice(body: &[u8]) -> Option<std::ops::Range<usize>> {
     (body.len().checked_sub(start)? as u64 == len).then_some(start..body.len())
 }
 
-/// `/spore/invoke/2` request (the `message` of a numbered call frame).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InvokeRequest {
-    /// `hash:export`, always with a full hash: names never travel.
-    pub function: String,
-    /// The canonical CBOR argument array.
-    #[serde(with = "serde_bytes")]
-    pub args: Vec<u8>,
-    /// The caller's trace id.
-    pub trace: String,
-    /// The caller's remaining deadline; the callee never runs longer.
-    pub deadline_ms: u64,
-    /// How many times this call has been forwarded.
-    pub hops: u32,
-}
+/// At most this many calls' worth of forwarding: a call is refused past
+/// [`spore_core::MAX_HOPS`] hops before the host sees it.
+pub(crate) use spore_core::MAX_HOPS;
 
-/// At most this many forwards per call (`spec/wire.md`).
-pub(crate) const MAX_HOPS: u32 = 4;
-
-/// `/spore/invoke/2` response (the `message` of a numbered answer frame). On the wire it is one map: `{ok: bytes, path}` or
+/// `/spore/invoke/3` answer (the `message` of a numbered answer frame). On the wire it
+/// is one map: `{ok: {value, memo, effectful, stats?}, path}` or
 /// `{error: {kind, message, value?}, path}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(into = "InvokeResponseWire", try_from = "InvokeResponseWire")]
 pub struct InvokeResponse {
-    /// The CBOR result, or why there is none.
-    pub result: Result<Vec<u8>, WireError>,
+    /// What the call returned, or why it did not.
+    pub result: Result<Returned, Failure>,
     /// Where the call ran, what was fetched from whom and what was compiled, in order.
-    pub path: Vec<PathStep>,
+    pub path: Path,
+}
+
+/// A call that returned, as it travels back: the result and how it was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Returned {
+    /// The result value, one CBOR data item.
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
+    pub memo: MemoUse,
+    /// Whether the call could have had effects (then it was not memoized).
+    pub effectful: bool,
+    /// Where the time went, when the function ran (not for a memo hit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<CallStats>,
 }
 
 impl InvokeResponse {
     /// A failure with no path, for errors found before anything ran.
-    pub fn error(kind: spore_core::ErrorKind, message: impl Into<String>) -> Self {
+    pub fn error(kind: ErrorKind, message: impl Into<String>) -> Self {
         InvokeResponse {
-            result: Err(WireError::new(kind, message)),
-            path: Vec::new(),
+            result: Err(Failure::new(kind, message)),
+            path: Path::new(),
         }
     }
 }
 
 #[derive(Serialize, Deserialize)]
 struct InvokeResponseWire {
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
-    ok: Option<Vec<u8>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<WireError>,
+    ok: Option<Returned>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<Failure>,
     #[serde(default)]
-    path: Vec<PathStep>,
+    path: Path,
 }
 
 impl From<InvokeResponse> for InvokeResponseWire {
     fn from(response: InvokeResponse) -> Self {
         let (ok, error) = match response.result {
-            Ok(value) => (Some(value), None),
-            Err(error) => (None, Some(error)),
+            Ok(returned) => (Some(returned), None),
+            Err(failure) => (None, Some(failure)),
         };
         InvokeResponseWire {
             ok,
@@ -314,9 +315,9 @@ impl TryFrom<InvokeResponseWire> for InvokeResponse {
 
     fn try_from(wire: InvokeResponseWire) -> Result<Self, Self::Error> {
         let result = match (wire.ok, wire.error) {
-            (Some(value), None) => Ok(value),
-            (None, Some(error)) => Err(error),
-            _ => return Err("an invoke response holds exactly one of `ok` and `error`"),
+            (Some(returned), None) => Ok(returned),
+            (None, Some(failure)) => Err(failure),
+            _ => return Err("an invoke answer holds exactly one of `ok` and `error`"),
         };
         Ok(InvokeResponse {
             result,
@@ -325,41 +326,8 @@ impl TryFrom<InvokeResponseWire> for InvokeResponse {
     }
 }
 
-/// An error as it travels: `{kind, message, value?}` with the kinds of
-/// `spec/abilities.md` plus `unbound` and `unreachable`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireError {
-    pub kind: spore_core::ErrorKind,
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
-    pub value: Option<Vec<u8>>,
-}
-
-impl WireError {
-    pub fn new(kind: spore_core::ErrorKind, message: impl Into<String>) -> Self {
-        WireError {
-            kind,
-            message: message.into(),
-            value: None,
-        }
-    }
-}
-
-impl std::fmt::Display for WireError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)
-    }
-}
-
-/// One step of an invocation's path (`--explain`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PathStep {
-    /// The peer id of the node that took the step.
-    pub node: String,
-    /// What it did, e.g. `run`, `fetch <hash> from <peer>`, `compile <hash>`.
-    pub step: String,
-    pub micros: u64,
-}
+/// An error as it travels: the error record of `spec/errors.md`.
+pub type WireError = Failure;
 
 #[cfg(test)]
 mod tests {
@@ -385,26 +353,41 @@ mod tests {
             .map(|(_, v)| v)
     }
 
+    fn ran_step() -> Path {
+        let mut path = Path::new();
+        path.push(spore_core::PathStep {
+            node: "n".into(),
+            step: "run".into(),
+            micros: 7,
+        });
+        path
+    }
+
     #[test]
     fn invoke_response_is_ok_or_error_plus_path_on_the_wire() {
         let ok = InvokeResponse {
-            result: Ok(vec![0x82, 1, 2]),
-            path: vec![PathStep {
-                node: "n".into(),
-                step: "run".into(),
-                micros: 7,
-            }],
+            result: Ok(Returned {
+                value: vec![0x82, 1, 2],
+                memo: MemoUse::Stored,
+                effectful: false,
+                stats: None,
+            }),
+            path: ran_step(),
         };
         let value = as_cbor_value(&ok);
+        let returned = key(&value, "ok").unwrap();
         assert_eq!(
-            key(&value, "ok").unwrap().as_bytes().unwrap(),
+            key(returned, "value").unwrap().as_bytes().unwrap(),
             &[0x82, 1, 2]
         );
+        assert_eq!(key(returned, "memo").unwrap().as_text(), Some("stored"));
+        assert!(key(returned, "stats").is_none());
         assert!(key(&value, "error").is_none());
-        assert_eq!(key(&value, "path").unwrap().as_array().unwrap().len(), 1);
+        let path = key(&value, "path").unwrap();
+        assert_eq!(key(path, "steps").unwrap().as_array().unwrap().len(), 1);
         assert_eq!(roundtrip(&ok), ok);
 
-        let err = InvokeResponse::error(spore_core::ErrorKind::Unbound, "no node serves `kv`");
+        let err = InvokeResponse::error(ErrorKind::Unbound, "no node serves `kv`");
         let value = as_cbor_value(&err);
         assert!(key(&value, "ok").is_none());
         let error = key(&value, "error").unwrap();
@@ -416,30 +399,15 @@ mod tests {
     #[test]
     fn invoke_response_with_neither_ok_nor_error_is_refused() {
         let mut bytes = Vec::new();
-        let path: Vec<PathStep> = Vec::new();
         ciborium::into_writer(
             &ciborium::Value::Map(vec![(
                 "path".into(),
-                ciborium::Value::serialized(&path).unwrap(),
+                ciborium::Value::serialized(&Path::new()).unwrap(),
             )]),
             &mut bytes,
         )
         .unwrap();
         assert!(ciborium::from_reader::<InvokeResponse, _>(bytes.as_slice()).is_err());
-    }
-
-    #[test]
-    fn invoke_request_args_are_cbor_bytes() {
-        let request = InvokeRequest {
-            function: format!("{}:main", spore_core::Hash::of(b"m")),
-            args: vec![0x80],
-            trace: "t1".into(),
-            deadline_ms: 1000,
-            hops: 0,
-        };
-        let value = as_cbor_value(&request);
-        assert!(key(&value, "args").unwrap().is_bytes());
-        assert_eq!(roundtrip(&request), request);
     }
 
     #[test]
@@ -527,6 +495,7 @@ mod tests {
     /// code writes, and it reads them back to the same messages.
     mod vectors {
         use super::*;
+        use spore_core::{Args, CallRequest, Placement};
 
         fn unhex(text: &serde_json::Value) -> Vec<u8> {
             let text = text.as_str().expect("a hex string");
@@ -542,6 +511,10 @@ mod tests {
 
         fn uint(value: &serde_json::Value) -> u64 {
             value.as_u64().expect("an unsigned integer")
+        }
+
+        fn path(value: &serde_json::Value) -> Path {
+            serde_json::from_value(value.clone()).expect("a path")
         }
 
         async fn agrees<T>(message: &T, frame: &serde_json::Value)
@@ -560,35 +533,64 @@ mod tests {
             assert_eq!(&read, message);
         }
 
+        /// A call's deadline travels as the time left when it was written, so the frame
+        /// written again a moment later may say a millisecond or so less: everything else
+        /// must be the same bytes.
+        async fn call_agrees(v: &serde_json::Value) {
+            let frame = unhex(&v["frame"]);
+            let read: Numbered<CallRequest> = read_frame(&mut frame.as_slice(), INVOKE_FRAME_LIMIT)
+                .await
+                .unwrap();
+            assert_eq!(read.id, uint(&v["id"]));
+            let call = &read.message;
+            assert_eq!(call.function.to_string(), text(&v["function"]));
+            assert_eq!(call.args, Args::from_bytes(unhex(&v["args"])));
+            assert_eq!(call.memory_bytes, uint(&v["memory_bytes"]));
+            assert_eq!(call.memo, v["memo"].as_bool().unwrap());
+            let placement: Placement = serde_json::from_value(v["placement"].clone()).unwrap();
+            assert_eq!(call.placement, placement);
+            assert_eq!(u64::from(call.hops), uint(&v["hops"]));
+            assert_eq!(call.trace.to_string(), text(&v["trace"]));
+            let left = call.remaining().as_millis() as u64;
+            let sent = uint(&v["deadline_ms"]);
+            assert!(left <= sent && left + 1000 > sent, "{left} ms left of {sent}");
+
+            let mut written = Vec::new();
+            write_frame(&mut written, &read, INVOKE_FRAME_LIMIT)
+                .await
+                .unwrap();
+            let as_value = |bytes: &[u8]| {
+                let mut value: ciborium::Value = ciborium::from_reader(&bytes[4..]).unwrap();
+                let message = value.as_map_mut().unwrap()[1].1.as_map_mut().unwrap();
+                for (key, deadline) in message.iter_mut() {
+                    if key.as_text() == Some("deadline_ms") {
+                        *deadline = 0.into();
+                    }
+                }
+                value
+            };
+            assert_eq!(as_value(&written), as_value(&frame));
+        }
+
         #[tokio::test]
         async fn frames_are_those_of_the_spec() {
             let doc: serde_json::Value =
                 serde_json::from_str(include_str!("../../../spec/vectors/wire.json")).unwrap();
 
-            let v = &doc["invoke_call"];
-            let call = Numbered {
-                id: uint(&v["id"]),
-                message: InvokeRequest {
-                    function: text(&v["function"]),
-                    args: unhex(&v["args"]),
-                    trace: text(&v["trace"]),
-                    deadline_ms: uint(&v["deadline_ms"]),
-                    hops: uint(&v["hops"]) as u32,
-                },
-            };
-            agrees(&call, &v["frame"]).await;
+            call_agrees(&doc["invoke_call"]).await;
+            call_agrees(&doc["invoke_call_pinned"]).await;
 
             let v = &doc["invoke_answer_ok"];
-            let step = &v["path"][0];
             let ok = Numbered {
                 id: uint(&v["id"]),
                 message: InvokeResponse {
-                    result: Ok(unhex(&v["ok"])),
-                    path: vec![PathStep {
-                        node: text(&step["node"]),
-                        step: text(&step["step"]),
-                        micros: uint(&step["micros"]),
-                    }],
+                    result: Ok(Returned {
+                        value: unhex(&v["value"]),
+                        memo: serde_json::from_value(v["memo"].clone()).unwrap(),
+                        effectful: v["effectful"].as_bool().unwrap(),
+                        stats: Some(serde_json::from_value(v["stats"].clone()).unwrap()),
+                    }),
+                    path: path(&v["path"]),
                 },
             };
             agrees(&ok, &v["frame"]).await;
@@ -597,12 +599,12 @@ mod tests {
             let error = Numbered {
                 id: uint(&v["id"]),
                 message: InvokeResponse {
-                    result: Err(WireError {
-                        kind: spore_core::ErrorKind::from_name(&text(&v["kind"])),
+                    result: Err(Failure {
+                        kind: ErrorKind::from_name(&text(&v["kind"])),
                         message: text(&v["message"]),
-                        value: Some(unhex(&v["value"])),
+                        value: Some(spore_core::value::decode(&unhex(&v["value"])).unwrap()),
                     }),
-                    path: Vec::new(),
+                    path: path(&v["path"]),
                 },
             };
             agrees(&error, &v["frame"]).await;

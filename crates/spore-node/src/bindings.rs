@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 
 use ciborium::Value;
 use spore_abilities::{
-    BUILTIN_SHAPES, ClockProvider, ConfigProvider, HttpProvider, HttpSettings, KvProvider,
+    BUILTINS, ClockProvider, ConfigProvider, HttpProvider, HttpSettings, KvProvider,
     KvSettings, LogProvider, ProcessProvider, ProcessSettings, RandomProvider,
 };
 use spore_runtime::{AbilityContext, AbilityError, Bindings, ErrorKind, Provider};
 use spore_store::Codebase;
 
 use crate::NodeError;
-use crate::call::CallProvider;
+use crate::call_ability::CallProvider;
 use crate::config::{AbilityConfig, NodeConfig, ProviderConfig};
 use crate::handle::NodeHandle;
 use crate::handler::HandlerProvider;
@@ -23,12 +23,12 @@ use crate::handler::HandlerProvider;
 pub type Shapes = BTreeMap<String, BTreeSet<String>>;
 
 pub(crate) fn shapes(config: &NodeConfig) -> Shapes {
-    let mut shapes: Shapes = BUILTIN_SHAPES
+    let mut shapes: Shapes = BUILTINS
         .iter()
-        .map(|(ability, operations)| {
+        .map(|builtin| {
             (
-                ability.to_string(),
-                operations.iter().map(|o| o.to_string()).collect(),
+                builtin.name.to_owned(),
+                builtin.operations.iter().map(|o| o.to_string()).collect(),
             )
         })
         .collect();

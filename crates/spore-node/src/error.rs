@@ -1,7 +1,7 @@
 use crate::config::ConfigError;
 use spore_core::name::NameError;
 use spore_core::reference::RefParseError;
-use spore_core::{ErrorKind, ExportError, ModuleError, Name};
+use spore_core::{ErrorKind, ExportError, Failure, ModuleError, Name};
 use spore_runtime::{InvokeError, LoadError};
 use spore_store::StoreError;
 
@@ -32,9 +32,18 @@ pub enum NodeError {
     DanglingName { name: Name, target: String },
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// A failure in the mesh: fetching code, finding a peer, or a call that ran there.
-    #[error("{message}")]
-    Mesh { kind: ErrorKind, message: String },
+    /// The mesh failed: a peer could not be reached or answered late.
+    #[error(transparent)]
+    Mesh(#[from] spore_mesh::MeshError),
+    /// Code could not be fetched from the mesh.
+    #[error(transparent)]
+    Fetch(#[from] spore_mesh::FetchError),
+    /// No place to run the call: no peer binds what it needs, a bad or unreachable pin.
+    #[error("{0}")]
+    Placement(Failure),
+    /// The call failed on the peer it was forwarded to; the failure keeps its kind.
+    #[error("{} (on peer {peer})", failure.message)]
+    Remote { peer: String, failure: Failure },
     #[error("{file}: the binding of `{ability}` is invalid: {message}")]
     Binding {
         file: String,
@@ -68,13 +77,28 @@ impl NodeError {
                 ErrorKind::InvalidModule
             }
             NodeError::Config(_) | NodeError::Binding { .. } => ErrorKind::BadRequest,
-            NodeError::Mesh { kind, .. } => *kind,
+            NodeError::Mesh(mesh) => mesh.kind(),
+            NodeError::Fetch(fetch) => fetch.kind(),
+            NodeError::Placement(failure) | NodeError::Remote { failure, .. } => failure.kind,
             NodeError::Reference(_) | NodeError::Name(_) => ErrorKind::BadRequest,
             NodeError::Export(export) => spore_runtime::export_kind(export),
             NodeError::Store(store) => store.kind(),
             NodeError::Load(load) => load.kind(),
             NodeError::DanglingName { .. } => ErrorKind::NotFound,
             NodeError::Invoke(invoke) => invoke.kind(),
+        }
+    }
+
+    /// The error as it travels to a peer, the HTTP API or `--json` (`spec/errors.md`):
+    /// its kind, its message, and for a guest error the value the function returned.
+    pub fn to_failure(&self) -> Failure {
+        Failure {
+            kind: self.kind(),
+            message: self.to_string(),
+            value: match self {
+                NodeError::Invoke(InvokeError::Guest { error, .. }) => Some(error.clone()),
+                _ => None,
+            },
         }
     }
 }

@@ -6,12 +6,11 @@ use std::sync::{Arc, OnceLock};
 use ciborium::Value;
 use spore_core::ExportName;
 use spore_runtime::{
-    AbilityContext, AbilityError, Bindings, CallEnv, ErrorKind, InvokeError, Limits, Provider,
-    field,
+    AbilityContext, AbilityError, Bindings, CallEnv, ErrorKind, InvokeError, Provider, field,
 };
 
+use crate::NodeError;
 use crate::handle::NodeHandle;
-use crate::{InvokeOptions, NodeError};
 
 pub(crate) struct HandlerProvider {
     pub(crate) node: NodeHandle,
@@ -69,6 +68,8 @@ impl Provider for HandlerProvider {
                 self.ability, self.function
             ))
         })?;
+        let args = spore_core::Args::encode(std::slice::from_ref(&request))
+            .map_err(|e| AbilityError::bad_request(format!("the request does not encode: {e}")))?;
         let export: ExportName = operation
             .parse()
             .map_err(|_| unavailable(format!("`{operation}` cannot be a handler export")))?;
@@ -88,18 +89,23 @@ impl Provider for HandlerProvider {
                 ),
             ));
         }
-        let options = InvokeOptions {
-            limits: Limits {
-                deadline: cx.remaining(),
-                memory_bytes: node.default_limits().memory_bytes,
-            },
+        // The handler runs within the caller's deadline and is stopped with it; what it
+        // returns is the operation's response, never a memoized one.
+        let request = spore_core::CallRequest {
+            deadline: cx.deadline,
+            trace: cx.trace,
             memo: false,
+            placement: spore_core::Placement::Local,
+            ..node.request(function, args)
         };
         let env = CallEnv {
             bindings: env,
             depth: cx.depth + 1,
+            cancel: cx.cancel.clone(),
         };
-        match node.invoke_in(&function, &[request], &options, &env) {
+        let called = node.call_in(request, &env);
+        cx.record_nested(called.path);
+        match called.result {
             Ok(outcome) => Ok(outcome.value),
             // A handler reports an operation's failure by returning an error value; when
             // it is shaped like an ability error (a text `kind` and a text `message`), its
@@ -119,7 +125,7 @@ impl Provider for HandlerProvider {
                     value: Some(error),
                 })
             }
-            Err(other) => Err(crate::call::invoke_error(other)),
+            Err(other) => Err(crate::call_ability::invoke_error(other)),
         }
     }
 

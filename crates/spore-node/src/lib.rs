@@ -6,28 +6,31 @@
 //! output formats: it takes and returns typed values.
 
 mod bindings;
-mod call;
+mod call_ability;
+mod calling;
 pub mod config;
 mod error;
 mod handle;
 mod handler;
 mod home;
+mod host;
 mod memo;
 mod node;
 mod placement;
 mod size;
 
 pub use bindings::Shapes;
+pub use calling::{Called, Outcome};
 pub use config::{ConfigError, NodeConfig};
 pub use error::NodeError;
 pub use home::Home;
-pub use node::{AbilityInfo, InvokeOptions, MemoUse, ModuleInfo, Node, Outcome, Published};
-pub use placement::{MAX_HOPS, NodeHost, Placed, Placement};
-pub use size::parse_size;
-pub use spore_core::ErrorKind;
-pub use spore_mesh::{self as mesh, PathStep, PeerId};
-
-pub use spore_runtime::{
-    CallEnv, CallStats, Invocation, InvokeError, Limits, LoadSource, RuntimeConfig,
+pub use host::NodeHost;
+pub use node::{AbilityInfo, ModuleInfo, Node, Published};
+pub use size::{check_memory, format_size, parse_size};
+pub use spore_core::{
+    Args, CallRequest, CallStats, Cancel, ErrorKind, Failure, LoadSource, MAX_HOPS, MemoUse, Path,
+    PathStep, Placement, TraceId,
 };
+pub use spore_mesh::{self as mesh, PeerId};
+pub use spore_runtime::{CallEnv, Invocation, InvokeError, Limits, RuntimeConfig};
 pub use spore_store::{NameEntry, NameEvent};

@@ -1,17 +1,20 @@
 //! Memoization of pure functions: the key of a call and the stored form of its outcome.
 
 use ciborium::Value;
-use spore_core::{FunctionRef, Hash, value};
+use spore_core::{CallRequest, FunctionRef, Hash, value};
 
-/// The memo key of calling `function` with `args`: the function reference and the
-/// canonical encoding of the arguments, hashed. Equal values give equal keys.
-pub(crate) fn key(function: &FunctionRef, args: &[Value]) -> Option<Hash> {
-    let args = value::encode_canonical(&Value::Array(args.to_vec())).ok()?;
+/// The memo key of `request` calling `function`: the function reference, every limit that
+/// can change what a call returns (the memory cap: a function may behave differently
+/// when it is refused memory), and the arguments as they were encoded (canonically, when
+/// spore encoded them), hashed. Equal calls give equal keys; the deadline is not part of
+/// it, since a call that runs out of time returns nothing to remember.
+pub(crate) fn key(function: &FunctionRef, request: &CallRequest) -> Hash {
     let mut hasher = blake3::Hasher::new();
     hasher.update(function.to_string().as_bytes());
     hasher.update(&[0]);
-    hasher.update(&args);
-    Some(Hash::from_bytes(*hasher.finalize().as_bytes()))
+    hasher.update(&request.memory_bytes.to_le_bytes());
+    hasher.update(request.args.as_bytes());
+    Hash::from_bytes(*hasher.finalize().as_bytes())
 }
 
 /// A stored outcome: a status byte (0 returned, 1 returned an error) and canonical CBOR.

@@ -1,19 +1,17 @@
 //! The node's operations.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use ciborium::Value;
 use serde::{Deserialize, Serialize};
-use spore_core::{ExportName, FunctionRef, Hash, Manifest, Name, RefText};
-use spore_runtime::{
-    Bindings, CallEnv, CallStats, InvokeError, Limits, LoadSource, Runtime, RuntimeConfig,
-};
+use spore_core::{Args, CallRequest, ExportName, FunctionRef, Hash, Manifest, Name, RefText, TraceId};
+use spore_runtime::{Bindings, Limits, LoadSource, Runtime, RuntimeConfig};
 use spore_store::{Codebase, NameEntry, StoreError};
 
 use crate::bindings::{self, Shapes};
 use crate::config::NodeConfig;
 use crate::handle::NodeHandle;
-use crate::{Home, NodeError, memo};
+use crate::{Home, NodeError};
 
 /// One home's codebase, runtime, configuration and ability bindings.
 pub struct Node {
@@ -24,39 +22,6 @@ pub struct Node {
     pub(crate) bindings: Arc<Bindings>,
     shapes: Shapes,
     pub(crate) mesh: std::sync::OnceLock<crate::placement::MeshLink>,
-}
-
-/// How to run one call.
-#[derive(Debug, Clone, Copy)]
-pub struct InvokeOptions {
-    pub limits: Limits,
-    /// Whether a memoized result may be used (and a new one stored).
-    pub memo: bool,
-}
-
-/// A finished call, run now or answered from the memo.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub function: FunctionRef,
-    pub value: Value,
-    pub memo: MemoUse,
-    /// Where the time went, when the function ran.
-    pub stats: Option<CallStats>,
-    /// Whether the call had effects (then it was not memoized).
-    pub effectful: bool,
-}
-
-/// What memoization did for a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MemoUse {
-    /// The result came from the memo; the function did not run.
-    Hit,
-    /// The function ran and its result was memoized.
-    Stored,
-    /// The function ran and its result was not memoized (effectful, too large, or
-    /// memoization was off for this call).
-    Skipped,
 }
 
 /// One ability as this node knows it.
@@ -162,7 +127,7 @@ impl Node {
         let compiled = self.runtime.precompile(&manifest.module)?;
         let mut names = Vec::new();
         if let Some(name) = name {
-            for function in &manifest.functions {
+            for function in manifest.function_names() {
                 let full_name = if manifest.functions.len() == 1 {
                     name.clone()
                 } else {
@@ -246,95 +211,41 @@ impl Node {
         Ok(self.codebase.manifest(module)?)
     }
 
-    /// Runs a function with this node's bindings, or answers from the memo.
-    pub fn invoke(
-        &self,
-        function: &FunctionRef,
-        args: &[Value],
-        options: &InvokeOptions,
-    ) -> Result<Outcome, NodeError> {
-        let env = CallEnv {
-            bindings: self.bindings.clone(),
-            depth: 0,
-        };
-        self.invoke_in(function, args, options, &env)
+    /// What a person typed, resolved once into the function a call names: a name gives
+    /// its target, a hash prefix the one module here it starts, and a full hash itself,
+    /// whether this node holds the module or not (calling it fetches it). A 64-hex text
+    /// is always a hash (`spec/hashes.md`): names cannot look like one.
+    pub fn function_ref(&self, text: &str) -> Result<FunctionRef, NodeError> {
+        if let Ok(RefText::Hash { prefix, export }) = text.parse::<RefText>()
+            && let Some(module) = prefix.as_full()
+        {
+            return Ok(FunctionRef { module, export });
+        }
+        let (module, export) = self.locate(text)?;
+        Ok(FunctionRef { module, export })
     }
 
-    /// Runs a function in a given environment (a `call` or a handler's); pure functions
-    /// are answered from, and recorded in, the memo.
-    pub(crate) fn invoke_in(
-        &self,
-        function: &FunctionRef,
-        args: &[Value],
-        options: &InvokeOptions,
-        env: &CallEnv,
-    ) -> Result<Outcome, NodeError> {
-        let manifest = self.runtime.manifest(&function.module)?;
-        let function = FunctionRef::new(
-            function.module,
-            manifest.resolve_export(function.export.as_ref())?,
-        );
-        // Only modules that can do nothing but compute (or call) may be memoized; whether
-        // a given run was pure is known only after it (`Invocation::effectful`).
-        let no_imports = manifest.imports.is_empty();
-        let memo_key = (options.memo
-            && self.config.memo
-            && manifest.imports.iter().all(|i| i.ability == "call"))
-        .then(|| memo::key(&function, args))
-        .flatten();
-        if let Some(key) = &memo_key
-            && let Some(entry) = self.codebase.memo_get(key)?
-            && let Some(outcome) = memo::decode(&entry)
-        {
-            tracing::debug!(%function, "memo hit");
-            return match outcome {
-                Ok(value) => Ok(Outcome {
-                    function,
-                    value,
-                    memo: MemoUse::Hit,
-                    stats: None,
-                    effectful: false,
-                }),
-                Err(error) => Err(NodeError::Invoke(InvokeError::Guest { function, error })),
-            };
-        }
-        let result = self.runtime.invoke(&function, args, &options.limits, env);
-        let remember = |outcome: Result<&Value, &Value>| -> Result<MemoUse, NodeError> {
-            let Some(key) = &memo_key else {
-                return Ok(MemoUse::Skipped);
-            };
-            match memo::encode(&outcome) {
-                Some(entry) if entry.len() as u64 <= self.config.memo_max_result_bytes => {
-                    self.codebase.memo_put(key, &entry)?;
-                    Ok(MemoUse::Stored)
-                }
-                _ => Ok(MemoUse::Skipped),
-            }
-        };
-        match result {
-            Ok(invocation) => {
-                let memo = if invocation.effectful {
-                    MemoUse::Skipped
-                } else {
-                    remember(Ok(&invocation.value))?
-                };
-                Ok(Outcome {
-                    function: invocation.function,
-                    value: invocation.value,
-                    memo,
-                    stats: Some(invocation.stats),
-                    effectful: invocation.effectful,
-                })
-            }
-            // A returned error is as deterministic as a result, but only a module with no
-            // imports at all is known to have been pure when it fails.
-            Err(InvokeError::Guest { function, error }) => {
-                if no_imports {
-                    remember(Err(&error))?;
-                }
-                Err(NodeError::Invoke(InvokeError::Guest { function, error }))
-            }
-            Err(other) => Err(other.into()),
+    /// A call of `function` with `args` as this node makes one by default: its deadline
+    /// and memory cap from the configuration, memoizable, placed anywhere, with a fresh
+    /// trace id.
+    pub fn request(&self, function: FunctionRef, args: Args) -> CallRequest {
+        let limits = self.default_limits();
+        CallRequest::new(
+            function,
+            args,
+            Instant::now() + limits.deadline,
+            limits.memory_bytes,
+            new_trace(),
+        )
+    }
+
+    /// The abilities `function` of `manifest` can reach: what must be bound for it to
+    /// run, what decides whether it is pure, and where it runs.
+    pub(crate) fn reach<'m>(&self, manifest: &'m Manifest, function: &FunctionRef) -> Vec<&'m str> {
+        match manifest.resolve_export(function.export.as_ref()) {
+            Ok(export) => manifest.reach(&export).iter().map(String::as_str).collect(),
+            // A reference to no function reaches nothing; running it fails by name.
+            Err(_) => Vec::new(),
         }
     }
 
@@ -415,4 +326,16 @@ impl Node {
             .collect();
         Ok((manifests.len(), failures))
     }
+}
+
+/// A fresh trace id: random, so that the calls of many nodes do not collide.
+pub(crate) fn new_trace() -> TraceId {
+    let mut bytes = [0u8; 16];
+    // Without the OS generator the id is still unique enough per process for logs.
+    if getrandom::fill(&mut bytes).is_err() {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        bytes[..8].copy_from_slice(&n.to_le_bytes());
+    }
+    TraceId::from_bytes(bytes)
 }

@@ -5,12 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use ciborium::Value;
-use spore_core::{ErrorKind, FunctionRef};
+use spore_core::{CallRequest, Cancel, ErrorKind, FunctionRef, Path, TraceId};
+
+use crate::CallEnv;
 
 /// Performs the operations of one ability for the functions of a node.
 ///
@@ -40,14 +42,36 @@ pub struct AbilityContext {
     pub deadline: Instant,
     /// How many `call`s deep this invocation is (0 for a call from outside).
     pub depth: u32,
+    /// The trace id of the call this invocation belongs to.
+    pub trace: TraceId,
+    /// Set when whoever waits for the call is gone; calls made on its behalf stop too.
+    pub cancel: Cancel,
     /// Set when the call did something whose result is not a function of its inputs.
-    pub(crate) effects: Arc<AtomicBool>,
+    effects: Arc<AtomicBool>,
+    /// The paths of calls made through `call`, for the caller's path.
+    nested: Arc<Mutex<Path>>,
+    /// Bytes the call may still write to the node's log.
+    log_left: Arc<AtomicUsize>,
+}
+
+/// How much one call may write to the node's log through `log`: enough for any
+/// diagnostic, and a guest in a loop cannot fill the disk or drown other calls' lines.
+pub const LOG_BYTES_PER_CALL: usize = 64 << 10;
+
+/// What a provider may do with a log line of some size ([`AbilityContext::log_allowance`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogAllowance {
+    /// Write it.
+    Write,
+    /// This line is the first over the call's budget: say once that the rest is dropped.
+    Exhausted,
+    /// Drop it silently; the budget was reported exhausted already.
+    Drop,
 }
 
 impl AbilityContext {
-    /// A context for serving `function`'s call, as the runtime makes one for each
-    /// invocation. Public for providers' own tests and for hosts that call providers
-    /// outside a Wasm call.
+    /// A context for serving `function`'s call outside a Wasm call: for providers' own
+    /// tests and for hosts that call providers directly.
     pub fn new(
         function: FunctionRef,
         invocation: u64,
@@ -59,7 +83,25 @@ impl AbilityContext {
             invocation,
             deadline,
             depth,
+            trace: TraceId::default(),
+            cancel: Cancel::new(),
             effects: Arc::new(AtomicBool::new(false)),
+            nested: Arc::default(),
+            log_left: Arc::new(AtomicUsize::new(LOG_BYTES_PER_CALL)),
+        }
+    }
+
+    /// The context of one invocation of `function` for `request` in `env`.
+    pub(crate) fn for_call(
+        function: FunctionRef,
+        invocation: u64,
+        request: &CallRequest,
+        env: &CallEnv,
+    ) -> AbilityContext {
+        AbilityContext {
+            trace: request.trace,
+            cancel: env.cancel.clone(),
+            ..AbilityContext::new(function, invocation, request.deadline, env.depth)
         }
     }
 
@@ -78,6 +120,32 @@ impl AbilityContext {
     /// provider does it when the called function was itself effectful.
     pub fn mark_effectful(&self) {
         self.effects.store(true, Ordering::Relaxed);
+    }
+
+    /// Adds the path of a call made on this call's behalf to its own.
+    pub fn record_nested(&self, path: Path) {
+        self.nested
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(path);
+    }
+
+    pub(crate) fn take_nested(&self) -> Path {
+        std::mem::take(&mut *self.nested.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Takes `bytes` of the call's log budget ([`LOG_BYTES_PER_CALL`]).
+    pub fn log_allowance(&self, bytes: usize) -> LogAllowance {
+        let taken = self
+            .log_left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(bytes).or(if left > 0 { Some(0) } else { None })
+            });
+        match taken {
+            Ok(left) if left >= bytes => LogAllowance::Write,
+            Ok(_) => LogAllowance::Exhausted,
+            Err(_) => LogAllowance::Drop,
+        }
     }
 }
 
@@ -122,6 +190,23 @@ impl AbilityError {
             entries.push((Value::Text("value".into()), value.clone()));
         }
         Value::Map(entries)
+    }
+}
+
+/// What serves an ability that is not bound, for a function whose code cannot reach it:
+/// it is never called, and would refuse if it were.
+pub(crate) struct Unbound;
+
+impl Provider for Unbound {
+    fn call(&self, cx: &AbilityContext, _: &str, _: Value) -> Result<Value, AbilityError> {
+        Err(AbilityError::new(
+            ErrorKind::Unbound,
+            format!("{} reached an ability that is not bound here", cx.function),
+        ))
+    }
+
+    fn describe(&self) -> String {
+        "not bound".into()
     }
 }
 

@@ -1,4 +1,6 @@
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use spore_core::{Args, CallRequest, FunctionRef, TraceId};
 
 /// Limits on one call. Every call has all three; none is optional.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,12 +11,36 @@ pub struct Limits {
     pub memory_bytes: u64,
 }
 
+/// The limits of a call that asks for none (and the defaults of `config.toml`).
+pub const DEFAULT_LIMITS: Limits = Limits {
+    deadline: Duration::from_secs(10),
+    memory_bytes: 64 << 20,
+};
+
+/// The most linear memory any call may have: it sizes the pooling allocator's slots, and
+/// configuration and command line are checked against it. (A 32-bit memory could grow to
+/// 4 GiB; spore keeps the address space it reserves per instance to a quarter of that.)
+pub const MAX_MEMORY_BYTES: u64 = 1 << 30;
+
+/// The size of a WebAssembly page: the unit memories grow by.
+pub const WASM_PAGE_BYTES: u64 = 64 << 10;
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            deadline: Duration::from_secs(10),
-            memory_bytes: 64 << 20,
-        }
+        DEFAULT_LIMITS
+    }
+}
+
+impl Limits {
+    /// A call of `function` with `args` under these limits, its deadline counted from now.
+    pub fn request(&self, function: FunctionRef, args: Args) -> CallRequest {
+        CallRequest::new(
+            function,
+            args,
+            Instant::now() + self.deadline,
+            self.memory_bytes,
+            TraceId::default(),
+        )
     }
 }
 
@@ -38,7 +64,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             default_limits: Limits::default(),
             max_stack_bytes: 512 << 10,
-            max_memory_bytes: 1 << 30,
+            max_memory_bytes: MAX_MEMORY_BYTES,
             max_instances: 1000,
             epoch_tick: Duration::from_millis(5),
         }

@@ -45,10 +45,11 @@ pub enum InvokeError {
         reason: String,
         detail: Box<TrapDetail>,
     },
-    #[error("{function} ran past its deadline of {deadline:?} and was stopped")]
+    #[error("{function} ran past its deadline and was stopped after {ran:?}")]
     Timeout {
         function: FunctionRef,
-        deadline: Duration,
+        /// How long it had run (or been compiling) when it was stopped.
+        ran: Duration,
     },
     #[error(
         "{function} tried to grow its memory to {requested_bytes} bytes, over its limit of {limit_bytes} bytes, and was stopped"
@@ -63,6 +64,8 @@ pub enum InvokeError {
         function: FunctionRef,
         limit_bytes: usize,
     },
+    #[error("{function} was stopped: whoever waited for it is gone")]
+    Cancelled { function: FunctionRef },
     #[error("cannot start {function}: {message}")]
     Instantiate {
         function: FunctionRef,
@@ -127,7 +130,9 @@ impl InvokeError {
             InvokeError::Timeout { .. } => ErrorKind::Timeout,
             InvokeError::MemoryLimit { .. } => ErrorKind::MemoryLimit,
             InvokeError::StackOverflow { .. } => ErrorKind::StackOverflow,
-            InvokeError::Instantiate { .. } => ErrorKind::Unavailable,
+            InvokeError::Instantiate { .. } | InvokeError::Cancelled { .. } => {
+                ErrorKind::Unavailable
+            }
         }
     }
 }

@@ -1,23 +1,27 @@
 //! One call: a fresh instance, the arguments in, the result out, every limit enforced.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ciborium::Value;
 use spore_core::abi::{self, Status};
-use spore_core::{FunctionRef, value};
-use wasmtime::{Extern, Memory, ResourceLimiter, Store, Trap, TypedFunc, WasmBacktrace};
+use spore_core::{CallRequest, CallStats, Cancel, FunctionRef, Path, value};
+use wasmtime::{
+    Extern, Memory, ResourceLimiter, Store, Trap, TypedFunc, UpdateDeadline, WasmBacktrace,
+};
 
 use crate::ability::{AbilityContext, Bindings, Provider};
 use crate::error::TrapDetail;
-use crate::{InvokeError, Limits, LoadSource, LoadedModule, Runtime};
+use crate::{InvokeError, LoadedModule, Runtime};
 
-/// Where a call runs: the abilities bound for it and how deep in `call`s it is.
+/// Where a call runs: the abilities bound for it, how deep in `call`s it is, and the
+/// flag that stops it when its caller is gone.
 #[derive(Debug, Clone, Default)]
 pub struct CallEnv {
     pub bindings: Arc<Bindings>,
     pub depth: u32,
+    pub cancel: Cancel,
 }
 
 /// A finished call: the value the function returned and what it cost.
@@ -30,17 +34,8 @@ pub struct Invocation {
     /// Whether the call used an ability whose result is not a function of its inputs
     /// (anything but `call`s of pure functions). Only calls that were not may be memoized.
     pub effectful: bool,
-}
-
-/// Where the time went in one call.
-#[derive(Debug, Clone, Copy)]
-pub struct CallStats {
-    pub load_source: LoadSource,
-    pub load_time: Duration,
-    pub instantiate_time: Duration,
-    pub run_time: Duration,
-    /// Linear memory at the end of the call, in bytes.
-    pub memory_bytes: u64,
+    /// The paths of the calls it made through `call`, in order.
+    pub nested: Path,
 }
 
 /// What the host keeps for one call's store.
@@ -56,8 +51,9 @@ pub(crate) struct CallState {
 
 static INVOCATIONS: AtomicU64 = AtomicU64::new(1);
 
-/// Enforces the call's memory limit and remembers a refused growth, so that the trap
-/// that follows (Rust aborts when allocation fails) is reported as the limit it was.
+/// Enforces the call's memory limit: growing past it ends the call (`spec/abi.md`,
+/// "Limits"), rather than making `memory.grow` fail, so that no result can depend on the
+/// cap a call ran under. The refused size is kept for the report.
 struct MemoryCap {
     limit: usize,
     refused: Option<usize>,
@@ -75,7 +71,7 @@ impl ResourceLimiter for MemoryCap {
     ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.refused = Some(desired);
-            return Ok(false);
+            wasmtime::bail!("memory growth to {desired} bytes is over the call's cap");
         }
         Ok(true)
     }
@@ -91,26 +87,36 @@ impl ResourceLimiter for MemoryCap {
 }
 
 impl Runtime {
-    /// Calls `function` with `args` under `limits`, in a fresh instance, with the
-    /// abilities `env` binds. A function needing an ability `env` does not bind is
-    /// refused before it is instantiated.
-    #[tracing::instrument(skip_all, fields(function = %function, depth = env.depth))]
-    pub fn invoke(
-        &self,
-        function: &FunctionRef,
-        args: &[Value],
-        limits: &Limits,
-        env: &CallEnv,
-    ) -> Result<Invocation, InvokeError> {
-        let started = Instant::now();
-        let (loaded, load_source, load_time) = self.load(&function.module)?;
-        let export = loaded.manifest.resolve_export(function.export.as_ref())?;
-        let function = FunctionRef::new(function.module, export);
+    /// Runs `request` in a fresh instance, with the abilities `env` binds, until its
+    /// deadline or until `env.cancel` is set. A function needing an ability `env` does
+    /// not bind is refused before it is instantiated.
+    #[tracing::instrument(skip_all, fields(function = %request.function, trace = %request.trace, depth = env.depth))]
+    pub fn invoke(&self, request: &CallRequest, env: &CallEnv) -> Result<Invocation, InvokeError> {
+        let (loaded, load_source, load_time) = self.load(&request.function.module)?;
+        let export = loaded
+            .manifest
+            .resolve_export(request.function.export.as_ref())?;
+        let function = FunctionRef::new(request.function.module, export);
+        // Compiling may have used up the deadline; a call that can no longer finish in
+        // time does not start.
+        if request.remaining().is_zero() {
+            return Err(InvokeError::Timeout {
+                function,
+                ran: load_time,
+            });
+        }
+        // Deny by default, per function: every ability the function can reach must be
+        // bound. An import only its neighbours reach is linked to a provider that refuses,
+        // which the function's code cannot call (`spec/manifest.md`, "Reach").
+        let reach = loaded.manifest.reach(function.export.as_ref().expect("resolved"));
         let mut providers = Vec::new();
         let mut missing = Vec::new();
         for ability in loaded.manifest.abilities() {
             match env.bindings.get(ability) {
                 Some(provider) => providers.push(provider.clone()),
+                None if !reach.iter().any(|reached| reached == ability) => {
+                    providers.push(Arc::new(crate::ability::Unbound))
+                }
                 None => missing.push(ability.to_owned()),
             }
         }
@@ -121,31 +127,27 @@ impl Runtime {
                 origin: env.bindings.origin().to_owned(),
             });
         }
-        let context = Arc::new(AbilityContext {
-            function: function.clone(),
-            invocation: INVOCATIONS.fetch_add(1, Ordering::Relaxed),
-            deadline: started + limits.deadline,
-            depth: env.depth,
-            effects: Arc::new(AtomicBool::new(false)),
-        });
-        let args = value::encode_canonical(&Value::Array(args.to_vec())).map_err(|e| {
-            InvokeError::BadArguments {
-                function: function.clone(),
-                message: e.to_string(),
-            }
-        })?;
+        let context = Arc::new(AbilityContext::for_call(
+            function.clone(),
+            INVOCATIONS.fetch_add(1, Ordering::Relaxed),
+            request,
+            env,
+        ));
         let mut call = Call {
             runtime: self,
             loaded: &loaded,
             function,
-            limits: *limits,
+            request,
+            cancel: env.cancel.clone(),
+            started: Instant::now(),
         };
         let (value, instantiate_time, run_time, memory_bytes) =
-            call.run(&args, providers, context.clone())?;
+            call.run(request.args.as_bytes(), providers, context.clone())?;
         Ok(Invocation {
             function: call.function,
             value,
-            effectful: context.effects.load(Ordering::Relaxed),
+            effectful: context.is_effectful(),
+            nested: context.take_nested(),
             stats: CallStats {
                 load_source,
                 load_time,
@@ -161,7 +163,10 @@ struct Call<'a> {
     runtime: &'a Runtime,
     loaded: &'a LoadedModule,
     function: FunctionRef,
-    limits: Limits,
+    request: &'a CallRequest,
+    cancel: Cancel,
+    /// When the instance started being made: what a timeout reports having run for.
+    started: Instant,
 }
 
 impl Call<'_> {
@@ -176,7 +181,7 @@ impl Call<'_> {
             &self.runtime.engine,
             CallState {
                 limiter: MemoryCap {
-                    limit: usize::try_from(self.limits.memory_bytes).unwrap_or(usize::MAX),
+                    limit: usize::try_from(self.request.memory_bytes).unwrap_or(usize::MAX),
                     refused: None,
                 },
                 providers,
@@ -186,7 +191,7 @@ impl Call<'_> {
             },
         );
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(self.deadline_ticks());
+        self.watch_deadline(&mut store);
 
         let instance = self
             .loaded
@@ -227,10 +232,21 @@ impl Call<'_> {
         Ok((value, instantiate_time, run_time, memory_bytes))
     }
 
-    fn deadline_ticks(&self) -> u64 {
-        let tick = self.runtime.config.epoch_tick.as_nanos().max(1);
-        // One extra tick: the current epoch may be about to advance.
-        (self.limits.deadline.as_nanos().div_ceil(tick) as u64).saturating_add(1)
+    /// Looks at the clock and the cancel flag at every epoch tick. Counting ticks instead
+    /// would stretch the deadline whenever the ticker thread runs late (measured: a 5 s
+    /// deadline took 7.2 s with both cores busy); reading the clock keeps the overrun to
+    /// one tick after the deadline, however late the ticks come.
+    fn watch_deadline(&self, store: &mut Store<CallState>) {
+        let deadline = self.request.deadline;
+        let cancel = self.cancel.clone();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if cancel.is_cancelled() || Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Continue(1))
+            }
+        });
     }
 
     fn typed<P, R>(
@@ -265,7 +281,10 @@ impl Call<'_> {
             Status::BadArguments => Err(InvokeError::BadArguments {
                 function,
                 message: match value {
-                    Value::Text(text) => text,
+                    Value::Text(text) => {
+                        spore_core::text::printable(&text, spore_core::text::MAX_MESSAGE_BYTES)
+                            .into_owned()
+                    }
                     other => value::to_json(&other).to_string(),
                 },
             }),
@@ -283,14 +302,15 @@ impl Call<'_> {
         if let Some(requested) = store.data().limiter.refused {
             return InvokeError::MemoryLimit {
                 function,
-                limit_bytes: self.limits.memory_bytes,
+                limit_bytes: self.request.memory_bytes,
                 requested_bytes: requested as u64,
             };
         }
         match error.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) if self.cancel.is_cancelled() => InvokeError::Cancelled { function },
             Some(Trap::Interrupt) => InvokeError::Timeout {
                 function,
-                deadline: self.limits.deadline,
+                ran: self.started.elapsed(),
             },
             Some(Trap::StackOverflow) => InvokeError::StackOverflow {
                 function,
@@ -324,7 +344,11 @@ impl Call<'_> {
     ) -> Option<String> {
         let export = self.loaded.panic_message.as_ref()?;
         let func: TypedFunc<(), i64> = self.typed(store, instance, export).ok()?;
-        store.set_epoch_deadline(self.deadline_ticks());
+        // Within the call's own deadline: asking a trapped guest for its message must not
+        // buy it more time (the epoch callback set in `run` still applies).
+        if self.request.remaining().is_zero() {
+            return None;
+        }
         let packed = func.call(&mut *store, ()).ok()?;
         if packed == 0 {
             return None;
@@ -334,7 +358,8 @@ impl Call<'_> {
             _ => return None,
         };
         let bytes = read_buffer(&memory, store, packed)?;
-        Some(String::from_utf8_lossy(bytes).into_owned())
+        let message = String::from_utf8_lossy(bytes);
+        Some(spore_core::text::printable(&message, spore_core::text::MAX_MESSAGE_BYTES).into_owned())
     }
 
     fn abi(&self, reason: &str) -> InvokeError {

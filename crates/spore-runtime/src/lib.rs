@@ -14,12 +14,16 @@ mod error;
 mod invoke;
 mod loader;
 
-pub use ability::{AbilityContext, AbilityError, Bindings, Provider, field, text_field};
-pub use config::{Limits, RuntimeConfig};
+pub use ability::{
+    AbilityContext, AbilityError, Bindings, LOG_BYTES_PER_CALL, LogAllowance, Provider, field,
+    text_field,
+};
+pub use config::{DEFAULT_LIMITS, Limits, MAX_MEMORY_BYTES, RuntimeConfig, WASM_PAGE_BYTES};
 pub use engine::wasmtime_config;
 pub use error::{InvokeError, LoadError, TrapDetail, export_kind};
-pub use invoke::{CallEnv, CallStats, Invocation};
-pub use loader::{LoadSource, LoadedModule};
+pub use invoke::{CallEnv, Invocation};
+pub use spore_core::{CallStats, LoadSource};
+pub use loader::LoadedModule;
 pub use spore_core::ErrorKind;
 
 use std::collections::HashMap;

@@ -5,24 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use spore_core::{ExportName, Hash, Manifest, abi};
+use spore_core::{ExportName, Hash, LoadSource, Manifest, abi};
 use wasmtime::{InstancePre, Linker, Module, ModuleExport};
 
 use crate::invoke::CallState;
 use crate::{LoadError, Runtime};
-
-/// Where a loaded module came from, for `--explain` and the benchmarks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LoadSource {
-    /// Already loaded in this process.
-    Memory,
-    /// Deserialized from the codebase's compiled-artifact cache.
-    #[serde(rename = "cached")]
-    Artifact,
-    /// Compiled from Wasm just now.
-    Compiled,
-}
 
 /// A module ready to run: its manifest, its code, and pre-resolved exports.
 pub struct LoadedModule {
@@ -149,8 +136,7 @@ impl Runtime {
                 })
         };
         let functions = manifest
-            .functions
-            .iter()
+            .function_names()
             .map(|name| Ok((name.clone(), export(name.as_str())?)))
             .collect::<Result<_, LoadError>>()?;
         let memory = export(abi::MEMORY)?;

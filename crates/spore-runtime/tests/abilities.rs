@@ -66,12 +66,16 @@ fn setup() -> (tempfile::TempDir, Runtime, FunctionRef) {
     )
 }
 
+fn call(function: &FunctionRef, args: &[Value]) -> spore_core::CallRequest {
+    Limits::default().request(function.clone(), spore_core::Args::encode(args).unwrap())
+}
+
 fn env(echo: Arc<Echo>) -> CallEnv {
     let mut bindings = Bindings::new("the test's bindings");
     bindings.bind("echo", echo);
     CallEnv {
         bindings: Arc::new(bindings),
-        depth: 0,
+        ..CallEnv::default()
     }
 }
 
@@ -83,7 +87,7 @@ fn requests_reach_the_provider_and_responses_reach_the_guest() {
     });
     let args = [Value::Integer(1.into()), Value::Text("two".into())];
     let invocation = runtime
-        .invoke(&relay, &args, &Limits::default(), &env(echo.clone()))
+        .invoke(&call(&relay, &args), &env(echo.clone()))
         .unwrap();
     assert_eq!(invocation.value, Value::Array(args.to_vec()));
     assert!(
@@ -99,12 +103,7 @@ fn provider_errors_arrive_as_the_spec_error_map() {
     let echo = Arc::new(Echo {
         calls: AtomicU32::new(0),
     });
-    let result = runtime.invoke(
-        &relay,
-        &[Value::Text("fail".into())],
-        &Limits::default(),
-        &env(echo),
-    );
+    let result = runtime.invoke(&call(&relay, &[Value::Text("fail".into())]), &env(echo));
     match result {
         // The relay returns the response buffer as-is, so status 1 is its guest error.
         Err(InvokeError::Guest { error, .. }) => {
@@ -125,7 +124,7 @@ fn provider_errors_arrive_as_the_spec_error_map() {
 fn unbound_abilities_are_refused_before_instantiation() {
     let (_dir, runtime, relay) = setup();
     let error = runtime
-        .invoke(&relay, &[], &Limits::default(), &CallEnv::default())
+        .invoke(&call(&relay, &[]), &CallEnv::default())
         .unwrap_err();
     match &error {
         InvokeError::UnboundAbilities { missing, .. } => assert_eq!(missing, &["echo"]),

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use ciborium::Value;
-use spore_core::{FunctionRef, Manifest};
+use spore_core::{Args, CallRequest, FunctionRef, Manifest};
 use spore_runtime::{CallEnv, InvokeError, Limits, LoadSource, Runtime, RuntimeConfig};
 use spore_store::Codebase;
 
@@ -45,6 +45,11 @@ const MODULE: &str = r#"(module
   (func (export "divide_by_zero") (param i32 i32) (result i64)
     (i64.extend_i32_s (i32.div_s (i32.const 1) (i32.const 0)))))"#;
 
+/// A call of `function` with no arguments under the default limits.
+fn no_args(function: &FunctionRef) -> CallRequest {
+    Limits::default().request(function.clone(), Args::encode(&[]).unwrap())
+}
+
 struct Fixture {
     _dir: tempfile::TempDir,
     runtime: Runtime,
@@ -68,13 +73,9 @@ fn fixture() -> Fixture {
 impl Fixture {
     fn call(&self, export: &str, limits: &Limits) -> Result<Value, InvokeError> {
         let function = FunctionRef::new(self.module, export.parse().unwrap());
+        let args = Args::encode(&[Value::Integer(7.into()), Value::Text("x".into())]).unwrap();
         self.runtime
-            .invoke(
-                &function,
-                &[Value::Integer(7.into()), Value::Text("x".into())],
-                limits,
-                &CallEnv::default(),
-            )
+            .invoke(&limits.request(function, args), &CallEnv::default())
             .map(|invocation| invocation.value)
     }
 
@@ -93,19 +94,19 @@ fn echo_returns_its_arguments_and_reports_where_it_loaded_from() {
     let function = FunctionRef::new(fixture.module, "echo".parse().unwrap());
     let first = fixture
         .runtime
-        .invoke(&function, &[], &Limits::default(), &CallEnv::default())
+        .invoke(&no_args(&function), &CallEnv::default())
         .unwrap();
     assert_eq!(first.value, Value::Array(vec![]));
     assert_eq!(first.stats.load_source, LoadSource::Compiled);
     let second = fixture
         .runtime
-        .invoke(&function, &[], &Limits::default(), &CallEnv::default())
+        .invoke(&no_args(&function), &CallEnv::default())
         .unwrap();
     assert_eq!(second.stats.load_source, LoadSource::Memory);
     fixture.runtime.evict_all();
     let third = fixture
         .runtime
-        .invoke(&function, &[], &Limits::default(), &CallEnv::default())
+        .invoke(&no_args(&function), &CallEnv::default())
         .unwrap();
     assert_eq!(third.stats.load_source, LoadSource::Artifact);
 }
@@ -143,7 +144,7 @@ fn an_infinite_loop_stops_at_the_deadline() {
     };
     let started = Instant::now();
     match fixture.call("spin", &limits) {
-        Err(InvokeError::Timeout { deadline, .. }) => assert_eq!(deadline, limits.deadline),
+        Err(InvokeError::Timeout { .. }) => {}
         other => panic!("expected a timeout, got {other:?}"),
     }
     let elapsed = started.elapsed();

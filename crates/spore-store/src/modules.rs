@@ -50,7 +50,7 @@ impl Codebase {
             .manifests
             .get(hash.as_bytes())?
             .ok_or(StoreError::ModuleNotFound(*hash))?;
-        decode_manifest(hash, &bytes)
+        self.decode_manifest(hash, &bytes)
     }
 
     /// Every module's manifest, in hash order.
@@ -59,10 +59,36 @@ impl Codebase {
             .iter()
             .map(|entry| {
                 let (key, bytes) = entry?;
-                let hash = Hash::from_slice(&key).expect("manifest keys are hashes");
-                decode_manifest(&hash, &bytes)
+                let hash = Hash::from_slice(&key).ok_or_else(|| StoreError::Corrupt {
+                    hash: Hash::of(&key),
+                    what: format!("a manifest is stored under a {}-byte key", key.len()),
+                })?;
+                self.decode_manifest(&hash, &bytes)
             })
             .collect()
+    }
+
+    /// A stored manifest. One that does not decode (written in an older format, or
+    /// damaged) is derived again from the module, which is the source of truth, and
+    /// stored in its place.
+    fn decode_manifest(&self, hash: &Hash, bytes: &[u8]) -> Result<Manifest, StoreError> {
+        match Manifest::from_bytes(bytes) {
+            Ok(manifest) if manifest.module == *hash => return Ok(manifest),
+            Ok(manifest) => tracing::warn!(
+                %hash,
+                describes = %manifest.module,
+                "a stored manifest describes another module; deriving it again"
+            ),
+            Err(error) => tracing::info!(%hash, %error, "deriving a stored manifest again"),
+        }
+        let module = self.module_bytes(hash)?;
+        let manifest = Manifest::derive(&module).map_err(|e| StoreError::Corrupt {
+            hash: *hash,
+            what: format!("the stored module is no longer a valid spore module: {e}"),
+        })?;
+        self.manifests
+            .insert(hash.as_bytes(), manifest.to_bytes())?;
+        Ok(manifest)
     }
 
     /// The one module whose hash starts with `prefix`.
@@ -77,7 +103,9 @@ impl Codebase {
         let mut candidates = Vec::new();
         for entry in self.manifests.scan_prefix(prefix.leading_bytes()) {
             let (key, _) = entry?;
-            let hash = Hash::from_slice(&key).expect("manifest keys are hashes");
+            let Some(hash) = Hash::from_slice(&key) else {
+                continue;
+            };
             if prefix.matches(&hash) {
                 candidates.push(hash);
                 if candidates.len() > MAX_CANDIDATES {
@@ -101,17 +129,4 @@ impl Codebase {
             .get(hash.as_bytes())?
             .is_some_and(|bytes| Hash::of(&bytes) == *hash))
     }
-}
-
-fn decode_manifest(hash: &Hash, bytes: &[u8]) -> Result<Manifest, StoreError> {
-    let corrupt = |what: String| StoreError::Corrupt { hash: *hash, what };
-    let manifest = Manifest::from_bytes(bytes)
-        .map_err(|e| corrupt(format!("manifest does not decode: {e}")))?;
-    if manifest.module != *hash {
-        return Err(corrupt(format!(
-            "manifest describes module {}",
-            manifest.module
-        )));
-    }
-    Ok(manifest)
 }

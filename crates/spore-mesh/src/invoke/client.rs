@@ -15,9 +15,11 @@ use tracing::{Instrument, debug, info_span};
 
 use crate::error::MeshError;
 use crate::streams::{Control, OpenError};
+use spore_core::CallRequest;
+
 use crate::wire::{
-    FrameError, INVOKE_FRAME_LIMIT, INVOKE_PROTOCOL, InvokeRequest, InvokeResponse, Numbered,
-    NumberedError, read_numbered_owned, write_frame,
+    FrameError, INVOKE_FRAME_LIMIT, INVOKE_PROTOCOL, InvokeResponse, Numbered, NumberedError,
+    read_numbered_owned, write_frame,
 };
 
 /// How long closing an idle channel waits for the peer to take the end of the stream.
@@ -52,27 +54,23 @@ impl Channels {
         self.opened.load(Ordering::Relaxed)
     }
 
-    /// Sends `request` to `peer` and waits for its answer, all before `deadline`.
+    /// Sends `request` to `peer` and waits for its answer, all before the request's
+    /// deadline: the callee reads the same deadline off the request and never runs longer.
     pub async fn invoke(
         &self,
         peer: PeerId,
-        mut request: InvokeRequest,
-        deadline: Instant,
+        request: &CallRequest,
     ) -> Result<InvokeResponse, MeshError> {
         let span =
             info_span!("invoke", function = %request.function, %peer, trace = %request.trace);
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        // The callee never runs longer than the caller still waits.
-        request.deadline_ms = request
-            .deadline_ms
-            .min(u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX));
+        let deadline = Instant::from_std(request.deadline);
         let exchange = async {
             // A channel found closed before the call was written (it went idle, or its
             // peer went away since) is replaced once. A call is never written twice.
             let mut retried = false;
             loop {
                 let channel = self.channel(peer).await?;
-                match channel.call(&request).await {
+                match channel.call(request).await {
                     Err(CallError::Closed) if !retried => retried = true,
                     Err(CallError::Closed) => return Err(channel.unreachable()),
                     Err(CallError::Failed(error)) => return Err(error),
@@ -162,7 +160,7 @@ enum CallError {
 }
 
 impl Channel {
-    async fn call(&self, request: &InvokeRequest) -> Result<InvokeResponse, CallError> {
+    async fn call(&self, request: &CallRequest) -> Result<InvokeResponse, CallError> {
         let (id, answer) = {
             let mut state = self.state();
             if state.closed.is_some() {
@@ -185,7 +183,7 @@ impl Channel {
         }
     }
 
-    async fn send(&self, id: u64, request: &InvokeRequest) -> Result<(), MeshError> {
+    async fn send(&self, id: u64, request: &CallRequest) -> Result<(), MeshError> {
         let mut writer = self.writer.lock().await;
         // A write cut off half-way (the caller's deadline passed) leaves part of a frame
         // on the stream, which nothing can follow: the channel must close then.

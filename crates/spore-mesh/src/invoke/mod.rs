@@ -1,4 +1,4 @@
-//! `/spore/invoke/2`: remote invocation as numbered calls on one long-lived stream per
+//! `/spore/invoke/3`: remote invocation as numbered calls on one long-lived stream per
 //! pair of peers.
 //!
 //! Why not a stream per call: opening a libp2p stream costs a yamux open, a protocol

@@ -1,5 +1,6 @@
 //! The answering side: one task per invoke stream reads numbered calls and answers each
-//! when it ends, in any order.
+//! when it ends, in any order. When the caller's side of the stream closes, no one waits
+//! for the calls still running: they are cancelled, and stop at their next check.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +13,12 @@ use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tracing::{Instrument, Span, debug, info_span, warn};
 
+use spore_core::{CallRequest, Cancel, ErrorKind, Failure};
+
 use crate::MeshHost;
 use crate::wire::{
-    FrameError, INVOKE_FRAME_LIMIT, InvokeRequest, InvokeResponse, MAX_HOPS, Numbered,
-    NumberedError, WireError, read_numbered_owned, write_frame,
+    FrameError, INVOKE_FRAME_LIMIT, InvokeResponse, MAX_HOPS, Numbered, NumberedError,
+    read_numbered_owned, write_frame,
 };
 
 /// Calls of one stream running at once; the next call is not read until one ends.
@@ -26,9 +29,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// given up and the mesh answers `timeout` rather than wait on.
 const HOST_GRACE: Duration = Duration::from_millis(500);
 
-/// Answers the calls `peer` sends on `stream` until the caller closes it (then the
-/// calls in progress are answered first) or breaks the protocol (then the stream is
-/// reset and they are dropped).
+/// Answers the calls `peer` sends on `stream` until the caller closes it or breaks the
+/// protocol. Either way the calls still running are cancelled: a caller closes its side
+/// only when it no longer waits for an answer (the channel went idle with nothing in
+/// flight, a write was cut off, the caller shut down or died).
 pub(crate) async fn serve_stream(peer: PeerId, stream: Stream, host: Arc<dyn MeshHost>) {
     let (reader, writer) = stream.split();
     let (broken_tx, mut broken) = watch::channel(false);
@@ -38,9 +42,12 @@ pub(crate) async fn serve_stream(peer: PeerId, stream: Stream, host: Arc<dyn Mes
     });
     let permits = Arc::new(Semaphore::new(IN_FLIGHT_PER_STREAM));
     let mut calls = JoinSet::new();
+    // One flag for every call of the stream: they all lose their caller together.
+    let cancel = Cancel::new();
+    let _cancel_on_exit = CancelOnDrop(cancel.clone());
     // The read is never cancelled mid-frame (see the client's reader).
     let next_frame = |reader| {
-        Box::pin(read_numbered_owned::<InvokeRequest, _>(
+        Box::pin(read_numbered_owned::<CallRequest, _>(
             reader,
             INVOKE_FRAME_LIMIT,
         ))
@@ -74,7 +81,7 @@ pub(crate) async fn serve_stream(peer: PeerId, stream: Stream, host: Arc<dyn Mes
                     _permit: permit,
                 };
                 if let Some(blocking) = call.answer_now(message, &*host, &span).await {
-                    calls.spawn(blocking.run(host.clone()).instrument(span));
+                    calls.spawn(blocking.run(host.clone(), cancel.clone()).instrument(span));
                 }
             }
             Err(NumberedError::Malformed {
@@ -82,7 +89,7 @@ pub(crate) async fn serve_stream(peer: PeerId, stream: Stream, host: Arc<dyn Mes
                 reason,
             }) => {
                 let refusal = InvokeResponse::error(
-                    spore_core::ErrorKind::BadRequest,
+                    ErrorKind::BadRequest,
                     format!("malformed call: {reason}"),
                 );
                 answers.send(id, &refusal).await;
@@ -99,10 +106,19 @@ pub(crate) async fn serve_stream(peer: PeerId, stream: Stream, host: Arc<dyn Mes
         }
         next = next_frame(reader);
     }
-    // The caller closed its side (or the connection went): answer what is in progress,
-    // then close ours.
+    // The caller closed its side (or the connection went): it waits for nothing more.
+    cancel.cancel();
     while calls.join_next().await.is_some() {}
     answers.close().await;
+}
+
+/// Cancels the stream's calls however serving it ends, a reset included.
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 /// One call being answered. Holding it holds one of its stream's in-flight permits.
@@ -116,7 +132,7 @@ struct Call {
 /// A call that may block, to be run on the blocking pool.
 struct BlockingCall {
     call: Call,
-    request: InvokeRequest,
+    request: CallRequest,
 }
 
 impl Call {
@@ -124,13 +140,13 @@ impl Call {
     /// host can serve without blocking. Otherwise gives the call back.
     async fn answer_now(
         self,
-        request: InvokeRequest,
+        request: CallRequest,
         host: &dyn MeshHost,
         span: &Span,
     ) -> Option<BlockingCall> {
         let response = if request.hops > MAX_HOPS {
             InvokeResponse::error(
-                spore_core::ErrorKind::BadRequest,
+                ErrorKind::BadRequest,
                 format!(
                     "call was forwarded {} times; at most {MAX_HOPS} hops are allowed",
                     request.hops
@@ -153,25 +169,28 @@ impl Call {
 }
 
 impl BlockingCall {
-    async fn run(self, host: Arc<dyn MeshHost>) {
+    async fn run(self, host: Arc<dyn MeshHost>, cancel: Cancel) {
         let BlockingCall { call, request } = self;
-        let budget = Duration::from_millis(request.deadline_ms) + HOST_GRACE;
-        let deadline_ms = request.deadline_ms;
+        // The host enforces the deadline itself; this only bounds a host that does not.
+        let budget = request.remaining() + HOST_GRACE;
+        let function = request.function.clone();
         let peer = call.peer;
         let span = Span::current();
-        let run = tokio::task::spawn_blocking(move || span.in_scope(|| host.invoke(request, peer)));
+        let run = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| host.invoke(request, peer, cancel))
+        });
         let response = match timeout(budget, run).await {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => {
                 warn!("invocation handler failed: {e}");
                 InvokeResponse::error(
-                    spore_core::ErrorKind::Failed,
-                    format!("the node failed running the call: {e}"),
+                    ErrorKind::Internal,
+                    format!("the node failed running {function}: {e}"),
                 )
             }
             Err(_) => InvokeResponse::error(
-                spore_core::ErrorKind::Timeout,
-                format!("the call did not finish within its deadline of {deadline_ms} ms"),
+                ErrorKind::Timeout,
+                format!("{function} did not finish within its deadline"),
             ),
         };
         call.answers.send(call.id, &response).await;
@@ -199,8 +218,8 @@ impl Answers {
             match write_frame(&mut *writer, &answer, INVOKE_FRAME_LIMIT).await {
                 Err(FrameError::TooLarge { len, limit }) => {
                     let refusal = InvokeResponse {
-                        result: Err(WireError::new(
-                            spore_core::ErrorKind::TooLarge,
+                        result: Err(Failure::new(
+                            ErrorKind::TooLarge,
                             format!("the response is {len} bytes, over the limit of {limit}"),
                         )),
                         path: response.path.clone(),

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use spore_core::Hash;
 use spore_mesh::{
-    InvokeRequest, InvokeResponse, Keypair, Mesh, MeshConfig, MeshHost, MeshTuning, Multiaddr,
-    PeerId,
+    CallRequest, Cancel, InvokeResponse, Keypair, Mesh, MeshConfig, MeshHost, MeshTuning,
+    Multiaddr, PeerId,
 };
 use tokio::time::Instant;
 
@@ -31,7 +31,7 @@ fn init_tracing() {
         .try_init();
 }
 
-type InvokeFn = dyn Fn(InvokeRequest, PeerId) -> InvokeResponse + Send + Sync;
+type InvokeFn = dyn Fn(CallRequest, PeerId) -> InvokeResponse + Send + Sync;
 
 /// A host holding blobs in memory, answering invocations with a closure, and
 /// optionally holding back `module_bytes` until its gate opens.
@@ -49,7 +49,7 @@ impl MemHost {
     }
 
     pub fn with_invoke(
-        invoke: impl Fn(InvokeRequest, PeerId) -> InvokeResponse + Send + Sync + 'static,
+        invoke: impl Fn(CallRequest, PeerId) -> InvokeResponse + Send + Sync + 'static,
     ) -> Arc<Self> {
         Arc::new(MemHost {
             blobs: Mutex::new(HashMap::new()),
@@ -93,7 +93,7 @@ impl MeshHost for MemHost {
         self.blobs.lock().unwrap().keys().copied().collect()
     }
 
-    fn invoke(&self, request: InvokeRequest, from: PeerId) -> InvokeResponse {
+    fn invoke(&self, request: CallRequest, from: PeerId, _: Cancel) -> InvokeResponse {
         (self.invoke)(request, from)
     }
 }

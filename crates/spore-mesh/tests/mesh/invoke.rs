@@ -1,42 +1,53 @@
-//! `/spore/invoke/2`: round trips, remote errors, deadlines, peers that go away.
+//! `/spore/invoke/3`: round trips, remote errors, deadlines, peers that go away.
 
 use std::time::Duration;
 
-use spore_core::Hash;
-use spore_mesh::{InvokeRequest, InvokeResponse, MeshError, PathStep, WireError};
+use spore_core::{Args, ErrorKind, Failure, FunctionRef, Hash, MemoUse, Path, TraceId};
+use spore_mesh::{CallRequest, InvokeResponse, MeshError, PathStep, Returned};
 use tokio::time::Instant;
 
 use crate::common::*;
 
-fn request(args: Vec<u8>) -> InvokeRequest {
-    InvokeRequest {
-        function: format!("{}:main", Hash::of(b"module")),
-        args,
-        trace: "trace-1".into(),
-        deadline_ms: 5_000,
-        hops: 0,
+/// A call with these argument bytes that must be answered `within` from now.
+fn request(args: Vec<u8>, within: Duration) -> CallRequest {
+    CallRequest::new(
+        FunctionRef::new(Hash::of(b"module"), "main".parse().unwrap()),
+        Args::from_bytes(args),
+        std::time::Instant::now() + within,
+        16 << 20,
+        TraceId::from_bytes([1; 16]),
+    )
+}
+
+fn returned(value: Vec<u8>) -> Returned {
+    Returned {
+        value,
+        memo: MemoUse::Skipped,
+        effectful: false,
+        stats: None,
     }
 }
 
 /// Echoes the arguments, or fails with a guest error when they are CBOR null.
-fn echo(request: InvokeRequest, from: spore_mesh::PeerId) -> InvokeResponse {
-    let path = vec![PathStep {
+fn echo(request: CallRequest, from: spore_mesh::PeerId) -> InvokeResponse {
+    let mut path = Path::new();
+    path.push(PathStep {
         node: "b".into(),
         step: format!("run {} for {from}", request.function),
         micros: 42,
-    }];
-    if request.args == [0xf6] {
+    });
+    if request.args.as_bytes() == [0xf6] {
         return InvokeResponse {
-            result: Err(WireError {
-                kind: spore_core::ErrorKind::GuestError,
+            result: Err(Failure {
+                kind: ErrorKind::GuestError,
                 message: "null is not allowed".into(),
-                value: Some(vec![0x61, b'x']),
+                value: Some("x".into()),
             }),
             path,
         };
     }
     InvokeResponse {
-        result: Ok(request.args),
+        result: Ok(returned(request.args.as_bytes().to_vec())),
         path,
     }
 }
@@ -57,40 +68,32 @@ async fn invokes_a_peer_and_fails_promptly_once_it_is_gone() {
 
         let args = vec![0x82, 0x01, 0x02];
         let response = a
-            .invoke(
-                b.peer_id(),
-                request(args.clone()),
-                Instant::now() + Duration::from_secs(10),
-            )
+            .invoke(b.peer_id(), &request(args.clone(), Duration::from_secs(10)))
             .await
             .expect("invoke succeeds");
-        assert_eq!(response.result, Ok(args));
-        assert_eq!(response.path.len(), 1);
+        assert_eq!(response.result, Ok(returned(args)));
+        let steps = response.path.steps();
+        assert_eq!(steps.len(), 1);
         assert_eq!(
-            response.path[0].step,
+            steps[0].step,
             format!("run {}:main for {}", Hash::of(b"module"), a.peer_id())
         );
-        assert_eq!(response.path[0].micros, 42);
+        assert_eq!(steps[0].micros, 42);
 
         let response = a
-            .invoke(
-                b.peer_id(),
-                request(vec![0xf6]),
-                Instant::now() + Duration::from_secs(10),
-            )
+            .invoke(b.peer_id(), &request(vec![0xf6], Duration::from_secs(10)))
             .await
             .expect("a remote error is a response, not a mesh error");
         let error = response.result.unwrap_err();
-        assert_eq!(error.kind, spore_core::ErrorKind::GuestError);
-        assert_eq!(error.value, Some(vec![0x61, b'x']));
+        assert_eq!(error.kind, ErrorKind::GuestError);
+        assert_eq!(error.value, Some("x".into()));
 
         // B listened on QUIC too: a dial waits out QUIC's handshake timeout (3 s)
         // before it fails, so the deadline leaves room for that.
         b.shutdown().await;
         let started = Instant::now();
-        let deadline = started + Duration::from_secs(5);
         let err = a
-            .invoke(b.peer_id(), request(vec![0x80]), deadline)
+            .invoke(b.peer_id(), &request(vec![0x80], Duration::from_secs(5)))
             .await
             .unwrap_err();
         assert!(
@@ -115,8 +118,8 @@ async fn a_peer_dying_mid_call_or_a_slow_call_ends_by_the_deadline() {
         let b_host = MemHost::with_invoke(move |request, _| {
             held.wait();
             InvokeResponse {
-                result: Ok(request.args),
-                path: Vec::new(),
+                result: Ok(returned(request.args.as_bytes().to_vec())),
+                path: Path::new(),
             }
         });
         let b = start(NodeSpec::default(), b_host).await;
@@ -125,11 +128,7 @@ async fn a_peer_dying_mid_call_or_a_slow_call_ends_by_the_deadline() {
         // The callee is stuck; the caller's deadline ends the wait.
         let started = Instant::now();
         let err = a
-            .invoke(
-                b.peer_id(),
-                request(vec![0x80]),
-                started + Duration::from_millis(500),
-            )
+            .invoke(b.peer_id(), &request(vec![0x80], Duration::from_millis(500)))
             .await
             .unwrap_err();
         assert!(matches!(err, MeshError::Deadline { .. }), "{err}");
@@ -146,7 +145,7 @@ async fn a_peer_dying_mid_call_or_a_slow_call_ends_by_the_deadline() {
             tokio::spawn(async move {
                 let started = Instant::now();
                 let result = a
-                    .invoke(b, request(vec![0x80]), started + Duration::from_secs(20))
+                    .invoke(b, &request(vec![0x80], Duration::from_secs(20)))
                     .await;
                 (result, started.elapsed())
             })

@@ -4,6 +4,10 @@
 //! the module, so two nodes that hold the same bytes derive the same manifest, byte
 //! for byte, and the manifest's own hash can be compared across the mesh.
 
+mod reach;
+
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use wasmparser::types::EntityType;
 use wasmparser::{FuncType, ValType, Validator, WasmFeatures};
@@ -13,8 +17,9 @@ use crate::hash::Hash;
 use crate::reference::ExportName;
 use crate::value::{self, ValueError};
 
-/// The manifest format this code writes.
-pub const FORMAT: u32 = 1;
+/// The manifest format this code writes. Format 1 had no per-function reach; a store
+/// that finds one derives the manifest again from the module.
+pub const FORMAT: u32 = 2;
 
 /// The WebAssembly features a spore module may use: WebAssembly 2.0 plus tail calls,
 /// extended constant expressions and relaxed SIMD (run deterministically). No threads,
@@ -33,8 +38,9 @@ pub struct Manifest {
     pub module: Hash,
     /// The module's size in bytes.
     pub size: u64,
-    /// The spore functions the module exports, sorted.
-    pub functions: Vec<ExportName>,
+    /// The spore functions the module exports, each with the abilities it can reach
+    /// (sorted, each once): what must be bound for it to run.
+    pub functions: BTreeMap<ExportName, Vec<String>>,
     /// The ability operations the module imports, sorted and without repeats.
     pub imports: Vec<Import>,
     /// Initial and maximum linear memory, in 64 KiB pages.
@@ -77,6 +83,11 @@ pub enum ModuleError {
         "the module does not export `spore_alloc: (i32) -> i32`; spore functions must be built with spore-guest"
     )]
     NoAllocator,
+    #[error(
+        "the export `{0}` has the type of a spore function but is not a valid function name: {rule}",
+        rule = ExportName::RULE
+    )]
+    BadFunctionName(String),
     #[error("the export `{name}` has the wrong type: expected {expected}")]
     WrongExportType {
         name: String,
@@ -163,7 +174,7 @@ impl Manifest {
 
         let mut memory = None;
         let mut has_alloc = false;
-        let mut functions = Vec::new();
+        let mut names = Vec::new();
         for (name, entity) in types.core_exports().into_iter().flatten() {
             match (name, entity) {
                 (abi::MEMORY, EntityType::Memory(ty)) => memory = Some(ty),
@@ -177,11 +188,15 @@ impl Manifest {
                 (abi::PANIC_MESSAGE, EntityType::Func(id))
                     if is_type(&func_type(id), &[], &[ValType::I64]) => {}
                 (abi::PANIC_MESSAGE, _) => return Err(wrong_type(name, "a function () -> i64")),
-                (_, EntityType::Func(id)) if is_call_type(&func_type(id)) => {
-                    // Exports with other names cannot be referenced; they are ignored.
-                    if let Ok(export) = name.parse::<ExportName>() {
-                        functions.push(export);
-                    }
+                // Other `spore_` exports are the ABI's own (`spec/abi.md`), never functions.
+                (_, EntityType::Func(id))
+                    if is_call_type(&func_type(id)) && !name.starts_with(abi::RESERVED_PREFIX) =>
+                {
+                    // A function no reference could name is refused rather than dropped
+                    // without a word: its author meant it to be called.
+                    name.parse::<ExportName>()
+                        .map_err(|_| ModuleError::BadFunctionName(name.to_owned()))?;
+                    names.push(name);
                 }
                 _ => {}
             }
@@ -190,10 +205,17 @@ impl Manifest {
         if !has_alloc {
             return Err(ModuleError::NoAllocator);
         }
-        if functions.is_empty() {
+        if names.is_empty() {
             return Err(ModuleError::NoFunctions);
         }
-        functions.sort();
+        let mut reach = reach::reach(bytes, &names)?;
+        let functions = names
+            .iter()
+            .map(|name| {
+                let export = name.parse().expect("checked above");
+                (export, reach.remove(*name).unwrap_or_default())
+            })
+            .collect();
 
         Ok(Manifest {
             format: FORMAT,
@@ -233,23 +255,36 @@ impl Manifest {
     }
 
     pub fn has_function(&self, export: &ExportName) -> bool {
-        self.functions.binary_search(export).is_ok()
+        self.functions.contains_key(export)
+    }
+
+    /// The abilities function `export` can reach (none for a function it does not have).
+    pub fn reach(&self, export: &ExportName) -> &[String] {
+        self.functions.get(export).map_or(&[], Vec::as_slice)
+    }
+
+    /// The names of the module's functions, sorted.
+    pub fn function_names(&self) -> impl Iterator<Item = &ExportName> {
+        self.functions.keys()
     }
 
     /// The function a reference means: the named export, or the module's only
     /// function when no export was named.
     pub fn resolve_export(&self, export: Option<&ExportName>) -> Result<ExportName, ExportError> {
-        match (export, self.functions.as_slice()) {
-            (Some(export), _) if self.has_function(export) => Ok(export.clone()),
-            (Some(export), _) => Err(ExportError::NoSuchFunction {
+        let available = || self.function_names().cloned().collect();
+        match export {
+            Some(export) if self.has_function(export) => Ok(export.clone()),
+            Some(export) => Err(ExportError::NoSuchFunction {
                 module: self.module,
                 export: export.clone(),
-                available: self.functions.clone(),
+                available: available(),
             }),
-            (None, [only]) => Ok(only.clone()),
-            (None, _) => Err(ExportError::Unspecified {
+            None if self.functions.len() == 1 => {
+                Ok(self.function_names().next().expect("one function").clone())
+            }
+            None => Err(ExportError::Unspecified {
                 module: self.module,
-                available: self.functions.clone(),
+                available: available(),
             }),
         }
     }
@@ -356,7 +391,7 @@ mod tests {
         let manifest = Manifest::derive(&bytes).unwrap();
         assert_eq!(manifest.module, Hash::of(&bytes));
         assert_eq!(manifest.size, bytes.len() as u64);
-        let names: Vec<_> = manifest.functions.iter().map(|f| f.as_str()).collect();
+        let names: Vec<_> = manifest.function_names().map(|f| f.as_str()).collect();
         assert_eq!(names, ["alpha", "zeta"]);
         assert_eq!(manifest.abilities(), ["kv", "log"]);
         assert_eq!(manifest.imports.len(), 2);
@@ -435,10 +470,79 @@ mod tests {
             Err(ExportError::Unspecified { .. })
         ));
         let single = Manifest {
-            functions: vec![alpha.clone()],
+            functions: [(alpha.clone(), Vec::new())].into(),
             ..manifest
         };
         assert_eq!(single.resolve_export(None).unwrap(), alpha);
+    }
+
+    #[test]
+    fn each_function_reaches_only_the_abilities_its_code_can_call() {
+        let wat = r#"(module
+            (import "kv" "get" (func $kv (param i32 i32) (result i64)))
+            (import "log" "info" (func $log (param i32 i32) (result i64)))
+            (import "http" "request" (func $http (param i32 i32) (result i64)))
+            (import "clock" "now" (func $clock (param i32 i32) (result i64)))
+            (type $call (func (param i32 i32) (result i64)))
+            (table 1 funcref)
+            (elem (i32.const 0) $via_table)
+            (memory (export "memory") 1)
+            (func (export "spore_alloc") (param i32) (result i32) i32.const 0)
+            (func (export "pure") (param i32 i32) (result i64) (call $helper (local.get 0)))
+            (func $helper (param i32) (result i64) i64.const 1)
+            (func (export "counts") (param i32 i32) (result i64)
+              (call $kv (local.get 0) (local.get 1)))
+            (func (export "deep") (param i32 i32) (result i64) (call $middle))
+            (func $middle (result i64) (return_call $log (i32.const 0) (i32.const 0)))
+            (func $via_table (param i32 i32) (result i64) (call $http (local.get 0) (local.get 1)))
+            (func (export "indirect") (param i32 i32) (result i64)
+              (call_indirect (type $call) (local.get 0) (local.get 1) (i32.const 0)))
+            (func $recursive (export "recursive") (param i32 i32) (result i64)
+              (call $recursive (local.get 0) (local.get 1))))"#;
+        let manifest = Manifest::derive(&module(wat)).unwrap();
+        let reach = |name: &str| manifest.reach(&name.parse().unwrap()).to_vec();
+        assert_eq!(reach("pure"), Vec::<String>::new());
+        assert_eq!(reach("counts"), ["kv"]);
+        assert_eq!(reach("deep"), ["log"]);
+        assert_eq!(reach("indirect"), ["http"]);
+        assert_eq!(reach("recursive"), Vec::<String>::new());
+        assert_eq!(manifest.abilities(), ["clock", "http", "kv", "log"]);
+        let decoded = Manifest::from_bytes(&manifest.to_bytes()).unwrap();
+        assert_eq!(decoded, manifest);
+
+        // The start function runs before every call: what it reaches, every function does.
+        let with_start = r#"(module
+            (import "clock" "now" (func $clock (param i32 i32) (result i64)))
+            (memory (export "memory") 1)
+            (func (export "spore_alloc") (param i32) (result i32) i32.const 0)
+            (func (export "pure") (param i32 i32) (result i64) i64.const 0)
+            (func $init (drop (call $clock (i32.const 0) (i32.const 0))))
+            (start $init))"#;
+        let manifest = Manifest::derive(&module(with_start)).unwrap();
+        assert_eq!(manifest.reach(&"pure".parse().unwrap()), ["clock"]);
+    }
+
+    #[test]
+    fn a_function_with_a_name_no_reference_can_name_is_refused_by_name() {
+        for name in ["foo-bar", "café", "9lives"] {
+            let wat = format!(
+                r#"(module (memory (export "memory") 1)
+                    (func (export "spore_alloc") (param i32) (result i32) i32.const 0)
+                    (func (export "ok") (param i32 i32) (result i64) i64.const 0)
+                    (func (export "{name}") (param i32 i32) (result i64) i64.const 0))"#
+            );
+            let error = Manifest::derive(&module(&wat)).unwrap_err();
+            assert_eq!(error, ModuleError::BadFunctionName(name.into()));
+            assert!(error.to_string().contains(name), "{error}");
+        }
+        // Names of other exports and the ABI's own are not spore functions.
+        let fine = r#"(module (memory (export "memory") 1)
+            (func (export "spore_alloc") (param i32) (result i32) i32.const 0)
+            (func (export "spore_future") (param i32 i32) (result i64) i64.const 0)
+            (func (export "helper-fn") (param i32) (result i32) i32.const 0)
+            (func (export "ok") (param i32 i32) (result i64) i64.const 0))"#;
+        let manifest = Manifest::derive(&module(fine)).unwrap();
+        assert_eq!(manifest.functions.len(), 1);
     }
 
     #[test]

@@ -1,8 +1,5 @@
-//! The node's configuration file, `config.toml` in the home (docs/configuration.md).
-//!
-//! Parsing is strict: unknown keys, keys that do not apply to a provider, and bad values
-//! are errors that name the file, the line and the key. A fresh home gets a file with
-//! the default bindings, so what is in force is always written down.
+//! Reading `config.toml`: the file's shape (serde), and every value checked where it is,
+//! so that a problem is reported with its line, column and key.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -13,192 +10,65 @@ use serde::Deserialize;
 use spore_core::manifest::is_ability_word;
 use toml::Spanned;
 
-/// A problem in the configuration file, located.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{}:{line}:{column}: {key}{message}", file.display(), key = if key.is_empty() { String::new() } else { format!("`{key}`: ") })]
-pub struct ConfigError {
-    pub file: PathBuf,
-    pub line: usize,
-    pub column: usize,
-    /// The dotted key the problem is at (empty when the file does not parse at all).
-    pub key: String,
-    pub message: String,
-}
+use super::default;
+use super::{AbilityConfig, ConfigError, ForwardedLimits, NodeConfig, ProviderConfig};
 
-/// The validated configuration.
-#[derive(Debug, Clone)]
-pub struct NodeConfig {
-    pub file: PathBuf,
-    pub timeout: Duration,
-    pub memory_bytes: u64,
-    pub max_call_depth: u32,
-    pub memo: bool,
-    pub memo_max_result_bytes: u64,
-    /// Values served by the `config` ability.
-    pub values: BTreeMap<String, ciborium::Value>,
-    /// Every ability the node declares or binds, by name.
-    pub abilities: BTreeMap<String, AbilityConfig>,
-}
-
-/// One `[abilities.NAME]` table.
-#[derive(Debug, Clone)]
-pub struct AbilityConfig {
-    /// Operations declared for a custom ability (empty for built-ins, whose shapes are fixed).
-    pub operations: Vec<String>,
-    /// The provider, when the ability is bound here (a declaration alone binds nothing).
-    pub provider: Option<ProviderConfig>,
-}
-
-#[derive(Debug, Clone)]
-pub enum ProviderConfig {
-    Log,
-    Clock,
-    Random,
-    Config,
-    Call,
-    Kv {
-        namespace: String,
-        max_value_bytes: u64,
-    },
-    Http {
-        allow: Vec<String>,
-        timeout: Duration,
-        max_response_bytes: u64,
-    },
-    Process {
-        command: Vec<String>,
-        cwd: Option<PathBuf>,
-        env: Vec<(String, String)>,
-        timeout: Duration,
-    },
-    Handler {
-        function: String,
-        uses: BTreeMap<String, AbilityConfig>,
-    },
-}
-
-impl ProviderConfig {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ProviderConfig::Log => "log",
-            ProviderConfig::Clock => "clock",
-            ProviderConfig::Random => "random",
-            ProviderConfig::Config => "config",
-            ProviderConfig::Call => "call",
-            ProviderConfig::Kv { .. } => "kv",
-            ProviderConfig::Http { .. } => "http",
-            ProviderConfig::Process { .. } => "process",
-            ProviderConfig::Handler { .. } => "handler",
-        }
-    }
-}
-
-/// What a fresh home's `config.toml` says.
-pub const DEFAULT_CONFIG: &str = r#"# spore node configuration. Every key is documented in docs/configuration.md.
-
-[limits]
-timeout = "10s"      # default wall-clock deadline of a call
-memory = "64MiB"     # default linear-memory cap of a call
-call_depth = 8       # how deep `call` may nest
-
-[memo]
-enabled = true              # cache results of pure functions
-max_result_bytes = "1MiB"   # larger results are not cached
-
-# Values for the `config` ability.
-[config]
-
-# Bindings: each [abilities.NAME] binds ability NAME to a provider on this node.
-# Functions needing an ability that is not bound here are refused before they start.
-[abilities.log]
-provider = "log"
-
-[abilities.clock]
-provider = "clock"
-
-[abilities.random]
-provider = "random"
-
-[abilities.config]
-provider = "config"
-
-[abilities.call]
-provider = "call"
-
-[abilities.kv]
-provider = "kv"
-namespace = "default"
-max_value_bytes = "1MiB"
-
-# Outbound HTTP is bound only when hosts are allowed:
-# [abilities.http]
-# provider = "http"
-# allow = ["example.org", "127.0.0.1:8080"]
-# timeout = "10s"
-# max_response_bytes = "4MiB"
-
-# A custom ability served by a provider process:
-# [abilities.sensor]
-# provider = "process"
-# operations = ["read"]
-# command = ["python3", "examples/sensor-provider/sensor.py"]
-"#;
-
-impl NodeConfig {
-    /// Reads `config.toml` in `home`, writing the defaults first if there is none.
-    pub fn load_or_create(home: &Path) -> Result<NodeConfig, ConfigError> {
-        let file = home.join("config.toml");
-        if !file.exists() {
-            std::fs::write(&file, DEFAULT_CONFIG).map_err(|e| {
-                whole_file(
-                    &file,
-                    format!("cannot write the default configuration: {e}"),
-                )
-            })?;
-        }
-        let text = std::fs::read_to_string(&file)
-            .map_err(|e| whole_file(&file, format!("cannot read: {e}")))?;
-        Self::parse(&file, &text)
-    }
-
-    pub fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
-        let locate = Locator { file, text };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let span = e.span().unwrap_or(0..0);
-            locate.error(span, "", e.message().to_owned())
-        })?;
-        let limits = raw.limits.unwrap_or_default();
-        let memo = raw.memo.unwrap_or_default();
-        let values = raw
-            .config
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(key, value)| (key, toml_to_cbor(value)))
-            .collect();
-        let abilities = raw
-            .abilities
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(name, table)| {
-                let key = format!("abilities.{name}");
-                Ok((name.clone(), locate.ability(&name, &key, table)?))
-            })
-            .collect::<Result<_, ConfigError>>()?;
-        Ok(NodeConfig {
-            file: file.to_owned(),
-            timeout: locate.duration(limits.timeout, "limits.timeout", Duration::from_secs(10))?,
-            memory_bytes: locate.size(limits.memory, "limits.memory", 64 << 20)?,
-            max_call_depth: limits.call_depth.unwrap_or(8),
-            memo: memo.enabled.unwrap_or(true),
-            memo_max_result_bytes: locate.size(
-                memo.max_result_bytes,
-                "memo.max_result_bytes",
-                1 << 20,
-            )?,
-            values,
-            abilities,
+/// Parses and validates the text of a configuration file.
+pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
+    let locate = Locator { file, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        locate.error(span, "", e.message().to_owned())
+    })?;
+    let limits = raw.limits.unwrap_or_default();
+    let forwarded = limits.forwarded.unwrap_or_default();
+    let memo = raw.memo.unwrap_or_default();
+    let values = raw
+        .config
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(key, value)| (key, toml_to_cbor(value)))
+        .collect();
+    let abilities = raw
+        .abilities
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, table)| {
+            let key = format!("abilities.{name}");
+            Ok((name.clone(), locate.ability(&name, &key, table)?))
         })
-    }
+        .collect::<Result<_, ConfigError>>()?;
+    Ok(NodeConfig {
+        file: file.to_owned(),
+        timeout: locate.duration(limits.timeout, "limits.timeout", default::TIMEOUT)?,
+        memory_bytes: locate.memory(limits.memory, "limits.memory", default::MEMORY)?,
+        max_call_depth: limits.call_depth.unwrap_or(default::CALL_DEPTH),
+        memo: memo.enabled.unwrap_or(default::MEMO),
+        memo_max_result_bytes: locate.size(
+            memo.max_result_bytes,
+            "memo.max_result_bytes",
+            default::MEMO_MAX_RESULT,
+        )?,
+        forwarded: ForwardedLimits {
+            timeout: locate.duration(
+                forwarded.timeout,
+                "limits.forwarded.timeout",
+                default::FORWARDED_TIMEOUT,
+            )?,
+            memory_bytes: locate.memory(
+                forwarded.memory,
+                "limits.forwarded.memory",
+                default::FORWARDED_MEMORY,
+            )?,
+            args_bytes: locate.size(
+                forwarded.args,
+                "limits.forwarded.args",
+                default::FORWARDED_ARGS,
+            )?,
+        },
+        values,
+        abilities,
+    })
 }
 
 #[derive(Deserialize)]
@@ -216,6 +86,15 @@ struct RawLimits {
     timeout: Option<Spanned<String>>,
     memory: Option<Spanned<SizeValue>>,
     call_depth: Option<u32>,
+    forwarded: Option<RawForwarded>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawForwarded {
+    timeout: Option<Spanned<String>>,
+    memory: Option<Spanned<SizeValue>>,
+    args: Option<Spanned<SizeValue>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -313,6 +192,19 @@ impl Locator<'_> {
         }
     }
 
+    /// A call's memory cap: a size no larger than the runtime allows any call.
+    fn memory(
+        &self,
+        value: Option<Spanned<SizeValue>>,
+        key: &str,
+        default: u64,
+    ) -> Result<u64, ConfigError> {
+        let span = value.as_ref().map_or(0..0, Spanned::span);
+        let bytes = self.size(value, key, default)?;
+        crate::check_memory(bytes).map_err(|message| self.error(span, key, message))?;
+        Ok(bytes)
+    }
+
     fn ability(
         &self,
         name: &str,
@@ -321,9 +213,7 @@ impl Locator<'_> {
     ) -> Result<AbilityConfig, ConfigError> {
         let span = table.span();
         let raw = table.into_inner();
-        let builtin = spore_abilities::BUILTIN_SHAPES
-            .iter()
-            .any(|(builtin, _)| *builtin == name);
+        let builtin = spore_abilities::builtin(name).is_some();
         if !is_ability_word(name) {
             return Err(self.error(
                 span,
@@ -374,7 +264,7 @@ impl Locator<'_> {
         let kind = provider.get_ref().as_str();
         // The built-in kinds serve only their own ability; a custom ability needs a
         // provider that can serve any shape.
-        let own_kind = ["log", "clock", "random", "config", "call", "kv", "http"].contains(&kind);
+        let own_kind = spore_abilities::builtin(kind).is_some();
         if own_kind && kind != name {
             return Err(self.error(provider.span(), &format!("{key}.provider"), format!("provider `{kind}` serves only the `{kind}` ability; `{name}` needs \"process\" or \"handler\"")));
         }
@@ -395,7 +285,7 @@ impl Locator<'_> {
                     .namespace
                     .as_ref()
                     .map(|n| n.get_ref().clone())
-                    .unwrap_or_else(|| "default".into());
+                    .unwrap_or_else(|| default::KV_NAMESPACE.into());
                 if !is_ability_word(&namespace) {
                     let span = raw
                         .namespace
@@ -413,7 +303,7 @@ impl Locator<'_> {
                     max_value_bytes: self.size(
                         raw.max_value_bytes.clone(),
                         &format!("{key}.max_value_bytes"),
-                        1 << 20,
+                        default::KV_MAX_VALUE,
                     )?,
                 }
             }
@@ -432,12 +322,12 @@ impl Locator<'_> {
                     timeout: self.duration(
                         raw.timeout.clone(),
                         &format!("{key}.timeout"),
-                        Duration::from_secs(10),
+                        default::HTTP_TIMEOUT,
                     )?,
                     max_response_bytes: self.size(
                         raw.max_response_bytes.clone(),
                         &format!("{key}.max_response_bytes"),
-                        4 << 20,
+                        default::HTTP_MAX_RESPONSE,
                     )?,
                 }
             }
@@ -466,7 +356,7 @@ impl Locator<'_> {
                     timeout: self.duration(
                         raw.timeout.clone(),
                         &format!("{key}.timeout"),
-                        Duration::from_secs(10),
+                        default::PROCESS_TIMEOUT,
                     )?,
                 }
             }
@@ -543,7 +433,7 @@ impl Locator<'_> {
     }
 }
 
-fn whole_file(file: &Path, message: String) -> ConfigError {
+pub(super) fn whole_file(file: &Path, message: String) -> ConfigError {
     ConfigError {
         file: file.to_owned(),
         line: 1,
@@ -571,145 +461,3 @@ fn toml_to_cbor(value: toml::Value) -> ciborium::Value {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
-        NodeConfig::parse(Path::new("/home/x/config.toml"), text)
-    }
-
-    #[test]
-    fn the_default_file_binds_the_everyday_abilities() {
-        let config = parse(DEFAULT_CONFIG).unwrap();
-        let bound: Vec<(&str, &str)> = config
-            .abilities
-            .iter()
-            .map(|(name, a)| (name.as_str(), a.provider.as_ref().unwrap().kind()))
-            .collect();
-        assert_eq!(
-            bound,
-            [
-                ("call", "call"),
-                ("clock", "clock"),
-                ("config", "config"),
-                ("kv", "kv"),
-                ("log", "log"),
-                ("random", "random")
-            ]
-        );
-        assert_eq!(config.timeout, Duration::from_secs(10));
-        assert_eq!(config.memory_bytes, 64 << 20);
-        assert_eq!(config.max_call_depth, 8);
-        assert!(config.memo);
-    }
-
-    #[test]
-    fn every_provider_kind_parses_with_its_settings() {
-        let config = parse(
-            r#"
-            [config]
-            greeting = "hi"
-            [abilities.http]
-            provider = "http"
-            allow = ["example.org"]
-            timeout = "2s"
-            [abilities.sensor]
-            provider = "process"
-            operations = ["read"]
-            command = ["python3", "sensor.py"]
-            [abilities.kv]
-            provider = "handler"
-            function = "kvprefix"
-            [abilities.kv.uses.kv]
-            provider = "kv"
-            namespace = "tenant-a"
-            [abilities.gpu]
-            operations = ["render"]
-            "#,
-        )
-        .unwrap();
-        assert!(
-            matches!(&config.abilities["http"].provider, Some(ProviderConfig::Http { timeout, .. }) if *timeout == Duration::from_secs(2))
-        );
-        assert!(matches!(
-            &config.abilities["sensor"].provider,
-            Some(ProviderConfig::Process { .. })
-        ));
-        match &config.abilities["kv"].provider {
-            Some(ProviderConfig::Handler { function, uses }) => {
-                assert_eq!(function, "kvprefix");
-                assert!(
-                    matches!(&uses["kv"].provider, Some(ProviderConfig::Kv { namespace, .. }) if namespace == "tenant-a")
-                );
-            }
-            other => panic!("expected a handler, got {other:?}"),
-        }
-        assert!(config.abilities["gpu"].provider.is_none());
-        assert_eq!(
-            config.values["greeting"],
-            ciborium::Value::Text("hi".into())
-        );
-    }
-
-    #[test]
-    fn errors_name_the_file_the_line_and_the_key() {
-        let cases = [
-            (
-                "[limits]\ntimeout = \"soon\"\n",
-                2,
-                "limits.timeout",
-                "not a duration",
-            ),
-            (
-                "[abilities.kv]\nprovider = \"kv\"\nallow = [\"x\"]\n",
-                3,
-                "abilities.kv.allow",
-                "does not apply to provider kv",
-            ),
-            (
-                "[abilities.http]\nprovider = \"http\"\n",
-                2,
-                "abilities.http.allow",
-                "at least one allowed host",
-            ),
-            (
-                "[abilities.sensor]\nprovider = \"process\"\ncommand = [\"x\"]\n",
-                1,
-                "abilities.sensor.operations",
-                "declare its operations",
-            ),
-            (
-                "[abilities.kv]\nprovider = \"sled\"\n",
-                2,
-                "abilities.kv.provider",
-                "unknown provider `sled`",
-            ),
-            (
-                "[abilities.sensor]\noperations = [\"read\"]\nprovider = \"kv\"\n",
-                3,
-                "abilities.sensor.provider",
-                "serves only the `kv` ability",
-            ),
-        ];
-        for (text, line, key, message) in cases {
-            let error = parse(text).unwrap_err();
-            assert_eq!(
-                (error.line, error.key.as_str()),
-                (line, key),
-                "{text}: {error}"
-            );
-            let shown = error.to_string();
-            assert!(
-                shown.starts_with(&format!("/home/x/config.toml:{line}:")),
-                "{shown}"
-            );
-            assert!(shown.contains(message), "{shown}");
-        }
-        let unknown = parse("[limits]\ntimout = \"1s\"\n").unwrap_err();
-        assert_eq!(unknown.line, 2, "{unknown}");
-        assert!(unknown.to_string().contains("timout"), "{unknown}");
-        let broken = parse("[limits\n").unwrap_err();
-        assert_eq!(broken.line, 1, "{broken}");
-    }
-}

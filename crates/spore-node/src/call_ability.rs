@@ -1,15 +1,12 @@
-//! The `call` ability: one function invoking another by reference, on this node, with
-//! the caller's remaining deadline and one more level of depth.
+//! The `call` ability: one function invoking another by reference, placed like any
+//! call, within the caller's own deadline, one level deeper, stopped with its caller.
 
 use ciborium::Value;
-use spore_core::FunctionRef;
-use spore_runtime::{
-    AbilityContext, AbilityError, CallEnv, ErrorKind, InvokeError, Limits, Provider, field,
-    text_field,
-};
+use spore_core::{Args, ErrorKind, FunctionRef};
+use spore_runtime::{AbilityContext, AbilityError, CallEnv, InvokeError, Provider, field, text_field};
 
+use crate::NodeError;
 use crate::handle::NodeHandle;
-use crate::{InvokeOptions, NodeError};
 
 pub(crate) struct CallProvider {
     pub(crate) node: NodeHandle,
@@ -26,8 +23,9 @@ impl Provider for CallProvider {
         let node = self.node.get()?;
         let reference = text_field(&request, "function")?;
         let args = match field(&request, "args") {
-            Some(Value::Array(args)) => args.clone(),
-            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(args)) => Args::encode(args)
+                .map_err(|e| AbilityError::bad_request(format!("call.invoke `args`: {e}")))?,
+            None | Some(Value::Null) => Args::encode(&[]).expect("an empty array encodes"),
             Some(_) => return Err(AbilityError::bad_request("call.invoke `args` is an array")),
         };
         if cx.depth + 1 > self.max_depth {
@@ -45,42 +43,38 @@ impl Provider for CallProvider {
         let pinned = reference
             .parse::<FunctionRef>()
             .is_ok_and(|r| r.export.is_some());
-        let mut path = Vec::new();
-        let function = node
-            .resolve_anywhere(reference, cx.deadline, &mut path)
-            .map_err(|e| {
-                cx.mark_effectful();
-                resolve_error(reference, e)
-            })?;
-        let options = InvokeOptions {
-            limits: Limits {
-                deadline: cx.remaining(),
-                memory_bytes: node.default_limits().memory_bytes,
-            },
-            memo: true,
+        let function = node.function_ref(reference).map_err(|e| {
+            cx.mark_effectful();
+            AbilityError::new(e.kind(), format!("cannot call `{reference}`: {e}"))
+        })?;
+        // The callee inherits what bounds the caller: its deadline, its trace, and its
+        // cancellation.
+        let request = spore_core::CallRequest {
+            deadline: cx.deadline,
+            trace: cx.trace,
+            ..node.request(function, args)
         };
         let env = CallEnv {
             bindings: node.bindings().clone(),
             depth: cx.depth + 1,
+            cancel: cx.cancel.clone(),
         };
-        let placement = crate::Placement::default();
-        let result = node.invoke_placed(&function, &args, &options, &placement, &env, &mut path);
-        crate::placement::record_nested(path);
-        match result {
+        let called = node.call_in(request, &env);
+        cx.record_nested(called.path);
+        match called.result {
             Ok(outcome) => {
                 if outcome.effectful || !pinned {
                     cx.mark_effectful();
                 }
                 Ok(outcome.value)
             }
-            Err(NodeError::Invoke(InvokeError::Guest { error, .. })) => {
+            Err(NodeError::Invoke(InvokeError::Guest { function, error })) => {
                 if !pinned {
                     cx.mark_effectful();
                 }
-                let message = format!("{function} returned an error");
                 Err(AbilityError {
                     kind: ErrorKind::GuestError,
-                    message,
+                    message: format!("{function} returned an error"),
                     value: Some(error),
                 })
             }
@@ -96,11 +90,7 @@ impl Provider for CallProvider {
     }
 }
 
-fn resolve_error(reference: &str, error: NodeError) -> AbilityError {
-    AbilityError::new(error.kind(), format!("cannot call `{reference}`: {error}"))
-}
-
-/// How a failed invocation looks to the function that made the call: its kind as it is.
+/// How a failed call looks to the function that made it: its kind as it is.
 pub(crate) fn invoke_error(error: NodeError) -> AbilityError {
     AbilityError::new(error.kind(), error.to_string())
 }

@@ -1,0 +1,38 @@
+//! What the crate's own tests share: a call to echo and the echo's answer.
+
+use std::time::Duration;
+
+use spore_core::{Args, CallRequest, FunctionRef, Hash, MemoUse, Path, PathStep, TraceId};
+
+use crate::{InvokeResponse, Returned};
+
+/// A call of `hash:main` with `args` (a CBOR array) and a deadline `after` from now.
+pub(crate) fn echo_request(hash: Hash, args: &[u8], after: Duration) -> CallRequest {
+    CallRequest::new(
+        FunctionRef::new(hash, "main".parse().expect("a valid export name")),
+        Args::from_bytes(args.to_vec()),
+        std::time::Instant::now() + after,
+        16 << 20,
+        TraceId::default(),
+    )
+}
+
+/// What an echoing host answers: the call's argument bytes, with a one-step path saying
+/// `how` it was answered.
+pub(crate) fn echo(request: &CallRequest, how: &str) -> InvokeResponse {
+    let mut path = Path::new();
+    path.push(PathStep {
+        node: "server".into(),
+        step: how.into(),
+        micros: 0,
+    });
+    InvokeResponse {
+        result: Ok(Returned {
+            value: request.args.as_bytes().to_vec(),
+            memo: MemoUse::Skipped,
+            effectful: false,
+            stats: None,
+        }),
+        path,
+    }
+}

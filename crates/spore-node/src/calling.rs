@@ -1,0 +1,183 @@
+//! `Node::call`: one [`CallRequest`] in, its outcome and its path out, by value.
+//!
+//! The request arrives built (by the CLI, the HTTP API, the `call` ability, a handler or
+//! a peer); placement (`placement.rs`) decides where it runs, and a call that runs here
+//! is answered from the memo when the function can reach no ability, or run.
+
+use std::time::Instant;
+
+use ciborium::Value;
+use spore_core::{CallRequest, CallStats, Cancel, FunctionRef, MemoUse, Path, PathStep};
+use spore_runtime::{CallEnv, InvokeError};
+
+use crate::{Node, NodeError, memo};
+
+/// A finished call, run or answered from the memo, here or on a peer.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The function that ran, its export resolved.
+    pub function: FunctionRef,
+    pub value: Value,
+    pub memo: MemoUse,
+    /// Where the time went, when the function ran (`None` for a memo hit).
+    pub stats: Option<CallStats>,
+    /// Whether the call could have had effects (then it was not memoized).
+    pub effectful: bool,
+}
+
+/// What a call gives back: its outcome, and the path it took whether it succeeded or not.
+#[derive(Debug)]
+pub struct Called {
+    pub result: Result<Outcome, NodeError>,
+    pub path: Path,
+}
+
+impl Node {
+    /// Runs `request` where placement says, with this node's bindings.
+    pub fn call(&self, request: CallRequest) -> Called {
+        self.call_cancellable(request, Cancel::new())
+    }
+
+    /// [`Node::call`], stopped when `cancel` is set: an edge that can tell when its
+    /// caller is gone (a closed connection) passes its flag here.
+    pub fn call_cancellable(&self, request: CallRequest, cancel: Cancel) -> Called {
+        let env = CallEnv {
+            bindings: self.bindings.clone(),
+            depth: 0,
+            cancel,
+        };
+        self.call_in(request, &env)
+    }
+
+    /// Runs `request` in `env` (a `call`'s or a handler's): the path is collected here.
+    pub(crate) fn call_in(&self, request: CallRequest, env: &CallEnv) -> Called {
+        let span = tracing::info_span!(
+            "call",
+            function = %request.function,
+            trace = %request.trace,
+            depth = env.depth,
+            hops = request.hops
+        );
+        let _entered = span.enter();
+        let mut path = Path::new();
+        let result = self.place(request, env, &mut path);
+        if let Err(error) = &result {
+            tracing::debug!(kind = %error.kind(), "call failed: {error}");
+        }
+        Called { result, path }
+    }
+
+    /// Runs `request` on this node: from the memo when the function is pure and its
+    /// result is memoized, else in the runtime.
+    pub(crate) fn run_here(
+        &self,
+        request: &CallRequest,
+        env: &CallEnv,
+        path: &mut Path,
+    ) -> Result<Outcome, NodeError> {
+        let started = Instant::now();
+        let outcome = self.run_or_remember(request, env, path);
+        let function = &request.function;
+        let what = match &outcome {
+            Ok(Outcome {
+                stats: Some(stats),
+                function,
+                ..
+            }) => format!(
+                "ran {function} ({:?} load {} us, instantiate {} us, run {} us)",
+                stats.load_source,
+                stats.load_time.as_micros(),
+                stats.instantiate_time.as_micros(),
+                stats.run_time.as_micros()
+            ),
+            Ok(Outcome { function, .. }) => format!("answered {function} from the memo"),
+            Err(error) => format!("ran {function}: failed ({error})"),
+        };
+        path.push(self.step(started, what));
+        outcome
+    }
+
+    fn run_or_remember(
+        &self,
+        request: &CallRequest,
+        env: &CallEnv,
+        path: &mut Path,
+    ) -> Result<Outcome, NodeError> {
+        let manifest = self.runtime.manifest(&request.function.module)?;
+        let export = manifest.resolve_export(request.function.export.as_ref())?;
+        let function = FunctionRef::new(request.function.module, export);
+        // Only a function that can reach nothing but `call` may be memoized; whether a
+        // given run was pure is known only after it (`Invocation::effectful`).
+        let reach = self.reach(&manifest, &function);
+        let memo_key = (request.memo && self.config.memo && reach.iter().all(|a| *a == "call"))
+            .then(|| memo::key(&function, request));
+        if let Some(key) = &memo_key
+            && let Some(entry) = self.codebase.memo_get(key)?
+            && let Some(remembered) = memo::decode(&entry)
+        {
+            tracing::debug!(%function, "memo hit");
+            return match remembered {
+                Ok(value) => Ok(Outcome {
+                    function,
+                    value,
+                    memo: MemoUse::Hit,
+                    stats: None,
+                    effectful: false,
+                }),
+                Err(error) => Err(NodeError::Invoke(InvokeError::Guest { function, error })),
+            };
+        }
+        let request = CallRequest {
+            function: function.clone(),
+            ..request.clone()
+        };
+        let result = self.runtime.invoke(&request, env);
+        let remember = |outcome: Result<&Value, &Value>| -> Result<MemoUse, NodeError> {
+            let Some(key) = &memo_key else {
+                return Ok(MemoUse::Skipped);
+            };
+            match memo::encode(&outcome) {
+                Some(entry) if entry.len() as u64 <= self.config.memo_max_result_bytes => {
+                    self.codebase.memo_put(key, &entry)?;
+                    Ok(MemoUse::Stored)
+                }
+                _ => Ok(MemoUse::Skipped),
+            }
+        };
+        match result {
+            Ok(invocation) => {
+                path.extend(invocation.nested);
+                let memo = if invocation.effectful {
+                    MemoUse::Skipped
+                } else {
+                    remember(Ok(&invocation.value))?
+                };
+                Ok(Outcome {
+                    function: invocation.function,
+                    value: invocation.value,
+                    memo,
+                    stats: Some(invocation.stats),
+                    effectful: invocation.effectful,
+                })
+            }
+            // A returned error is as deterministic as a result, but only a function that
+            // can reach no ability at all is known to have been pure when it fails.
+            Err(InvokeError::Guest { function, error }) => {
+                if reach.is_empty() {
+                    remember(Err(&error))?;
+                }
+                Err(NodeError::Invoke(InvokeError::Guest { function, error }))
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// A step of a call's path taken by this node, begun at `started`.
+    pub(crate) fn step(&self, started: Instant, step: String) -> PathStep {
+        PathStep {
+            node: self.me(),
+            step,
+            micros: started.elapsed().as_micros() as u64,
+        }
+    }
+}

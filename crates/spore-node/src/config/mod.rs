@@ -1,0 +1,285 @@
+//! The node's configuration file, `config.toml` in the home (docs/configuration.md).
+//!
+//! Parsing is strict: unknown keys, keys that do not apply to a provider, and bad values
+//! are errors that name the file, the line and the key. A fresh home gets a file with
+//! the default bindings, so what is in force is always written down.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod defaults;
+mod locate;
+
+pub use defaults::{default_config, defaults as default};
+use locate::whole_file;
+
+/// A problem in the configuration file, located.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}:{line}:{column}: {key}{message}", file.display(), key = if key.is_empty() { String::new() } else { format!("`{key}`: ") })]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// The dotted key the problem is at (empty when the file does not parse at all).
+    pub key: String,
+    pub message: String,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub file: PathBuf,
+    pub timeout: Duration,
+    pub memory_bytes: u64,
+    pub max_call_depth: u32,
+    pub memo: bool,
+    pub memo_max_result_bytes: u64,
+    /// What a call a peer forwards here may have at most, whatever it asks for.
+    pub forwarded: ForwardedLimits,
+    /// Values served by the `config` ability.
+    pub values: BTreeMap<String, ciborium::Value>,
+    /// Every ability the node declares or binds, by name.
+    pub abilities: BTreeMap<String, AbilityConfig>,
+}
+
+/// `[limits.forwarded]`: the most a call forwarded by a peer gets on this node. A longer
+/// deadline or a larger memory cap is cut to these; larger arguments are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardedLimits {
+    pub timeout: Duration,
+    pub memory_bytes: u64,
+    pub args_bytes: u64,
+}
+
+/// One `[abilities.NAME]` table.
+#[derive(Debug, Clone)]
+pub struct AbilityConfig {
+    /// Operations declared for a custom ability (empty for built-ins, whose shapes are fixed).
+    pub operations: Vec<String>,
+    /// The provider, when the ability is bound here (a declaration alone binds nothing).
+    pub provider: Option<ProviderConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ProviderConfig {
+    Log,
+    Clock,
+    Random,
+    Config,
+    Call,
+    Kv {
+        namespace: String,
+        max_value_bytes: u64,
+    },
+    Http {
+        allow: Vec<String>,
+        timeout: Duration,
+        max_response_bytes: u64,
+    },
+    Process {
+        command: Vec<String>,
+        cwd: Option<PathBuf>,
+        env: Vec<(String, String)>,
+        timeout: Duration,
+    },
+    Handler {
+        function: String,
+        uses: BTreeMap<String, AbilityConfig>,
+    },
+}
+
+impl ProviderConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProviderConfig::Log => "log",
+            ProviderConfig::Clock => "clock",
+            ProviderConfig::Random => "random",
+            ProviderConfig::Config => "config",
+            ProviderConfig::Call => "call",
+            ProviderConfig::Kv { .. } => "kv",
+            ProviderConfig::Http { .. } => "http",
+            ProviderConfig::Process { .. } => "process",
+            ProviderConfig::Handler { .. } => "handler",
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Reads `config.toml` in `home`, writing the defaults first if there is none.
+    pub fn load_or_create(home: &Path) -> Result<NodeConfig, ConfigError> {
+        let file = home.join("config.toml");
+        if !file.exists() {
+            write_private(&file, default_config().as_bytes()).map_err(|e| {
+                whole_file(
+                    &file,
+                    format!("cannot write the default configuration: {e}"),
+                )
+            })?;
+        }
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| whole_file(&file, format!("cannot read: {e}")))?;
+        Self::parse(&file, &text)
+    }
+
+    /// Parses and validates the text of a configuration file.
+    pub fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
+        locate::parse(file, text)
+    }
+}
+
+/// Writes a new file that only its owner can read: a configuration can hold secrets
+/// (`[config]` values, provider environments).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?
+        .write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
+        NodeConfig::parse(Path::new("/home/x/config.toml"), text)
+    }
+
+    #[test]
+    fn the_default_file_binds_the_everyday_abilities() {
+        let config = parse(&default_config()).unwrap();
+        let bound: Vec<(&str, &str)> = config
+            .abilities
+            .iter()
+            .map(|(name, a)| (name.as_str(), a.provider.as_ref().unwrap().kind()))
+            .collect();
+        assert_eq!(
+            bound,
+            [
+                ("call", "call"),
+                ("clock", "clock"),
+                ("config", "config"),
+                ("kv", "kv"),
+                ("log", "log"),
+                ("random", "random")
+            ]
+        );
+        assert_eq!(config.timeout, Duration::from_secs(10));
+        assert_eq!(config.memory_bytes, 64 << 20);
+        assert_eq!(config.max_call_depth, 8);
+        assert!(config.memo);
+    }
+
+    #[test]
+    fn every_provider_kind_parses_with_its_settings() {
+        let config = parse(
+            r#"
+            [config]
+            greeting = "hi"
+            [abilities.http]
+            provider = "http"
+            allow = ["example.org"]
+            timeout = "2s"
+            [abilities.sensor]
+            provider = "process"
+            operations = ["read"]
+            command = ["python3", "sensor.py"]
+            [abilities.kv]
+            provider = "handler"
+            function = "kvprefix"
+            [abilities.kv.uses.kv]
+            provider = "kv"
+            namespace = "tenant-a"
+            [abilities.gpu]
+            operations = ["render"]
+            "#,
+        )
+        .unwrap();
+        assert!(
+            matches!(&config.abilities["http"].provider, Some(ProviderConfig::Http { timeout, .. }) if *timeout == Duration::from_secs(2))
+        );
+        assert!(matches!(
+            &config.abilities["sensor"].provider,
+            Some(ProviderConfig::Process { .. })
+        ));
+        match &config.abilities["kv"].provider {
+            Some(ProviderConfig::Handler { function, uses }) => {
+                assert_eq!(function, "kvprefix");
+                assert!(
+                    matches!(&uses["kv"].provider, Some(ProviderConfig::Kv { namespace, .. }) if namespace == "tenant-a")
+                );
+            }
+            other => panic!("expected a handler, got {other:?}"),
+        }
+        assert!(config.abilities["gpu"].provider.is_none());
+        assert_eq!(
+            config.values["greeting"],
+            ciborium::Value::Text("hi".into())
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_the_line_and_the_key() {
+        let cases = [
+            (
+                "[limits]\ntimeout = \"soon\"\n",
+                2,
+                "limits.timeout",
+                "not a duration",
+            ),
+            (
+                "[abilities.kv]\nprovider = \"kv\"\nallow = [\"x\"]\n",
+                3,
+                "abilities.kv.allow",
+                "does not apply to provider kv",
+            ),
+            (
+                "[abilities.http]\nprovider = \"http\"\n",
+                2,
+                "abilities.http.allow",
+                "at least one allowed host",
+            ),
+            (
+                "[abilities.sensor]\nprovider = \"process\"\ncommand = [\"x\"]\n",
+                1,
+                "abilities.sensor.operations",
+                "declare its operations",
+            ),
+            (
+                "[abilities.kv]\nprovider = \"sled\"\n",
+                2,
+                "abilities.kv.provider",
+                "unknown provider `sled`",
+            ),
+            (
+                "[abilities.sensor]\noperations = [\"read\"]\nprovider = \"kv\"\n",
+                3,
+                "abilities.sensor.provider",
+                "serves only the `kv` ability",
+            ),
+        ];
+        for (text, line, key, message) in cases {
+            let error = parse(text).unwrap_err();
+            assert_eq!(
+                (error.line, error.key.as_str()),
+                (line, key),
+                "{text}: {error}"
+            );
+            let shown = error.to_string();
+            assert!(
+                shown.starts_with(&format!("/home/x/config.toml:{line}:")),
+                "{shown}"
+            );
+            assert!(shown.contains(message), "{shown}");
+        }
+        let unknown = parse("[limits]\ntimout = \"1s\"\n").unwrap_err();
+        assert_eq!(unknown.line, 2, "{unknown}");
+        assert!(unknown.to_string().contains("timout"), "{unknown}");
+        let broken = parse("[limits\n").unwrap_err();
+        assert_eq!(broken.line, 1, "{broken}");
+    }
+}

@@ -1,0 +1,156 @@
+//! The node as the mesh sees it: the modules it holds, and calls peers forward to it,
+//! run within this node's own limits for forwarded calls, whatever the caller asked.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use spore_core::{CallRequest, Cancel, ErrorKind, Failure, Hash};
+use spore_mesh::{InvokeResponse, MeshHost, PeerId};
+
+use crate::placement::returned;
+use crate::{Called, Node};
+
+/// How long a forwarded call may run on the mesh's own thread ([`MeshHost::invoke_now`]);
+/// the runtime may overrun a deadline by one epoch tick (5 ms). Plenty for a short
+/// function, and the mesh is never held up for long.
+const INLINE_BUDGET: Duration = Duration::from_millis(5);
+
+/// The node as the mesh sees it.
+pub struct NodeHost {
+    node: Weak<Node>,
+    /// Modules one of whose functions once overran [`INLINE_BUDGET`]: their calls go
+    /// to the blocking pool from then on.
+    overran: Mutex<HashSet<Hash>>,
+}
+
+impl NodeHost {
+    pub fn new(node: &Arc<Node>) -> NodeHost {
+        NodeHost {
+            node: Arc::downgrade(node),
+            overran: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn overran(&self) -> MutexGuard<'_, HashSet<Hash>> {
+        self.overran.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn remote_span(request: &CallRequest, from: PeerId) -> tracing::Span {
+    tracing::info_span!(
+        "serve call",
+        function = %request.function,
+        trace = %request.trace,
+        %from
+    )
+}
+
+impl Node {
+    /// A forwarded call held to this node's limits for forwarded calls
+    /// (`docs/configuration.md`, `[limits.forwarded]`): its deadline and memory cap cut
+    /// to them, and refused outright when its arguments are larger than they allow.
+    fn admit(&self, mut request: CallRequest) -> Result<CallRequest, Failure> {
+        let limits = &self.config.forwarded;
+        if request.args.len() as u64 > limits.args_bytes {
+            return Err(Failure::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "the arguments of {} are {} bytes; this node takes at most {} bytes of \
+                     arguments in a forwarded call",
+                    request.function,
+                    request.args.len(),
+                    limits.args_bytes
+                ),
+            ));
+        }
+        request.deadline = request.deadline.min(Instant::now() + limits.timeout);
+        request.memory_bytes = request.memory_bytes.min(limits.memory_bytes);
+        Ok(request)
+    }
+
+    /// Runs a call a peer forwarded, within this node's limits; stopped when `cancel` is
+    /// set (the peer stopped waiting).
+    fn serve(&self, request: CallRequest, cancel: Cancel) -> InvokeResponse {
+        match self.admit(request) {
+            Ok(request) => answer(self.call_cancellable(request, cancel)),
+            Err(refusal) => InvokeResponse {
+                result: Err(refusal),
+                path: Default::default(),
+            },
+        }
+    }
+}
+
+/// A finished call as the peer that forwarded it receives it.
+fn answer(called: Called) -> InvokeResponse {
+    InvokeResponse {
+        result: match &called.result {
+            Ok(outcome) => returned(outcome),
+            Err(error) => Err(error.to_failure()),
+        },
+        path: called.path,
+    }
+}
+
+impl MeshHost for NodeHost {
+    fn module_bytes(&self, hash: &Hash) -> Option<Vec<u8>> {
+        self.node.upgrade()?.codebase.module_bytes(hash).ok()
+    }
+
+    fn module_hashes(&self) -> Vec<Hash> {
+        self.node
+            .upgrade()
+            .and_then(|node| node.codebase.manifests().ok())
+            .map(|manifests| manifests.into_iter().map(|m| m.module).collect())
+            .unwrap_or_default()
+    }
+
+    fn invoke(&self, request: CallRequest, from: PeerId, cancel: Cancel) -> InvokeResponse {
+        let _span = remote_span(&request, from).entered();
+        match self.node.upgrade() {
+            Some(node) => node.serve(request, cancel),
+            None => InvokeResponse::error(ErrorKind::Unavailable, "the node is shutting down"),
+        }
+    }
+
+    /// Runs a forwarded call right here when it is a function that can reach no ability
+    /// and its module is loaded: it cannot block on a provider or the compiler, and
+    /// should it overrun [`INLINE_BUDGET`], running it again on the blocking pool is
+    /// harmless. (Its Wasm stack, 512 KiB at most, fits the daemon's worker threads.)
+    fn invoke_now(&self, request: CallRequest, from: PeerId) -> Result<InvokeResponse, CallRequest> {
+        let Some(node) = self.node.upgrade() else {
+            return Err(request);
+        };
+        let pure_and_loaded = node
+            .runtime
+            .loaded_manifest(&request.function.module)
+            .is_some_and(|manifest| node.reach(&manifest, &request.function).is_empty());
+        if !pure_and_loaded || self.overran().contains(&request.function.module) {
+            return Err(request);
+        }
+        let _span = remote_span(&request, from).entered();
+        let budget = Instant::now() + INLINE_BUDGET;
+        if request.deadline <= budget {
+            return Ok(node.serve(request, Cancel::new()));
+        }
+        let inline = CallRequest {
+            deadline: budget,
+            ..request.clone()
+        };
+        let response = node.serve(inline, Cancel::new());
+        let overran = response
+            .result
+            .as_ref()
+            .is_err_and(|failure| failure.kind == ErrorKind::Timeout);
+        if overran {
+            tracing::debug!(
+                "overran the inline budget of {INLINE_BUDGET:?}; \
+                 it runs on the blocking pool from now on"
+            );
+            self.overran().insert(request.function.module);
+            return Err(request);
+        }
+        Ok(response)
+    }
+}
