@@ -16,9 +16,14 @@ pub(crate) const INVOKE_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/i
 
 /// The largest range a fetch request may ask for.
 pub(crate) const MAX_RANGE_LEN: u64 = 2 << 20;
-/// A bao slice of [`MAX_RANGE_LEN`] bytes carries 64 bytes of tree nodes per KiB (under
-/// 6.25 %), plus its header and the CBOR around it; 2 MiB + 256 KiB covers all of it.
-pub(crate) const FETCH_FRAME_LIMIT: usize = (2 << 20) + (256 << 10);
+/// A fetch request frame is a hash and two integers.
+pub(crate) const FETCH_REQUEST_FRAME_LIMIT: usize = 1024;
+/// A `{size}` or `{error}` frame.
+pub(crate) const FETCH_HEADER_FRAME_LIMIT: usize = 64 << 10;
+/// A `{slice}` frame. A bao slice of [`MAX_RANGE_LEN`] bytes carries 64 bytes of tree
+/// nodes per KiB (under 6.25 %), plus its header and the CBOR around it; 2 MiB + 256 KiB
+/// covers all of it.
+pub(crate) const FETCH_SLICE_FRAME_LIMIT: usize = (2 << 20) + (256 << 10);
 pub(crate) const INVOKE_FRAME_LIMIT: usize = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -156,10 +161,10 @@ pub(crate) async fn write_slice_frame(
     let mut head = SLICE_PREFIX.to_vec();
     push_bytes_header(&mut head, slice.len() as u64);
     let len = head.len() + slice.len();
-    if len > FETCH_FRAME_LIMIT {
+    if len > FETCH_SLICE_FRAME_LIMIT {
         return Err(FrameError::TooLarge {
             len,
-            limit: FETCH_FRAME_LIMIT,
+            limit: FETCH_SLICE_FRAME_LIMIT,
         });
     }
     let len = u32::try_from(len).expect("frame limits are below 4 GiB");
@@ -187,7 +192,7 @@ impl SliceFrame {
 pub(crate) async fn read_slice_frame(
     io: &mut (impl AsyncRead + Unpin),
 ) -> Result<SliceFrame, FrameError> {
-    let body = read_body(io, FETCH_FRAME_LIMIT).await?;
+    let body = read_body(io, FETCH_SLICE_FRAME_LIMIT).await?;
     if let Some(slice) = canonical_slice(&body) {
         return Ok(SliceFrame { body, slice });
     }
@@ -463,7 +468,7 @@ mod tests {
             let message = FetchSlice {
                 slice: slice.clone(),
             };
-            write_frame(&mut by_encoder, &message, FETCH_FRAME_LIMIT)
+            write_frame(&mut by_encoder, &message, FETCH_SLICE_FRAME_LIMIT)
                 .await
                 .unwrap();
             assert!(by_hand == by_encoder, "len {len}: encodings differ");
@@ -477,7 +482,7 @@ mod tests {
             ("extra".into(), ciborium::Value::Bool(true)),
         ]);
         let mut frame = Vec::new();
-        write_frame(&mut frame, &value, FETCH_FRAME_LIMIT)
+        write_frame(&mut frame, &value, FETCH_SLICE_FRAME_LIMIT)
             .await
             .unwrap();
         let frame = read_slice_frame(&mut frame.as_slice()).await.unwrap();
@@ -498,21 +503,21 @@ mod tests {
             slice: vec![7u8; 100_000],
         };
         let mut buf = Vec::new();
-        write_frame(&mut buf, &slice, FETCH_FRAME_LIMIT)
+        write_frame(&mut buf, &slice, FETCH_SLICE_FRAME_LIMIT)
             .await
             .unwrap();
         assert_eq!(
             u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize,
             buf.len() - 4
         );
-        let back: FetchSlice = read_frame(&mut buf.as_slice(), FETCH_FRAME_LIMIT)
+        let back: FetchSlice = read_frame(&mut buf.as_slice(), FETCH_SLICE_FRAME_LIMIT)
             .await
             .unwrap();
         assert_eq!(back.slice, slice.slice);
 
         let mut huge = (u32::MAX).to_be_bytes().to_vec();
         huge.extend_from_slice(&[0; 16]);
-        let err = read_frame::<FetchSlice>(&mut huge.as_slice(), FETCH_FRAME_LIMIT)
+        let err = read_frame::<FetchSlice>(&mut huge.as_slice(), FETCH_SLICE_FRAME_LIMIT)
             .await
             .unwrap_err();
         assert!(matches!(err, FrameError::TooLarge { .. }), "{err}");
@@ -615,11 +620,11 @@ mod tests {
             };
             let frame = unhex(&v["frame"]);
             let mut written = Vec::new();
-            write_frame(&mut written, &request, FETCH_FRAME_LIMIT)
+            write_frame(&mut written, &request, FETCH_SLICE_FRAME_LIMIT)
                 .await
                 .unwrap();
             assert_eq!(written, frame);
-            let read: FetchRequest = read_frame(&mut frame.as_slice(), FETCH_FRAME_LIMIT)
+            let read: FetchRequest = read_frame(&mut frame.as_slice(), FETCH_SLICE_FRAME_LIMIT)
                 .await
                 .unwrap();
             assert_eq!(
@@ -633,7 +638,7 @@ mod tests {
                 error: None,
             };
             let mut written = Vec::new();
-            write_frame(&mut written, &header, FETCH_FRAME_LIMIT)
+            write_frame(&mut written, &header, FETCH_SLICE_FRAME_LIMIT)
                 .await
                 .unwrap();
             assert_eq!(written, unhex(&v["frame"]));
