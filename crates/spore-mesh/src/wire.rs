@@ -366,6 +366,60 @@ pub struct PathStep {
     pub micros: u64,
 }
 
+/// A stream for tests of one exchange: reads the bytes it was given, keeps the bytes
+/// written to it.
+#[cfg(test)]
+pub(crate) struct Scripted {
+    input: futures::io::Cursor<Vec<u8>>,
+    pub written: Vec<u8>,
+}
+
+#[cfg(test)]
+impl Scripted {
+    pub fn new(input: impl Into<Vec<u8>>) -> Self {
+        Scripted {
+            input: futures::io::Cursor::new(input.into()),
+            written: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl AsyncRead for Scripted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.input).poll_read(cx, buf)
+    }
+}
+
+#[cfg(test)]
+impl AsyncWrite for Scripted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.written).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.written).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.written).poll_close(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

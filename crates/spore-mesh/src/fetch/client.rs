@@ -549,11 +549,14 @@ pub(crate) async fn exchange(
     let frame = read_slice_frame(stream).await.map_err(frame_failure)?;
     let _ = stream.close().await;
     let expected = len.min(size - start);
-    let bytes =
-        tokio::task::spawn_blocking(move || verify_slice(&hash, frame.slice(), start, expected))
-            .await
-            .map_err(|e| FailureReason::Protocol(format!("verification task failed: {e}")))?
-            .map_err(|e| FailureReason::HashMismatch(e.to_string()))?;
+    // The slice must be of a module of the announced size: only then does the final
+    // range prove the size (`verify_slice`).
+    let bytes = tokio::task::spawn_blocking(move || {
+        verify_slice(&hash, frame.slice(), start, expected, size)
+    })
+    .await
+    .map_err(|e| FailureReason::Protocol(format!("verification task failed: {e}")))?
+    .map_err(|e| FailureReason::HashMismatch(e.to_string()))?;
     Ok(RangeOk { size, bytes })
 }
 
@@ -587,5 +590,63 @@ fn frame_failure(error: FrameError) -> FailureReason {
     match error {
         FrameError::Io(e) => FailureReason::Unreachable(e.to_string()),
         other => FailureReason::Protocol(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::Encoded;
+    use crate::wire::{FETCH_SLICE_FRAME_LIMIT, Scripted, write_slice_frame};
+
+    fn blob(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 1000) as u8).collect()
+    }
+
+    /// What a provider sends for `request` when it announces `size` and slices `module`.
+    async fn answer(module: &[u8], size: u64, request: &FetchRequest) -> Vec<u8> {
+        let mut answer = Vec::new();
+        let header = FetchHeader {
+            size: Some(size),
+            error: None,
+        };
+        write_frame(&mut answer, &header, FETCH_HEADER_FRAME_LIMIT)
+            .await
+            .unwrap();
+        let slice = Encoded::new(module.to_vec()).slice(request.start, request.len);
+        write_slice_frame(&mut answer, &slice).await.unwrap();
+        assert!(answer.len() < FETCH_SLICE_FRAME_LIMIT);
+        answer
+    }
+
+    #[tokio::test]
+    async fn the_final_range_is_taken_only_when_it_proves_the_announced_size() {
+        let module = blob(7000);
+        let hash = spore_core::Hash::of(&module);
+        let final_range = |size: u64| FetchRequest {
+            hash,
+            start: size.saturating_sub(1) / RANGE_LEN * RANGE_LEN,
+            len: size - size.saturating_sub(1) / RANGE_LEN * RANGE_LEN,
+        };
+
+        let honest = final_range(7000);
+        let mut stream = Scripted::new(answer(&module, 7000, &honest).await);
+        let taken = exchange(&mut stream, honest).await.unwrap();
+        assert_eq!((taken.size, taken.bytes), (7000, module.clone()));
+
+        // A provider announcing a shorter module than it holds answers the final range
+        // of that size with an honest slice of a range inside the module: every byte
+        // of it verifies, yet the size it claims is not the module's.
+        for size in [6999, 6144, 5000, 1] {
+            let request = final_range(size);
+            let mut stream = Scripted::new(answer(&module, size, &request).await);
+            match exchange(&mut stream, request).await {
+                Err(FailureReason::HashMismatch(_)) => {}
+                other => panic!(
+                    "announced size {size} of a 7000-byte module: {:?}",
+                    other.map(|ok| ok.size)
+                ),
+            }
+        }
     }
 }
