@@ -136,15 +136,17 @@ fn gossip(
     let config = gossipsub::ConfigBuilder::default()
         .max_transmit_size(GOSSIP_MAX_TRANSMIT)
         .validation_mode(gossipsub::ValidationMode::Strict)
-        // Ids are content hashes, so the same announcement relayed by several peers is
-        // delivered once.
-        .message_id_fn(|message: &gossipsub::Message| {
-            gossipsub::MessageId::from(blake3::hash(&message.data).as_bytes().to_vec())
-        })
+        .message_id_fn(|message: &gossipsub::Message| gossip_message_id(&message.data))
         .build()?;
     let behaviour = gossipsub::Behaviour::new(
         gossipsub::MessageAuthenticity::Signed(keypair.clone()),
         config,
     )?;
     Ok(behaviour)
+}
+
+/// A gossip message's id: the BLAKE3 hash of its data. Ids are content hashes, so the
+/// same announcement relayed by several peers is delivered once.
+pub(crate) fn gossip_message_id(data: &[u8]) -> gossipsub::MessageId {
+    gossipsub::MessageId::from(blake3::hash(data).as_bytes().to_vec())
 }

@@ -24,10 +24,24 @@ pub(crate) fn ability_key(name: &str) -> RecordKey {
 }
 
 /// A gossip announcement of a publication: hashes travel, modules never do.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Announcement {
     pub hash: spore_core::Hash,
+    /// The announcing node's peer id, as text.
     pub peer: String,
+}
+
+impl Announcement {
+    /// The gossip message's data: the CBOR map `{hash, peer}`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut data = Vec::new();
+        ciborium::into_writer(self, &mut data).expect("encoding to a Vec cannot fail");
+        data
+    }
+
+    pub fn from_bytes(data: &[u8]) -> Option<Self> {
+        ciborium::from_reader(data).ok()
+    }
 }
 
 /// How long a provider lookup keeps running for more providers once it found one.

@@ -235,13 +235,11 @@ impl SwarmTask {
             hash,
             peer: self.swarm.local_peer_id().to_string(),
         };
-        let mut data = Vec::new();
-        ciborium::into_writer(&announcement, &mut data).expect("encoding to a Vec cannot fail");
         match self
             .swarm
             .behaviour_mut()
             .gossipsub
-            .publish(self.topic.clone(), data)
+            .publish(self.topic.clone(), announcement.to_bytes())
         {
             Ok(_) => {}
             // Alone, or announcing twice: the DHT record is what finds us anyway.
@@ -366,8 +364,7 @@ impl SwarmTask {
     }
 
     fn on_gossip(&mut self, message: gossipsub::Message) {
-        let Ok(announcement) = ciborium::from_reader::<Announcement, _>(message.data.as_slice())
-        else {
+        let Some(announcement) = Announcement::from_bytes(&message.data) else {
             debug!("ignoring a malformed announcement");
             return;
         };

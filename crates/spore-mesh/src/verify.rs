@@ -47,19 +47,31 @@ pub(crate) enum SliceError {
     BadProof(std::io::Error),
     #[error("slice holds {got} bytes of content, expected {expected}")]
     WrongLength { got: usize, expected: usize },
+    #[error("slice is of a module of {header} bytes, but the provider announced {size}")]
+    SizeDisagrees { header: u64, size: u64 },
 }
 
-/// Decodes `slice` (the bao slice of `[start, start + expected_len)`) against `hash`,
-/// returning the range's bytes only if every one of them is proven.
+/// Decodes `slice` (the bao slice of `[start, start + expected_len)` of a module of
+/// `size` bytes) against `hash`, returning the range's bytes only if every one of them
+/// is proven.
 ///
-/// A slice that reaches the module's end also proves the module's size: bao hashes the
-/// final chunk differently, so a slice built for a wrong size does not verify.
+/// A slice whose range reaches `size` also proves `size`: bao hashes the final chunk
+/// differently from the others and with its length, so the final chunk of a module of
+/// another size does not verify. That holds only when the slice was decoded as a slice
+/// of a `size`-byte module, that is when its header says `size`: an honest slice of a
+/// longer module verifies just as well for any range inside it.
 pub(crate) fn verify_slice(
     hash: &spore_core::Hash,
     slice: &[u8],
     start: u64,
     expected_len: u64,
+    size: u64,
 ) -> Result<Vec<u8>, SliceError> {
+    if let Some(header) = slice.first_chunk::<8>().map(|h| u64::from_le_bytes(*h))
+        && header != size
+    {
+        return Err(SliceError::SizeDisagrees { header, size });
+    }
     let root = bao::Hash::from_bytes(*hash.as_bytes());
     let mut decoder = bao::decode::SliceDecoder::new(slice, &root, start, expected_len);
     let mut bytes = Vec::with_capacity(expected_len as usize);
@@ -107,7 +119,7 @@ mod tests {
         while start < encoded.size() {
             let len = range.min(encoded.size() - start);
             let slice = encoded.slice(start, len);
-            assembled.extend(verify_slice(&hash, &slice, start, len).unwrap());
+            assembled.extend(verify_slice(&hash, &slice, start, len, encoded.size()).unwrap());
             start += len;
         }
         assert_eq!(assembled, bytes);
@@ -119,19 +131,12 @@ mod tests {
         let hash = spore_core::Hash::of(&bytes);
         let encoded = Encoded::new(bytes.clone());
         let slice = encoded.slice(1 << 20, 1 << 20);
-        // The first 8 bytes are the length header. A range short of the module's end
-        // does not prove the length (the final slice does, tested below), but a wrong
-        // header never makes it accept wrong content.
-        let mut bad_header = slice.clone();
-        bad_header[0] ^= 1;
-        if let Ok(content) = verify_slice(&hash, &bad_header, 1 << 20, 1 << 20) {
-            assert_eq!(content, bytes[1 << 20..2 << 20]);
-        }
-        for position in [8, 100, 5000, slice.len() / 2, slice.len() - 1] {
+        // The first 8 bytes are the size header, which must be the announced size.
+        for position in [0, 7, 8, 100, 5000, slice.len() / 2, slice.len() - 1] {
             let mut bad = slice.clone();
             bad[position] ^= 1;
             assert!(
-                verify_slice(&hash, &bad, 1 << 20, 1 << 20).is_err(),
+                verify_slice(&hash, &bad, 1 << 20, 1 << 20, 3 << 20).is_err(),
                 "flip at {position} went unnoticed"
             );
         }
@@ -146,12 +151,12 @@ mod tests {
         let liar = Encoded::new(other);
         let slice = liar.slice(1 << 20, 1 << 20);
         assert!(matches!(
-            verify_slice(&hash, &slice, 1 << 20, 1 << 20),
+            verify_slice(&hash, &slice, 1 << 20, 1 << 20, 2 << 20),
             Err(SliceError::BadProof(_))
         ));
 
         let honest = Encoded::new(bytes).slice(0, 1 << 20);
-        assert!(verify_slice(&hash, &honest[..honest.len() - 10], 0, 1 << 20).is_err());
+        assert!(verify_slice(&hash, &honest[..honest.len() - 10], 0, 1 << 20, 2 << 20).is_err());
     }
 
     #[test]
@@ -161,21 +166,40 @@ mod tests {
         let encoded = Encoded::new(bytes.clone());
         let start = 3u64 << 20;
         let slice = encoded.slice(start, 5000);
-        assert!(verify_slice(&hash, &slice, start, 5000).is_ok());
+        let size = bytes.len() as u64;
+        assert!(verify_slice(&hash, &slice, start, 5000, size).is_ok());
 
-        // The same slice with its length header claiming another size never verifies.
+        // The same slice with its size header claiming another size never verifies,
+        // though the header then agrees with the size announced.
         for claimed in [start + 4999, start + 5001, start + 6000, 4 << 20, 8 << 20] {
             let mut forged = slice.clone();
             forged[..8].copy_from_slice(&claimed.to_le_bytes());
             let expected = claimed.saturating_sub(start).min(1 << 20);
             assert!(
-                verify_slice(&hash, &forged, start, expected).is_err(),
+                matches!(
+                    verify_slice(&hash, &forged, start, expected, claimed),
+                    Err(SliceError::BadProof(_) | SliceError::WrongLength { .. })
+                ),
                 "claimed size {claimed} verified"
             );
         }
         // A slice built for a shorter module with the same prefix does not verify.
         let shorter = Encoded::new(bytes[..(3 << 20) + 4096].to_vec());
         let slice = shorter.slice(start, 4096);
-        assert!(verify_slice(&hash, &slice, start, 4096).is_err());
+        assert!(verify_slice(&hash, &slice, start, 4096, start + 4096).is_err());
+
+        // An honest slice of the range up to a shorter size verifies as a range inside
+        // the module; it proves that size only if its header says so, and it does not.
+        for announced in [size - 1, start + 4096, start + 1] {
+            let slice = encoded.slice(start, announced - start);
+            assert!(
+                matches!(
+                    verify_slice(&hash, &slice, start, announced - start, announced),
+                    Err(SliceError::SizeDisagrees { header, size: s })
+                        if header == size && s == announced
+                ),
+                "announced size {announced} verified"
+            );
+        }
     }
 }

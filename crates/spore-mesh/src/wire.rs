@@ -17,9 +17,14 @@ pub(crate) const INVOKE_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/i
 
 /// The largest range a fetch request may ask for.
 pub(crate) const MAX_RANGE_LEN: u64 = 2 << 20;
-/// A bao slice of [`MAX_RANGE_LEN`] bytes carries 64 bytes of tree nodes per KiB (under
-/// 6.25 %), plus its header and the CBOR around it; 2 MiB + 256 KiB covers all of it.
-pub(crate) const FETCH_FRAME_LIMIT: usize = (2 << 20) + (256 << 10);
+/// A fetch request frame is a hash and two integers.
+pub(crate) const FETCH_REQUEST_FRAME_LIMIT: usize = 1024;
+/// A `{size}` or `{error}` frame.
+pub(crate) const FETCH_HEADER_FRAME_LIMIT: usize = 64 << 10;
+/// A `{slice}` frame. A bao slice of [`MAX_RANGE_LEN`] bytes carries 64 bytes of tree
+/// nodes per KiB (under 6.25 %), plus its header and the CBOR around it; 2 MiB + 256 KiB
+/// covers all of it.
+pub(crate) const FETCH_SLICE_FRAME_LIMIT: usize = (2 << 20) + (256 << 10);
 pub(crate) const INVOKE_FRAME_LIMIT: usize = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -157,10 +162,10 @@ pub(crate) async fn write_slice_frame(
     let mut head = SLICE_PREFIX.to_vec();
     push_bytes_header(&mut head, slice.len() as u64);
     let len = head.len() + slice.len();
-    if len > FETCH_FRAME_LIMIT {
+    if len > FETCH_SLICE_FRAME_LIMIT {
         return Err(FrameError::TooLarge {
             len,
-            limit: FETCH_FRAME_LIMIT,
+            limit: FETCH_SLICE_FRAME_LIMIT,
         });
     }
     let len = u32::try_from(len).expect("frame limits are below 4 GiB");
@@ -188,7 +193,7 @@ impl SliceFrame {
 pub(crate) async fn read_slice_frame(
     io: &mut (impl AsyncRead + Unpin),
 ) -> Result<SliceFrame, FrameError> {
-    let body = read_body(io, FETCH_FRAME_LIMIT).await?;
+    let body = read_body(io, FETCH_SLICE_FRAME_LIMIT).await?;
     if let Some(slice) = canonical_slice(&body) {
         return Ok(SliceFrame { body, slice });
     }
@@ -329,6 +334,60 @@ impl TryFrom<InvokeResponseWire> for InvokeResponse {
 /// An error as it travels: the error record of `spec/errors.md`.
 pub type WireError = Failure;
 
+/// A stream for tests of one exchange: reads the bytes it was given, keeps the bytes
+/// written to it.
+#[cfg(test)]
+pub(crate) struct Scripted {
+    input: futures::io::Cursor<Vec<u8>>,
+    pub written: Vec<u8>,
+}
+
+#[cfg(test)]
+impl Scripted {
+    pub fn new(input: impl Into<Vec<u8>>) -> Self {
+        Scripted {
+            input: futures::io::Cursor::new(input.into()),
+            written: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl AsyncRead for Scripted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.input).poll_read(cx, buf)
+    }
+}
+
+#[cfg(test)]
+impl AsyncWrite for Scripted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.written).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.written).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.written).poll_close(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,7 +490,7 @@ mod tests {
             let message = FetchSlice {
                 slice: slice.clone(),
             };
-            write_frame(&mut by_encoder, &message, FETCH_FRAME_LIMIT)
+            write_frame(&mut by_encoder, &message, FETCH_SLICE_FRAME_LIMIT)
                 .await
                 .unwrap();
             assert!(by_hand == by_encoder, "len {len}: encodings differ");
@@ -445,7 +504,7 @@ mod tests {
             ("extra".into(), ciborium::Value::Bool(true)),
         ]);
         let mut frame = Vec::new();
-        write_frame(&mut frame, &value, FETCH_FRAME_LIMIT)
+        write_frame(&mut frame, &value, FETCH_SLICE_FRAME_LIMIT)
             .await
             .unwrap();
         let frame = read_slice_frame(&mut frame.as_slice()).await.unwrap();
@@ -466,21 +525,21 @@ mod tests {
             slice: vec![7u8; 100_000],
         };
         let mut buf = Vec::new();
-        write_frame(&mut buf, &slice, FETCH_FRAME_LIMIT)
+        write_frame(&mut buf, &slice, FETCH_SLICE_FRAME_LIMIT)
             .await
             .unwrap();
         assert_eq!(
             u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize,
             buf.len() - 4
         );
-        let back: FetchSlice = read_frame(&mut buf.as_slice(), FETCH_FRAME_LIMIT)
+        let back: FetchSlice = read_frame(&mut buf.as_slice(), FETCH_SLICE_FRAME_LIMIT)
             .await
             .unwrap();
         assert_eq!(back.slice, slice.slice);
 
         let mut huge = (u32::MAX).to_be_bytes().to_vec();
         huge.extend_from_slice(&[0; 16]);
-        let err = read_frame::<FetchSlice>(&mut huge.as_slice(), FETCH_FRAME_LIMIT)
+        let err = read_frame::<FetchSlice>(&mut huge.as_slice(), FETCH_SLICE_FRAME_LIMIT)
             .await
             .unwrap_err();
         assert!(matches!(err, FrameError::TooLarge { .. }), "{err}");
@@ -617,11 +676,11 @@ mod tests {
             };
             let frame = unhex(&v["frame"]);
             let mut written = Vec::new();
-            write_frame(&mut written, &request, FETCH_FRAME_LIMIT)
+            write_frame(&mut written, &request, FETCH_SLICE_FRAME_LIMIT)
                 .await
                 .unwrap();
             assert_eq!(written, frame);
-            let read: FetchRequest = read_frame(&mut frame.as_slice(), FETCH_FRAME_LIMIT)
+            let read: FetchRequest = read_frame(&mut frame.as_slice(), FETCH_SLICE_FRAME_LIMIT)
                 .await
                 .unwrap();
             assert_eq!(
@@ -635,10 +694,177 @@ mod tests {
                 error: None,
             };
             let mut written = Vec::new();
-            write_frame(&mut written, &header, FETCH_FRAME_LIMIT)
+            write_frame(&mut written, &header, FETCH_SLICE_FRAME_LIMIT)
                 .await
                 .unwrap();
             assert_eq!(written, unhex(&v["frame"]));
+        }
+
+        fn doc() -> serde_json::Value {
+            serde_json::from_str(include_str!("../../../spec/vectors/wire.json")).unwrap()
+        }
+
+        fn hash(value: &serde_json::Value) -> spore_core::Hash {
+            text(value).parse().expect("a hash")
+        }
+
+        /// A node holding one module.
+        struct Holds(Vec<u8>);
+
+        impl crate::MeshHost for Holds {
+            fn module_bytes(&self, hash: &spore_core::Hash) -> Option<Vec<u8>> {
+                (spore_core::Hash::of(&self.0) == *hash).then(|| self.0.clone())
+            }
+
+            fn module_hashes(&self) -> Vec<spore_core::Hash> {
+                vec![spore_core::Hash::of(&self.0)]
+            }
+
+            fn invoke(&self, _: InvokeRequest, _: libp2p::PeerId) -> InvokeResponse {
+                InvokeResponse::error(spore_core::ErrorKind::Internal, "this host runs nothing")
+            }
+        }
+
+        /// What the serving side writes when it is sent `request`.
+        async fn served(holds: Vec<u8>, request: Vec<u8>) -> Vec<u8> {
+            let mut stream = Scripted::new(request);
+            let cache = std::sync::Arc::new(crate::fetch::ServeCache::new());
+            crate::fetch::serve_one(&mut stream, std::sync::Arc::new(Holds(holds)), cache).await;
+            stream.written
+        }
+
+        #[tokio::test]
+        async fn the_bao_slice_and_its_fetch_exchange_are_those_of_the_spec() {
+            let doc = doc();
+            let v = &doc["fetch_slice"];
+            let module = unhex(&v["module"]);
+            let hash = hash(&v["hash"]);
+            let (size, start, len) = (uint(&v["size"]), uint(&v["start"]), uint(&v["len"]));
+            let slice = unhex(&v["slice"]);
+            let (request, header, frame) = (
+                unhex(&v["request_frame"]),
+                unhex(&v["header_frame"]),
+                unhex(&v["frame"]),
+            );
+            assert_eq!(spore_core::Hash::of(&module), hash);
+            assert_eq!(module.len() as u64, size);
+            let range = module[start as usize..(start + len) as usize].to_vec();
+
+            let encoded = crate::verify::Encoded::new(module.clone());
+            assert!(encoded.slice(start, len) == slice, "the slice spore makes");
+            let verified = crate::verify::verify_slice(&hash, &slice, start, len, size);
+            assert!(verified.unwrap() == range, "the range the slice proves");
+
+            // The serving side answers the request with exactly these frames...
+            let answer = [header.clone(), frame.clone()].concat();
+            assert!(served(module.clone(), request.clone()).await == answer);
+
+            // ...and the fetching side sends the request and takes the range from them.
+            let mut stream = Scripted::new(answer);
+            let asked = FetchRequest { hash, start, len };
+            let taken = crate::fetch::client::exchange(&mut stream, asked)
+                .await
+                .unwrap();
+            assert_eq!(stream.written, request);
+            assert_eq!(taken.size, size);
+            assert!(taken.bytes == range);
+
+            // A flipped byte at either end of each part of the slice (header, tree node,
+            // chunk) is refused, and by the fetching side as a hash mismatch.
+            let layout = v["layout"].as_array().unwrap();
+            assert_eq!(layout.len(), 11);
+            let frame_head = frame.len() - slice.len();
+            for part in layout {
+                let (at, part_len) = (uint(&part["at"]) as usize, uint(&part["len"]) as usize);
+                for position in [at, at + part_len - 1] {
+                    let mut bad = slice.clone();
+                    bad[position] ^= 1;
+                    let refused = crate::verify::verify_slice(&hash, &bad, start, len, size);
+                    assert!(refused.is_err(), "flip at {position} went unnoticed");
+
+                    let mut bad_frame = frame.clone();
+                    bad_frame[frame_head + position] ^= 0x80;
+                    let mut stream = Scripted::new([header.clone(), bad_frame].concat());
+                    let asked = FetchRequest { hash, start, len };
+                    assert!(
+                        matches!(
+                            crate::fetch::client::exchange(&mut stream, asked).await,
+                            Err(crate::FailureReason::HashMismatch(_))
+                        ),
+                        "flip at {position} of the frame went unnoticed"
+                    );
+                }
+            }
+        }
+
+        #[tokio::test]
+        async fn the_fetch_error_answer_is_that_of_the_spec() {
+            let doc = doc();
+            let v = &doc["fetch_error"];
+            let hash = hash(&v["hash"]);
+            let frame = unhex(&v["frame"]);
+
+            let mut request = Vec::new();
+            let asked = FetchRequest {
+                hash,
+                start: 0,
+                len: 0,
+            };
+            write_frame(&mut request, &asked, FETCH_REQUEST_FRAME_LIMIT)
+                .await
+                .unwrap();
+            assert!(served(b"another module".to_vec(), request).await == frame);
+
+            let read: FetchHeader = read_frame(&mut frame.as_slice(), FETCH_HEADER_FRAME_LIMIT)
+                .await
+                .unwrap();
+            let error = read.error.expect("an error answer");
+            assert_eq!(read.size, None);
+            assert_eq!(error.kind.to_string(), text(&v["kind"]));
+            assert_eq!(error.message, text(&v["message"]));
+            let mut stream = Scripted::new(frame);
+            assert!(matches!(
+                crate::fetch::client::exchange(&mut stream, asked).await,
+                Err(crate::FailureReason::NotFound)
+            ));
+        }
+
+        #[test]
+        fn the_gossip_announcement_and_its_message_id_are_those_of_the_spec() {
+            use crate::discovery::Announcement;
+            let doc = doc();
+            let v = &doc["gossip_announcement"];
+            let data = unhex(&v["data"]);
+            let announcement = Announcement {
+                hash: hash(&v["hash"]),
+                peer: text(&v["peer"]),
+            };
+            assert_eq!(announcement.to_bytes(), data);
+            assert_eq!(Announcement::from_bytes(&data), Some(announcement));
+            assert_eq!(
+                crate::behaviour::gossip_message_id(&data),
+                libp2p::gossipsub::MessageId::new(&unhex(&v["message_id"]))
+            );
+        }
+
+        #[test]
+        fn dht_keys_are_those_of_the_spec() {
+            use crate::discovery::{ability_key, module_key};
+            use libp2p::kad::KBucketKey;
+            let doc = doc();
+            let v = &doc["dht_keys"];
+            let module = module_key(&hash(&v["module_hash"]));
+            assert_eq!(module.to_vec(), unhex(&v["module_key"]));
+            assert_eq!(
+                KBucketKey::new(module).hashed_bytes(),
+                unhex(&v["module_kademlia_point"])
+            );
+            let ability = ability_key(&text(&v["ability"]));
+            assert_eq!(ability.to_vec(), unhex(&v["ability_key"]));
+            assert_eq!(
+                KBucketKey::new(ability).hashed_bytes(),
+                unhex(&v["ability_kademlia_point"])
+            );
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `/spore/fetch/1`: verified module transfer, both the fetching and the serving side.
+//! The fetching side of `/spore/fetch/1`.
 //!
 //! A fetch first learns the module's size from a provider and proves it by verifying
 //! the module's final range (bao hashes the final chunk apart from the others, so a
@@ -10,25 +10,24 @@
 //! and the assembled module is hashed once more before it is returned.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use futures::{AsyncWriteExt, FutureExt, StreamExt};
-use libp2p::{PeerId, Stream};
-use tokio::sync::{OnceCell, mpsc};
-use tokio::time::{Instant, sleep_until, timeout, timeout_at};
+use futures::{AsyncRead, AsyncWrite, AsyncWriteExt, FutureExt, StreamExt};
+use libp2p::PeerId;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout_at};
 use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
+use crate::MeshTuning;
 use crate::error::{FailureReason, FetchError, ProviderFailure};
 use crate::streams::{Control, OpenError};
-use crate::verify::{Encoded, verify_slice};
+use crate::verify::verify_slice;
 use crate::wire::{
-    FETCH_PROTOCOL, FetchHeader, FetchRequest, FrameError, MAX_RANGE_LEN, WireError, read_frame,
-    read_slice_frame, write_frame, write_slice_frame,
+    FETCH_HEADER_FRAME_LIMIT, FETCH_PROTOCOL, FETCH_REQUEST_FRAME_LIMIT, FetchHeader, FetchRequest,
+    FrameError, read_frame, read_slice_frame, write_frame,
 };
-use crate::{MeshHost, MeshTuning};
 use spore_core::ErrorKind;
 
 /// A module fetched from the mesh, verified against its hash.
@@ -52,17 +51,6 @@ const MAX_STRIKES: u32 = 3;
 const MAX_PROBES: usize = 8;
 /// Ranges in flight across all providers of one fetch.
 const MAX_RANGES_IN_FLIGHT: usize = 16;
-
-/// A request frame is a hash and two integers.
-const REQUEST_FRAME_LIMIT: usize = 1024;
-/// A `{size}` or `{error}` frame.
-const HEADER_FRAME_LIMIT: usize = 64 << 10;
-/// How long a serving node waits for a request, then for the peer to take the answer.
-const SERVE_READ_TIMEOUT: Duration = Duration::from_secs(10);
-const SERVE_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-
-// ---------------------------------------------------------------------------------
-// Fetching
 
 /// Who a fetch asks for the module.
 pub(crate) struct Candidates {
@@ -158,9 +146,9 @@ struct Outcome {
     result: Result<RangeOk, FailureReason>,
 }
 
-struct RangeOk {
-    size: u64,
-    bytes: Vec<u8>,
+pub(crate) struct RangeOk {
+    pub size: u64,
+    pub bytes: Vec<u8>,
 }
 
 /// A range not yet delivered is either queued or in flight.
@@ -511,7 +499,7 @@ fn size_disagrees(claimed: u64, known: u64) -> FailureReason {
     ))
 }
 
-/// One `/spore/fetch/1` exchange: `{size}`, then the verified bytes of the range.
+/// One `/spore/fetch/1` request to `peer`, within `deadline`.
 async fn request_range(
     control: Control,
     peer: PeerId,
@@ -520,61 +508,75 @@ async fn request_range(
     len: u64,
     deadline: Instant,
 ) -> Result<RangeOk, FailureReason> {
-    let exchange = async {
+    let request = async {
         let mut stream = control
             .open_stream(peer, FETCH_PROTOCOL)
             .await
             .map_err(open_failure)?;
-        let request = FetchRequest { hash, start, len };
-        write_frame(&mut stream, &request, REQUEST_FRAME_LIMIT)
-            .await
-            .map_err(frame_failure)?;
-        let header: FetchHeader = read_frame(&mut stream, HEADER_FRAME_LIMIT)
-            .await
-            .map_err(frame_failure)?;
-        let size = match header {
-            FetchHeader {
-                size: Some(size),
-                error: None,
-            } => size,
-            FetchHeader {
-                error: Some(error), ..
-            } if error.kind == ErrorKind::NotFound => return Err(FailureReason::NotFound),
-            FetchHeader {
-                error: Some(error), ..
-            } => return Err(FailureReason::Protocol(format!("it answered {error}"))),
-            FetchHeader { .. } => {
-                return Err(FailureReason::Protocol(
-                    "its answer holds neither `size` nor `error`".into(),
-                ));
-            }
-        };
-        if len == 0 {
-            let _ = stream.close().await;
-            return Ok(RangeOk {
-                size,
-                bytes: Vec::new(),
-            });
-        }
-        if start > size {
-            return Err(FailureReason::Protocol(format!(
-                "it claims the module is {size} bytes, shorter than the range start {start}"
-            )));
-        }
-        let frame = read_slice_frame(&mut stream).await.map_err(frame_failure)?;
-        let _ = stream.close().await;
-        let expected = len.min(size - start);
-        let bytes = tokio::task::spawn_blocking(move || {
-            verify_slice(&hash, frame.slice(), start, expected)
-        })
-        .await
-        .map_err(|e| FailureReason::Protocol(format!("verification task failed: {e}")))?
-        .map_err(|e| FailureReason::HashMismatch(e.to_string()))?;
-        Ok(RangeOk { size, bytes })
+        exchange(&mut stream, FetchRequest { hash, start, len }).await
     };
-    timeout_at(deadline, exchange)
+    timeout_at(deadline, request)
         .await
         .unwrap_or(Err(FailureReason::Timeout))
+}
+
+/// Sends `request` on an open stream and takes the answer: `{size}`, then the verified
+/// bytes of the range.
+pub(crate) async fn exchange(
+    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
+    request: FetchRequest,
+) -> Result<RangeOk, FailureReason> {
+    let FetchRequest { hash, start, len } = request;
+    write_frame(stream, &request, FETCH_REQUEST_FRAME_LIMIT)
+        .await
+        .map_err(frame_failure)?;
+    let header: FetchHeader = read_frame(stream, FETCH_HEADER_FRAME_LIMIT)
+        .await
+        .map_err(frame_failure)?;
+    let size = announced_size(header)?;
+    if len == 0 {
+        let _ = stream.close().await;
+        return Ok(RangeOk {
+            size,
+            bytes: Vec::new(),
+        });
+    }
+    if start > size {
+        return Err(FailureReason::Protocol(format!(
+            "it claims the module is {size} bytes, shorter than the range start {start}"
+        )));
+    }
+    let frame = read_slice_frame(stream).await.map_err(frame_failure)?;
+    let _ = stream.close().await;
+    let expected = len.min(size - start);
+    // The slice must be of a module of the announced size: only then does the final
+    // range prove the size (`verify_slice`).
+    let bytes = tokio::task::spawn_blocking(move || {
+        verify_slice(&hash, frame.slice(), start, expected, size)
+    })
+    .await
+    .map_err(|e| FailureReason::Protocol(format!("verification task failed: {e}")))?
+    .map_err(|e| FailureReason::HashMismatch(e.to_string()))?;
+    Ok(RangeOk { size, bytes })
+}
+
+/// The module size a `{size}` answer gives, or why the provider did not serve.
+pub(crate) fn announced_size(header: FetchHeader) -> Result<u64, FailureReason> {
+    match header {
+        FetchHeader {
+            size: Some(size),
+            error: None,
+        } => Ok(size),
+        FetchHeader {
+            error: Some(error), ..
+        } if error.kind == ErrorKind::NotFound => Err(FailureReason::NotFound),
+        FetchHeader {
+            error: Some(error), ..
+        } => Err(FailureReason::Protocol(format!("it answered {error}"))),
+        FetchHeader { .. } => Err(FailureReason::Protocol(
+            "its answer holds neither `size` nor `error`".into(),
+        )),
+    }
 }
 
 fn open_failure(error: OpenError) -> FailureReason {
@@ -591,152 +593,60 @@ fn frame_failure(error: FrameError) -> FailureReason {
     }
 }
 
-// ---------------------------------------------------------------------------------
-// Serving
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::Encoded;
+    use crate::wire::{FETCH_SLICE_FRAME_LIMIT, Scripted, write_slice_frame};
 
-/// Modules recently served, with their bao trees: a fetch asks for every range of a
-/// module in a burst, and hashing the module once per range would cost a full pass
-/// over it each time. A few entries are enough for the modules being fetched now.
-pub(crate) struct ServeCache {
-    entries: Mutex<VecDeque<(spore_core::Hash, Arc<Slot>)>>,
-}
-
-type Slot = OnceCell<Option<Arc<Encoded>>>;
-
-const CACHE_ENTRIES: usize = 8;
-const CACHE_BYTES: usize = 256 << 20;
-
-impl ServeCache {
-    pub fn new() -> Self {
-        ServeCache {
-            entries: Mutex::new(VecDeque::new()),
-        }
+    fn blob(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 + i / 1000) as u8).collect()
     }
 
-    async fn get(&self, hash: spore_core::Hash, host: &Arc<dyn MeshHost>) -> Option<Arc<Encoded>> {
-        let slot = self.slot(hash);
-        let encoded = slot
-            .get_or_init(|| {
-                let host = host.clone();
-                async move {
-                    // The host promises verified bytes; receivers verify every slice
-                    // anyway, so bytes that break the promise hurt no one but us.
-                    tokio::task::spawn_blocking(move || {
-                        host.module_bytes(&hash).map(|b| Arc::new(Encoded::new(b)))
-                    })
-                    .await
-                    .ok()
-                    .flatten()
-                }
-            })
-            .await
-            .clone();
-        let mut entries = self.entries.lock().expect("cache lock");
-        if encoded.is_none() {
-            // Absence is not cached: the node may store the module a moment later.
-            entries.retain(|(_, s)| !Arc::ptr_eq(s, &slot));
-        } else {
-            evict(&mut entries);
-        }
-        encoded
-    }
-
-    fn slot(&self, hash: spore_core::Hash) -> Arc<Slot> {
-        let mut entries = self.entries.lock().expect("cache lock");
-        if let Some(position) = entries.iter().position(|(h, _)| *h == hash) {
-            let entry = entries.remove(position).expect("position is in range");
-            let slot = entry.1.clone();
-            entries.push_back(entry);
-            return slot;
-        }
-        let slot = Arc::new(Slot::new());
-        entries.push_back((hash, slot.clone()));
-        slot
-    }
-}
-
-/// Drops the least recently used modules beyond the entry and byte budgets, always
-/// keeping the newest.
-fn evict(entries: &mut VecDeque<(spore_core::Hash, Arc<Slot>)>) {
-    let size = |slot: &Slot| {
-        slot.get()
-            .and_then(|e| e.as_ref())
-            .map_or(0, |e| e.bytes.len() + e.outboard.len())
-    };
-    let mut total: usize = entries.iter().map(|(_, s)| size(s)).sum();
-    while entries.len() > 1 && (entries.len() > CACHE_ENTRIES || total > CACHE_BYTES) {
-        if let Some((_, slot)) = entries.pop_front() {
-            total -= size(&slot);
-        }
-    }
-}
-
-/// Answers one `/spore/fetch/1` request.
-pub(crate) async fn serve_one(mut stream: Stream, host: Arc<dyn MeshHost>, cache: Arc<ServeCache>) {
-    let request = match timeout(
-        SERVE_READ_TIMEOUT,
-        read_frame::<FetchRequest>(&mut stream, REQUEST_FRAME_LIMIT),
-    )
-    .await
-    {
-        Ok(Ok(request)) => request,
-        // Dropping the stream unclosed resets it, which is how an oversize or
-        // unreadable request is refused.
-        Ok(Err(e)) => return debug!("refusing fetch request: {e}"),
-        Err(_) => return debug!("no fetch request within {SERVE_READ_TIMEOUT:?}"),
-    };
-    debug!(hash = %request.hash.short(12), request.start, request.len, "fetch request");
-    let answer = async {
-        if request.len > MAX_RANGE_LEN {
-            let error = WireError::new(
-                ErrorKind::TooLarge,
-                format!(
-                    "ranges are at most {MAX_RANGE_LEN} bytes, asked {}",
-                    request.len
-                ),
-            );
-            return refuse(&mut stream, error).await;
-        }
-        let Some(encoded) = cache.get(request.hash, &host).await else {
-            let error = WireError::new(ErrorKind::NotFound, format!("no module {}", request.hash));
-            return refuse(&mut stream, error).await;
-        };
-        if request.start > encoded.size() {
-            let error = WireError::new(
-                ErrorKind::BadRequest,
-                format!(
-                    "range starts at {} but the module is {} bytes",
-                    request.start,
-                    encoded.size()
-                ),
-            );
-            return refuse(&mut stream, error).await;
-        }
+    /// What a provider sends for `request` when it announces `size` and slices `module`.
+    async fn answer(module: &[u8], size: u64, request: &FetchRequest) -> Vec<u8> {
+        let mut answer = Vec::new();
         let header = FetchHeader {
-            size: Some(encoded.size()),
+            size: Some(size),
             error: None,
         };
-        write_frame(&mut stream, &header, HEADER_FRAME_LIMIT).await?;
-        if request.len > 0 {
-            let slice = encoded.slice(request.start, request.len);
-            write_slice_frame(&mut stream, &slice).await?;
-        }
-        stream.close().await?;
-        Ok(())
-    };
-    match timeout(SERVE_WRITE_TIMEOUT, answer).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => debug!("fetch answer not delivered: {e}"),
-        Err(_) => debug!("fetch answer not taken within {SERVE_WRITE_TIMEOUT:?}"),
+        write_frame(&mut answer, &header, FETCH_HEADER_FRAME_LIMIT)
+            .await
+            .unwrap();
+        let slice = Encoded::new(module.to_vec()).slice(request.start, request.len);
+        write_slice_frame(&mut answer, &slice).await.unwrap();
+        assert!(answer.len() < FETCH_SLICE_FRAME_LIMIT);
+        answer
     }
-}
 
-async fn refuse(stream: &mut Stream, error: WireError) -> Result<(), FrameError> {
-    let header = FetchHeader {
-        size: None,
-        error: Some(error),
-    };
-    write_frame(stream, &header, HEADER_FRAME_LIMIT).await?;
-    stream.close().await?;
-    Ok(())
+    #[tokio::test]
+    async fn the_final_range_is_taken_only_when_it_proves_the_announced_size() {
+        let module = blob(7000);
+        let hash = spore_core::Hash::of(&module);
+        let final_range = |size: u64| FetchRequest {
+            hash,
+            start: size.saturating_sub(1) / RANGE_LEN * RANGE_LEN,
+            len: size - size.saturating_sub(1) / RANGE_LEN * RANGE_LEN,
+        };
+
+        let honest = final_range(7000);
+        let mut stream = Scripted::new(answer(&module, 7000, &honest).await);
+        let taken = exchange(&mut stream, honest).await.unwrap();
+        assert_eq!((taken.size, taken.bytes), (7000, module.clone()));
+
+        // A provider announcing a shorter module than it holds answers the final range
+        // of that size with an honest slice of a range inside the module: every byte
+        // of it verifies, yet the size it claims is not the module's.
+        for size in [6999, 6144, 5000, 1] {
+            let request = final_range(size);
+            let mut stream = Scripted::new(answer(&module, size, &request).await);
+            match exchange(&mut stream, request).await {
+                Err(FailureReason::HashMismatch(_)) => {}
+                other => panic!(
+                    "announced size {size} of a 7000-byte module: {:?}",
+                    other.map(|ok| ok.size)
+                ),
+            }
+        }
+    }
 }

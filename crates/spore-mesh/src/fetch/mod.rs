@@ -1,0 +1,12 @@
+//! `/spore/fetch/1`: verified module transfer (`spec/wire.md`). `client` fetches a
+//! module from the peers that hold it, verifying every range; `server` answers peers'
+//! requests for ranges of the modules this node holds. The frames and their limits,
+//! which both sides share, are in [`crate::wire`]; the bao encoding in
+//! [`crate::verify`].
+
+pub(crate) mod client;
+pub(crate) mod server;
+
+pub use client::Fetched;
+pub(crate) use client::{Candidates, fetch};
+pub(crate) use server::{ServeCache, serve_one};
