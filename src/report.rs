@@ -60,7 +60,15 @@ pub fn invoke(node: &Node, call: &InvokeCall) -> Result<serde_json::Value, NodeE
         },
         memo: !call.no_memo,
     };
-    let args: Vec<ciborium::Value> = call.args.iter().map(value::from_json).collect();
+    let args: Vec<ciborium::Value> = call
+        .args
+        .iter()
+        .map(value::from_json)
+        .collect::<Result<_, _>>()
+        .map_err(|e| NodeError::Mesh {
+            kind: spore_node::ErrorKind::BadRequest,
+            message: format!("an argument is not a spore value: {e}"),
+        })?;
     let env = CallEnv {
         bindings: node.bindings().clone(),
         depth: 0,

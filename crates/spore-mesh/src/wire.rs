@@ -10,6 +10,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use spore_core::value::{Major, write_head};
 
 pub(crate) const FETCH_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/fetch/1");
 pub(crate) const INVOKE_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/invoke/2");
@@ -154,7 +155,7 @@ pub(crate) async fn write_slice_frame(
     slice: &[u8],
 ) -> Result<(), FrameError> {
     let mut head = SLICE_PREFIX.to_vec();
-    push_bytes_header(&mut head, slice.len() as u64);
+    write_head(&mut head, Major::Bytes, slice.len() as u64);
     let len = head.len() + slice.len();
     if len > FETCH_FRAME_LIMIT {
         return Err(FrameError::TooLarge {
@@ -198,26 +199,6 @@ pub(crate) async fn read_slice_frame(
         body: slice,
         slice: range,
     })
-}
-
-fn push_bytes_header(out: &mut Vec<u8>, len: u64) {
-    const BYTES: u8 = 2 << 5;
-    match len {
-        0..=23 => out.push(BYTES | len as u8),
-        24..=0xff => out.extend_from_slice(&[BYTES | 24, len as u8]),
-        0x100..=0xffff => {
-            out.push(BYTES | 25);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(BYTES | 26);
-            out.extend_from_slice(&(len as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(BYTES | 27);
-            out.extend_from_slice(&len.to_be_bytes());
-        }
-    }
 }
 
 /// Where the bytes are in `{slice: bytes}` encoded the canonical way, if it is.
