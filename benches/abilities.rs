@@ -73,7 +73,12 @@ fn kv_get(c: &mut Criterion) {
     };
     let gets = FunctionRef::new(manifest.module, "gets".parse().unwrap());
     let limits = Limits::default();
-    runtime.invoke(&limits.request(gets.clone(), Args::encode(&[]).unwrap()), &env).unwrap();
+    runtime
+        .invoke(
+            &limits.request(gets.clone(), Args::encode(&[]).unwrap()),
+            &env,
+        )
+        .unwrap();
 
     // Plain wasmtime with spore's engine settings; `kv.get` is a host function that does
     // the sled lookup and writes status 0 and the stored bytes through `spore_alloc`.
@@ -121,7 +126,14 @@ fn kv_get(c: &mut Criterion) {
     let mut group = c.benchmark_group("kv_get");
     group.throughput(Throughput::Elements(GETS_PER_CALL));
     group.bench_function("spore", |b| {
-        b.iter(|| runtime.invoke(&limits.request(gets.clone(), Args::encode(&[]).unwrap()), &env).unwrap())
+        b.iter(|| {
+            runtime
+                .invoke(
+                    &limits.request(gets.clone(), Args::encode(&[]).unwrap()),
+                    &env,
+                )
+                .unwrap()
+        })
     });
     group.bench_function("plain_wasmtime_host_call", |b| b.iter(plain));
     group.finish();
@@ -151,12 +163,8 @@ fn memo(c: &mut Criterion) {
     assert_eq!(hit.value, ran.value);
 
     let mut group = c.benchmark_group("memo_sha256_1mib");
-    group.bench_function("memo_hit", |b| {
-        b.iter(|| call(memoized))
-    });
-    group.bench_function("execute", |b| {
-        b.iter(|| call(executed))
-    });
+    group.bench_function("memo_hit", |b| b.iter(|| call(memoized)));
+    group.bench_function("execute", |b| b.iter(|| call(executed)));
     group.finish();
 }
 

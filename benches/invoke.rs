@@ -146,7 +146,13 @@ fn warm_add(c: &mut Criterion) {
         args,
     } = AddCall::new();
     assert_eq!(
-        runtime.invoke(&limits.request(add.clone(), Args::encode(&args).unwrap()), &env).unwrap().value,
+        runtime
+            .invoke(
+                &limits.request(add.clone(), Args::encode(&args).unwrap()),
+                &env
+            )
+            .unwrap()
+            .value,
         Value::Integer(5.into())
     );
     let plain = PlainWasmtime::pooled_defaults(&spore_test_programs::bytes("arith"));
@@ -158,7 +164,10 @@ fn warm_add(c: &mut Criterion) {
     group.bench_function("spore", |b| {
         b.iter(|| {
             runtime
-                .invoke(&limits.request(add.clone(), Args::encode(black_box(&args)).unwrap()), &env)
+                .invoke(
+                    &limits.request(add.clone(), Args::encode(black_box(&args)).unwrap()),
+                    &env,
+                )
                 .unwrap()
         })
     });
@@ -193,7 +202,12 @@ fn throughput_add(c: &mut Criterion) {
                     for _ in 0..threads {
                         scope.spawn(|| {
                             for _ in 0..per_thread {
-                                runtime.invoke(&limits.request(add.clone(), Args::encode(&args).unwrap()), &env).unwrap();
+                                runtime
+                                    .invoke(
+                                        &limits.request(add.clone(), Args::encode(&args).unwrap()),
+                                        &env,
+                                    )
+                                    .unwrap();
                             }
                         });
                     }
@@ -229,7 +243,14 @@ fn first_invoke_markdown(c: &mut Criterion) {
     group.bench_function("with_compiled_cache", |b| {
         b.iter_batched(
             || fixture.runtime(),
-            |runtime| runtime.invoke(&limits.request(render.clone(), Args::encode(&args).unwrap()), &env).unwrap(),
+            |runtime| {
+                runtime
+                    .invoke(
+                        &limits.request(render.clone(), Args::encode(&args).unwrap()),
+                        &env,
+                    )
+                    .unwrap()
+            },
             BatchSize::PerIteration,
         )
     });
@@ -239,7 +260,14 @@ fn first_invoke_markdown(c: &mut Criterion) {
                 fixture.codebase.clear_artifacts().unwrap();
                 fixture.runtime()
             },
-            |runtime| runtime.invoke(&limits.request(render.clone(), Args::encode(&args).unwrap()), &env).unwrap(),
+            |runtime| {
+                runtime
+                    .invoke(
+                        &limits.request(render.clone(), Args::encode(&args).unwrap()),
+                        &env,
+                    )
+                    .unwrap()
+            },
             BatchSize::PerIteration,
         )
     });

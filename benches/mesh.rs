@@ -70,7 +70,6 @@ where
         .expect("benchmark task panicked")
 }
 
-
 fn deadline() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(30)
 }
@@ -379,7 +378,9 @@ fn remote_invoke_add(c: &mut Criterion) {
     );
     let steps = real.path.steps();
     assert!(
-        steps.len() == 1 && steps[0].step.starts_with("ran ") && steps[0].step.contains("Memory load"),
+        steps.len() == 1
+            && steps[0].step.starts_with("ran ")
+            && steps[0].step.contains("Memory load"),
         "A runs the loaded module, neither the memo nor a compile: {steps:?}"
     );
     let request_body = cbor(&request);
@@ -422,7 +423,10 @@ fn remote_invoke_add(c: &mut Criterion) {
             last.unwrap()
         });
         assert_eq!(
-            echoed.result.as_ref().map(|returned| returned.value.as_slice()),
+            echoed
+                .result
+                .as_ref()
+                .map(|returned| returned.value.as_slice()),
             Ok(request.args.as_bytes())
         );
         assert!(cbor(&echoed).len().abs_diff(response_len) <= 4);

@@ -33,7 +33,12 @@ pub struct InvokeCall {
 /// Builds the call's request: the function resolved and the arguments encoded, once.
 pub fn request(node: &Node, call: &InvokeCall) -> Result<CallRequest, NodeError> {
     let function = node.function_ref(&call.reference)?;
-    let values: Vec<ciborium::Value> = call.args.iter().map(value::from_json).collect();
+    let values: Vec<ciborium::Value> = call
+        .args
+        .iter()
+        .map(value::from_json)
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad_request(format!("an argument is not a spore value: {e}")))?;
     let args = Args::encode(&values).map_err(|e| bad_request(format!("the arguments: {e}")))?;
     let mut request = node.request(function, args);
     if let Some(ms) = call.timeout_ms {
@@ -66,7 +71,11 @@ fn bad_request(message: String) -> NodeError {
 
 /// Runs `call` where placement puts it, stopped when `cancel` is set, and describes the
 /// outcome as JSON: `{function, result, memo, effectful, stats, path}`.
-pub fn invoke(node: &Node, call: &InvokeCall, cancel: Cancel) -> Result<serde_json::Value, NodeError> {
+pub fn invoke(
+    node: &Node,
+    call: &InvokeCall,
+    cancel: Cancel,
+) -> Result<serde_json::Value, NodeError> {
     let called = node.call_cancellable(request(node, call)?, cancel);
     let outcome = called.result?;
     let mut path = serde_json::to_value(called.path.steps()).expect("path steps are JSON");

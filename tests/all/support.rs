@@ -63,7 +63,10 @@ impl Spore {
     /// Replaces the home's `config.toml` with the default bindings plus `extra` (which
     /// must not repeat a table the defaults have).
     pub fn configure(&self, extra: &str) {
-        self.write_config(&format!("{}\n{extra}", spore_node::config::default_config()));
+        self.write_config(&format!(
+            "{}\n{extra}",
+            spore_node::config::default_config()
+        ));
     }
 
     /// Replaces the home's `config.toml` entirely.

@@ -87,7 +87,7 @@ impl Args {
     /// Encodes `values` canonically as the argument array.
     pub fn encode(values: &[ciborium::Value]) -> Result<Args, ValueError> {
         let mut out = Vec::new();
-        value::write_head(&mut out, 4, values.len() as u64);
+        value::write_head(&mut out, value::Major::Array, values.len() as u64);
         for item in values {
             out.extend(value::encode_canonical(item)?);
         }
@@ -417,7 +417,10 @@ mod tests {
         assert_eq!(received.hops, 2);
         assert_eq!(received.trace, sent.trace);
         let left = received.remaining();
-        assert!(left <= Duration::from_secs(5) && left > Duration::from_secs(4), "{left:?}");
+        assert!(
+            left <= Duration::from_secs(5) && left > Duration::from_secs(4),
+            "{left:?}"
+        );
     }
 
     #[test]
@@ -451,7 +454,11 @@ mod tests {
         }
         assert_eq!(path.len(), Path::MAX_STEPS);
         assert_eq!(path.omitted(), 10);
-        assert!(!path.steps()[0].step.contains('\u{1b}'), "{:?}", path.steps()[0]);
+        assert!(
+            !path.steps()[0].step.contains('\u{1b}'),
+            "{:?}",
+            path.steps()[0]
+        );
 
         let long = PathStep {
             node: "é".repeat(1000),

@@ -20,7 +20,8 @@ pub struct ExportNameError(pub String);
 impl ExportName {
     pub const MAX_LEN: usize = 128;
     /// What a valid export name is, for messages.
-    pub const RULE: &'static str = "1 to 128 of `A-Z a-z 0-9 _`, not starting with a digit, and not starting with `spore_`";
+    pub const RULE: &'static str =
+        "1 to 128 of `A-Z a-z 0-9 _`, not starting with a digit, and not starting with `spore_`";
 
     pub fn as_str(&self) -> &str {
         &self.0

@@ -2,7 +2,7 @@
 
 use ciborium::Value;
 use proptest::prelude::*;
-use spore_core::value::{decode, encode_canonical};
+use spore_core::value::{ValueError, check, decode, encode_canonical};
 
 fn values() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -57,5 +57,28 @@ proptest! {
         let bytes = encode_canonical(&value).unwrap();
         let again = encode_canonical(&decode(&bytes).unwrap()).unwrap();
         prop_assert_eq!(bytes, again);
+    }
+
+    /// Damaged bytes: `decode` refuses exactly what `check` refuses, with the same
+    /// error; beyond that only a duplicate key, which `check` does not look for.
+    #[test]
+    fn check_and_decode_refuse_alike(
+        value in values(),
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        cut in any::<bool>(),
+    ) {
+        let mut bytes = encode_canonical(&value).unwrap();
+        let at = at.index(bytes.len());
+        if cut {
+            bytes.truncate(at);
+        } else {
+            bytes[at] = byte;
+        }
+        match (check(&bytes), decode(&bytes)) {
+            (Err(checked), decoded) => prop_assert_eq!(Err(checked), decoded),
+            (Ok(()), Ok(_) | Err(ValueError::DuplicateKey { .. })) => {}
+            (Ok(()), Err(other)) => prop_assert!(false, "check passed, decode refused: {other}"),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The test vectors in `spec/vectors/`: the specification and the code must agree.
 
 use serde_json::Value as Json;
+use spore_core::value::{ValueError, check, decode, encode_canonical, from_json, to_json};
 use spore_core::{Hash, Manifest, RefText};
 
 fn vectors(file: &str) -> Json {
@@ -84,7 +85,11 @@ fn manifest_vectors() {
         let manifest = Manifest::derive(&module).unwrap();
         for (function, reach) in vector["reach"].as_object().unwrap() {
             let reach: Vec<String> = serde_json::from_value(reach.clone()).unwrap();
-            assert_eq!(manifest.reach(&function.parse().unwrap()), reach, "reach of {function}");
+            assert_eq!(
+                manifest.reach(&function.parse().unwrap()),
+                reach,
+                "reach of {function}"
+            );
         }
         let expected = unhex(vector["manifest_hex"].as_str().unwrap());
         assert_eq!(manifest.to_bytes(), expected, "canonical manifest bytes");
@@ -93,5 +98,116 @@ fn manifest_vectors() {
             vector["manifest_hash"].as_str().unwrap()
         );
         assert_eq!(Manifest::from_bytes(&expected).unwrap(), manifest);
+    }
+}
+
+/// The name `values.json` gives an error, and the byte offset and simple value it names.
+fn refusal(error: &ValueError) -> (&'static str, Option<u64>, Option<u64>) {
+    let at = |offset: &usize| Some(*offset as u64);
+    match error {
+        ValueError::OutOfRange { .. } => ("out_of_range", None, None),
+        ValueError::DuplicateKey { .. } => ("duplicate_key", None, None),
+        ValueError::Truncated { offset } => ("truncated", at(offset), None),
+        ValueError::Malformed { offset, .. } => ("malformed", at(offset), None),
+        ValueError::TrailingBytes { offset, .. } => ("trailing_bytes", at(offset), None),
+        ValueError::TooDeep { offset, .. } => ("too_deep", at(offset), None),
+        ValueError::SimpleValue { offset, value } => {
+            ("simple_value", at(offset), Some(u64::from(*value)))
+        }
+        other => panic!("no vector names {other:?}"),
+    }
+}
+
+/// JSON values compared as `values.json` says: numbers by value, and an integer (a
+/// number without fraction or exponent) only equals an integer.
+fn same_json(shown: &Json, expected: &Json) -> bool {
+    match (shown, expected) {
+        (Json::Number(a), Json::Number(b)) => {
+            let integral = |text: &str| !text.contains(['.', 'e', 'E']);
+            let (a, b) = (a.as_str(), b.as_str());
+            match (integral(a), integral(b)) {
+                (true, true) => a.parse::<i128>().unwrap() == b.parse::<i128>().unwrap(),
+                (false, false) => {
+                    a.parse::<f64>().unwrap().to_bits() == b.parse::<f64>().unwrap().to_bits()
+                }
+                _ => false,
+            }
+        }
+        (Json::Array(a), Json::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_json(a, b))
+        }
+        (Json::Object(a), Json::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .all(|(key, a)| b.get(key).is_some_and(|b| same_json(a, b)))
+        }
+        (a, b) => a == b,
+    }
+}
+
+fn assert_displays(value: &ciborium::Value, vector: &Json) {
+    let shown = to_json(value);
+    let Some(display) = vector["display"].as_str() else {
+        return;
+    };
+    let expected: Json = serde_json::from_str(display).unwrap();
+    assert!(
+        same_json(&shown, &expected),
+        "{vector}: displayed as {shown}"
+    );
+}
+
+#[test]
+fn value_vectors() {
+    let doc = vectors("values.json");
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    for vector in doc["from_json"].as_array().unwrap() {
+        let json: Json = serde_json::from_str(vector["json"].as_str().unwrap()).unwrap();
+        let value = from_json(&json).unwrap_or_else(|e| panic!("{vector}: {e}"));
+        let cbor = encode_canonical(&value).unwrap();
+        assert_eq!(hex(&cbor), vector["cbor"].as_str().unwrap(), "{vector}");
+        assert_eq!(check(&cbor), Ok(()), "{vector}");
+        assert_displays(&decode(&cbor).unwrap(), vector);
+    }
+    for vector in doc["from_cbor"].as_array().unwrap() {
+        let input = unhex(vector["cbor"].as_str().unwrap());
+        assert_eq!(check(&input), Ok(()), "{vector}");
+        let value = decode(&input).unwrap_or_else(|e| panic!("{vector}: {e}"));
+        let canonical = encode_canonical(&value).unwrap();
+        assert_eq!(
+            hex(&canonical),
+            vector["canonical"].as_str().unwrap(),
+            "{vector}"
+        );
+        let again = encode_canonical(&decode(&canonical).unwrap()).unwrap();
+        assert_eq!(
+            again, canonical,
+            "{vector}: canonical bytes are a fixed point"
+        );
+        assert_displays(&value, vector);
+    }
+    let refused = doc["refused"].as_array().unwrap();
+    assert!(refused.len() >= 10);
+    for vector in refused {
+        let error = match (vector["json"].as_str(), vector["cbor"].as_str()) {
+            (Some(text), None) => from_json(&serde_json::from_str(text).unwrap()).unwrap_err(),
+            (None, Some(cbor)) => {
+                let input = unhex(cbor);
+                let error = decode(&input).unwrap_err();
+                match &error {
+                    // `check` does not look for duplicate keys (spec/values.md).
+                    ValueError::DuplicateKey { .. } => assert_eq!(check(&input), Ok(())),
+                    _ => assert_eq!(check(&input).unwrap_err(), error, "{vector}"),
+                }
+                error
+            }
+            _ => panic!("a refusal without input: {vector}"),
+        };
+        let expected = (
+            vector["error"].as_str().unwrap(),
+            vector["offset"].as_u64(),
+            vector["simple_value"].as_u64(),
+        );
+        assert_eq!(refusal(&error), expected, "{vector}: {error}");
     }
 }

@@ -101,8 +101,7 @@ impl Args {
                 self.function
             ))
         })?;
-        value.deserialized().map_err(|error| {
-            let ciborium::value::Error::Custom(reason) = error;
+        crate::floats::deserialized(&value).map_err(|reason| {
             ArgumentError(format!(
                 "argument {} (`{param}`) of `{}`: {reason}",
                 position + 1,

@@ -115,10 +115,8 @@ pub fn parse_response<Response: DeserializeOwned>(
         ));
     }
     match status {
-        0x00 => item.deserialized().map_err(|error| {
-            let ciborium::value::Error::Custom(reason) = error;
-            AbilityError::bad_response(format!("unexpected result: {reason}"))
-        }),
+        0x00 => crate::floats::deserialized(&item)
+            .map_err(|reason| AbilityError::bad_response(format!("unexpected result: {reason}"))),
         0x01 => Err(AbilityError::from_value(item)),
         other => Err(AbilityError::bad_response(format!(
             "unknown response status {other:#04x}"

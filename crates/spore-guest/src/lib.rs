@@ -27,6 +27,11 @@
 //! crate-type = ["cdylib"]
 //! ```
 //!
+//! Arguments are deserialized with serde from their CBOR. Where a float (`f32`, `f64`)
+//! is expected, at any depth, an integer is accepted if the float holds it exactly, as
+//! JSON clients write `1` for `1.0`; `2^53 + 1` for an `f64` is refused. Ability results
+//! are read the same way.
+//!
 //! # Abilities
 //!
 //! A function reaches the world only through *abilities* (`spec/abilities.md`), each a
@@ -86,6 +91,7 @@ pub mod testing;
 #[doc(hidden)]
 pub mod __private;
 mod bytes;
+mod floats;
 
 pub use call::invoke as call;
 pub use spore_guest_macros::function;

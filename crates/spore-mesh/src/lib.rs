@@ -95,7 +95,11 @@ pub trait MeshHost: Send + Sync + 'static {
     /// [`MeshHost::invoke`] where blocking is allowed. It is called on the mesh's own
     /// threads: handing a call to the blocking pool costs two thread wake-ups, most of a
     /// remote round trip for a short call.
-    fn invoke_now(&self, request: CallRequest, from: PeerId) -> Result<InvokeResponse, CallRequest> {
+    fn invoke_now(
+        &self,
+        request: CallRequest,
+        from: PeerId,
+    ) -> Result<InvokeResponse, CallRequest> {
         let _ = from;
         Err(request)
     }

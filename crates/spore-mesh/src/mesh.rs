@@ -19,8 +19,8 @@ use crate::invoke::Channels;
 use crate::streams::{Control, Inbound};
 use crate::swarm::{Command, SwarmTask};
 use crate::wire::{FETCH_PROTOCOL, INVOKE_PROTOCOL, InvokeResponse};
-use spore_core::CallRequest;
 use crate::{MeshConfig, MeshHost, MeshTuning};
+use spore_core::CallRequest;
 
 /// How long `start` waits for the listeners to bind.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -415,7 +415,10 @@ mod tests {
         client.shutdown().await;
         server.shutdown().await;
         let err = client
-            .invoke(server.peer_id(), &echo_request(hash, &[0x80], Duration::ZERO))
+            .invoke(
+                server.peer_id(),
+                &echo_request(hash, &[0x80], Duration::ZERO),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, MeshError::ShutDown), "{err}");

@@ -10,6 +10,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use spore_core::value::{Major, write_head};
 use spore_core::{CallStats, ErrorKind, Failure, MemoUse, Path};
 
 pub(crate) const FETCH_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/fetch/1");
@@ -160,7 +161,7 @@ pub(crate) async fn write_slice_frame(
     slice: &[u8],
 ) -> Result<(), FrameError> {
     let mut head = SLICE_PREFIX.to_vec();
-    push_bytes_header(&mut head, slice.len() as u64);
+    write_head(&mut head, Major::Bytes, slice.len() as u64);
     let len = head.len() + slice.len();
     if len > FETCH_SLICE_FRAME_LIMIT {
         return Err(FrameError::TooLarge {
@@ -204,26 +205,6 @@ pub(crate) async fn read_slice_frame(
         body: slice,
         slice: range,
     })
-}
-
-fn push_bytes_header(out: &mut Vec<u8>, len: u64) {
-    const BYTES: u8 = 2 << 5;
-    match len {
-        0..=23 => out.push(BYTES | len as u8),
-        24..=0xff => out.extend_from_slice(&[BYTES | 24, len as u8]),
-        0x100..=0xffff => {
-            out.push(BYTES | 25);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(BYTES | 26);
-            out.extend_from_slice(&(len as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(BYTES | 27);
-            out.extend_from_slice(&len.to_be_bytes());
-        }
-    }
 }
 
 /// Where the bytes are in `{slice: bytes}` encoded the canonical way, if it is.
@@ -612,7 +593,10 @@ mod tests {
             assert_eq!(call.trace.to_string(), text(&v["trace"]));
             let left = call.remaining().as_millis() as u64;
             let sent = uint(&v["deadline_ms"]);
-            assert!(left <= sent && left + 1000 > sent, "{left} ms left of {sent}");
+            assert!(
+                left <= sent && left + 1000 > sent,
+                "{left} ms left of {sent}"
+            );
 
             let mut written = Vec::new();
             write_frame(&mut written, &read, INVOKE_FRAME_LIMIT)
@@ -720,7 +704,12 @@ mod tests {
                 vec![spore_core::Hash::of(&self.0)]
             }
 
-            fn invoke(&self, _: InvokeRequest, _: libp2p::PeerId) -> InvokeResponse {
+            fn invoke(
+                &self,
+                _: CallRequest,
+                _: libp2p::PeerId,
+                _: spore_core::Cancel,
+            ) -> InvokeResponse {
                 InvokeResponse::error(spore_core::ErrorKind::Internal, "this host runs nothing")
             }
         }

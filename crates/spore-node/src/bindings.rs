@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use ciborium::Value;
 use spore_abilities::{
-    BUILTINS, ClockProvider, ConfigProvider, HttpProvider, HttpSettings, KvProvider,
-    KvSettings, LogProvider, ProcessProvider, ProcessSettings, RandomProvider,
+    BUILTINS, ClockProvider, ConfigProvider, HttpProvider, HttpSettings, KvProvider, KvSettings,
+    LogProvider, ProcessProvider, ProcessSettings, RandomProvider,
 };
 use spore_runtime::{AbilityContext, AbilityError, Bindings, ErrorKind, Provider};
 use spore_store::Codebase;

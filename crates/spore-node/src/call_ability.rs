@@ -3,7 +3,9 @@
 
 use ciborium::Value;
 use spore_core::{Args, ErrorKind, FunctionRef};
-use spore_runtime::{AbilityContext, AbilityError, CallEnv, InvokeError, Provider, field, text_field};
+use spore_runtime::{
+    AbilityContext, AbilityError, CallEnv, InvokeError, Provider, field, text_field,
+};
 
 use crate::NodeError;
 use crate::handle::NodeHandle;

@@ -118,7 +118,11 @@ impl MeshHost for NodeHost {
     /// and its module is loaded: it cannot block on a provider or the compiler, and
     /// should it overrun [`INLINE_BUDGET`], running it again on the blocking pool is
     /// harmless. (Its Wasm stack, 512 KiB at most, fits the daemon's worker threads.)
-    fn invoke_now(&self, request: CallRequest, from: PeerId) -> Result<InvokeResponse, CallRequest> {
+    fn invoke_now(
+        &self,
+        request: CallRequest,
+        from: PeerId,
+    ) -> Result<InvokeResponse, CallRequest> {
         let Some(node) = self.node.upgrade() else {
             return Err(request);
         };

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use spore_core::{Args, CallRequest, ExportName, FunctionRef, Hash, Manifest, Name, RefText, TraceId};
+use spore_core::{
+    Args, CallRequest, ExportName, FunctionRef, Hash, Manifest, Name, RefText, TraceId,
+};
 use spore_runtime::{Bindings, Limits, LoadSource, Runtime, RuntimeConfig};
 use spore_store::{Codebase, NameEntry, StoreError};
 

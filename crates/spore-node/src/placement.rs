@@ -205,10 +205,7 @@ impl Node {
                     return remote_outcome(&function, peer, result);
                 }
                 Err(error) => {
-                    path.push(self.step(
-                        started,
-                        format!("forwarding to {peer} failed: {error}"),
-                    ));
+                    path.push(self.step(started, format!("forwarding to {peer} failed: {error}")));
                     last_error = Some(NodeError::Mesh(error));
                     if !retry {
                         break;
@@ -274,14 +271,12 @@ fn remote_outcome(
     match result {
         Ok(returned) => Ok(Outcome {
             function: function.clone(),
-            value: spore_core::value::decode(&returned.value).map_err(|e| {
-                NodeError::Remote {
-                    peer: peer.to_string(),
-                    failure: Failure::new(
-                        ErrorKind::Failed,
-                        format!("its result for {function} is not CBOR: {e}"),
-                    ),
-                }
+            value: spore_core::value::decode(&returned.value).map_err(|e| NodeError::Remote {
+                peer: peer.to_string(),
+                failure: Failure::new(
+                    ErrorKind::Failed,
+                    format!("its result for {function} is not CBOR: {e}"),
+                ),
             })?,
             memo: returned.memo,
             stats: returned.stats,
@@ -308,7 +303,10 @@ pub(crate) fn returned(outcome: &Outcome) -> Result<Returned, Failure> {
     let bytes = spore_core::value::encode_canonical(value).map_err(|e| {
         Failure::new(
             ErrorKind::Trap,
-            format!("{} returned a value that does not encode: {e}", outcome.function),
+            format!(
+                "{} returned a value that does not encode: {e}",
+                outcome.function
+            ),
         )
     })?;
     Ok(Returned {

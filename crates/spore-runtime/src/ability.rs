@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ciborium::Value;
@@ -139,7 +139,8 @@ impl AbilityContext {
         let taken = self
             .log_left
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                left.checked_sub(bytes).or(if left > 0 { Some(0) } else { None })
+                left.checked_sub(bytes)
+                    .or(if left > 0 { Some(0) } else { None })
             });
         match taken {
             Ok(left) if left >= bytes => LogAllowance::Write,

@@ -108,7 +108,9 @@ impl Runtime {
         // Deny by default, per function: every ability the function can reach must be
         // bound. An import only its neighbours reach is linked to a provider that refuses,
         // which the function's code cannot call (`spec/manifest.md`, "Reach").
-        let reach = loaded.manifest.reach(function.export.as_ref().expect("resolved"));
+        let reach = loaded
+            .manifest
+            .reach(function.export.as_ref().expect("resolved"));
         let mut providers = Vec::new();
         let mut missing = Vec::new();
         for ability in loaded.manifest.abilities() {
@@ -269,8 +271,8 @@ impl Call<'_> {
 
     fn decode_output(&self, output: &[u8]) -> Result<Value, InvokeError> {
         let (status, payload) = abi::split_output(output).map_err(|e| self.abi(&e.to_string()))?;
-        let value =
-            value::decode(payload).map_err(|e| self.abi(&format!("result is not CBOR: {e}")))?;
+        let value = value::decode(payload)
+            .map_err(|e| self.abi(&format!("the result is not a spore value: {e}")))?;
         let function = self.function.clone();
         match status {
             Status::Ok => Ok(value),
@@ -307,7 +309,9 @@ impl Call<'_> {
             };
         }
         match error.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) if self.cancel.is_cancelled() => InvokeError::Cancelled { function },
+            Some(Trap::Interrupt) if self.cancel.is_cancelled() => {
+                InvokeError::Cancelled { function }
+            }
             Some(Trap::Interrupt) => InvokeError::Timeout {
                 function,
                 ran: self.started.elapsed(),
@@ -359,7 +363,9 @@ impl Call<'_> {
         };
         let bytes = read_buffer(&memory, store, packed)?;
         let message = String::from_utf8_lossy(bytes);
-        Some(spore_core::text::printable(&message, spore_core::text::MAX_MESSAGE_BYTES).into_owned())
+        Some(
+            spore_core::text::printable(&message, spore_core::text::MAX_MESSAGE_BYTES).into_owned(),
+        )
     }
 
     fn abi(&self, reason: &str) -> InvokeError {

@@ -22,9 +22,9 @@ pub use config::{DEFAULT_LIMITS, Limits, MAX_MEMORY_BYTES, RuntimeConfig, WASM_P
 pub use engine::wasmtime_config;
 pub use error::{InvokeError, LoadError, TrapDetail, export_kind};
 pub use invoke::{CallEnv, Invocation};
-pub use spore_core::{CallStats, LoadSource};
 pub use loader::LoadedModule;
 pub use spore_core::ErrorKind;
+pub use spore_core::{CallStats, LoadSource};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

@@ -98,7 +98,8 @@ impl Graph {
                 }
                 Payload::GlobalSection(globals) => {
                     for global in globals {
-                        let mut operators = global.map_err(invalid)?.init_expr.get_operators_reader();
+                        let mut operators =
+                            global.map_err(invalid)?.init_expr.get_operators_reader();
                         while !operators.eof() {
                             if let Operator::RefFunc { function_index } =
                                 operators.read().map_err(invalid)?

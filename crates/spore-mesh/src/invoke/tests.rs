@@ -251,7 +251,11 @@ async fn a_caller_that_closes_its_side_cancels_the_calls_it_left() {
     let _ = timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
         .await
         .expect("the server ends the stream within 5 s of the caller leaving");
-    assert!(closed.elapsed() < Duration::from_secs(2), "{:?}", closed.elapsed());
+    assert!(
+        closed.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        closed.elapsed()
+    );
     assert_eq!(CANCELLED.load(Ordering::SeqCst) - before, 2);
     client.shutdown().await;
     server.shutdown().await;

@@ -128,7 +128,10 @@ async fn a_peer_dying_mid_call_or_a_slow_call_ends_by_the_deadline() {
         // The callee is stuck; the caller's deadline ends the wait.
         let started = Instant::now();
         let err = a
-            .invoke(b.peer_id(), &request(vec![0x80], Duration::from_millis(500)))
+            .invoke(
+                b.peer_id(),
+                &request(vec![0x80], Duration::from_millis(500)),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, MeshError::Deadline { .. }), "{err}");

@@ -460,4 +460,3 @@ fn toml_to_cbor(value: toml::Value) -> ciborium::Value {
         ),
     }
 }
-
