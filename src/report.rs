@@ -63,10 +63,7 @@ pub fn request(node: &Node, call: &InvokeCall) -> Result<CallRequest, NodeError>
 }
 
 fn bad_request(message: String) -> NodeError {
-    NodeError::Placement(spore_node::Failure::new(
-        spore_node::ErrorKind::BadRequest,
-        message,
-    ))
+    NodeError::placement(spore_node::ErrorKind::BadRequest, message)
 }
 
 /// Runs `call` where placement puts it, stopped when `cancel` is set, and describes the

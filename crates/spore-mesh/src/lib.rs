@@ -95,12 +95,17 @@ pub trait MeshHost: Send + Sync + 'static {
     /// [`MeshHost::invoke`] where blocking is allowed. It is called on the mesh's own
     /// threads: handing a call to the blocking pool costs two thread wake-ups, most of a
     /// remote round trip for a short call.
-    fn invoke_now(
-        &self,
-        request: CallRequest,
-        from: PeerId,
-    ) -> Result<InvokeResponse, CallRequest> {
+    fn invoke_now(&self, request: CallRequest, from: PeerId) -> InvokeNow {
         let _ = from;
-        Err(request)
+        InvokeNow::Later(request)
     }
+}
+
+/// What [`MeshHost::invoke_now`] did with a call.
+#[derive(Debug)]
+pub enum InvokeNow {
+    /// It answered the call.
+    Answered(InvokeResponse),
+    /// It handed the call back, to be run where blocking is allowed.
+    Later(CallRequest),
 }

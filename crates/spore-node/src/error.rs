@@ -34,16 +34,16 @@ pub enum NodeError {
     Config(#[from] ConfigError),
     /// The mesh failed: a peer could not be reached or answered late.
     #[error(transparent)]
-    Mesh(#[from] spore_mesh::MeshError),
+    Mesh(Box<spore_mesh::MeshError>),
     /// Code could not be fetched from the mesh.
     #[error(transparent)]
-    Fetch(#[from] spore_mesh::FetchError),
+    Fetch(Box<spore_mesh::FetchError>),
     /// No place to run the call: no peer binds what it needs, a bad or unreachable pin.
     #[error("{0}")]
-    Placement(Failure),
+    Placement(Box<Failure>),
     /// The call failed on the peer it was forwarded to; the failure keeps its kind.
     #[error("{} (on peer {peer})", failure.message)]
-    Remote { peer: String, failure: Failure },
+    Remote { peer: String, failure: Box<Failure> },
     #[error("{file}: the binding of `{ability}` is invalid: {message}")]
     Binding {
         file: String,
@@ -58,6 +58,20 @@ pub enum NodeError {
     },
 }
 
+// Boxed: a peer id is some 80 bytes, and errors travel by value on every call's return
+// path.
+impl From<spore_mesh::MeshError> for NodeError {
+    fn from(error: spore_mesh::MeshError) -> Self {
+        NodeError::Mesh(Box::new(error))
+    }
+}
+
+impl From<spore_mesh::FetchError> for NodeError {
+    fn from(error: spore_mesh::FetchError) -> Self {
+        NodeError::Fetch(Box::new(error))
+    }
+}
+
 impl From<InvokeError> for NodeError {
     fn from(error: InvokeError) -> Self {
         match error {
@@ -69,6 +83,12 @@ impl From<InvokeError> for NodeError {
 }
 
 impl NodeError {
+    /// A call that cannot be placed: a bad or unreachable pin, no node binding what it
+    /// needs, a malformed request at the edge.
+    pub fn placement(kind: ErrorKind, message: impl Into<String>) -> NodeError {
+        NodeError::Placement(Box::new(Failure::new(kind, message)))
+    }
+
     /// The kind of failure, of the one taxonomy (`spec/errors.md`).
     pub fn kind(&self) -> ErrorKind {
         match self {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use spore_core::{CallRequest, Cancel, ErrorKind, Failure, Hash};
-use spore_mesh::{InvokeResponse, MeshHost, PeerId};
+use spore_mesh::{InvokeNow, InvokeResponse, MeshHost, PeerId};
 
 use crate::placement::returned;
 use crate::{Called, Node};
@@ -118,25 +118,21 @@ impl MeshHost for NodeHost {
     /// and its module is loaded: it cannot block on a provider or the compiler, and
     /// should it overrun [`INLINE_BUDGET`], running it again on the blocking pool is
     /// harmless. (Its Wasm stack, 512 KiB at most, fits the daemon's worker threads.)
-    fn invoke_now(
-        &self,
-        request: CallRequest,
-        from: PeerId,
-    ) -> Result<InvokeResponse, CallRequest> {
+    fn invoke_now(&self, request: CallRequest, from: PeerId) -> InvokeNow {
         let Some(node) = self.node.upgrade() else {
-            return Err(request);
+            return InvokeNow::Later(request);
         };
         let pure_and_loaded = node
             .runtime
             .loaded_manifest(&request.function.module)
             .is_some_and(|manifest| node.reach(&manifest, &request.function).is_empty());
         if !pure_and_loaded || self.overran().contains(&request.function.module) {
-            return Err(request);
+            return InvokeNow::Later(request);
         }
         let _span = remote_span(&request, from).entered();
         let budget = Instant::now() + INLINE_BUDGET;
         if request.deadline <= budget {
-            return Ok(node.serve(request, Cancel::new()));
+            return InvokeNow::Answered(node.serve(request, Cancel::new()));
         }
         let inline = CallRequest {
             deadline: budget,
@@ -153,8 +149,8 @@ impl MeshHost for NodeHost {
                  it runs on the blocking pool from now on"
             );
             self.overran().insert(request.function.module);
-            return Err(request);
+            return InvokeNow::Later(request);
         }
-        Ok(response)
+        InvokeNow::Answered(response)
     }
 }

@@ -103,7 +103,7 @@ impl Node {
             return self.run_here(&request, env, path);
         };
         if request.hops >= MAX_HOPS {
-            return Err(NodeError::Placement(Failure::new(
+            return Err(NodeError::placement(
                 ErrorKind::Unbound,
                 format!(
                     "{} was forwarded {} times without finding a node that binds {}",
@@ -111,7 +111,7 @@ impl Node {
                     request.hops,
                     missing.join(", ")
                 ),
-            )));
+            ));
         }
         let peers = match pinned_elsewhere {
             Some(peer) => vec![peer],
@@ -124,19 +124,19 @@ impl Node {
     /// The peer a call is pinned to, which only a node on a mesh can reach.
     fn pinned_peer(&self, peer: &str) -> Result<PeerId, NodeError> {
         let peer: PeerId = peer.parse().map_err(|e| {
-            NodeError::Placement(Failure::new(
+            NodeError::placement(
                 ErrorKind::BadRequest,
                 format!("`{peer}` is not a peer id: {e}"),
-            ))
+            )
         })?;
         if self.mesh().is_none() {
-            return Err(NodeError::Placement(Failure::new(
+            return Err(NodeError::placement(
                 ErrorKind::Unavailable,
                 format!(
                     "the call is pinned to peer {peer}, but no node runs on this home to reach \
                      it: start one with `spore node run`"
                 ),
-            )));
+            ));
         }
         Ok(peer)
     }
@@ -154,7 +154,7 @@ impl Node {
         let deadline = tokio::time::Instant::from_std(request.deadline);
         let peers = link
             .block_on(link.mesh.find_ability_peers(needed, deadline))
-            .map_err(NodeError::Mesh)?;
+            .map_err(NodeError::from)?;
         path.push(self.step(
             started,
             format!(
@@ -164,14 +164,14 @@ impl Node {
             ),
         ));
         if peers.is_empty() {
-            return Err(NodeError::Placement(Failure::new(
+            return Err(NodeError::placement(
                 ErrorKind::Unbound,
                 format!(
                     "{} needs {}, which neither this node nor any peer in the mesh binds",
                     request.function,
                     missing.join(", ")
                 ),
-            )));
+            ));
         }
         Ok(peers)
     }
@@ -206,7 +206,7 @@ impl Node {
                 }
                 Err(error) => {
                     path.push(self.step(started, format!("forwarding to {peer} failed: {error}")));
-                    last_error = Some(NodeError::Mesh(error));
+                    last_error = Some(NodeError::from(error));
                     if !retry {
                         break;
                     }
@@ -238,7 +238,7 @@ impl Node {
                         .fetch(*hash, tokio::time::Instant::from_std(deadline)),
                 )
             })
-            .map_err(NodeError::Fetch)?;
+            .map_err(NodeError::from)?;
         // The mesh verified every byte against the hash; the manifest is derived here,
         // never taken from a peer.
         let manifest = Manifest::derive(&fetched.bytes)?;
@@ -273,10 +273,10 @@ fn remote_outcome(
             function: function.clone(),
             value: spore_core::value::decode(&returned.value).map_err(|e| NodeError::Remote {
                 peer: peer.to_string(),
-                failure: Failure::new(
+                failure: Box::new(Failure::new(
                     ErrorKind::Failed,
-                    format!("its result for {function} is not CBOR: {e}"),
-                ),
+                    format!("its result for {function} is not a spore value: {e}"),
+                )),
             })?,
             memo: returned.memo,
             stats: returned.stats,
@@ -292,7 +292,7 @@ fn remote_outcome(
         })),
         Err(failure) => Err(NodeError::Remote {
             peer: peer.to_string(),
-            failure,
+            failure: Box::new(failure),
         }),
     }
 }

@@ -15,11 +15,11 @@ use tracing::{Instrument, Span, debug, info_span, warn};
 
 use spore_core::{CallRequest, Cancel, ErrorKind, Failure};
 
-use crate::MeshHost;
 use crate::wire::{
     FrameError, INVOKE_FRAME_LIMIT, InvokeResponse, MAX_HOPS, Numbered, NumberedError,
     read_numbered_owned, write_frame,
 };
+use crate::{InvokeNow, MeshHost};
 
 /// Calls of one stream running at once; the next call is not read until one ends.
 const IN_FLIGHT_PER_STREAM: usize = 256;
@@ -154,8 +154,8 @@ impl Call {
             )
         } else {
             match span.in_scope(|| host.invoke_now(request, self.peer)) {
-                Ok(response) => response,
-                Err(request) => {
+                InvokeNow::Answered(response) => response,
+                InvokeNow::Later(request) => {
                     return Some(BlockingCall {
                         call: self,
                         request,

@@ -13,7 +13,9 @@ use tokio::time::{Instant, timeout};
 
 use crate::testing::{echo, echo_request};
 use crate::wire::{INVOKE_FRAME_LIMIT, INVOKE_PROTOCOL, Numbered, read_numbered, write_frame};
-use crate::{InvokeResponse, Keypair, Mesh, MeshConfig, MeshHost, MeshTuning, Multiaddr};
+use crate::{
+    InvokeNow, InvokeResponse, Keypair, Mesh, MeshConfig, MeshHost, MeshTuning, Multiaddr,
+};
 
 /// Echoes the arguments. A call whose arguments are `[0x01]` takes a second; one whose
 /// arguments are `[0x02]` is answered by `invoke_now`, the rest by `invoke`. A call whose
@@ -46,11 +48,11 @@ impl MeshHost for Echo {
         }
         echo(&request, "invoke")
     }
-    fn invoke_now(&self, request: CallRequest, _: PeerId) -> Result<InvokeResponse, CallRequest> {
+    fn invoke_now(&self, request: CallRequest, _: PeerId) -> InvokeNow {
         if request.args.as_bytes() == [0x02] {
-            Ok(echo(&request, "invoke_now"))
+            InvokeNow::Answered(echo(&request, "invoke_now"))
         } else {
-            Err(request)
+            InvokeNow::Later(request)
         }
     }
 }

@@ -1,115 +1,32 @@
-//! Every default of `config.toml`, written once: the parser falls back to these, and the
-//! file a fresh home gets is printed from them, so the two cannot disagree.
+//! The default of every key of `config.toml` (docs/configuration.md), written once: the
+//! parser falls back to these, and the file a fresh home gets is printed from them
+//! (`template.rs`), so the two cannot disagree.
 
 use std::time::Duration;
 
-/// The default of each key (docs/configuration.md).
-pub mod defaults {
-    use std::time::Duration;
-
-    /// `limits.timeout`: a call's deadline, fetching and compiling included.
-    pub const TIMEOUT: Duration = spore_runtime::DEFAULT_LIMITS.deadline;
-    /// `limits.memory`: a call's linear-memory cap.
-    pub const MEMORY: u64 = spore_runtime::DEFAULT_LIMITS.memory_bytes;
-    /// `limits.call_depth`: how deep `call` may nest.
-    pub const CALL_DEPTH: u32 = 8;
-    /// `limits.forwarded.timeout`: the longest a call a peer forwards may run here.
-    pub const FORWARDED_TIMEOUT: Duration = Duration::from_secs(30);
-    /// `limits.forwarded.memory`: the most memory a forwarded call may have here.
-    pub const FORWARDED_MEMORY: u64 = 256 << 20;
-    /// `limits.forwarded.args`: the largest arguments of a forwarded call.
-    pub const FORWARDED_ARGS: u64 = 4 << 20;
-    /// `memo.enabled`.
-    pub const MEMO: bool = true;
-    /// `memo.max_result_bytes`: larger results are not memoized.
-    pub const MEMO_MAX_RESULT: u64 = 1 << 20;
-    /// `abilities.kv.namespace`.
-    pub const KV_NAMESPACE: &str = "default";
-    /// `abilities.kv.max_value_bytes`.
-    pub const KV_MAX_VALUE: u64 = 1 << 20;
-    /// `abilities.http.timeout`.
-    pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
-    /// `abilities.http.max_response_bytes`.
-    pub const HTTP_MAX_RESPONSE: u64 = 4 << 20;
-    /// `abilities.NAME.timeout` of a process binding.
-    pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(10);
-}
-
-use defaults as d;
-
-/// What a fresh home's `config.toml` says: every default written out, and the bindings
-/// every node has (plus `kv`), with commented examples of the others.
-pub fn default_config() -> String {
-    let everywhere: String = spore_abilities::BUILTINS
-        .iter()
-        .filter(|builtin| builtin.everywhere)
-        .map(|builtin| format!("[abilities.{0}]\nprovider = \"{0}\"\n\n", builtin.name))
-        .collect();
-    format!(
-        r#"# spore node configuration. Every key is documented in docs/configuration.md.
-
-[limits]
-timeout = "{timeout}"{pad_t}# default deadline of a call, fetching and compiling included
-memory = "{memory}"{pad_m}# default linear-memory cap of a call (at most {max_memory})
-call_depth = {call_depth}{pad_d}# how deep `call` may nest
-
-# Calls that peers forward here get at most these, whatever they ask for.
-[limits.forwarded]
-timeout = "{fwd_timeout}"
-memory = "{fwd_memory}"
-args = "{fwd_args}"
-
-[memo]
-enabled = {memo}              # cache results of pure functions
-max_result_bytes = "{memo_max}"   # larger results are not cached
-
-# Values for the `config` ability.
-[config]
-
-# Bindings: each [abilities.NAME] binds ability NAME to a provider on this node.
-# Functions needing an ability that is not bound here are refused before they start.
-{everywhere}[abilities.kv]
-provider = "kv"
-namespace = "{kv_namespace}"
-max_value_bytes = "{kv_max}"
-
-# Outbound HTTP is bound only when hosts are allowed:
-# [abilities.http]
-# provider = "http"
-# allow = ["example.org", "127.0.0.1:8080"]
-# timeout = "{http_timeout}"
-# max_response_bytes = "{http_max}"
-
-# A custom ability served by a provider process:
-# [abilities.sensor]
-# provider = "process"
-# operations = ["read"]
-# command = ["python3", "examples/sensor-provider/sensor.py"]
-"#,
-        timeout = duration(d::TIMEOUT),
-        pad_t = pad(&duration(d::TIMEOUT), 8),
-        memory = crate::format_size(d::MEMORY),
-        pad_m = pad(&crate::format_size(d::MEMORY), 9),
-        max_memory = crate::format_size(spore_runtime::MAX_MEMORY_BYTES),
-        call_depth = d::CALL_DEPTH,
-        pad_d = pad(&d::CALL_DEPTH.to_string(), 9),
-        fwd_timeout = duration(d::FORWARDED_TIMEOUT),
-        fwd_memory = crate::format_size(d::FORWARDED_MEMORY),
-        fwd_args = crate::format_size(d::FORWARDED_ARGS),
-        memo = d::MEMO,
-        memo_max = crate::format_size(d::MEMO_MAX_RESULT),
-        kv_namespace = d::KV_NAMESPACE,
-        kv_max = crate::format_size(d::KV_MAX_VALUE),
-        http_timeout = duration(d::HTTP_TIMEOUT),
-        http_max = crate::format_size(d::HTTP_MAX_RESPONSE),
-    )
-}
-
-fn duration(duration: Duration) -> String {
-    humantime::format_duration(duration).to_string()
-}
-
-/// Spaces that line the comments up after a value `width` characters wide at most.
-fn pad(value: &str, width: usize) -> String {
-    " ".repeat(width.saturating_sub(value.len()).max(1))
-}
+/// `limits.timeout`: a call's deadline, fetching and compiling included.
+pub const TIMEOUT: Duration = spore_runtime::DEFAULT_LIMITS.deadline;
+/// `limits.memory`: a call's linear-memory cap.
+pub const MEMORY: u64 = spore_runtime::DEFAULT_LIMITS.memory_bytes;
+/// `limits.call_depth`: how deep `call` may nest.
+pub const CALL_DEPTH: u32 = 8;
+/// `limits.forwarded.timeout`: the longest a call a peer forwards may run here.
+pub const FORWARDED_TIMEOUT: Duration = Duration::from_secs(30);
+/// `limits.forwarded.memory`: the most memory a forwarded call may have here.
+pub const FORWARDED_MEMORY: u64 = 256 << 20;
+/// `limits.forwarded.args`: the largest arguments of a forwarded call.
+pub const FORWARDED_ARGS: u64 = 4 << 20;
+/// `memo.enabled`.
+pub const MEMO: bool = true;
+/// `memo.max_result_bytes`: larger results are not memoized.
+pub const MEMO_MAX_RESULT: u64 = 1 << 20;
+/// `abilities.kv.namespace`.
+pub const KV_NAMESPACE: &str = "default";
+/// `abilities.kv.max_value_bytes`.
+pub const KV_MAX_VALUE: u64 = 1 << 20;
+/// `abilities.http.timeout`.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// `abilities.http.max_response_bytes`.
+pub const HTTP_MAX_RESPONSE: u64 = 4 << 20;
+/// `abilities.NAME.timeout` of a process binding.
+pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(10);

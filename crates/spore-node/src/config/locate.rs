@@ -10,7 +10,7 @@ use serde::Deserialize;
 use spore_core::manifest::is_ability_word;
 use toml::Spanned;
 
-use super::default;
+use super::defaults as default;
 use super::{AbilityConfig, ConfigError, ForwardedLimits, NodeConfig, ProviderConfig};
 
 /// Parses and validates the text of a configuration file.

@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-mod defaults;
+pub mod defaults;
 mod locate;
+mod template;
 
-pub use defaults::{default_config, defaults as default};
 use locate::whole_file;
+pub use template::default_config;
 
 /// A problem in the configuration file, located.
 #[derive(Debug, Clone, thiserror::Error)]
