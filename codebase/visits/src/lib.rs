@@ -44,6 +44,13 @@ fn stamp(key: String) -> Result<u64, String> {
     Ok(now)
 }
 
+/// The key under which `hit` and `count` keep `page`'s counter. It reaches no ability:
+/// it is memoized and runs on any node, although its neighbours need `kv`.
+#[function]
+fn key(page: String) -> String {
+    counter_key(&page)
+}
+
 fn counter_key(page: &str) -> String {
     format!("visits/{page}")
 }

@@ -130,6 +130,13 @@ impl<'de> serde::Deserialize<'de> for Hash {
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct HashPrefix(String);
 
+impl From<Hash> for HashPrefix {
+    /// A full hash is the longest prefix of itself.
+    fn from(hash: Hash) -> HashPrefix {
+        HashPrefix(hash.to_hex())
+    }
+}
+
 impl HashPrefix {
     /// Whether `hash` starts with this prefix.
     pub fn matches(&self, hash: &Hash) -> bool {

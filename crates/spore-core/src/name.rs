@@ -42,6 +42,11 @@ impl FromStr for Name {
         if text.len() > Self::MAX_LEN {
             return fail("it is longer than 256 bytes");
         }
+        if text.parse::<crate::Hash>().is_ok() {
+            return fail(
+                "it is a full hash (64 hex characters), which always means the module it hashes",
+            );
+        }
         for segment in text.split('.') {
             let mut chars = segment.chars();
             match chars.next() {
@@ -98,5 +103,7 @@ mod tests {
             assert!(bad.parse::<Name>().is_err(), "{bad:?} should be refused");
         }
         assert!("a".repeat(257).parse::<Name>().is_err());
+        assert!("abcdef0123".repeat(7)[..64].parse::<Name>().is_err());
+        assert!("abcdef0123".repeat(7)[..63].parse::<Name>().is_ok());
     }
 }

@@ -140,6 +140,14 @@ impl FromStr for RefText {
                 export,
             });
         }
+        // A full hash is always a hash, whatever its first character: names may not look
+        // like one (`Name`), so a name can never shadow a module.
+        if let Ok(hash) = text.parse::<Hash>() {
+            return Ok(RefText::Hash {
+                prefix: HashPrefix::from(hash),
+                export: None,
+            });
+        }
         match (text.parse::<Name>(), text.parse::<HashPrefix>()) {
             (Ok(name), Ok(prefix)) => Ok(RefText::NameOrHash(name, prefix)),
             (Ok(name), Err(_)) => Ok(RefText::Name(name)),
@@ -203,6 +211,24 @@ mod tests {
         assert!(
             matches!(with_export, RefText::Hash { export: Some(e), .. } if e.as_str() == "render")
         );
+    }
+
+    #[test]
+    fn a_64_hex_text_is_always_a_hash_even_when_it_could_be_a_name() {
+        let hash = "e".repeat(64);
+        assert!(
+            hash.parse::<Name>().is_err(),
+            "names may not look like a hash"
+        );
+        match hash.parse::<RefText>().unwrap() {
+            RefText::Hash { prefix, export } => {
+                assert_eq!(prefix.as_full().unwrap().to_hex(), hash);
+                assert_eq!(export, None);
+            }
+            other => panic!("{hash} read as {other:?}"),
+        }
+        // Shorter hex that is also a name stays ambiguous: the name wins if it exists.
+        assert!(matches!("facade".parse(), Ok(RefText::NameOrHash(..))));
     }
 
     #[test]
