@@ -11,8 +11,8 @@ pub struct LimitArgs {
     /// Wall-clock deadline for the call, e.g. `500ms`, `10s`, `2m` (default: the node's, 10s).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
-    /// Memory cap for the call, e.g. `16MiB`, `1GiB` (default: the node's, 64MiB).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    /// Memory cap for the call, e.g. `16MiB`, at most `1GiB` (default: the node's, 64MiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     pub memory: Option<u64>,
 }
 
@@ -24,7 +24,11 @@ fn parse_duration(text: &str) -> Result<Duration, UsageError> {
     })
 }
 
-fn parse_size(text: &str) -> Result<u64, UsageError> {
-    spore_node::parse_size(text)
-        .ok_or_else(|| UsageError(format!("`{text}` is not a size; try `64MiB` or `1GiB`")))
+/// A memory cap, checked here against the most any call may have, so that a cap the
+/// runtime cannot give is refused before anything runs.
+fn parse_memory(text: &str) -> Result<u64, UsageError> {
+    let bytes = spore_node::parse_size(text)
+        .ok_or_else(|| UsageError(format!("`{text}` is not a size; try `64MiB` or `1GiB`")))?;
+    spore_node::check_memory(bytes).map_err(|e| UsageError(format!("--memory {text}: {e}")))?;
+    Ok(bytes)
 }

@@ -126,3 +126,46 @@ fn unknown_references_say_what_to_do_next() {
         .to_owned();
     assert!(stderr.contains("6 to 64 hex characters"), "{stderr}");
 }
+
+/// Pinning a call to a peer needs a node on this home to reach it; without one the call
+/// must not quietly run here.
+#[test]
+fn a_call_pinned_to_a_peer_without_a_running_node_fails_clearly() {
+    let spore = Spore::new();
+    spore.publish("arith", Some("math"));
+    let peer = "12D3KooWD5hnQD22gFFXrQEZYvNMsXMiq19B48UTKSMVLBrLBatx";
+    let stderr = spore
+        .run(&["invoke", "math.add", "2", "3", "--on", peer])
+        .fails_with(exit::UNAVAILABLE)
+        .to_owned();
+    assert!(
+        stderr.contains(peer) && stderr.contains("spore node run"),
+        "{stderr}"
+    );
+}
+
+/// One documented maximum, checked where the value is read, not a trap later.
+#[test]
+fn a_memory_cap_over_the_maximum_is_refused_before_anything_runs() {
+    let spore = Spore::new();
+    spore.publish("arith", Some("math"));
+    let stderr = spore
+        .run(&["invoke", "math.add", "2", "3", "--memory", "5GiB"])
+        .fails_with(exit::USAGE)
+        .to_owned();
+    assert!(
+        stderr.contains("5GiB") && stderr.contains("1GiB"),
+        "{stderr}"
+    );
+    spore.configure_limits("memory = \"2GiB\"");
+    let stderr = spore
+        .run(&["invoke", "math.add", "2", "3"])
+        .fails_with(exit::USAGE)
+        .to_owned();
+    assert!(
+        stderr.contains("config.toml:")
+            && stderr.contains("limits.memory")
+            && stderr.contains("1GiB"),
+        "{stderr}"
+    );
+}

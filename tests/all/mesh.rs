@@ -362,3 +362,45 @@ fn the_cli_gives_the_same_answers_through_a_running_node() {
         .ok();
     assert_eq!(node.spore.invoke("plus", &["1", "1"]), 2);
 }
+
+/// A module of one function that answers 42, with `salt` in a data segment so that each
+/// salt gives other bytes and another hash.
+fn answer_module(salt: u32) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(module (memory (export "memory") 1)
+            (func (export "spore_alloc") (param i32) (result i32) i32.const 1024)
+            (data (i32.const 16) "\00\18\2a")
+            (data (i32.const 32) "{salt:08x}")
+            (func (export "answer") (param i32 i32) (result i64)
+              (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 3))))"#
+    ))
+    .unwrap()
+}
+
+/// A 64-hex text is a hash even when it starts with a letter and so could be a name:
+/// a node that lacks the module fetches it, instead of looking the text up as a name.
+#[test]
+fn a_bare_full_hash_that_could_be_a_name_is_fetched_from_the_mesh() {
+    let (bytes, hash) = (0..)
+        .map(answer_module)
+        .map(|bytes| {
+            let hash = blake3::hash(&bytes).to_hex().to_string();
+            (bytes, hash)
+        })
+        .find(|(_, hash)| hash.starts_with(|c: char| c.is_ascii_alphabetic()))
+        .unwrap();
+    let origin = RunningNode::start(&[]);
+    let edge = RunningNode::start(&[&origin]);
+    let (_dir, path) = crate::support::temp_file("answer.wasm", &bytes);
+    assert_eq!(
+        origin.spore.run(&["publish", path.to_str().unwrap()]).ok(),
+        hash
+    );
+
+    let report = edge.spore.invoke_report(&hash, &[]);
+    assert_eq!(report["result"], 42, "{report}");
+    assert!(
+        steps(&report).iter().any(|s| s.starts_with("fetched")),
+        "{report}"
+    );
+}

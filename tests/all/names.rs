@@ -88,3 +88,26 @@ fn names_must_point_at_functions_that_exist() {
             .is_empty()
     );
 }
+
+/// A full hash always means the module it hashes: a name that looked like one would let
+/// `spore invoke HASH` run whatever the name points at.
+#[test]
+fn a_name_cannot_look_like_a_full_hash() {
+    let spore = Spore::new();
+    let arith = spore.publish("arith", None);
+    let words = spore.publish("words", None);
+    let stderr = spore
+        .run(&["names", "set", &words, &format!("{arith}:add")])
+        .fails_with(exit::USAGE)
+        .to_owned();
+    assert!(stderr.contains("is a full hash"), "{stderr}");
+    // The hash still means its own module.
+    let stderr = spore
+        .run(&["invoke", &words])
+        .fails_with(exit::USAGE)
+        .to_owned();
+    assert!(
+        stderr.contains(&format!("module {words} has 2 functions")),
+        "{stderr}"
+    );
+}

@@ -50,6 +50,13 @@ fn malformed_modules_are_refused_at_publish_with_the_reason() {
             "spore_alloc",
         ),
         (
+            "dashed-name.wasm",
+            wat::parse_str(r#"(module (memory (export "memory") 1)
+                (func (export "spore_alloc") (param i32) (result i32) i32.const 0)
+                (func (export "foo-bar") (param i32 i32) (result i64) i64.const 0))"#).unwrap(),
+            "the export `foo-bar` has the type of a spore function but is not a valid function name",
+        ),
+        (
             "wasi.wasm",
             wat::parse_str(r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))))"#).unwrap(),
             "wasi_snapshot_preview1.fd_write",
@@ -110,4 +117,22 @@ fn spore_build_compiles_a_guest_crate_and_publishes_it() {
     );
     let top = spore.invoke("text.words.top", &[r#""b a b c b a""#, "2"]);
     assert_eq!(top, serde_json::json!([["b", 3], ["a", 2]]));
+}
+
+/// `config.toml` can hold secrets (`[config]` values, provider environments).
+#[test]
+fn a_fresh_homes_configuration_is_readable_only_by_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let spore = Spore::new();
+    spore.run(&["ls"]).ok();
+    let mode = std::fs::metadata(spore.home().join("config.toml"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "config.toml has mode {:o}",
+        mode & 0o777
+    );
 }

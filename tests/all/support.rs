@@ -69,6 +69,16 @@ impl Spore {
         ));
     }
 
+    /// Replaces the default `[limits]` memory line with `line`.
+    pub fn configure_limits(&self, line: &str) {
+        let defaults = spore_node::config::default_config();
+        let start = defaults
+            .find("memory = ")
+            .expect("the defaults set limits.memory");
+        let end = start + defaults[start..].find('\n').unwrap();
+        self.write_config(&format!("{}{line}{}", &defaults[..start], &defaults[end..]));
+    }
+
     /// Replaces the home's `config.toml` entirely.
     pub fn write_config(&self, text: &str) {
         std::fs::write(self.home().join("config.toml"), text).unwrap();
