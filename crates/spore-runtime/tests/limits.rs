@@ -42,6 +42,10 @@ const MODULE: &str = r#"(module
     unreachable)
   (func $deep (export "deep") (param i32 i32) (result i64)
     (i64.add (call $deep (local.get 0) (local.get 1)) (i64.const 1)))
+  ;; Status 0, then simple value 16: not a spore value (spec/values.md).
+  (data (i32.const 48) "\00\f0")
+  (func (export "simple_value") (param i32 i32) (result i64)
+    (i64.or (i64.shl (i64.const 48) (i64.const 32)) (i64.const 2)))
   (func (export "divide_by_zero") (param i32 i32) (result i64)
     (i64.extend_i32_s (i32.div_s (i32.const 1) (i32.const 0)))))"#;
 
@@ -57,9 +61,13 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_of(MODULE)
+}
+
+fn fixture_of(wat: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let codebase = Codebase::open(dir.path()).unwrap();
-    let bytes = wat::parse_str(MODULE).unwrap();
+    let bytes = wat::parse_str(wat).unwrap();
     let manifest = Manifest::derive(&bytes).unwrap();
     codebase.put_module(&bytes, &manifest).unwrap();
     let runtime = Runtime::new(codebase, RuntimeConfig::default()).unwrap();
@@ -213,4 +221,82 @@ fn concurrent_calls_share_one_compiled_module() {
             });
         }
     });
+}
+
+#[test]
+fn a_result_holding_a_value_outside_the_data_model_is_named() {
+    let fixture = fixture();
+    match fixture.call("simple_value", &Limits::default()) {
+        Err(error @ InvokeError::AbiViolation { .. }) => {
+            let text = error.to_string();
+            assert!(text.contains("simple value 16"), "{text}");
+        }
+        other => panic!("expected an ABI violation, got {other:?}"),
+    }
+    fixture.echo_still_works();
+}
+
+/// A guest whose `spore_panic_message` never returns: asking a trapped instance for its
+/// message must not buy it time past the call's deadline.
+const PANIC_MESSAGE_SPINS: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "spore_alloc") (param i32) (result i32) i32.const 1024)
+  (func (export "spore_panic_message") (result i64)
+    (loop $forever (br $forever))
+    (i64.const 0))
+  (func (export "boom") (param i32 i32) (result i64)
+    unreachable))"#;
+
+#[test]
+fn asking_for_a_panic_message_stays_within_the_calls_deadline() {
+    let fixture = fixture_of(PANIC_MESSAGE_SPINS);
+    let limits = Limits {
+        deadline: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let started = Instant::now();
+    let result = fixture.call("boom", &limits);
+    let elapsed = started.elapsed();
+    assert!(matches!(result, Err(InvokeError::Trap { .. })), "{result:?}");
+    assert!(
+        elapsed < Duration::from_millis(800),
+        "the trap was reported after {elapsed:?}, past the call's 500 ms"
+    );
+}
+
+/// Deadlines read the clock: late epoch ticks on a busy machine must not stretch them
+/// (5 ms ticks counted stretched a 5 s deadline to 7.2 s with both cores busy).
+#[test]
+fn a_deadline_holds_while_every_core_is_busy() {
+    let fixture = fixture();
+    let limits = Limits {
+        deadline: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let burners: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let result = fixture.call("spin", &limits);
+    let elapsed = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for burner in burners {
+        burner.join().unwrap();
+    }
+    assert!(matches!(result, Err(InvokeError::Timeout { .. })), "{result:?}");
+    // docs/configuration.md: a deadline ends a call within one epoch tick (5 ms) plus
+    // scheduling; 10 % of the deadline leaves room for a loaded CI machine.
+    assert!(
+        elapsed < limits.deadline + Duration::from_millis(200),
+        "a 2 s deadline ended after {elapsed:?}"
+    );
 }
