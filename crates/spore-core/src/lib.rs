@@ -8,10 +8,12 @@
 
 pub mod abi;
 pub mod error;
+pub mod frame;
 pub mod hash;
 pub mod manifest;
 pub mod name;
 pub mod reference;
+pub mod text;
 pub mod value;
 
 pub use error::ErrorKind;
