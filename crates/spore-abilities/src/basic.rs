@@ -3,9 +3,12 @@
 use std::collections::BTreeMap;
 
 use ciborium::Value;
+use spore_core::text::{MAX_MESSAGE_BYTES, printable};
 use spore_runtime::{AbilityContext, AbilityError, Provider, text_field};
 
-/// `log`: writes through the node's tracing subscriber.
+/// `log`: writes through the node's tracing subscriber. A guest's message is its own
+/// text, so it is escaped and cut (`spore_core::text::printable`) before it reaches a
+/// log line or a terminal.
 pub struct LogProvider;
 
 impl Provider for LogProvider {
@@ -18,6 +21,7 @@ impl Provider for LogProvider {
         let message = request
             .as_text()
             .ok_or_else(|| AbilityError::bad_request("a log message is a text string"))?;
+        let message = printable(message, MAX_MESSAGE_BYTES);
         let function = cx.function.to_string();
         let invocation = cx.invocation;
         match operation {
@@ -118,5 +122,76 @@ impl Provider for ConfigProvider {
     fn describe(&self) -> String {
         let keys: Vec<&str> = self.values.keys().map(String::as_str).collect();
         format!("node configuration values [{}]", keys.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use spore_core::{FunctionRef, Hash};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    /// The messages of the events logged on this thread.
+    struct Messages(Arc<Mutex<Vec<String>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Messages {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            struct Message<'a>(&'a mut Vec<String>);
+            impl tracing::field::Visit for Message<'_> {
+                fn record_debug(
+                    &mut self,
+                    field: &tracing::field::Field,
+                    value: &dyn std::fmt::Debug,
+                ) {
+                    if field.name() == "message" {
+                        self.0.push(format!("{value:?}"));
+                    }
+                }
+            }
+            event.record(&mut Message(&mut self.0.lock().unwrap()));
+        }
+    }
+
+    #[test]
+    fn a_guest_cannot_forge_log_lines_or_flood_one() {
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Messages(Arc::clone(&messages)));
+        let cx = AbilityContext::new(
+            FunctionRef {
+                module: Hash::of(b"guest"),
+                export: None,
+            },
+            1,
+            Instant::now() + Duration::from_secs(1),
+            0,
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let forged = "done\nINFO spore: all is well\x1b]0;owned\x07";
+            LogProvider
+                .call(&cx, "info", Value::Text(forged.into()))
+                .unwrap();
+            LogProvider
+                .call(&cx, "warn", Value::Text("y".repeat(100_000)))
+                .unwrap();
+        });
+        let messages = messages.lock().unwrap();
+        assert_eq!(
+            messages[0],
+            r"done\nINFO spore: all is well\u{1b}]0;owned\u{7}"
+        );
+        assert!(
+            messages[1].len() <= MAX_MESSAGE_BYTES,
+            "{}",
+            messages[1].len()
+        );
+        assert!(messages[1].ends_with(" bytes cut)"), "{}", messages[1]);
     }
 }

@@ -4,25 +4,33 @@
 //! Calls go through `ProcessProvider::call_until`, which is `Provider::call` without
 //! an `AbilityContext` (the runtime is the only place that makes one).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ciborium::Value;
 use spore_abilities::process::ProcessError;
 use spore_abilities::{ProcessProvider, ProcessSettings};
-use spore_runtime::{AbilityError, ErrorKind, Provider};
+use spore_core::{FunctionRef, Hash};
+use spore_runtime::{AbilityContext, AbilityError, ErrorKind, Provider};
 
 /// The test provider. Modes (first argument):
 /// - `good`: serves `sensor` and answers every request on a thread of its own, so
 ///   answers come back in whatever order they finish. Operations: `read` (42), `echo`,
 ///   `sleep` ({n, ms}: answers n after ms), `pid`, `crash` (exits 3), `hang` (never
 ///   answers), `fail` (a `not_found` error), `weird` (an error of an unknown kind),
-///   `garbage` (writes bytes that are no frame).
+///   `garbage` (writes bytes that are no frame), `twice` (answers twice with its id),
+///   `stray` (first answers an id it was never sent), `shout` (writes control
+///   characters to stderr and in an error message), `long` (a 100 000-byte error
+///   message). Answers of `twice` and `stray` are the request's id.
 /// - `stubborn`: like `good`, but keeps running when its stdin closes.
 /// - `deaf`: says hello, then never reads its stdin (until it is killed).
-/// - `wrong-ability`, `missing-op`, `wrong-protocol`: a hello that does not match.
+/// - `wrong-ability`, `missing-op`, `wrong-protocol`: a hello that does not match;
+///   `control-hello`: one naming an ability with control characters in it.
+/// - `silent`: never says hello (until it is killed).
+/// - `slow`: like `good`, after 1.5 s without a word.
 /// - `die-early`: writes to stderr and exits 1 before any hello.
 /// - `garbage-hello`: writes bytes that are no frame instead of a hello.
 const PROVIDER: &str = r#"
@@ -125,9 +133,21 @@ def serve(req):
         with out_lock:
             out.write(b"\xff\xff\xff\xff this is no frame")
             out.flush()
+    elif op == "twice":
+        send({"id": rid, "ok": rid})
+        send({"id": rid, "ok": rid})
+    elif op == "stray":
+        send({"id": rid + 1000000, "ok": 0})
+        send({"id": rid, "ok": rid})
+    elif op == "shout":
+        sys.stderr.write("stderr says \x1b]0;pwned\x07 hi\rFORGED\n")
+        sys.stderr.flush()
+        send({"id": rid, "error": {"kind": "failed", "message": "one\nFORGED line\x1b]0;pwned\x07\x1b[31mred"}})
+    elif op == "long":
+        send({"id": rid, "error": {"kind": "failed", "message": "x" * 100000}})
     else: send({"id": rid, "error": {"kind": "bad_request", "message": "unknown operation " + op}})
 
-OPERATIONS = ["read", "echo", "sleep", "pid", "crash", "hang", "fail", "weird", "garbage"]
+OPERATIONS = ["read", "echo", "sleep", "pid", "crash", "hang", "fail", "weird", "garbage", "twice", "stray", "shout", "long"]
 mode = sys.argv[1]
 if mode == "die-early":
     sys.stderr.write("boom: no sensor attached\n")
@@ -141,6 +161,10 @@ hello = {"protocol": 1, "ability": "sensor", "operations": OPERATIONS}
 if mode == "wrong-ability": hello["ability"] = "thermometer"
 if mode == "missing-op": hello["operations"] = ["read"]
 if mode == "wrong-protocol": hello["protocol"] = 2
+if mode == "control-hello": hello["ability"] = "thermo\nmeter\x1b[0m"
+if mode == "silent":
+    while True: time.sleep(1)
+if mode == "slow": time.sleep(1.5)
 send({"hello": hello})
 if mode == "deaf":
     while True: time.sleep(1)
@@ -192,6 +216,15 @@ fn call(
     within: Duration,
 ) -> Result<Value, AbilityError> {
     provider.call_until(Instant::now() + within, operation, request)
+}
+
+/// What the runtime hands a provider: the calling function's context, with its deadline.
+fn context(within: Duration) -> AbilityContext {
+    let function = FunctionRef {
+        module: Hash::of(b"caller"),
+        export: None,
+    };
+    AbilityContext::new(function, 1, Instant::now() + within, 0)
 }
 
 fn read(provider: &ProcessProvider) -> Result<Value, AbilityError> {
@@ -639,4 +672,235 @@ fn a_process_that_ignores_shutdown_is_killed() {
         "it was not given a grace period: {took:?}"
     );
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+}
+
+/// One event logged anywhere in this test binary, its fields as text.
+#[derive(Debug, Clone)]
+struct Logged {
+    level: tracing::Level,
+    fields: BTreeMap<&'static str, String>,
+}
+
+impl Logged {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+}
+
+impl tracing::field::Visit for Logged {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.fields.insert(field.name(), value.to_owned());
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.fields.insert(field.name(), format!("{value:?}"));
+    }
+}
+
+struct Capture(Arc<Mutex<Vec<Logged>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        let mut logged = Logged {
+            level: *event.metadata().level(),
+            fields: BTreeMap::new(),
+        };
+        event.record(&mut logged);
+        self.0.lock().unwrap().push(logged);
+    }
+}
+
+/// Everything logged so far. Providers log from threads of their own, so the capture
+/// is the global subscriber, shared by all tests: each looks for its own process's pid.
+fn logged() -> Vec<Logged> {
+    static LOG: OnceLock<Arc<Mutex<Vec<Logged>>>> = OnceLock::new();
+    let log = LOG.get_or_init(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Capture(Arc::clone(&log)));
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        log
+    });
+    log.lock().unwrap().clone()
+}
+
+/// The warnings logged about the provider process `pid` of ability `sensor`.
+fn warnings_about(pid: u32) -> Vec<Logged> {
+    logged()
+        .into_iter()
+        .filter(|event| {
+            event.level == tracing::Level::WARN
+                && event.field("ability") == Some("sensor")
+                && event.field("pid") == Some(pid.to_string().as_str())
+        })
+        .collect()
+}
+
+#[test]
+fn answers_with_unknown_or_duplicate_ids_are_dropped_with_a_warning() {
+    logged();
+    let script = script();
+    let provider = start(&script, "good");
+    let pid = provider.pid().expect("running");
+
+    // `stray` first answers an id nobody asked for; the call still gets its answer.
+    let stray_call =
+        uint(&call(&provider, "stray", Value::Null, Duration::from_secs(5)).expect("stray"));
+    let stray_id = (stray_call + 1_000_000).to_string();
+    // `twice` answers its call, then answers it again.
+    let twice_call =
+        uint(&call(&provider, "twice", Value::Null, Duration::from_secs(5)).expect("twice"));
+    let twice_id = twice_call.to_string();
+
+    let warned_of = |id: &str| {
+        warnings_about(pid)
+            .into_iter()
+            .find(|event| event.field("id") == Some(id))
+    };
+    assert!(
+        wait_for(Duration::from_secs(2), || warned_of(&stray_id).is_some()
+            && warned_of(&twice_id).is_some()),
+        "no warning for id {stray_id} and id {twice_id}: {:?}",
+        warnings_about(pid)
+    );
+    let stray = warned_of(&stray_id).unwrap();
+    assert!(
+        stray.field("message").unwrap().contains("never asked"),
+        "{stray:?}"
+    );
+    let twice = warned_of(&twice_id).unwrap();
+    assert!(
+        twice.field("message").unwrap().contains("answered already"),
+        "{twice:?}"
+    );
+    // The process keeps serving.
+    assert_eq!(uint(&read(&provider).expect("read")), 42);
+}
+
+#[test]
+fn what_a_provider_says_arrives_escaped_and_cut() {
+    logged();
+    let script = script();
+    let provider = start(&script, "good");
+    let pid = provider.pid().expect("running");
+
+    // In an error answer: a forged log line, a terminal title and a colour change.
+    let error = expect_error(
+        call(&provider, "shout", Value::Null, Duration::from_secs(5)),
+        ErrorKind::Failed,
+    );
+    assert_eq!(
+        error.message,
+        r"one\nFORGED line\u{1b}]0;pwned\u{7}\u{1b}[31mred"
+    );
+    // On its standard error, forwarded to the log.
+    let forwarded = r"stderr says \u{1b}]0;pwned\u{7} hi\rFORGED";
+    assert!(
+        wait_for(Duration::from_secs(2), || warnings_about(pid)
+            .iter()
+            .any(|event| event.field("message") == Some(forwarded))),
+        "{:?}",
+        warnings_about(pid)
+    );
+
+    // A long message is cut to the limit for foreign text, saying how much was cut.
+    let error = expect_error(
+        call(&provider, "long", Value::Null, Duration::from_secs(5)),
+        ErrorKind::Failed,
+    );
+    assert!(
+        error.message.len() <= spore_core::text::MAX_MESSAGE_BYTES,
+        "{} bytes",
+        error.message.len()
+    );
+    assert!(error.message.starts_with("xxxx"), "{}", error.message);
+    assert!(error.message.ends_with(" bytes cut)"), "{}", error.message);
+
+    // In its hello.
+    match ProcessProvider::start(settings(&script.path, "control-hello")) {
+        Err(error @ ProcessError::Mismatch { .. }) => {
+            let message = error.to_string();
+            assert!(message.contains(r"thermo\nmeter\u{1b}[0m"), "{message}");
+            assert!(!message.contains(char::is_control), "{message:?}");
+        }
+        Err(other) => panic!("unexpected error {other}"),
+        Ok(_) => panic!("a mismatched hello was accepted"),
+    }
+}
+
+#[test]
+fn a_process_that_never_says_hello_times_out_at_the_callers_deadline() {
+    let script = script();
+    let provider = ProcessProvider::on_first_use(settings(&script.path, "silent"));
+    let started = Instant::now();
+    let error = expect_error(
+        provider.call(&context(Duration::from_secs(1)), "read", Value::Null),
+        ErrorKind::Timeout,
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(950),
+        "gave up early: {took:?}"
+    );
+    assert!(took < Duration::from_millis(1600), "gave up late: {took:?}");
+    assert!(
+        error
+            .message
+            .contains(&format!("python3 {} silent", script.path.display())),
+        "names the process: {error}"
+    );
+    assert!(error.message.contains("`sensor`"), "{error}");
+    assert!(error.message.contains("hello"), "{error}");
+    // It goes on starting for later calls.
+    assert!(
+        provider.describe().ends_with("(starting)"),
+        "{}",
+        provider.describe()
+    );
+    // And a shutdown does not wait for its hello either.
+    let started = Instant::now();
+    provider.shutdown();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_process_started_on_first_use_goes_on_starting_after_a_caller_gives_up() {
+    let script = script();
+    let provider = ProcessProvider::on_first_use(settings(&script.path, "slow"));
+    assert_eq!(provider.pid(), None, "nothing runs before the first call");
+    assert!(
+        provider.describe().ends_with("(started on first use)"),
+        "{}",
+        provider.describe()
+    );
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(provider.pid(), None);
+
+    // Its hello comes after 1.5 s: a caller with half a second gives up...
+    expect_error(
+        provider.call(&context(Duration::from_millis(500)), "read", Value::Null),
+        ErrorKind::Timeout,
+    );
+    // ...and one that can wait gets its answer from that same start: no restart.
+    let answer = provider
+        .call(&context(Duration::from_secs(5)), "read", Value::Null)
+        .expect("read once started");
+    assert_eq!(uint(&answer), 42);
+    assert!(provider.pid().is_some());
+    assert_eq!(provider.restarts(), 0);
+
+    // A start that fails is reported to the caller at once and retried like a crash.
+    let provider = ProcessProvider::on_first_use(settings(&script.path, "die-early"));
+    let error = expect_error(
+        provider.call(&context(Duration::from_secs(5)), "read", Value::Null),
+        ErrorKind::Unavailable,
+    );
+    assert!(
+        error.message.contains("boom: no sensor attached"),
+        "{error}"
+    );
 }

@@ -9,6 +9,7 @@
 pub mod abi;
 pub mod call;
 pub mod error;
+pub mod frame;
 pub mod hash;
 pub mod manifest;
 pub mod name;

@@ -1,15 +1,13 @@
 //! Turning the configuration's `[abilities.*]` tables into providers and shapes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use ciborium::Value;
 use spore_abilities::{
     BUILTINS, ClockProvider, ConfigProvider, HttpProvider, HttpSettings, KvProvider, KvSettings,
     LogProvider, ProcessProvider, ProcessSettings, RandomProvider,
 };
-use spore_runtime::{AbilityContext, AbilityError, Bindings, ErrorKind, Provider};
+use spore_runtime::{Bindings, Provider};
 use spore_store::Codebase;
 
 use crate::NodeError;
@@ -121,7 +119,7 @@ impl Builder<'_> {
                 cwd,
                 env,
                 timeout,
-            } => Arc::new(LazyProcess::new(ProcessSettings {
+            } => ProcessProvider::on_first_use(ProcessSettings {
                 ability: ability.to_owned(),
                 operations: self
                     .shapes
@@ -132,7 +130,7 @@ impl Builder<'_> {
                 cwd: cwd.clone(),
                 env: env.clone(),
                 timeout: *timeout,
-            })),
+            }),
             ProviderConfig::Handler { function, uses } => {
                 let uses = uses
                     .iter()
@@ -152,80 +150,5 @@ impl Builder<'_> {
             }
         };
         Ok(Some(provider))
-    }
-}
-
-/// A provider process started on first use, so that commands which never call it
-/// (`spore publish`, `spore ls`) do not spawn it. A failed start is retried, but not
-/// more than once a second.
-struct LazyProcess {
-    settings: ProcessSettings,
-    state: Mutex<LazyState>,
-}
-
-enum LazyState {
-    NotStarted,
-    Running(Arc<ProcessProvider>),
-    Failed { at: Instant, message: String },
-}
-
-const RETRY_START_AFTER: Duration = Duration::from_secs(1);
-
-impl LazyProcess {
-    fn new(settings: ProcessSettings) -> LazyProcess {
-        LazyProcess {
-            settings,
-            state: Mutex::new(LazyState::NotStarted),
-        }
-    }
-
-    fn running(&self) -> Result<Arc<ProcessProvider>, AbilityError> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match &*state {
-            LazyState::Running(provider) => return Ok(provider.clone()),
-            LazyState::Failed { at, message } if at.elapsed() < RETRY_START_AFTER => {
-                return Err(AbilityError::new(ErrorKind::Unavailable, message.clone()));
-            }
-            _ => {}
-        }
-        match ProcessProvider::start(self.settings.clone()) {
-            Ok(provider) => {
-                *state = LazyState::Running(provider.clone());
-                Ok(provider)
-            }
-            Err(error) => {
-                let message = format!(
-                    "the `{}` provider process could not start: {error}",
-                    self.settings.ability
-                );
-                *state = LazyState::Failed {
-                    at: Instant::now(),
-                    message: message.clone(),
-                };
-                Err(AbilityError::new(ErrorKind::Unavailable, message))
-            }
-        }
-    }
-}
-
-impl Provider for LazyProcess {
-    fn call(
-        &self,
-        cx: &AbilityContext,
-        operation: &str,
-        request: Value,
-    ) -> Result<Value, AbilityError> {
-        self.running()?.call(cx, operation, request)
-    }
-
-    fn describe(&self) -> String {
-        match &*self.state.lock().unwrap_or_else(|e| e.into_inner()) {
-            LazyState::Running(provider) => provider.describe(),
-            LazyState::NotStarted => format!(
-                "process `{}` (started on first use)",
-                self.settings.command.join(" ")
-            ),
-            LazyState::Failed { message, .. } => message.clone(),
-        }
     }
 }

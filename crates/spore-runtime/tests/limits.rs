@@ -257,7 +257,10 @@ fn asking_for_a_panic_message_stays_within_the_calls_deadline() {
     let started = Instant::now();
     let result = fixture.call("boom", &limits);
     let elapsed = started.elapsed();
-    assert!(matches!(result, Err(InvokeError::Trap { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(InvokeError::Trap { .. })),
+        "{result:?}"
+    );
     assert!(
         elapsed < Duration::from_millis(800),
         "the trap was reported after {elapsed:?}, past the call's 500 ms"
@@ -292,7 +295,10 @@ fn a_deadline_holds_while_every_core_is_busy() {
     for burner in burners {
         burner.join().unwrap();
     }
-    assert!(matches!(result, Err(InvokeError::Timeout { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(InvokeError::Timeout { .. })),
+        "{result:?}"
+    );
     // docs/configuration.md: a deadline ends a call within one epoch tick (5 ms) plus
     // scheduling; 10 % of the deadline leaves room for a loaded CI machine.
     assert!(

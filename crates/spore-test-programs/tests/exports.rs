@@ -30,7 +30,7 @@ const EXPECTED: &[Expected] = &[
     ),
     (
         "visits",
-        &["hit", "count", "stamp"],
+        &["hit", "count", "key", "stamp"],
         &[
             ("kv", "get"),
             ("kv", "put"),
