@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use ciborium::Value;
 use spore_core::text::{MAX_MESSAGE_BYTES, printable};
-use spore_runtime::{AbilityContext, AbilityError, Provider, text_field};
+use spore_runtime::{
+    AbilityContext, AbilityError, LOG_BYTES_PER_CALL, LogAllowance, Provider, text_field,
+};
 
 /// `log`: writes through the node's tracing subscriber. A guest's message is its own
 /// text, so it is escaped and cut (`spore_core::text::printable`) before it reaches a
@@ -24,6 +26,21 @@ impl Provider for LogProvider {
         let message = printable(message, MAX_MESSAGE_BYTES);
         let function = cx.function.to_string();
         let invocation = cx.invocation;
+        // A call's lines are capped in all (`LOG_BYTES_PER_CALL`); the call goes on, and the
+        // log says once that the rest was dropped.
+        match cx.log_allowance(message.len()) {
+            LogAllowance::Write => {}
+            LogAllowance::Drop => return Ok(Value::Null),
+            LogAllowance::Exhausted => {
+                tracing::warn!(
+                    target: "spore::guest",
+                    %function,
+                    invocation,
+                    "this call wrote {LOG_BYTES_PER_CALL} bytes of log; its further lines are dropped"
+                );
+                return Ok(Value::Null);
+            }
+        }
         match operation {
             "debug" => tracing::debug!(target: "spore::guest", %function, invocation, "{message}"),
             "info" => tracing::info!(target: "spore::guest", %function, invocation, "{message}"),
@@ -193,5 +210,40 @@ mod tests {
             messages[1].len()
         );
         assert!(messages[1].ends_with(" bytes cut)"), "{}", messages[1]);
+    }
+
+    /// One call once wrote 24 MB and 20,000 lines into the node's log.
+    #[test]
+    fn one_call_logs_at_most_its_budget_and_the_log_says_so_once() {
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Messages(Arc::clone(&messages)));
+        let cx = AbilityContext::new(
+            FunctionRef {
+                module: Hash::of(b"guest"),
+                export: None,
+            },
+            1,
+            Instant::now() + Duration::from_secs(1),
+            0,
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..10_000 {
+                LogProvider
+                    .call(&cx, "info", Value::Text("x".repeat(1000)))
+                    .unwrap();
+            }
+        });
+        let messages = messages.lock().unwrap();
+        let written: usize = messages.iter().map(String::len).sum();
+        assert!(
+            written <= LOG_BYTES_PER_CALL + 200,
+            "{written} bytes in {} lines",
+            messages.len()
+        );
+        let notices = messages.iter().filter(|m| m.contains("dropped")).count();
+        assert_eq!(notices, 1, "{:?}", messages.last());
+        // Another call has a budget of its own.
+        let other = AbilityContext::new(cx.function.clone(), 2, cx.deadline, 0);
+        assert_eq!(other.log_allowance(1000), LogAllowance::Write);
     }
 }
