@@ -16,13 +16,13 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{AsyncWriteExt, FutureExt, StreamExt};
-use libp2p::{PeerId, Stream};
+use libp2p::PeerId;
 use tokio::sync::{OnceCell, mpsc};
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
 use crate::error::{FailureReason, FetchError, ProviderFailure};
-use crate::streams::{Control, OpenError};
+use crate::streams::{Control, OpenError, Stream};
 use crate::verify::{Encoded, verify_slice};
 use crate::wire::{
     FETCH_PROTOCOL, FetchHeader, FetchRequest, FrameError, MAX_RANGE_LEN, WireError, read_frame,

@@ -23,7 +23,9 @@ mod discovery;
 mod error;
 mod fetch;
 mod invoke;
+mod liveness;
 mod mesh;
+mod peers;
 mod streams;
 mod swarm;
 mod verify;
@@ -45,6 +47,10 @@ pub struct MeshConfig {
     /// Addresses to listen on, e.g. `/ip4/127.0.0.1/tcp/0` and
     /// `/ip4/127.0.0.1/udp/0/quic-v1`.
     pub listen: Vec<Multiaddr>,
+    /// Addresses peers should dial to reach this node, when they cannot use its listen
+    /// addresses (a port forward, a NAT, a proxy). When given, peers are told these and
+    /// not the listen addresses; when empty, the listen addresses.
+    pub announce: Vec<Multiaddr>,
     /// Peers to join through, each with a `/p2p/<peer id>` suffix. Unreachable ones are
     /// logged, never fatal: a node must start even when its bootstrap peers are down.
     pub bootstrap: Vec<Multiaddr>,

@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use futures::io::WriteHalf;
 use futures::{AsyncReadExt, AsyncWriteExt};
-use libp2p::{PeerId, Stream};
+use libp2p::PeerId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tracing::{Instrument, Span, debug, info_span, warn};
 
 use crate::MeshHost;
+use crate::streams::Stream;
 use crate::wire::{
     FrameError, INVOKE_FRAME_LIMIT, InvokeRequest, InvokeResponse, MAX_HOPS, Numbered,
     NumberedError, WireError, read_numbered_owned, write_frame,
