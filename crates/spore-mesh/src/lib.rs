@@ -8,10 +8,14 @@
 //! carries numbered invocations and their answers on one long-lived stream per peer. Every wait has a deadline, and
 //! [`Mesh::shutdown`] ends every task the mesh started.
 //!
+//! A node stays in touch with the peers it knows: `peers` keeps them (connections held
+//! open, lost ones redialed with capped backoff) and `liveness` closes a connection
+//! whose peer stopped answering pings, so that nothing waits on a dead link.
+//!
 //! Modules by concern: `behaviour` builds the swarm, `swarm` runs it, `discovery`
 //! holds the DHT keys and gossip hints, `streams` opens and accepts raw streams,
 //! `wire` frames messages, `verify` is bao, `fetch` and `invoke` are the protocols,
-//! `mesh` is the handle.
+//! `peers` and `liveness` keep the node's place in the mesh, `mesh` is the handle.
 //!
 //! What this crate must not know: wasmtime, names, configuration files and placement
 //! policy. The node decides where a call runs and what a module means; the mesh only
@@ -34,7 +38,7 @@ mod wire;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
+pub use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
 
 pub use error::{FailureReason, FetchError, MeshError, ProviderFailure};
 pub use fetch::Fetched;

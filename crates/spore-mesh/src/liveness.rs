@@ -25,11 +25,16 @@ pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(1);
 pub(crate) const DEAD_AFTER: Duration = Duration::from_secs(4);
 /// How often connections are checked against [`DEAD_AFTER`].
 pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(500);
+/// A check this late means this node's own tasks were held up (an overloaded machine,
+/// a paused process), and pongs may be waiting unread: silence then proves nothing, and
+/// every connection is given [`DEAD_AFTER`] again.
+const STALLED: Duration = Duration::from_secs(2);
 
 /// When each connection's peer last answered a ping.
 #[derive(Default)]
 pub(crate) struct Liveness {
     last_heard: HashMap<ConnectionId, (PeerId, Instant)>,
+    last_check: Option<Instant>,
 }
 
 impl Liveness {
@@ -51,6 +56,14 @@ impl Liveness {
     /// The connections silent for [`DEAD_AFTER`] or longer, with their peer and how
     /// long they have been silent; they are no longer watched.
     pub fn take_dead(&mut self, now: Instant) -> Vec<(ConnectionId, PeerId, Duration)> {
+        let stalled = self.last_check.is_some_and(|last| now - last >= STALLED);
+        self.last_check = Some(now);
+        if stalled {
+            for (_, heard) in self.last_heard.values_mut() {
+                *heard = now;
+            }
+            return Vec::new();
+        }
         let dead: Vec<(ConnectionId, PeerId, Duration)> = self
             .last_heard
             .iter()
@@ -68,6 +81,21 @@ impl Liveness {
 mod tests {
     use super::*;
 
+    /// Checks every [`CHECK_EVERY`] from `from` to `until`; returns what died.
+    fn check(
+        liveness: &mut Liveness,
+        from: Instant,
+        until: Instant,
+    ) -> Vec<(ConnectionId, PeerId, Duration)> {
+        let mut dead = Vec::new();
+        let mut now = from;
+        while now < until {
+            now = (now + CHECK_EVERY).min(until);
+            dead.extend(liveness.take_dead(now));
+        }
+        dead
+    }
+
     #[test]
     fn a_connection_is_dead_once_silent_for_dead_after_and_reported_once() {
         let mut liveness = Liveness::default();
@@ -83,15 +111,29 @@ mod tests {
         }
         liveness.forget(unwatched);
         let almost = start + DEAD_AFTER - Duration::from_millis(1);
-        assert!(liveness.take_dead(almost).is_empty());
+        assert!(check(&mut liveness, start, almost).is_empty());
         liveness.answered(chatty, almost);
 
-        let dead = liveness.take_dead(start + DEAD_AFTER);
+        let dead = check(&mut liveness, almost, start + DEAD_AFTER);
         assert_eq!(dead, vec![(quiet, peer, DEAD_AFTER)]);
-        assert!(
-            liveness.take_dead(start + DEAD_AFTER * 2).len() == 1,
-            "chatty, later"
-        );
-        assert!(liveness.take_dead(start + DEAD_AFTER * 3).is_empty());
+        let later = almost + DEAD_AFTER;
+        let dead = check(&mut liveness, start + DEAD_AFTER, later);
+        assert_eq!(dead, vec![(chatty, peer, DEAD_AFTER)]);
+        assert!(check(&mut liveness, later, later + DEAD_AFTER).is_empty());
+    }
+
+    #[test]
+    fn after_a_stall_of_this_node_every_connection_gets_its_full_time_again() {
+        let mut liveness = Liveness::default();
+        let connection = ConnectionId::new_unchecked(1);
+        let start = Instant::now();
+        liveness.opened(connection, PeerId::random(), start);
+        assert!(liveness.take_dead(start + CHECK_EVERY).is_empty());
+        // The next check comes 10 s late: the connection is not judged on that.
+        let late = start + Duration::from_secs(10);
+        assert!(liveness.take_dead(late).is_empty());
+        assert!(check(&mut liveness, late, late + DEAD_AFTER / 2).is_empty());
+        let dead = check(&mut liveness, late + DEAD_AFTER / 2, late + DEAD_AFTER);
+        assert_eq!(dead.len(), 1);
     }
 }

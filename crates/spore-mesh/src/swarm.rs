@@ -105,6 +105,7 @@ impl SwarmTask {
     /// fatal: an unreachable bootstrap peer shows up as a warning when its dial fails,
     /// and the peer book redials it until it answers.
     pub fn bootstrap(&mut self, addrs: &[Multiaddr]) {
+        let mut kept = Vec::new();
         for addr in addrs {
             let Some(Protocol::P2p(peer)) = addr.iter().last() else {
                 warn!(%addr, "bootstrap address has no /p2p/<peer id> suffix; dialing it without adding it to the DHT");
@@ -118,7 +119,13 @@ impl SwarmTask {
             self.bootstrap_peers.insert(peer);
             let behaviour = self.swarm.behaviour_mut();
             behaviour.kad.add_address(&peer, transport_addr.clone());
-            behaviour.peers.add_bootstrap(peer, transport_addr);
+            kept.push((peer, transport_addr));
+        }
+        // Last first: should the peer book overflow, the peers it drops are the ones
+        // given first to it, and the first given (explicit ones before remembered
+        // ones, the most recently seen first) matter most.
+        for (peer, addr) in kept.into_iter().rev() {
+            self.swarm.behaviour_mut().peers.add_bootstrap(peer, addr);
         }
         if !addrs.is_empty()
             && let Err(e) = self.swarm.behaviour_mut().kad.bootstrap()
