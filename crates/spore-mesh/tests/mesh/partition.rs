@@ -40,6 +40,37 @@ async fn call(a: &Mesh, b: PeerId, within: Duration) -> Result<InvokeResponse, M
     a.invoke(b, request(), Instant::now() + within).await
 }
 
+/// B, listening on loopback but telling peers only the relay's address, and A, which
+/// listens nowhere and joins through the relay: every byte between them crosses it.
+async fn pair_through(relay: &mut Relay) -> (Mesh, Mesh) {
+    let b = start(
+        NodeSpec {
+            announce: vec![relay.multiaddr()],
+            ..NodeSpec::default()
+        },
+        MemHost::with_invoke(echo),
+    )
+    .await;
+    // "/ip4/127.0.0.1/tcp/PORT/p2p/ID"
+    let b_addr = tcp_addrs(&b).await[0].to_string();
+    let port: u16 = b_addr.split('/').nth(4).unwrap().parse().unwrap();
+    relay.forward_to(([127, 0, 0, 1], port).into());
+    let a = start(
+        NodeSpec {
+            listen: Vec::new(),
+            bootstrap: vec![
+                format!("{}/p2p/{}", relay.multiaddr(), b.peer_id())
+                    .parse()
+                    .unwrap(),
+            ],
+            ..NodeSpec::default()
+        },
+        MemHost::new(),
+    )
+    .await;
+    (a, b)
+}
+
 /// Waits until `mesh` has no connection to `peer`; returns when, or `None`.
 async fn disconnected_within(mesh: &Mesh, peer: PeerId, within: Duration) -> Option<Instant> {
     eventually(within, || async {
@@ -52,34 +83,8 @@ async fn disconnected_within(mesh: &Mesh, peer: PeerId, within: Duration) -> Opt
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_link_is_closed_within_seconds_and_calls_get_through_soon_after_it_heals() {
     bounded(async {
-        // Every byte between A and B crosses the relay: B tells peers only the relay's
-        // address, and A listens nowhere, so neither can reach the other around it.
         let mut relay = Relay::bind().await;
-        let b = start(
-            NodeSpec {
-                announce: vec![relay.multiaddr()],
-                ..NodeSpec::default()
-            },
-            MemHost::with_invoke(echo),
-        )
-        .await;
-        // "/ip4/127.0.0.1/tcp/PORT/p2p/ID"
-        let b_addr = tcp_addrs(&b).await[0].to_string();
-        let port: u16 = b_addr.split('/').nth(4).unwrap().parse().unwrap();
-        relay.forward_to(([127, 0, 0, 1], port).into());
-        let a = start(
-            NodeSpec {
-                listen: Vec::new(),
-                bootstrap: vec![
-                    format!("{}/p2p/{}", relay.multiaddr(), b.peer_id())
-                        .parse()
-                        .unwrap(),
-                ],
-                ..NodeSpec::default()
-            },
-            MemHost::new(),
-        )
-        .await;
+        let (a, b) = pair_through(&mut relay).await;
         let answered = call(&a, b.peer_id(), Duration::from_secs(10))
             .await
             .expect("a call before the partition");
@@ -147,6 +152,28 @@ async fn a_dead_link_is_closed_within_seconds_and_calls_get_through_soon_after_i
         assert_eq!(answered.result, Ok(vec![0x80]));
         eprintln!("answered {:?} after the heal", healed.elapsed());
 
+        shutdown_all(&[&a, &b]).await;
+    })
+    .await
+}
+
+/// A call must not fail because a dial made before it, into the partition, gave up
+/// after the network healed: it gets a dial of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_after_the_heal_is_not_failed_by_a_dial_from_before_it() {
+    bounded(async {
+        let mut relay = Relay::bind().await;
+        relay.partition();
+        // A dials B as it starts, into the partition: its SYN would be retransmitted at
+        // 1 s and 3 s, then at 7 s, after the 5 s its setup may take.
+        let started = Instant::now();
+        let (a, b) = pair_through(&mut relay).await;
+        tokio::time::sleep_until(started + Duration::from_millis(3300)).await;
+        relay.heal();
+        let answered = call(&a, b.peer_id(), RECOVERY_BOUND)
+            .await
+            .unwrap_or_else(|e| panic!("the call failed with the old dial: {e}"));
+        assert_eq!(answered.result, Ok(vec![0x80]));
         shutdown_all(&[&a, &b]).await;
     })
     .await
