@@ -70,8 +70,9 @@ pub struct MeshTuning {
     /// Kademlia's k: the size of each routing-table bucket and how many peers a record
     /// is stored on. Small meshes in tests lower it to force multi-hop routing.
     pub kademlia_k: NonZeroUsize,
-    /// How long a connection with no open stream and no protocol needing it is kept.
-    /// libp2p's default (10 s) would drop peers between two calls.
+    /// How long an unused invoke stream, and a connection with no open stream and no
+    /// protocol needing it, are kept (connections to the peers the node keeps stay open
+    /// regardless). libp2p's default (10 s) would drop peers between two calls.
     pub idle_connection_timeout: Duration,
     /// How many 1 MiB ranges one fetch keeps in flight per provider.
     pub ranges_in_flight_per_provider: usize,
