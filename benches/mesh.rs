@@ -146,6 +146,7 @@ async fn start_mesh(
     let config = MeshConfig {
         keypair,
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        announce: Vec::new(),
         bootstrap,
         mdns: false,
         abilities,

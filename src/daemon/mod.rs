@@ -2,15 +2,22 @@
 //! mesh), and `spore node info`.
 
 mod api;
+mod mesh_state;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use spore_node::{Home, Node, mesh};
 
 use crate::cli::backend::{NODE_FILE, NodeFile, Remote};
 use crate::cli::output::Output;
+use mesh_state::MeshState;
+
+/// How often the known peers are written to the home while the node runs, so that a
+/// node killed rather than stopped still rejoins the peers it knew 10 s before.
+const SAVE_PEERS_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Subcommand, Debug)]
 pub enum NodeCommand {
@@ -22,9 +29,14 @@ pub enum NodeCommand {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// A multiaddr to listen on for peers (repeatable; TCP and QUIC).
+    /// A multiaddr to listen on for peers (repeatable; TCP and QUIC). Without it, all
+    /// interfaces on the ports of the last run.
     #[arg(long, value_name = "MULTIADDR")]
     pub listen: Vec<String>,
+    /// An address peers should dial to reach this node instead of its listen addresses
+    /// (a port forward, a NAT, a proxy) (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub announce: Vec<String>,
     /// A peer to join the mesh through, with its /p2p/ id (repeatable).
     #[arg(long, value_name = "MULTIADDR")]
     pub bootstrap: Vec<String>,
@@ -56,7 +68,8 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
         let home = home.clone();
         tokio::task::spawn_blocking(move || Node::open(home)).await??
     };
-    let mesh = join_mesh(&home, &node, args).await?;
+    let (mesh, remembered) = join_mesh(&home, &node, args).await?;
+    let saver = tokio::spawn(save_peers(home.clone(), mesh.clone(), remembered.clone()));
     let listener = tokio::net::TcpListener::bind(args.api).await?;
     let api = listener.local_addr()?;
     let file = NodeFile {
@@ -86,13 +99,26 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
     let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await;
+    saver.abort();
+    let _ = saver.await;
+    let remembered = MeshState {
+        peers: known_peers(&mesh).await,
+        ..remembered
+    };
+    save(&home, &remembered);
     let _ = std::fs::remove_file(&node_file);
     eprintln!("spore node stopped");
     Ok(served?)
 }
 
-/// Starts the node's libp2p side with its identity, and links it to the node.
-async fn join_mesh(home: &Home, node: &Arc<Node>, args: &RunArgs) -> anyhow::Result<mesh::Mesh> {
+/// Starts the node's libp2p side with its identity, and links it to the node. Without
+/// `--listen` it listens where it did last time; it joins through the bootstrap peers
+/// given and the peers it remembers.
+async fn join_mesh(
+    home: &Home,
+    node: &Arc<Node>,
+    args: &RunArgs,
+) -> anyhow::Result<(mesh::Mesh, MeshState)> {
     let parse = |addrs: &[String], what: &str| -> anyhow::Result<Vec<mesh::Multiaddr>> {
         addrs
             .iter()
@@ -102,27 +128,76 @@ async fn join_mesh(home: &Home, node: &Arc<Node>, args: &RunArgs) -> anyhow::Res
             })
             .collect()
     };
-    let mut listen = parse(&args.listen, "listen")?;
-    if listen.is_empty() {
-        listen = parse(
-            &[
-                "/ip4/0.0.0.0/tcp/0".into(),
-                "/ip4/0.0.0.0/udp/0/quic-v1".into(),
-            ],
-            "listen",
-        )?;
+    let mut state = MeshState::load(home);
+    let listen = parse(&args.listen, "listen")?;
+    let default_listen = listen.is_empty();
+    let listen = if default_listen {
+        state.default_listen()
+    } else {
+        listen
+    };
+    let mut bootstrap = parse(&args.bootstrap, "bootstrap")?;
+    let remembered = state.peers();
+    if !remembered.is_empty() {
+        tracing::info!(
+            addresses = remembered.len(),
+            "rejoining the peers of the last run"
+        );
+    }
+    for addr in remembered {
+        if !bootstrap.contains(&addr) {
+            bootstrap.push(addr);
+        }
     }
     let config = mesh::MeshConfig {
         keypair: identity(home)?,
         listen,
-        bootstrap: parse(&args.bootstrap, "bootstrap")?,
+        announce: parse(&args.announce, "announce")?,
+        bootstrap,
         mdns: !args.no_mdns,
         abilities: node.served_abilities(),
     };
     let host = Arc::new(spore_node::NodeHost::new(node));
     let mesh = mesh::Mesh::start(config, host).await?;
     node.attach_mesh(mesh.clone(), tokio::runtime::Handle::current());
-    Ok(mesh)
+    if default_listen {
+        state.remember_listen(&mesh.listen_addrs().await);
+    }
+    state.peers = known_peers(&mesh).await;
+    save(home, &state);
+    Ok((mesh, state))
+}
+
+/// Writes the known peers into the home whenever they changed, every
+/// [`SAVE_PEERS_EVERY`], until aborted.
+async fn save_peers(home: Home, mesh: mesh::Mesh, mut state: MeshState) {
+    let mut every = tokio::time::interval(SAVE_PEERS_EVERY);
+    loop {
+        every.tick().await;
+        let peers = known_peers(&mesh).await;
+        if peers != state.peers {
+            state.peers = peers;
+            save(&home, &state);
+        }
+    }
+}
+
+async fn known_peers(mesh: &mesh::Mesh) -> Vec<String> {
+    mesh.known_peers()
+        .await
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// A home that cannot be written to costs the node its memory of the mesh, not its run.
+fn save(home: &Home, state: &MeshState) {
+    if let Err(e) = state.save(home) {
+        tracing::warn!(
+            "cannot write {}: {e}",
+            home.root().join(mesh_state::MESH_FILE).display()
+        );
+    }
 }
 
 /// The node's ed25519 identity, created on first run and kept in the home (0600).

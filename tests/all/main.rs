@@ -10,4 +10,5 @@ mod limits;
 mod mesh;
 mod names;
 mod publish;
+mod rejoin;
 mod support;

@@ -7,37 +7,36 @@ use std::time::{Duration, Instant};
 use crate::support::{Spore, exit, module_path};
 
 /// A `spore node run` process on a home of its own; stopped (SIGTERM) when dropped.
-struct RunningNode {
-    spore: Spore,
-    child: Child,
-    peer_id: String,
-    listen: String,
+pub(crate) struct RunningNode {
+    pub spore: Spore,
+    pub child: Child,
+    pub peer_id: String,
+    /// Its TCP address on 127.0.0.1, with `/p2p/`.
+    pub listen: String,
 }
 
 impl RunningNode {
-    fn start(bootstrap: &[&RunningNode]) -> RunningNode {
+    pub fn start(bootstrap: &[&RunningNode]) -> RunningNode {
         Self::start_with(Spore::new(), bootstrap)
     }
 
-    fn start_with(spore: Spore, bootstrap: &[&RunningNode]) -> RunningNode {
+    pub fn start_with(spore: Spore, bootstrap: &[&RunningNode]) -> RunningNode {
         let addrs: Vec<&str> = bootstrap.iter().map(|peer| peer.listen.as_str()).collect();
         Self::start_at(spore, &addrs)
     }
 
     fn start_at(spore: Spore, bootstrap: &[&str]) -> RunningNode {
+        Self::launch(spore, bootstrap, &["--listen", "/ip4/127.0.0.1/tcp/0"])
+    }
+
+    /// Starts a node with `listen_args` (empty: where the home's node listened last).
+    pub fn launch(spore: Spore, bootstrap: &[&str], listen_args: &[&str]) -> RunningNode {
         let mut command = Command::new(env!("CARGO_BIN_EXE_spore"));
         command
             .arg("--home")
             .arg(spore.home())
-            .args([
-                "node",
-                "run",
-                "--no-mdns",
-                "--api",
-                "127.0.0.1:0",
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-            ])
+            .args(["node", "run", "--no-mdns", "--api", "127.0.0.1:0"])
+            .args(listen_args)
             .env_remove("SPORE_HOME")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -66,8 +65,8 @@ impl RunningNode {
             .unwrap()
             .iter()
             .map(|a| a.as_str().unwrap().to_owned())
-            .find(|a| a.contains("/tcp/"))
-            .expect("a TCP listen address");
+            .find(|a| a.starts_with("/ip4/127.0.0.1/tcp/"))
+            .expect("a TCP listen address on 127.0.0.1");
         RunningNode {
             peer_id: file["peer_id"].as_str().unwrap().to_owned(),
             listen,
@@ -76,7 +75,12 @@ impl RunningNode {
         }
     }
 
-    fn stop(mut self) -> Spore {
+    /// The port of [`RunningNode::listen`].
+    pub fn tcp_port(&self) -> u16 {
+        self.listen.split('/').nth(4).unwrap().parse().unwrap()
+    }
+
+    pub fn stop(mut self) -> Spore {
         self.terminate();
         let spore = std::mem::replace(&mut self.spore, Spore::new());
         std::mem::forget(self);

@@ -10,9 +10,9 @@ use libp2p::{
 
 use tokio::sync::mpsc;
 
-use crate::streams;
+use crate::liveness::{DEAD_AFTER, PING_INTERVAL};
 use crate::wire::{FETCH_PROTOCOL, INVOKE_PROTOCOL};
-use crate::{MeshConfig, MeshError, MeshTuning};
+use crate::{MeshConfig, MeshError, MeshTuning, peers, streams};
 
 /// spore's own Kademlia protocol keeps its DHT apart from IPFS's public one.
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/kad/1");
@@ -20,6 +20,12 @@ const IDENTIFY_PROTOCOL: &str = "/spore/id/1";
 pub(crate) const GOSSIP_TOPIC: &str = "spore/published/1";
 
 const QUIC_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a new connection may take to be set up (TCP or QUIC, then encryption and
+/// multiplexing), in either direction. libp2p's 10 s mostly waits on a dead path: a TCP
+/// dial into a partition retransmits its SYN after 1 s and 3 s, then not before 7 s. At
+/// 5 s a dial left over from a partition gives up soon after the network heals, and the
+/// next one goes through at once; a healthy setup is a few round trips.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The most bytes one gossip message may carry (`spec/wire.md`).
 const GOSSIP_MAX_TRANSMIT: usize = 64 << 10;
@@ -39,6 +45,7 @@ pub(crate) struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub streams: streams::Behaviour,
+    pub peers: peers::Behaviour,
 }
 
 /// The swarm, with the handles to its stream protocols.
@@ -75,9 +82,18 @@ pub(crate) fn build_swarm(config: &MeshConfig, tuning: &MeshTuning) -> Result<Bu
                     identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), keypair.public())
                         // identify's address cache is what dials a peer we learnt of
                         // from a provider record once that query has finished.
-                        .with_cache_size(4096),
+                        .with_cache_size(4096)
+                        // A node with announced addresses tells peers only those (its
+                        // external addresses, see `SwarmTask::advertise_listen_addrs`).
+                        .with_hide_listen_addrs(!config.announce.is_empty()),
                 ),
-                ping: ping::Behaviour::default(),
+                // The ping's own timeout only has to outlast the silence that makes a
+                // link dead (`liveness`), which decides.
+                ping: ping::Behaviour::new(
+                    ping::Config::new()
+                        .with_interval(PING_INTERVAL)
+                        .with_timeout(DEAD_AFTER),
+                ),
                 gossipsub: gossip(keypair)?,
                 mdns: Toggle::from(if config.mdns {
                     Some(mdns::tokio::Behaviour::new(
@@ -88,6 +104,7 @@ pub(crate) fn build_swarm(config: &MeshConfig, tuning: &MeshTuning) -> Result<Bu
                     None
                 }),
                 streams,
+                peers: peers::Behaviour::new(),
             })
         })
         .map_err(|e| transport_error(&e))?
@@ -97,6 +114,7 @@ pub(crate) fn build_swarm(config: &MeshConfig, tuning: &MeshTuning) -> Result<Bu
                 // the peer to confirm it: one round trip less per invoke and fetch range.
                 .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
         })
+        .with_connection_timeout(CONNECTION_TIMEOUT)
         .build();
     Ok(Built {
         swarm,

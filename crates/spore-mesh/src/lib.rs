@@ -8,10 +8,14 @@
 //! carries numbered invocations and their answers on one long-lived stream per peer. Every wait has a deadline, and
 //! [`Mesh::shutdown`] ends every task the mesh started.
 //!
+//! A node stays in touch with the peers it knows: `peers` keeps them (connections held
+//! open, lost ones redialed with capped backoff) and `liveness` closes a connection
+//! whose peer stopped answering pings, so that nothing waits on a dead link.
+//!
 //! Modules by concern: `behaviour` builds the swarm, `swarm` runs it, `discovery`
 //! holds the DHT keys and gossip hints, `streams` opens and accepts raw streams,
 //! `wire` frames messages, `verify` is bao, `fetch` and `invoke` are the protocols,
-//! `mesh` is the handle.
+//! `peers` and `liveness` keep the node's place in the mesh, `mesh` is the handle.
 //!
 //! What this crate must not know: wasmtime, names, configuration files and placement
 //! policy. The node decides where a call runs and what a module means; the mesh only
@@ -23,7 +27,9 @@ mod discovery;
 mod error;
 mod fetch;
 mod invoke;
+mod liveness;
 mod mesh;
+mod peers;
 mod streams;
 mod swarm;
 #[cfg(test)]
@@ -34,7 +40,7 @@ mod wire;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
+pub use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
 
 pub use error::{FailureReason, FetchError, MeshError, ProviderFailure};
 pub use fetch::Fetched;
@@ -48,6 +54,10 @@ pub struct MeshConfig {
     /// Addresses to listen on, e.g. `/ip4/127.0.0.1/tcp/0` and
     /// `/ip4/127.0.0.1/udp/0/quic-v1`.
     pub listen: Vec<Multiaddr>,
+    /// Addresses peers should dial to reach this node, when they cannot use its listen
+    /// addresses (a port forward, a NAT, a proxy). When given, peers are told these and
+    /// not the listen addresses; when empty, the listen addresses.
+    pub announce: Vec<Multiaddr>,
     /// Peers to join through, each with a `/p2p/<peer id>` suffix. Unreachable ones are
     /// logged, never fatal: a node must start even when its bootstrap peers are down.
     pub bootstrap: Vec<Multiaddr>,
@@ -63,8 +73,9 @@ pub struct MeshTuning {
     /// Kademlia's k: the size of each routing-table bucket and how many peers a record
     /// is stored on. Small meshes in tests lower it to force multi-hop routing.
     pub kademlia_k: NonZeroUsize,
-    /// How long a connection with no open stream and no protocol needing it is kept.
-    /// libp2p's default (10 s) would drop peers between two calls.
+    /// How long an unused invoke stream, and a connection with no open stream and no
+    /// protocol needing it, are kept (connections to the peers the node keeps stay open
+    /// regardless). libp2p's default (10 s) would drop peers between two calls.
     pub idle_connection_timeout: Duration,
     /// How many 1 MiB ranges one fetch keeps in flight per provider.
     pub ranges_in_flight_per_provider: usize,

@@ -98,7 +98,12 @@ impl Mesh {
 
         let (commands, command_rx) = mpsc::channel(256);
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut task = SwarmTask::new(swarm, command_rx, shutdown_rx.clone());
+        let mut task = SwarmTask::new(
+            swarm,
+            command_rx,
+            shutdown_rx.clone(),
+            config.announce.clone(),
+        );
         task.wait_for_listeners(listeners, LISTEN_TIMEOUT).await?;
         task.bootstrap(&config.bootstrap);
         info!(
@@ -141,6 +146,14 @@ impl Mesh {
 
     pub async fn connected_peers(&self) -> Vec<PeerId> {
         self.ask(Command::ConnectedPeers).await.unwrap_or_default()
+    }
+
+    /// The peers this node keeps (every peer it has been connected to, up to a bound)
+    /// at the addresses it can dial them at, each with `/p2p/`, the most recently seen
+    /// peer first. Given back as bootstrap peers on the next start, they let a restarted
+    /// node rejoin the mesh on its own.
+    pub async fn known_peers(&self) -> Vec<Multiaddr> {
+        self.ask(Command::KnownPeers).await.unwrap_or_default()
     }
 
     /// Makes this node a DHT provider of module `hash` and announces it on gossip.
@@ -350,6 +363,7 @@ mod tests {
         let config = MeshConfig {
             keypair: Keypair::generate_ed25519(),
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            announce: Vec::new(),
             bootstrap,
             mdns: false,
             abilities: Vec::new(),

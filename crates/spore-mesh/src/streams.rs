@@ -6,12 +6,21 @@
 //! not been taken yet (rust-libp2p issue #5651). A fetch opens several streams to a
 //! provider at once, so under load that dropped healthy ranges and calls. Here the
 //! inbound queue holds [`INBOUND_QUEUE`] streams.
+//!
+//! A [`Stream`] fails as soon as its connection is gone. yamux ends the streams of a
+//! connection that the peer closed or that broke, but not those of one closed from this
+//! side (as a dead link is, see `liveness`): a read on one would wait forever.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::fmt;
 use std::future::{Ready, ready};
+use std::io;
+use std::pin::Pin;
 use std::task::{Context, Poll};
+
+use futures::channel::oneshot as lifeline;
+use futures::{AsyncRead, AsyncWrite, FutureExt};
 
 use libp2p::core::transport::PortUse;
 use libp2p::core::{Endpoint, InboundUpgrade, Multiaddr, OutboundUpgrade, UpgradeInfo};
@@ -25,12 +34,83 @@ use libp2p::swarm::{
     DialError, DialFailure, FromSwarm, NetworkBehaviour, NotifyHandler, StreamUpgradeError,
     SubstreamProtocol, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
-use libp2p::{PeerId, Stream, StreamProtocol};
+use libp2p::{PeerId, StreamProtocol};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 /// Inbound streams waiting for the server loop; beyond this, new ones are reset.
 const INBOUND_QUEUE: usize = 1024;
+
+/// A stream of one of spore's protocols, which fails with `ConnectionAborted` once its
+/// connection is gone.
+pub(crate) struct Stream {
+    inner: libp2p::Stream,
+    /// Each resolves (as cancelled) when the connection's handler is dropped. Reading
+    /// and writing each have their own, since each holds one waker: a reader and a writer
+    /// waiting at once in different tasks must both be woken.
+    reading: lifeline::Receiver<Infallible>,
+    writing: lifeline::Receiver<Infallible>,
+    connection_gone: bool,
+}
+
+enum Side {
+    Read,
+    Write,
+}
+
+impl Stream {
+    fn check_connection(&mut self, side: Side, cx: &mut Context<'_>) -> io::Result<()> {
+        let lifeline = match side {
+            Side::Read => &mut self.reading,
+            Side::Write => &mut self.writing,
+        };
+        if !self.connection_gone && lifeline.poll_unpin(cx).is_ready() {
+            self.connection_gone = true;
+        }
+        if self.connection_gone {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the connection closed",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.check_connection(Side::Read, cx)?;
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.check_connection(Side::Write, cx)?;
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.check_connection(Side::Write, cx)?;
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Nothing is left to close on a connection that is gone.
+        if self.check_connection(Side::Write, cx).is_err() {
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
 
 /// A stream a peer opened, with the protocol it negotiated.
 pub(crate) struct Inbound {
@@ -100,8 +180,18 @@ pub(crate) struct Behaviour {
     requests: mpsc::UnboundedReceiver<OpenRequest>,
     connections: HashMap<PeerId, Vec<ConnectionId>>,
     /// Requests for peers being dialed.
-    waiting: HashMap<PeerId, Vec<OpenRequest>>,
+    waiting: HashMap<PeerId, Waiting>,
     events: VecDeque<ToSwarm<Infallible, OpenRequest>>,
+}
+
+/// Requests waiting for a connection to their peer.
+#[derive(Default)]
+struct Waiting {
+    requests: Vec<OpenRequest>,
+    /// The dial made for them, while it is under way. `None` while another dial to the
+    /// peer (the peer book's, Kademlia's) is: if that one fails, they get their own,
+    /// since it may have started long before them, into a network that has healed since.
+    dial: Option<ConnectionId>,
 }
 
 impl Behaviour {
@@ -132,6 +222,7 @@ impl Behaviour {
             protocols: self.protocols.clone(),
             inbound: self.inbound.clone(),
             outbound: VecDeque::new(),
+            lifelines: Vec::new(),
         }
     }
 
@@ -150,15 +241,29 @@ impl Behaviour {
         }
         let peer = request.peer;
         let waiting = self.waiting.entry(peer).or_default();
-        waiting.push(request);
-        if waiting.len() == 1 {
-            debug!(%peer, "dialing to open a stream");
-            self.events.push_back(ToSwarm::Dial {
-                opts: DialOpts::peer_id(peer)
-                    .condition(PeerCondition::DisconnectedAndNotDialing)
-                    .build(),
-            });
+        let first = waiting.requests.is_empty();
+        waiting.requests.push(request);
+        if first {
+            self.dial(peer);
         }
+    }
+
+    /// Dials `peer` for the requests waiting for it, unless they have all given up.
+    fn dial(&mut self, peer: PeerId) {
+        let Some(waiting) = self.waiting.get_mut(&peer) else {
+            return;
+        };
+        waiting.requests.retain(|r| !r.reply.is_closed());
+        if waiting.requests.is_empty() {
+            self.waiting.remove(&peer);
+            return;
+        }
+        debug!(%peer, "dialing to open a stream");
+        let opts = DialOpts::peer_id(peer)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        waiting.dial = Some(opts.connection_id());
+        self.events.push_back(ToSwarm::Dial { opts });
     }
 }
 
@@ -198,7 +303,8 @@ impl NetworkBehaviour for Behaviour {
                     .entry(peer_id)
                     .or_default()
                     .push(connection_id);
-                for request in self.waiting.remove(&peer_id).unwrap_or_default() {
+                let waiting = self.waiting.remove(&peer_id).unwrap_or_default();
+                for request in waiting.requests {
                     self.route(request);
                 }
             }
@@ -217,15 +323,25 @@ impl NetworkBehaviour for Behaviour {
             FromSwarm::DialFailure(DialFailure {
                 peer_id: Some(peer),
                 error,
-                ..
+                connection_id,
             }) => {
-                // Another dial to the peer is under way; its outcome decides.
-                if matches!(error, DialError::DialPeerConditionFalse(_)) {
+                let Some(waiting) = self.waiting.get_mut(&peer) else {
                     return;
-                }
-                let reason = error.to_string();
-                for request in self.waiting.remove(&peer).unwrap_or_default() {
-                    let _ = request.reply.send(Err(OpenError::Dial(reason.clone())));
+                };
+                let refused = matches!(error, DialError::DialPeerConditionFalse(_));
+                match waiting.dial {
+                    // Ours failed: the requests fail with it.
+                    Some(ours) if ours == connection_id && !refused => {
+                        let reason = error.to_string();
+                        for request in self.waiting.remove(&peer).unwrap_or_default().requests {
+                            let _ = request.reply.send(Err(OpenError::Dial(reason.clone())));
+                        }
+                    }
+                    // Ours was not made: another dial is under way, and decides.
+                    Some(ours) if ours == connection_id => waiting.dial = None,
+                    // The other dial failed: now ours.
+                    None if !refused => self.dial(peer),
+                    _ => {}
                 }
             }
             _ => {}
@@ -258,6 +374,23 @@ pub(crate) struct Handler {
     inbound: mpsc::Sender<Inbound>,
     /// Requests not yet turned into substream requests.
     outbound: VecDeque<OpenRequest>,
+    /// Two per stream handed out; dropped with the handler, when the connection is gone.
+    lifelines: Vec<lifeline::Sender<Infallible>>,
+}
+
+impl Handler {
+    fn track(&mut self, stream: libp2p::Stream) -> Stream {
+        self.lifelines.retain(|l| !l.is_canceled());
+        let (reading_lifeline, reading) = lifeline::channel();
+        let (writing_lifeline, writing) = lifeline::channel();
+        self.lifelines.extend([reading_lifeline, writing_lifeline]);
+        Stream {
+            inner: stream,
+            reading,
+            writing,
+            connection_gone: false,
+        }
+    }
 }
 
 impl ConnectionHandler for Handler {
@@ -304,7 +437,7 @@ impl ConnectionHandler for Handler {
                 let inbound = Inbound {
                     peer: self.peer,
                     protocol,
-                    stream,
+                    stream: self.track(stream),
                 };
                 // Dropping the stream resets it: the peer sees a refusal at once.
                 if self.inbound.try_send(inbound).is_err() {
@@ -315,7 +448,7 @@ impl ConnectionHandler for Handler {
                 protocol: (stream, _),
                 info: (_, reply),
             }) => {
-                let _ = reply.send(Ok(stream));
+                let _ = reply.send(Ok(self.track(stream)));
             }
             ConnectionEvent::DialUpgradeError(DialUpgradeError {
                 info: (protocol, reply),
@@ -347,22 +480,22 @@ impl UpgradeInfo for Protocols {
     }
 }
 
-impl InboundUpgrade<Stream> for Protocols {
-    type Output = (Stream, StreamProtocol);
+impl InboundUpgrade<libp2p::Stream> for Protocols {
+    type Output = (libp2p::Stream, StreamProtocol);
     type Error = Infallible;
     type Future = Ready<Result<Self::Output, Infallible>>;
 
-    fn upgrade_inbound(self, stream: Stream, protocol: StreamProtocol) -> Self::Future {
+    fn upgrade_inbound(self, stream: libp2p::Stream, protocol: StreamProtocol) -> Self::Future {
         ready(Ok((stream, protocol)))
     }
 }
 
-impl OutboundUpgrade<Stream> for Protocols {
-    type Output = (Stream, StreamProtocol);
+impl OutboundUpgrade<libp2p::Stream> for Protocols {
+    type Output = (libp2p::Stream, StreamProtocol);
     type Error = Infallible;
     type Future = Ready<Result<Self::Output, Infallible>>;
 
-    fn upgrade_outbound(self, stream: Stream, protocol: StreamProtocol) -> Self::Future {
+    fn upgrade_outbound(self, stream: libp2p::Stream, protocol: StreamProtocol) -> Self::Future {
         ready(Ok((stream, protocol)))
     }
 }

@@ -11,18 +11,21 @@ use libp2p::kad::store::RecordStore;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
-use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns};
+use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns, ping};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 use tracing::{debug, info, warn};
 
 use crate::MeshError;
 use crate::behaviour::{Behaviour, BehaviourEvent, GOSSIP_TOPIC, KAD_PROTOCOL};
 use crate::discovery::{Announcement, Hints, PROVIDER_GRACE, ProviderQueries, ProviderQuery};
+use crate::liveness::{self, Liveness};
 
 pub(crate) enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     ConnectedPeers(oneshot::Sender<Vec<PeerId>>),
+    /// The kept peers' addresses, each with `/p2p/`.
+    KnownPeers(oneshot::Sender<Vec<Multiaddr>>),
     /// Become a provider of the key (module or ability) in the DHT; `stored` is told
     /// when the record has been offered to the closest peers (or that failed).
     Provide {
@@ -52,6 +55,12 @@ pub(crate) struct SwarmTask {
     queries: ProviderQueries,
     hints: Hints,
     bootstrap_peers: HashSet<PeerId>,
+    /// Bootstrap peers already reported unreachable: they are redialed until they
+    /// answer, and one warning each is enough.
+    warned_unreachable: HashSet<PeerId>,
+    /// Addresses given to peers instead of the listen addresses, if any.
+    announce: Vec<Multiaddr>,
+    liveness: Liveness,
     /// The remote address of the latest connection to each peer, to tell whether its
     /// loopback listen addresses can be ours to dial.
     remote_addrs: HashMap<PeerId, Multiaddr>,
@@ -65,19 +74,27 @@ impl SwarmTask {
         swarm: Swarm<Behaviour>,
         commands: mpsc::Receiver<Command>,
         shutdown: watch::Receiver<bool>,
+        announce: Vec<Multiaddr>,
     ) -> Self {
-        SwarmTask {
+        let mut task = SwarmTask {
             swarm,
             commands,
             shutdown,
             queries: ProviderQueries::default(),
             hints: Hints::new(),
             bootstrap_peers: HashSet::new(),
+            warned_unreachable: HashSet::new(),
+            announce,
+            liveness: Liveness::default(),
             remote_addrs: HashMap::new(),
             provide_waiters: HashMap::new(),
             republished: false,
             topic: gossipsub::IdentTopic::new(GOSSIP_TOPIC),
+        };
+        if !task.announce.is_empty() {
+            task.advertise_listen_addrs();
         }
+        task
     }
 
     pub fn swarm_mut(&mut self) -> &mut Swarm<Behaviour> {
@@ -85,8 +102,10 @@ impl SwarmTask {
     }
 
     /// Dials every bootstrap address and starts a Kademlia bootstrap. Nothing here is
-    /// fatal: an unreachable bootstrap peer shows up as a warning when its dial fails.
+    /// fatal: an unreachable bootstrap peer shows up as a warning when its dial fails,
+    /// and the peer book redials it until it answers.
     pub fn bootstrap(&mut self, addrs: &[Multiaddr]) {
+        let mut kept = Vec::new();
         for addr in addrs {
             let Some(Protocol::P2p(peer)) = addr.iter().last() else {
                 warn!(%addr, "bootstrap address has no /p2p/<peer id> suffix; dialing it without adding it to the DHT");
@@ -98,17 +117,15 @@ impl SwarmTask {
             let mut transport_addr = addr.clone();
             transport_addr.pop();
             self.bootstrap_peers.insert(peer);
-            self.swarm
-                .behaviour_mut()
-                .kad
-                .add_address(&peer, transport_addr.clone());
-            let dial = DialOpts::peer_id(peer)
-                .addresses(vec![transport_addr])
-                .condition(PeerCondition::DisconnectedAndNotDialing)
-                .build();
-            if let Err(e) = self.swarm.dial(dial) {
-                warn!(%peer, %addr, "cannot dial bootstrap peer: {e}");
-            }
+            let behaviour = self.swarm.behaviour_mut();
+            behaviour.kad.add_address(&peer, transport_addr.clone());
+            kept.push((peer, transport_addr));
+        }
+        // Last first: should the peer book overflow, the peers it drops are the ones
+        // given first to it, and the first given (explicit ones before remembered
+        // ones, the most recently seen first) matter most.
+        for (peer, addr) in kept.into_iter().rev() {
+            self.swarm.behaviour_mut().peers.add_bootstrap(peer, addr);
         }
         if !addrs.is_empty()
             && let Err(e) = self.swarm.behaviour_mut().kad.bootstrap()
@@ -166,6 +183,8 @@ impl SwarmTask {
     }
 
     pub async fn run(mut self) {
+        let mut liveness_check = interval(liveness::CHECK_EVERY);
+        liveness_check.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             let wake = self.queries.next_wake();
             tokio::select! {
@@ -180,6 +199,7 @@ impl SwarmTask {
                 _ = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
                     self.end_expired_queries();
                 }
+                _ = liveness_check.tick() => self.close_dead_links(),
             }
         }
         debug!("swarm task stopped");
@@ -198,6 +218,9 @@ impl SwarmTask {
             }
             Command::ConnectedPeers(reply) => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::KnownPeers(reply) => {
+                let _ = reply.send(self.swarm.behaviour().peers.known());
             }
             Command::Provide { key, stored } => {
                 match self.swarm.behaviour_mut().kad.start_providing(key) {
@@ -251,6 +274,16 @@ impl SwarmTask {
         }
     }
 
+    /// Closes the connections whose peer stopped answering pings: the calls and fetches
+    /// on them fail at once instead of waiting out their deadlines, and the peer book
+    /// redials the peer.
+    fn close_dead_links(&mut self) {
+        for (connection, peer, silent) in self.liveness.take_dead(Instant::now()) {
+            info!(%peer, ?silent, "the link to the peer is dead; closing the connection");
+            self.swarm.close_connection(connection);
+        }
+    }
+
     fn end_expired_queries(&mut self) {
         for id in self.queries.expired(Instant::now()) {
             if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
@@ -293,28 +326,47 @@ impl SwarmTask {
                 self.advertise_listen_addrs();
             }
             SwarmEvent::ExpiredListenAddr { .. } => self.advertise_listen_addrs(),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                connection, result, ..
+            })) => match result {
+                Ok(_) => self.liveness.answered(connection, Instant::now()),
+                Err(ping::Failure::Unsupported) => self.liveness.forget(connection),
+                // Silence is what counts, and `close_dead_links` measures it.
+                Err(_) => {}
+            },
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
             } => {
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
+                self.liveness.opened(connection_id, peer_id, Instant::now());
                 self.remote_addrs
                     .insert(peer_id, endpoint.get_remote_address().clone());
+                if self.warned_unreachable.remove(&peer_id) {
+                    info!(peer = %peer_id, "bootstrap peer reached");
+                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 ..
             } => {
-                debug!(peer = %peer_id, "disconnected");
-                self.remote_addrs.remove(&peer_id);
+                self.liveness.forget(connection_id);
+                if num_established == 0 {
+                    debug!(peer = %peer_id, "disconnected");
+                    self.remote_addrs.remove(&peer_id);
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
                 error,
                 ..
             } => {
-                if self.bootstrap_peers.contains(&peer) {
-                    warn!(%peer, "bootstrap peer is unreachable: {error}");
+                if self.bootstrap_peers.contains(&peer) && self.warned_unreachable.insert(peer) {
+                    warn!(%peer, "bootstrap peer is unreachable (retrying): {error}");
                 } else {
                     debug!(%peer, "dial failed: {error}");
                 }
@@ -328,13 +380,18 @@ impl SwarmTask {
     /// table. Without a NAT-traversal service to confirm addresses, the listen
     /// addresses are the best there is: all of them, less loopback ones when the node
     /// is reachable otherwise.
+    /// A node with announced addresses advertises those instead.
     fn advertise_listen_addrs(&mut self) {
-        let listening: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
-        let routable = listening.iter().any(|a| !is_loopback(a));
-        let wanted: Vec<Multiaddr> = listening
-            .into_iter()
-            .filter(|a| !routable || !is_loopback(a))
-            .collect();
+        let wanted: Vec<Multiaddr> = if self.announce.is_empty() {
+            let listening: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+            let routable = listening.iter().any(|a| !is_loopback(a));
+            listening
+                .into_iter()
+                .filter(|a| !routable || !is_loopback(a))
+                .collect()
+        } else {
+            self.announce.clone()
+        };
         let stale: Vec<Multiaddr> = self
             .swarm
             .external_addresses()
@@ -356,11 +413,16 @@ impl SwarmTask {
         // A peer reached over the network lists its loopback addresses too; those
         // would lead back to this machine, not to the peer.
         let remote_is_loopback = self.remote_addrs.get(&peer).is_none_or(is_loopback);
-        for addr in info.listen_addrs {
-            if remote_is_loopback || !is_loopback(&addr) {
-                self.swarm.behaviour_mut().kad.add_address(&peer, addr);
-            }
+        let reachable: Vec<Multiaddr> = info
+            .listen_addrs
+            .into_iter()
+            .filter(|addr| remote_is_loopback || !is_loopback(addr))
+            .collect();
+        let behaviour = self.swarm.behaviour_mut();
+        for addr in &reachable {
+            behaviour.kad.add_address(&peer, addr.clone());
         }
+        behaviour.peers.add_announced(&peer, reachable);
     }
 
     fn on_gossip(&mut self, message: gossipsub::Message) {

@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use futures::io::{ReadHalf, WriteHalf};
 use futures::{AsyncReadExt, AsyncWriteExt};
-use libp2p::{PeerId, Stream};
+use libp2p::PeerId;
 use tokio::sync::{Notify, OnceCell, oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tracing::{Instrument, debug, info_span};
 
 use crate::error::MeshError;
-use crate::streams::{Control, OpenError};
+use crate::streams::{Control, OpenError, Stream};
 use spore_core::CallRequest;
 
 use crate::wire::{

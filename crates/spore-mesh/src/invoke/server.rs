@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::io::WriteHalf;
 use futures::{AsyncReadExt, AsyncWriteExt};
-use libp2p::{PeerId, Stream};
+use libp2p::PeerId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
@@ -15,6 +15,7 @@ use tracing::{Instrument, Span, debug, info_span, warn};
 
 use spore_core::{CallRequest, Cancel, ErrorKind, Failure};
 
+use crate::streams::Stream;
 use crate::wire::{
     FrameError, INVOKE_FRAME_LIMIT, InvokeResponse, MAX_HOPS, Numbered, NumberedError,
     read_numbered_owned, write_frame,

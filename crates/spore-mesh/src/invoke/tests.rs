@@ -61,6 +61,7 @@ async fn start(bootstrap: Vec<Multiaddr>, tuning: MeshTuning) -> Mesh {
     let config = MeshConfig {
         keypair: Keypair::generate_ed25519(),
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+        announce: Vec::new(),
         bootstrap,
         mdns: false,
         abilities: Vec::new(),
@@ -153,7 +154,7 @@ async fn an_idle_channel_closes_and_the_next_call_opens_another() {
 }
 
 /// An invoke stream the test writes and reads by hand.
-async fn raw_stream(client: &Mesh, server: &Mesh) -> libp2p::Stream {
+async fn raw_stream(client: &Mesh, server: &Mesh) -> crate::streams::Stream {
     client
         .control()
         .open_stream(server.peer_id(), INVOKE_PROTOCOL)
@@ -161,13 +162,13 @@ async fn raw_stream(client: &Mesh, server: &Mesh) -> libp2p::Stream {
         .unwrap()
 }
 
-async fn send<T: Serialize>(stream: &mut libp2p::Stream, message: &T) {
+async fn send<T: Serialize>(stream: &mut crate::streams::Stream, message: &T) {
     write_frame(stream, message, INVOKE_FRAME_LIMIT)
         .await
         .unwrap();
 }
 
-async fn answer_to(stream: &mut libp2p::Stream) -> Numbered<InvokeResponse> {
+async fn answer_to(stream: &mut crate::streams::Stream) -> Numbered<InvokeResponse> {
     timeout(
         Duration::from_secs(5),
         read_numbered(stream, INVOKE_FRAME_LIMIT),

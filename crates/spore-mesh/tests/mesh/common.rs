@@ -151,6 +151,7 @@ pub fn loopback_quic() -> Multiaddr {
 pub struct NodeSpec {
     pub keypair: Keypair,
     pub listen: Vec<Multiaddr>,
+    pub announce: Vec<Multiaddr>,
     pub bootstrap: Vec<Multiaddr>,
     pub abilities: Vec<String>,
     pub tuning: MeshTuning,
@@ -161,6 +162,7 @@ impl Default for NodeSpec {
         NodeSpec {
             keypair: Keypair::generate_ed25519(),
             listen: vec![loopback_tcp()],
+            announce: Vec::new(),
             bootstrap: Vec::new(),
             abilities: Vec::new(),
             tuning: MeshTuning::default(),
@@ -172,6 +174,7 @@ pub async fn start(spec: NodeSpec, host: Arc<dyn MeshHost>) -> Mesh {
     let config = MeshConfig {
         keypair: spec.keypair,
         listen: spec.listen,
+        announce: spec.announce,
         bootstrap: spec.bootstrap,
         mdns: false,
         abilities: spec.abilities,

@@ -6,4 +6,6 @@ mod common;
 mod dht;
 mod fetch;
 mod invoke;
+mod partition;
+mod relay;
 mod start;

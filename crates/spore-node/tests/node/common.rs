@@ -57,6 +57,7 @@ impl TestNode {
         let config = MeshConfig {
             keypair: Keypair::generate_ed25519(),
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+            announce: Vec::new(),
             bootstrap,
             mdns: false,
             abilities: self.node.served_abilities(),
