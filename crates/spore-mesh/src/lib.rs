@@ -46,7 +46,7 @@ pub use error::{FailureReason, FetchError, MeshError, ProviderFailure};
 pub use fetch::Fetched;
 pub use mesh::Mesh;
 pub use spore_core::{CallRequest, Cancel, Failure, Path, PathStep};
-pub use wire::{InvokeResponse, Returned, WireError};
+pub use wire::{InvokeResponse, Returned};
 
 /// How a node joins the mesh.
 pub struct MeshConfig {

@@ -10,6 +10,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use spore_core::frame;
 use spore_core::value::{Major, write_head};
 use spore_core::{CallStats, ErrorKind, Failure, MemoUse, Path};
 
@@ -28,6 +29,7 @@ pub(crate) const FETCH_HEADER_FRAME_LIMIT: usize = 64 << 10;
 pub(crate) const FETCH_SLICE_FRAME_LIMIT: usize = (2 << 20) + (256 << 10);
 pub(crate) const INVOKE_FRAME_LIMIT: usize = 16 << 20;
 
+/// Why a frame could not be written or read on a stream.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FrameError {
     #[error("{0}")]
@@ -38,6 +40,16 @@ pub(crate) enum FrameError {
     Decode(String),
 }
 
+/// The framing itself is `spore_core::frame`'s, shared with provider processes.
+impl From<frame::FrameError> for FrameError {
+    fn from(error: frame::FrameError) -> Self {
+        match error {
+            frame::FrameError::TooLarge { len, limit } => FrameError::TooLarge { len, limit },
+            other => FrameError::Decode(other.to_string()),
+        }
+    }
+}
+
 pub(crate) async fn write_frame<T: Serialize>(
     io: &mut (impl AsyncWrite + Unpin),
     message: &T,
@@ -45,15 +57,7 @@ pub(crate) async fn write_frame<T: Serialize>(
 ) -> Result<(), FrameError> {
     // The length goes in front of the body in one buffer, so a frame is one write: one
     // yamux frame and one noise message instead of two.
-    let mut frame = vec![0u8; 4];
-    ciborium::into_writer(message, &mut frame)
-        .map_err(|e| FrameError::Decode(format!("cannot encode: {e}")))?;
-    let len = frame.len() - 4;
-    if len > limit {
-        return Err(FrameError::TooLarge { len, limit });
-    }
-    let len = u32::try_from(len).expect("frame limits are below 4 GiB");
-    frame[..4].copy_from_slice(&len.to_be_bytes());
+    let frame = frame::encode(message, limit)?;
     io.write_all(&frame).await?;
     io.flush().await?;
     Ok(())
@@ -64,7 +68,7 @@ pub(crate) async fn read_frame<T: DeserializeOwned>(
     limit: usize,
 ) -> Result<T, FrameError> {
     let body = read_body(io, limit).await?;
-    ciborium::from_reader(body.as_slice()).map_err(|e| FrameError::Decode(e.to_string()))
+    Ok(frame::decode(&body)?)
 }
 
 /// A message of a multiplexed protocol: `{id, message}`, the id pairing an answer with
@@ -97,7 +101,7 @@ pub(crate) async fn read_numbered<T: DeserializeOwned>(
         id: u64,
     }
     let body = read_body(io, limit).await?;
-    ciborium::from_reader(body.as_slice()).map_err(|e| NumberedError::Malformed {
+    frame::decode(&body).map_err(|e| NumberedError::Malformed {
         id: ciborium::from_reader::<IdOnly, _>(body.as_slice())
             .ok()
             .map(|m| m.id),
@@ -116,13 +120,9 @@ pub(crate) async fn read_numbered_owned<T: DeserializeOwned, R: AsyncRead + Unpi
 }
 
 async fn read_body(io: &mut (impl AsyncRead + Unpin), limit: usize) -> Result<Vec<u8>, FrameError> {
-    let mut len = [0u8; 4];
-    io.read_exact(&mut len).await?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > limit {
-        return Err(FrameError::TooLarge { len, limit });
-    }
-    let mut body = vec![0u8; len];
+    let mut prefix = [0u8; frame::PREFIX_BYTES];
+    io.read_exact(&mut prefix).await?;
+    let mut body = vec![0u8; frame::body_len(prefix, limit)?];
     io.read_exact(&mut body).await?;
     Ok(body)
 }
@@ -141,7 +141,7 @@ pub(crate) struct FetchHeader {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<WireError>,
+    pub error: Option<Failure>,
 }
 
 /// The second response frame: the bao slice encoding of the range.
@@ -162,15 +162,8 @@ pub(crate) async fn write_slice_frame(
 ) -> Result<(), FrameError> {
     let mut head = SLICE_PREFIX.to_vec();
     write_head(&mut head, Major::Bytes, slice.len() as u64);
-    let len = head.len() + slice.len();
-    if len > FETCH_SLICE_FRAME_LIMIT {
-        return Err(FrameError::TooLarge {
-            len,
-            limit: FETCH_SLICE_FRAME_LIMIT,
-        });
-    }
-    let len = u32::try_from(len).expect("frame limits are below 4 GiB");
-    io.write_all(&len.to_be_bytes()).await?;
+    let prefix = frame::prefix(head.len() + slice.len(), FETCH_SLICE_FRAME_LIMIT)?;
+    io.write_all(&prefix).await?;
     io.write_all(&head).await?;
     io.write_all(slice).await?;
     io.flush().await?;
@@ -311,9 +304,6 @@ impl TryFrom<InvokeResponseWire> for InvokeResponse {
         })
     }
 }
-
-/// An error as it travels: the error record of `spec/errors.md`.
-pub type WireError = Failure;
 
 /// A stream for tests of one exchange: reads the bytes it was given, keeps the bytes
 /// written to it.

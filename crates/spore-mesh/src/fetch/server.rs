@@ -14,9 +14,9 @@ use crate::MeshHost;
 use crate::verify::Encoded;
 use crate::wire::{
     FETCH_HEADER_FRAME_LIMIT, FETCH_REQUEST_FRAME_LIMIT, FetchHeader, FetchRequest, FrameError,
-    MAX_RANGE_LEN, WireError, read_frame, write_frame, write_slice_frame,
+    MAX_RANGE_LEN, read_frame, write_frame, write_slice_frame,
 };
-use spore_core::ErrorKind;
+use spore_core::{ErrorKind, Failure};
 
 /// How long a serving node waits for a request, then for the peer to take the answer.
 const SERVE_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -120,7 +120,7 @@ pub(crate) async fn serve_one(
     debug!(hash = %request.hash.short(12), request.start, request.len, "fetch request");
     let answer = async {
         if request.len > MAX_RANGE_LEN {
-            let error = WireError::new(
+            let error = Failure::new(
                 ErrorKind::TooLarge,
                 format!(
                     "ranges are at most {MAX_RANGE_LEN} bytes, asked {}",
@@ -133,7 +133,7 @@ pub(crate) async fn serve_one(
             return refuse(&mut stream, not_found(&request.hash)).await;
         };
         if request.start > encoded.size() {
-            let error = WireError::new(
+            let error = Failure::new(
                 ErrorKind::BadRequest,
                 format!(
                     "range starts at {} but the module is {} bytes",
@@ -162,10 +162,7 @@ pub(crate) async fn serve_one(
     }
 }
 
-async fn refuse(
-    stream: &mut (impl AsyncWrite + Unpin),
-    error: WireError,
-) -> Result<(), FrameError> {
+async fn refuse(stream: &mut (impl AsyncWrite + Unpin), error: Failure) -> Result<(), FrameError> {
     let header = FetchHeader {
         size: None,
         error: Some(error),
@@ -176,6 +173,6 @@ async fn refuse(
 }
 
 /// The refusal of a request for a module this node does not hold.
-pub(crate) fn not_found(hash: &spore_core::Hash) -> WireError {
-    WireError::new(ErrorKind::NotFound, format!("no module {hash}"))
+pub(crate) fn not_found(hash: &spore_core::Hash) -> Failure {
+    Failure::new(ErrorKind::NotFound, format!("no module {hash}"))
 }
