@@ -2,6 +2,7 @@
 //! mesh), and `spore node info`.
 
 mod api;
+mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -82,13 +83,11 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
         eprintln!("  listening on {addr}");
     }
 
-    let state = Arc::new(api::State { node, file });
-    let served = axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let served = Arc::new(api::Served { node, file });
+    server::serve(listener, api::router(served), shutdown_signal()).await;
     let _ = std::fs::remove_file(&node_file);
     eprintln!("spore node stopped");
-    Ok(served?)
+    Ok(())
 }
 
 /// Starts the node's libp2p side with its identity, and links it to the node.

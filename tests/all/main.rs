@@ -2,6 +2,7 @@
 //! modules of `codebase/` (built for wasm32 by `spore-test-programs`).
 
 mod abilities;
+mod api;
 mod codebase;
 mod corruption;
 mod http_server;
