@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use spore_node::{Home, Node, mesh};
 
 use crate::cli::backend::{NODE_FILE, NodeFile, Remote};
-use crate::cli::output::Output;
+use crate::cli::output::{Output, outln};
 
 #[derive(Subcommand, Debug)]
 pub enum NodeCommand {
@@ -169,15 +169,15 @@ fn info(home: &Home, out: &Output) -> anyhow::Result<()> {
     let file: NodeFile = serde_json::from_str(&text)?;
     let info: serde_json::Value = Remote::new(&file.api).get("/v1/info", &[])?;
     if !out.json(&info)? {
-        println!("peer id  {}", info["peer_id"].as_str().unwrap_or("-"));
+        outln!("peer id  {}", info["peer_id"].as_str().unwrap_or("-"));
         for addr in info["listen"].as_array().into_iter().flatten() {
-            println!("listen   {}", addr.as_str().unwrap_or_default());
+            outln!("listen   {}", addr.as_str().unwrap_or_default());
         }
-        println!(
+        outln!(
             "api      http://{}",
             info["api"].as_str().unwrap_or_default()
         );
-        println!("home     {}", info["home"].as_str().unwrap_or_default());
+        outln!("home     {}", info["home"].as_str().unwrap_or_default());
     }
     Ok(())
 }
