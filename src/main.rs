@@ -12,7 +12,11 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     cli::init_tracing(args.verbose);
-    match cli::run(&args) {
+    let outcome = cli::run(&args).and_then(|()| match cli::output::stdout_failure() {
+        Some(error) => Err(anyhow::anyhow!("cannot write to standard output: {error}")),
+        None => Ok(()),
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => cli::report(&error, args.json),
     }

@@ -4,7 +4,7 @@ use super::backend::Backend;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::output::Output;
+use super::output::{Output, outln};
 
 #[derive(Subcommand, Debug)]
 pub enum MemoCommand {
@@ -17,10 +17,10 @@ pub fn list(backend: &Backend, out: &Output) -> anyhow::Result<()> {
     if out.json(&json!({ "config": config, "abilities": abilities }))? {
         return Ok(());
     }
-    println!("bindings from {config}");
+    outln!("bindings from {config}");
     let width = abilities.iter().map(|a| a.ability.len()).max().unwrap_or(0);
     for info in &abilities {
-        println!(
+        outln!(
             "{:<width$}  {:<28}  {}",
             info.ability,
             info.operations.join(", "),
@@ -37,7 +37,7 @@ pub fn memo(command: &MemoCommand, backend: &Backend, out: &Output) -> anyhow::R
         MemoCommand::Clear => {
             let cleared = backend.clear_memo()?;
             if !out.json(&json!({ "cleared": cleared }))? {
-                println!("{cleared} memoized results forgotten");
+                outln!("{cleared} memoized results forgotten");
             }
             Ok(())
         }

@@ -6,7 +6,7 @@ use spore_node::ModuleInfo;
 
 use super::backend::Backend;
 
-use super::output::{Output, bytes};
+use super::output::{Output, bytes, errln, outln};
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
@@ -20,7 +20,7 @@ pub fn ls(backend: &Backend, out: &Output) -> anyhow::Result<()> {
         return Ok(());
     }
     if modules.is_empty() {
-        eprintln!("the codebase is empty; publish a module with `spore publish FILE.wasm`");
+        errln!("the codebase is empty; publish a module with `spore publish FILE.wasm`");
         return Ok(());
     }
     let functions: Vec<String> = modules
@@ -36,13 +36,15 @@ pub fn ls(backend: &Backend, out: &Output) -> anyhow::Result<()> {
         .max()
         .unwrap_or(0)
         .max("FUNCTIONS".len());
-    println!(
+    outln!(
         "{:<12}  {:>10}  {:<width$}  NAMES",
-        "HASH", "SIZE", "FUNCTIONS"
+        "HASH",
+        "SIZE",
+        "FUNCTIONS"
     );
     for (module, functions) in modules.iter().zip(&functions) {
         let names: Vec<String> = module.names.iter().map(|(n, _)| n.to_string()).collect();
-        println!(
+        outln!(
             "{:<12}  {:>10}  {functions:<width$}  {}",
             module.manifest.module.short(12),
             bytes(module.manifest.size),
@@ -70,14 +72,14 @@ fn print_info(info: &ModuleInfo) {
             items.join(", ")
         }
     };
-    println!("module     {}", manifest.module);
-    println!("manifest   {}", info.manifest_hash);
-    println!(
+    outln!("module     {}", manifest.module);
+    outln!("manifest   {}", info.manifest_hash);
+    outln!(
         "size       {} ({} bytes)",
         bytes(manifest.size),
         manifest.size
     );
-    println!(
+    outln!(
         "functions  {}",
         list(
             manifest
@@ -90,11 +92,11 @@ fn print_info(info: &ModuleInfo) {
                 .collect()
         )
     );
-    println!(
+    outln!(
         "abilities  {}",
         list(manifest.abilities().iter().map(|a| a.to_string()).collect())
     );
-    println!(
+    outln!(
         "imports    {}",
         list(
             manifest
@@ -105,7 +107,7 @@ fn print_info(info: &ModuleInfo) {
         )
     );
     let memory = &manifest.memory;
-    println!(
+    outln!(
         "memory     {} initial, {}",
         bytes(memory.initial_pages * 65536),
         memory
@@ -114,7 +116,7 @@ fn print_info(info: &ModuleInfo) {
             .unwrap_or_else(|| "no maximum".into())
     );
     for (name, target) in &info.names {
-        println!("name       {name} -> {target}");
+        outln!("name       {name} -> {target}");
     }
 }
 
@@ -126,9 +128,9 @@ pub fn verify(backend: &Backend, out: &Output) -> anyhow::Result<()> {
         .collect();
     if !out.json(&json!({ "checked": checked, "corrupt": report }))? {
         for (_, error) in &corrupt {
-            println!("{error}");
+            outln!("{error}");
         }
-        println!("{checked} modules checked, {} corrupt", corrupt.len());
+        outln!("{checked} modules checked, {} corrupt", corrupt.len());
     }
     match corrupt.into_iter().next() {
         None => Ok(()),

@@ -3,9 +3,11 @@
 
 use std::process::ExitCode;
 
+use spore_core::text::{MAX_MESSAGE_BYTES, printable};
 use spore_node::NodeError;
 
 use super::backend::RemoteError;
+use super::output::errln;
 use crate::kind;
 use spore_node::ErrorKind;
 
@@ -30,14 +32,18 @@ fn classify(error: &anyhow::Error) -> (ErrorKind, Option<serde_json::Value>) {
 /// Prints `error` to stderr and returns the exit code for its kind.
 pub fn report(error: &anyhow::Error, json: bool) -> ExitCode {
     let (kind, value) = classify(error);
+    // A message may carry what a guest, a provider process or a peer wrote: it must not
+    // reach a terminal with the control characters that move its cursor or forge lines.
+    let message = render(error);
+    let message = printable(&message, MAX_MESSAGE_BYTES);
     if json {
-        let mut body = serde_json::json!({ "error": { "kind": kind, "message": render(error) } });
+        let mut body = serde_json::json!({ "error": { "kind": kind, "message": message } });
         if let Some(value) = value {
             body["error"]["value"] = value;
         }
-        eprintln!("{body}");
+        errln!("{body}");
     } else {
-        eprintln!("error: {}", render(error));
+        errln!("error: {message}");
     }
     ExitCode::from(kind::exit_code(kind))
 }

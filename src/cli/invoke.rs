@@ -3,11 +3,13 @@
 use std::io::Read;
 
 use clap::Args;
+use spore_core::text::printable;
+use spore_node::Path;
 
 use super::backend::Backend;
 use super::exit::UsageError;
 use super::limits::LimitArgs;
-use super::output::Output;
+use super::output::{Output, errln, outln};
 use crate::report::InvokeCall;
 
 #[derive(Args, Debug)]
@@ -45,20 +47,31 @@ pub fn invoke(args: &InvokeArgs, backend: &Backend, out: &Output) -> anyhow::Res
     };
     let report = backend.invoke(&call)?;
     if !out.json(&report)? {
-        println!("{}", report["result"]);
+        outln!("{}", report["result"]);
         if args.explain {
             for step in report["path"].as_array().into_iter().flatten() {
-                let node = step["node"].as_str().unwrap_or("?");
-                let short = &node[node.len().saturating_sub(8)..];
-                eprintln!(
-                    "  [{short}] {} ({} us)",
-                    step["step"].as_str().unwrap_or(""),
+                // Peers name themselves and word their steps: print them escaped.
+                let node = printable(step["node"].as_str().unwrap_or("?"), Path::MAX_STEP_BYTES);
+                let what = printable(step["step"].as_str().unwrap_or(""), Path::MAX_STEP_BYTES);
+                errln!(
+                    "  [{}] {what} ({} us)",
+                    last_chars(&node, 8),
                     step["micros"]
                 );
             }
         }
     }
     Ok(())
+}
+
+/// The last `n` characters of `text`: a peer id is told apart by its end.
+fn last_chars(text: &str, n: usize) -> &str {
+    let start = text
+        .char_indices()
+        .rev()
+        .nth(n.saturating_sub(1))
+        .map_or(0, |(at, _)| at);
+    &text[start..]
 }
 
 fn parse_args(args: &[String]) -> Result<Vec<serde_json::Value>, UsageError> {
@@ -86,4 +99,21 @@ fn parse_args(args: &[String]) -> Result<Vec<serde_json::Value>, UsageError> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_chars;
+
+    #[test]
+    fn last_chars_counts_characters_not_bytes() {
+        assert_eq!(last_chars("12D3KooWAbCdEfGh", 8), "AbCdEfGh");
+        assert_eq!(last_chars("short", 8), "short");
+        assert_eq!(last_chars("", 8), "");
+        // Byte offsets would cut these characters in half.
+        assert_eq!(last_chars("nœud-été-ünïcødé", 8), "-ünïcødé");
+        assert_eq!(last_chars("пир-узел-номер-один", 8), "мер-один");
+        assert_eq!(last_chars("🦀🦀🦀🦀🦀🦀🦀🦀🦀", 8), "🦀🦀🦀🦀🦀🦀🦀🦀");
+        assert_eq!(last_chars("a🦀", 8), "a🦀");
+    }
 }

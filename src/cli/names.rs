@@ -7,7 +7,7 @@ use spore_node::{NameEntry, NameEvent};
 
 use super::backend::Backend;
 
-use super::output::{Output, timestamp};
+use super::output::{Output, outln, timestamp};
 
 #[derive(Subcommand, Debug)]
 pub enum NamesCommand {
@@ -43,7 +43,7 @@ pub fn run(command: &NamesCommand, backend: &Backend, out: &Output) -> anyhow::R
                 .collect();
             if !out.json(&rows)? {
                 for (name, entry) in &names {
-                    println!("{name:<32} {}", describe(&entry.event));
+                    outln!("{name:<32} {}", describe(&entry.event));
                 }
             }
             Ok(())
@@ -52,7 +52,7 @@ pub fn run(command: &NamesCommand, backend: &Backend, out: &Output) -> anyhow::R
             let history = backend.name_history(name)?;
             if !out.json(&history)? {
                 for entry in &history {
-                    println!(
+                    outln!(
                         "#{:<4} {}  {}",
                         entry.seq,
                         timestamp(entry.at_ms),
@@ -67,7 +67,7 @@ pub fn run(command: &NamesCommand, backend: &Backend, out: &Output) -> anyhow::R
 
 fn print_entry(name: &Name, entry: &NameEntry, out: &Output) -> anyhow::Result<()> {
     if !out.json(&json!({ "name": name, "entry": entry }))? {
-        println!("{name} #{} {}", entry.seq, describe(&entry.event));
+        outln!("{name} #{} {}", entry.seq, describe(&entry.event));
     }
     Ok(())
 }

@@ -1,6 +1,59 @@
 //! Printing results: text for people, JSON for programs (`--json`).
+//!
+//! Every line the CLI prints goes through [`outln!`] (results, stdout) or [`errln!`]
+//! (notes and errors, stderr), never `println!`: those panic when the stream is gone, as
+//! stdout is in `spore ls | head -1` once `head` has exited (docs/cli.md, "Output").
+
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::OnceLock;
 
 use serde::Serialize;
+
+/// Prints a line of results to stdout, like `println!`; see [`stdout_line`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::stdout_line(format_args!($($arg)*))
+    };
+}
+
+/// Prints a line to stderr, like `eprintln!`, ignoring a stderr that is gone.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::stderr_line(format_args!($($arg)*))
+    };
+}
+
+pub(crate) use {errln, outln};
+
+/// Why stdout could not be written, once it could not.
+static STDOUT_FAILED: OnceLock<io::Error> = OnceLock::new();
+
+/// Writes `line` to stdout. Once a write has failed, the rest of the output is dropped:
+/// the command still does what it was asked (a publish is stored, a name set) and its
+/// exit code says how that went. A reader that went away is no failure of spore's
+/// ([`stdout_failure`] forgets it); any other error is reported when the command ends.
+pub fn stdout_line(line: fmt::Arguments<'_>) {
+    if STDOUT_FAILED.get().is_some() {
+        return;
+    }
+    if let Err(error) = writeln!(io::stdout().lock(), "{line}") {
+        let _ = STDOUT_FAILED.set(error);
+    }
+}
+
+/// Writes `line` to stderr; a stderr that is gone leaves nowhere to complain.
+pub fn stderr_line(line: fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
+
+/// The error stdout failed with, unless it was only that its reader went away (a
+/// broken pipe), which ends a command's output, quietly, and not the command.
+pub fn stdout_failure() -> Option<&'static io::Error> {
+    STDOUT_FAILED
+        .get()
+        .filter(|error| error.kind() != io::ErrorKind::BrokenPipe)
+}
 
 pub struct Output {
     json: bool,
@@ -14,7 +67,7 @@ impl Output {
     /// Prints `value` as one line of JSON (only in `--json` mode; returns whether it did).
     pub fn json<T: Serialize>(&self, value: &T) -> anyhow::Result<bool> {
         if self.json {
-            println!("{}", serde_json::to_string(value)?);
+            outln!("{}", serde_json::to_string(value)?);
         }
         Ok(self.json)
     }
@@ -22,7 +75,7 @@ impl Output {
     /// Prints a line for people (only when not in `--json` mode).
     pub fn text(&self, line: impl std::fmt::Display) {
         if !self.json {
-            println!("{line}");
+            outln!("{line}");
         }
     }
 }

@@ -9,7 +9,7 @@ use spore_node::Published;
 
 use super::backend::Backend;
 
-use super::output::{Output, bytes};
+use super::output::{Output, bytes, errln, outln};
 
 #[derive(Args, Debug)]
 pub struct PublishArgs {
@@ -42,7 +42,7 @@ pub fn hash(args: &HashArgs, out: &Output) -> anyhow::Result<()> {
     let bytes = read(&args.file)?;
     let hash = Hash::of(&bytes);
     if !out.json(&serde_json::json!({ "hash": hash, "file": args.file }))? {
-        println!("{hash}  {}", args.file.display());
+        outln!("{hash}  {}", args.file.display());
     }
     Ok(())
 }
@@ -80,9 +80,9 @@ fn report(published: &Published, out: &Output) -> anyhow::Result<()> {
         return Ok(());
     }
     let manifest = &published.manifest;
-    println!("{}", manifest.module);
+    outln!("{}", manifest.module);
     let functions: Vec<&str> = manifest.function_names().map(|f| f.as_str()).collect();
-    eprintln!(
+    errln!(
         "  {} {}, functions: {}{}",
         if published.new {
             "published"
@@ -97,7 +97,7 @@ fn report(published: &Published, out: &Output) -> anyhow::Result<()> {
         }
     );
     for (name, target) in &published.names {
-        eprintln!("  named {name} -> {target}");
+        errln!("  named {name} -> {target}");
     }
     Ok(())
 }

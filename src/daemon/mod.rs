@@ -3,6 +3,7 @@
 
 mod api;
 mod mesh_state;
+mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use clap::{Args, Subcommand};
 use spore_node::{Home, Node, mesh};
 
 use crate::cli::backend::{NODE_FILE, NodeFile, Remote};
-use crate::cli::output::Output;
+use crate::cli::output::{Output, outln};
 use mesh_state::MeshState;
 
 /// How often the known peers are written to the home while the node runs, so that a
@@ -95,10 +96,8 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
         eprintln!("  listening on {addr}");
     }
 
-    let state = Arc::new(api::State { node, file });
-    let served = axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let served = Arc::new(api::Served { node, file });
+    server::serve(listener, api::router(served), shutdown_signal()).await;
     saver.abort();
     let _ = saver.await;
     let remembered = MeshState {
@@ -108,7 +107,7 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
     save(&home, &remembered);
     let _ = std::fs::remove_file(&node_file);
     eprintln!("spore node stopped");
-    Ok(served?)
+    Ok(())
 }
 
 /// Starts the node's libp2p side with its identity, and links it to the node. Without
@@ -245,15 +244,15 @@ fn info(home: &Home, out: &Output) -> anyhow::Result<()> {
     let file: NodeFile = serde_json::from_str(&text)?;
     let info: serde_json::Value = Remote::new(&file.api).get("/v1/info", &[])?;
     if !out.json(&info)? {
-        println!("peer id  {}", info["peer_id"].as_str().unwrap_or("-"));
+        outln!("peer id  {}", info["peer_id"].as_str().unwrap_or("-"));
         for addr in info["listen"].as_array().into_iter().flatten() {
-            println!("listen   {}", addr.as_str().unwrap_or_default());
+            outln!("listen   {}", addr.as_str().unwrap_or_default());
         }
-        println!(
+        outln!(
             "api      http://{}",
             info["api"].as_str().unwrap_or_default()
         );
-        println!("home     {}", info["home"].as_str().unwrap_or_default());
+        outln!("home     {}", info["home"].as_str().unwrap_or_default());
     }
     Ok(())
 }

@@ -33,7 +33,7 @@ fn the_default_deadline_is_ten_seconds() {
     let error: serde_json::Value = serde_json::from_str(json.fails_with(exit::TRAP)).unwrap();
     assert_eq!(error["error"]["kind"], "timeout", "{error}");
     assert!(
-        elapsed >= Duration::from_secs(10) && elapsed < Duration::from_secs(12),
+        elapsed >= Duration::from_secs(10) && elapsed < Duration::from_secs(20),
         "the default deadline ended the call after {elapsed:?}"
     );
 }

@@ -2,6 +2,8 @@
 //! modules of `codebase/` (built for wasm32 by `spore-test-programs`).
 
 mod abilities;
+mod api;
+mod cli_output;
 mod codebase;
 mod corruption;
 mod http_server;

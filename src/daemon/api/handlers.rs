@@ -1,0 +1,194 @@
+//! One function per route of docs/api.md. Each runs its node operation on the blocking
+//! pool (the node is synchronous) and answers its result as JSON, or the error record.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{Method, Uri};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use spore_core::{ErrorKind, Name};
+use spore_node::{AbilityInfo, ModuleInfo, NameEntry, Node, NodeError, Published};
+
+use super::Served;
+use super::error::ApiError;
+use super::extract::{JsonBody, ModuleBody, Query};
+use crate::report::{self, InvokeCall};
+
+type Answer<T> = Result<Json<T>, ApiError>;
+
+pub async fn info(State(served): State<Arc<Served>>) -> Json<Value> {
+    Json(json!({
+        "peer_id": served.file.peer_id,
+        "listen": served.file.listen,
+        "api": served.file.api,
+        "pid": served.file.pid,
+        "home": served.node.home().root(),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct PublishQuery {
+    name: Option<Name>,
+}
+
+pub async fn publish(
+    State(served): State<Arc<Served>>,
+    Query(query): Query<PublishQuery>,
+    ModuleBody(module): ModuleBody,
+) -> Answer<Published> {
+    blocking(&served, move |node| {
+        node.publish(&module, query.name.as_ref())
+    })
+    .await
+}
+
+pub async fn invoke(
+    State(served): State<Arc<Served>>,
+    JsonBody(call): JsonBody<InvokeCall>,
+) -> Answer<Value> {
+    // A client that hangs up stops the call: the server drops this future when it
+    // notices (`server::hung_up`), and with it the guard.
+    let cancel = spore_node::Cancel::new();
+    let _cancel_on_hang_up = CancelOnDrop(cancel.clone());
+    blocking(&served, move |node| report::invoke(node, &call, cancel)).await
+}
+
+pub async fn modules(State(served): State<Arc<Served>>) -> Answer<Vec<ModuleInfo>> {
+    blocking(&served, Node::modules).await
+}
+
+#[derive(Deserialize)]
+pub struct InspectQuery {
+    reference: String,
+}
+
+pub async fn inspect(
+    State(served): State<Arc<Served>>,
+    Query(query): Query<InspectQuery>,
+) -> Answer<ModuleInfo> {
+    blocking(&served, move |node| node.inspect(&query.reference)).await
+}
+
+pub async fn names(State(served): State<Arc<Served>>) -> Answer<Vec<(Name, NameEntry)>> {
+    blocking(&served, Node::names).await
+}
+
+#[derive(Deserialize)]
+pub struct NameQuery {
+    name: Name,
+}
+
+pub async fn name_history(
+    State(served): State<Arc<Served>>,
+    Query(query): Query<NameQuery>,
+) -> Answer<Vec<NameEntry>> {
+    blocking(&served, move |node| node.name_history(&query.name)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetName {
+    name: Name,
+    reference: String,
+}
+
+pub async fn set_name(
+    State(served): State<Arc<Served>>,
+    JsonBody(body): JsonBody<SetName>,
+) -> Answer<NameEntry> {
+    blocking(&served, move |node| {
+        node.set_name(&body.name, &body.reference)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveName {
+    name: Name,
+}
+
+pub async fn remove_name(
+    State(served): State<Arc<Served>>,
+    JsonBody(body): JsonBody<RemoveName>,
+) -> Answer<NameEntry> {
+    blocking(&served, move |node| node.remove_name(&body.name)).await
+}
+
+#[derive(Serialize)]
+pub struct Abilities {
+    config: std::path::PathBuf,
+    abilities: Vec<AbilityInfo>,
+}
+
+pub async fn abilities(State(served): State<Arc<Served>>) -> Answer<Abilities> {
+    blocking(&served, |node| {
+        Ok(Abilities {
+            config: node.config_file().to_owned(),
+            abilities: node.abilities(),
+        })
+    })
+    .await
+}
+
+pub async fn clear_memo(State(served): State<Arc<Served>>) -> Answer<Value> {
+    blocking(&served, |node| Ok(json!({ "cleared": node.clear_memo()? }))).await
+}
+
+pub async fn verify(State(served): State<Arc<Served>>) -> Answer<Value> {
+    blocking(&served, |node| {
+        let (checked, failures) = node.verify()?;
+        let corrupt: Vec<_> = failures
+            .iter()
+            .map(|(hash, error)| json!({ "hash": hash, "error": error.to_string() }))
+            .collect();
+        Ok(json!({ "checked": checked, "corrupt": corrupt }))
+    })
+    .await
+}
+
+/// A path that is no route of the API.
+pub async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!(
+            "`{method} {}` is not a route of spore's API (docs/api.md)",
+            uri.path()
+        ),
+    )
+}
+
+/// A route asked with a method it does not take; axum adds the `Allow` header.
+pub async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::bad_request(format!(
+        "{} does not take {method}; the `allow` header says what it takes (docs/api.md)",
+        uri.path()
+    ))
+}
+
+/// Runs a node operation off the async threads.
+async fn blocking<T, F>(served: &Served, operation: F) -> Answer<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Node) -> Result<T, NodeError> + Send + 'static,
+{
+    let node = served.node.clone();
+    match tokio::task::spawn_blocking(move || operation(&node)).await {
+        Ok(answer) => Ok(Json(answer?)),
+        Err(panic) => Err(ApiError::new(
+            ErrorKind::Internal,
+            format!("the operation failed: {panic}"),
+        )),
+    }
+}
+
+/// Cancels a call when the request serving it is dropped before it answers.
+struct CancelOnDrop(spore_node::Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}

@@ -1,0 +1,44 @@
+//! The local HTTP API (docs/api.md): what the CLI uses when a node runs on its home.
+//!
+//! `handlers` holds one named function per route; `extract` reads requests (bodies within
+//! their limits, JSON, queries); `error` is the one way every failure is answered: the
+//! error record with the status of its kind, for the node's errors, refused requests and
+//! unknown routes alike. The server loop under it is `super::server`.
+
+mod error;
+mod extract;
+mod handlers;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use spore_node::Node;
+
+use crate::cli::backend::NodeFile;
+
+/// What the API serves: the node, and what it wrote into `node.json`.
+pub struct Served {
+    pub node: Arc<Node>,
+    pub file: NodeFile,
+}
+
+/// Every route of docs/api.md; anything else is answered with the error record.
+pub fn router(served: Arc<Served>) -> Router {
+    Router::new()
+        .route("/v1/info", get(handlers::info))
+        .route("/v1/publish", post(handlers::publish))
+        .route("/v1/invoke", post(handlers::invoke))
+        .route("/v1/modules", get(handlers::modules))
+        .route("/v1/inspect", get(handlers::inspect))
+        .route("/v1/names", get(handlers::names))
+        .route("/v1/names/history", get(handlers::name_history))
+        .route("/v1/names/set", post(handlers::set_name))
+        .route("/v1/names/remove", post(handlers::remove_name))
+        .route("/v1/abilities", get(handlers::abilities))
+        .route("/v1/memo/clear", post(handlers::clear_memo))
+        .route("/v1/verify", get(handlers::verify))
+        .fallback(handlers::no_route)
+        .method_not_allowed_fallback(handlers::wrong_method)
+        .with_state(served)
+}
