@@ -30,12 +30,19 @@ pub struct HttpSettings {
     pub max_response_bytes: u64,
 }
 
+impl HttpSettings {
+    /// A request's own cap, when the binding sets none.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The largest response, when the binding sets none.
+    pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 4 << 20;
+}
+
 impl Default for HttpSettings {
     fn default() -> HttpSettings {
         HttpSettings {
             allow: Vec::new(),
-            timeout: Duration::from_secs(10),
-            max_response_bytes: 4 * 1024 * 1024,
+            timeout: Self::DEFAULT_TIMEOUT,
+            max_response_bytes: Self::DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 }

@@ -13,11 +13,18 @@ pub struct KvSettings {
     pub max_value_bytes: u64,
 }
 
+impl KvSettings {
+    /// The namespace of a binding that names none.
+    pub const DEFAULT_NAMESPACE: &str = "default";
+    /// The largest value, when the binding sets none.
+    pub const DEFAULT_MAX_VALUE_BYTES: u64 = 1 << 20;
+}
+
 impl Default for KvSettings {
     fn default() -> Self {
         KvSettings {
-            namespace: "default".into(),
-            max_value_bytes: 1 << 20,
+            namespace: Self::DEFAULT_NAMESPACE.into(),
+            max_value_bytes: Self::DEFAULT_MAX_VALUE_BYTES,
         }
     }
 }

@@ -225,8 +225,7 @@ fn canonical_slice(body: &[u8]) -> Option<std::ops::Range<usize>> {
     (body.len().checked_sub(start)? as u64 == len).then_some(start..body.len())
 }
 
-/// At most this many calls' worth of forwarding: a call is refused past
-/// [`spore_core::MAX_HOPS`] hops before the host sees it.
+/// A call forwarded more than this many times is refused before the host sees it.
 pub(crate) use spore_core::MAX_HOPS;
 
 /// `/spore/invoke/3` answer (the `message` of a numbered answer frame). On the wire it

@@ -49,6 +49,11 @@ pub struct ProcessSettings {
     pub timeout: Duration,
 }
 
+impl ProcessSettings {
+    /// The longest a call waits for its answer, when the binding sets no timeout.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+}
+
 impl Default for ProcessSettings {
     fn default() -> ProcessSettings {
         ProcessSettings {
@@ -57,7 +62,7 @@ impl Default for ProcessSettings {
             command: Vec::new(),
             cwd: None,
             env: Vec::new(),
-            timeout: Duration::from_secs(10),
+            timeout: Self::DEFAULT_TIMEOUT,
         }
     }
 }

@@ -21,12 +21,12 @@ pub const MEMO: bool = true;
 /// `memo.max_result_bytes`: larger results are not memoized.
 pub const MEMO_MAX_RESULT: u64 = 1 << 20;
 /// `abilities.kv.namespace`.
-pub const KV_NAMESPACE: &str = "default";
+pub const KV_NAMESPACE: &str = spore_abilities::KvSettings::DEFAULT_NAMESPACE;
 /// `abilities.kv.max_value_bytes`.
-pub const KV_MAX_VALUE: u64 = 1 << 20;
+pub const KV_MAX_VALUE: u64 = spore_abilities::KvSettings::DEFAULT_MAX_VALUE_BYTES;
 /// `abilities.http.timeout`.
-pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HTTP_TIMEOUT: Duration = spore_abilities::HttpSettings::DEFAULT_TIMEOUT;
 /// `abilities.http.max_response_bytes`.
-pub const HTTP_MAX_RESPONSE: u64 = 4 << 20;
+pub const HTTP_MAX_RESPONSE: u64 = spore_abilities::HttpSettings::DEFAULT_MAX_RESPONSE_BYTES;
 /// `abilities.NAME.timeout` of a process binding.
-pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(10);
+pub const PROCESS_TIMEOUT: Duration = spore_abilities::ProcessSettings::DEFAULT_TIMEOUT;
