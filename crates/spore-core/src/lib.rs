@@ -1,10 +1,12 @@
 //! The pure heart of spore: content hashes, function references, names, manifests,
-//! the value codec and the guest ABI's constants.
+//! the value codec, the one call request and the one error taxonomy that every layer
+//! carries, frames, and the guest ABI's constants.
 //!
 //! Everything here is a function of its inputs. This crate must not know about
-//! storage, the network, wasmtime, threads or the clock: it never performs IO,
-//! so every other layer (store, runtime, mesh, CLI) can rely on it without
-//! inheriting any effect. Formats defined here are normative in `spec/`.
+//! storage, the network, wasmtime or threads: it never performs IO, so every other
+//! layer (store, runtime, mesh, CLI) can rely on it without inheriting any effect. The
+//! one exception is the monotonic clock, read only to carry a call's deadline across
+//! the wire as the time left (`call`). Formats defined here are normative in `spec/`.
 
 pub mod abi;
 pub mod call;

@@ -1,0 +1,486 @@
+//! The frames' encodings, and `spec/vectors/wire.json` byte for byte.
+use super::*;
+
+fn roundtrip<T: Serialize + DeserializeOwned>(value: &T) -> T {
+    let mut bytes = Vec::new();
+    ciborium::into_writer(value, &mut bytes).unwrap();
+    ciborium::from_reader(bytes.as_slice()).unwrap()
+}
+
+fn as_cbor_value<T: Serialize>(value: &T) -> ciborium::Value {
+    let mut bytes = Vec::new();
+    ciborium::into_writer(value, &mut bytes).unwrap();
+    ciborium::from_reader(bytes.as_slice()).unwrap()
+}
+
+fn key<'a>(map: &'a ciborium::Value, key: &str) -> Option<&'a ciborium::Value> {
+    map.as_map()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.as_text() == Some(key))
+        .map(|(_, v)| v)
+}
+
+fn ran_step() -> Path {
+    let mut path = Path::new();
+    path.push(spore_core::PathStep {
+        node: "n".into(),
+        step: "run".into(),
+        micros: 7,
+    });
+    path
+}
+
+#[test]
+fn invoke_response_is_ok_or_error_plus_path_on_the_wire() {
+    let ok = InvokeResponse {
+        result: Ok(Returned {
+            value: vec![0x82, 1, 2],
+            memo: MemoUse::Stored,
+            effectful: false,
+            stats: None,
+        }),
+        path: ran_step(),
+    };
+    let value = as_cbor_value(&ok);
+    let returned = key(&value, "ok").unwrap();
+    assert_eq!(
+        key(returned, "value").unwrap().as_bytes().unwrap(),
+        &[0x82, 1, 2]
+    );
+    assert_eq!(key(returned, "memo").unwrap().as_text(), Some("stored"));
+    assert!(key(returned, "stats").is_none());
+    assert!(key(&value, "error").is_none());
+    let path = key(&value, "path").unwrap();
+    assert_eq!(key(path, "steps").unwrap().as_array().unwrap().len(), 1);
+    assert_eq!(roundtrip(&ok), ok);
+
+    let err = InvokeResponse::error(ErrorKind::Unbound, "no node serves `kv`");
+    let value = as_cbor_value(&err);
+    assert!(key(&value, "ok").is_none());
+    let error = key(&value, "error").unwrap();
+    assert_eq!(key(error, "kind").unwrap().as_text(), Some("unbound"));
+    assert!(key(error, "value").is_none());
+    assert_eq!(roundtrip(&err), err);
+}
+
+#[test]
+fn invoke_response_with_neither_ok_nor_error_is_refused() {
+    let mut bytes = Vec::new();
+    ciborium::into_writer(
+        &ciborium::Value::Map(vec![(
+            "path".into(),
+            ciborium::Value::serialized(&Path::new()).unwrap(),
+        )]),
+        &mut bytes,
+    )
+    .unwrap();
+    assert!(ciborium::from_reader::<InvokeResponse, _>(bytes.as_slice()).is_err());
+}
+
+#[test]
+fn fetch_request_hash_is_32_bytes() {
+    let request = FetchRequest {
+        hash: spore_core::Hash::of(b"m"),
+        start: 0,
+        len: 1 << 20,
+    };
+    let value = as_cbor_value(&request);
+    assert_eq!(key(&value, "hash").unwrap().as_bytes().unwrap().len(), 32);
+}
+
+#[tokio::test]
+async fn slice_frames_are_the_cbor_map_and_any_encoding_of_it_is_read() {
+    for len in [0, 1, 23, 24, 255, 256, 65_535, 65_536, 1 << 20] {
+        let slice: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        let mut by_hand = Vec::new();
+        write_slice_frame(&mut by_hand, &slice).await.unwrap();
+        let mut by_encoder = Vec::new();
+        let message = FetchSlice {
+            slice: slice.clone(),
+        };
+        write_frame(&mut by_encoder, &message, FETCH_SLICE_FRAME_LIMIT)
+            .await
+            .unwrap();
+        assert!(by_hand == by_encoder, "len {len}: encodings differ");
+        let frame = read_slice_frame(&mut by_hand.as_slice()).await.unwrap();
+        assert!(frame.slice() == slice, "len {len}");
+    }
+
+    // Not canonical (a second key), still a valid `{slice}` map.
+    let value = ciborium::Value::Map(vec![
+        ("slice".into(), ciborium::Value::Bytes(vec![1, 2, 3])),
+        ("extra".into(), ciborium::Value::Bool(true)),
+    ]);
+    let mut frame = Vec::new();
+    write_frame(&mut frame, &value, FETCH_SLICE_FRAME_LIMIT)
+        .await
+        .unwrap();
+    let frame = read_slice_frame(&mut frame.as_slice()).await.unwrap();
+    assert_eq!(frame.slice(), &[1, 2, 3]);
+
+    // A length that disagrees with the frame is not taken at its word.
+    let mut lying = Vec::new();
+    write_slice_frame(&mut lying, &[9; 40]).await.unwrap();
+    lying.truncate(lying.len() - 1);
+    let len = (lying.len() - 4) as u32;
+    lying[..4].copy_from_slice(&len.to_be_bytes());
+    assert!(read_slice_frame(&mut lying.as_slice()).await.is_err());
+}
+
+#[tokio::test]
+async fn frames_roundtrip_and_oversize_frames_are_refused_before_reading_them() {
+    let slice = FetchSlice {
+        slice: vec![7u8; 100_000],
+    };
+    let mut buf = Vec::new();
+    write_frame(&mut buf, &slice, FETCH_SLICE_FRAME_LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(
+        u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize,
+        buf.len() - 4
+    );
+    let back: FetchSlice = read_frame(&mut buf.as_slice(), FETCH_SLICE_FRAME_LIMIT)
+        .await
+        .unwrap();
+    assert_eq!(back.slice, slice.slice);
+
+    let mut huge = (u32::MAX).to_be_bytes().to_vec();
+    huge.extend_from_slice(&[0; 16]);
+    let err = read_frame::<FetchSlice>(&mut huge.as_slice(), FETCH_SLICE_FRAME_LIMIT)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FrameError::TooLarge { .. }), "{err}");
+
+    let err = write_frame(&mut Vec::new(), &slice, 1000)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FrameError::TooLarge { .. }), "{err}");
+}
+
+/// `spec/vectors/wire.json`: the frames the specification shows are the frames this
+/// code writes, and it reads them back to the same messages.
+mod vectors {
+    use super::*;
+    use spore_core::{Args, CallRequest, Placement};
+
+    fn unhex(text: &serde_json::Value) -> Vec<u8> {
+        let text = text.as_str().expect("a hex string");
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    fn text(value: &serde_json::Value) -> String {
+        value.as_str().expect("a string").to_owned()
+    }
+
+    fn uint(value: &serde_json::Value) -> u64 {
+        value.as_u64().expect("an unsigned integer")
+    }
+
+    fn path(value: &serde_json::Value) -> Path {
+        serde_json::from_value(value.clone()).expect("a path")
+    }
+
+    async fn agrees<T>(message: &T, frame: &serde_json::Value)
+    where
+        T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let frame = unhex(frame);
+        let mut written = Vec::new();
+        write_frame(&mut written, message, INVOKE_FRAME_LIMIT)
+            .await
+            .unwrap();
+        assert_eq!(written, frame, "written frame of {message:?}");
+        let read: T = read_frame(&mut frame.as_slice(), INVOKE_FRAME_LIMIT)
+            .await
+            .unwrap();
+        assert_eq!(&read, message);
+    }
+
+    /// A call's deadline travels as the time left when it was written, so the frame
+    /// written again a moment later may say a millisecond or so less: everything else
+    /// must be the same bytes.
+    async fn call_agrees(v: &serde_json::Value) {
+        let frame = unhex(&v["frame"]);
+        let read: Numbered<CallRequest> = read_frame(&mut frame.as_slice(), INVOKE_FRAME_LIMIT)
+            .await
+            .unwrap();
+        assert_eq!(read.id, uint(&v["id"]));
+        let call = &read.message;
+        assert_eq!(call.function.to_string(), text(&v["function"]));
+        assert_eq!(call.args, Args::from_bytes(unhex(&v["args"])));
+        assert_eq!(call.memory_bytes, uint(&v["memory_bytes"]));
+        assert_eq!(call.memo, v["memo"].as_bool().unwrap());
+        let placement: Placement = serde_json::from_value(v["placement"].clone()).unwrap();
+        assert_eq!(call.placement, placement);
+        assert_eq!(u64::from(call.hops), uint(&v["hops"]));
+        assert_eq!(call.trace.to_string(), text(&v["trace"]));
+        let left = call.remaining().as_millis() as u64;
+        let sent = uint(&v["deadline_ms"]);
+        assert!(
+            left <= sent && left + 1000 > sent,
+            "{left} ms left of {sent}"
+        );
+
+        let mut written = Vec::new();
+        write_frame(&mut written, &read, INVOKE_FRAME_LIMIT)
+            .await
+            .unwrap();
+        let as_value = |bytes: &[u8]| {
+            let mut value: ciborium::Value = ciborium::from_reader(&bytes[4..]).unwrap();
+            let message = value.as_map_mut().unwrap()[1].1.as_map_mut().unwrap();
+            for (key, deadline) in message.iter_mut() {
+                if key.as_text() == Some("deadline_ms") {
+                    *deadline = 0.into();
+                }
+            }
+            value
+        };
+        assert_eq!(as_value(&written), as_value(&frame));
+    }
+
+    #[tokio::test]
+    async fn frames_are_those_of_the_spec() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../spec/vectors/wire.json")).unwrap();
+
+        call_agrees(&doc["invoke_call"]).await;
+        call_agrees(&doc["invoke_call_pinned"]).await;
+
+        let v = &doc["invoke_answer_ok"];
+        let ok = Numbered {
+            id: uint(&v["id"]),
+            message: InvokeResponse {
+                result: Ok(Returned {
+                    value: unhex(&v["value"]),
+                    memo: serde_json::from_value(v["memo"].clone()).unwrap(),
+                    effectful: v["effectful"].as_bool().unwrap(),
+                    stats: Some(serde_json::from_value(v["stats"].clone()).unwrap()),
+                }),
+                path: path(&v["path"]),
+            },
+        };
+        agrees(&ok, &v["frame"]).await;
+
+        let v = &doc["invoke_answer_error"];
+        let error = Numbered {
+            id: uint(&v["id"]),
+            message: InvokeResponse {
+                result: Err(Failure {
+                    kind: ErrorKind::from_name(&text(&v["kind"])),
+                    message: text(&v["message"]),
+                    value: Some(spore_core::value::decode(&unhex(&v["value"])).unwrap()),
+                }),
+                path: path(&v["path"]),
+            },
+        };
+        agrees(&error, &v["frame"]).await;
+
+        let v = &doc["fetch_request"];
+        let request = FetchRequest {
+            hash: text(&v["hash"]).parse().unwrap(),
+            start: uint(&v["start"]),
+            len: uint(&v["len"]),
+        };
+        let frame = unhex(&v["frame"]);
+        let mut written = Vec::new();
+        write_frame(&mut written, &request, FETCH_SLICE_FRAME_LIMIT)
+            .await
+            .unwrap();
+        assert_eq!(written, frame);
+        let read: FetchRequest = read_frame(&mut frame.as_slice(), FETCH_SLICE_FRAME_LIMIT)
+            .await
+            .unwrap();
+        assert_eq!(
+            (read.hash, read.start, read.len),
+            (request.hash, request.start, request.len)
+        );
+
+        let v = &doc["fetch_header"];
+        let header = FetchHeader {
+            size: Some(uint(&v["size"])),
+            error: None,
+        };
+        let mut written = Vec::new();
+        write_frame(&mut written, &header, FETCH_SLICE_FRAME_LIMIT)
+            .await
+            .unwrap();
+        assert_eq!(written, unhex(&v["frame"]));
+    }
+
+    fn doc() -> serde_json::Value {
+        serde_json::from_str(include_str!("../../../../spec/vectors/wire.json")).unwrap()
+    }
+
+    fn hash(value: &serde_json::Value) -> spore_core::Hash {
+        text(value).parse().expect("a hash")
+    }
+
+    /// A node holding one module.
+    struct Holds(Vec<u8>);
+
+    impl crate::MeshHost for Holds {
+        fn module_bytes(&self, hash: &spore_core::Hash) -> Option<Vec<u8>> {
+            (spore_core::Hash::of(&self.0) == *hash).then(|| self.0.clone())
+        }
+
+        fn module_hashes(&self) -> Vec<spore_core::Hash> {
+            vec![spore_core::Hash::of(&self.0)]
+        }
+
+        fn invoke(
+            &self,
+            _: CallRequest,
+            _: libp2p::PeerId,
+            _: spore_core::Cancel,
+        ) -> InvokeResponse {
+            InvokeResponse::error(spore_core::ErrorKind::Internal, "this host runs nothing")
+        }
+    }
+
+    /// What the serving side writes when it is sent `request`.
+    async fn served(holds: Vec<u8>, request: Vec<u8>) -> Vec<u8> {
+        let mut stream = Scripted::new(request);
+        let cache = std::sync::Arc::new(crate::fetch::ServeCache::new());
+        crate::fetch::serve_one(&mut stream, std::sync::Arc::new(Holds(holds)), cache).await;
+        stream.written
+    }
+
+    #[tokio::test]
+    async fn the_bao_slice_and_its_fetch_exchange_are_those_of_the_spec() {
+        let doc = doc();
+        let v = &doc["fetch_slice"];
+        let module = unhex(&v["module"]);
+        let hash = hash(&v["hash"]);
+        let (size, start, len) = (uint(&v["size"]), uint(&v["start"]), uint(&v["len"]));
+        let slice = unhex(&v["slice"]);
+        let (request, header, frame) = (
+            unhex(&v["request_frame"]),
+            unhex(&v["header_frame"]),
+            unhex(&v["frame"]),
+        );
+        assert_eq!(spore_core::Hash::of(&module), hash);
+        assert_eq!(module.len() as u64, size);
+        let range = module[start as usize..(start + len) as usize].to_vec();
+
+        let encoded = crate::verify::Encoded::new(module.clone());
+        assert!(encoded.slice(start, len) == slice, "the slice spore makes");
+        let verified = crate::verify::verify_slice(&hash, &slice, start, len, size);
+        assert!(verified.unwrap() == range, "the range the slice proves");
+
+        // The serving side answers the request with exactly these frames...
+        let answer = [header.clone(), frame.clone()].concat();
+        assert!(served(module.clone(), request.clone()).await == answer);
+
+        // ...and the fetching side sends the request and takes the range from them.
+        let mut stream = Scripted::new(answer);
+        let asked = FetchRequest { hash, start, len };
+        let taken = crate::fetch::client::exchange(&mut stream, asked)
+            .await
+            .unwrap();
+        assert_eq!(stream.written, request);
+        assert_eq!(taken.size, size);
+        assert!(taken.bytes == range);
+
+        // A flipped byte at either end of each part of the slice (header, tree node,
+        // chunk) is refused, and by the fetching side as a hash mismatch.
+        let layout = v["layout"].as_array().unwrap();
+        assert_eq!(layout.len(), 11);
+        let frame_head = frame.len() - slice.len();
+        for part in layout {
+            let (at, part_len) = (uint(&part["at"]) as usize, uint(&part["len"]) as usize);
+            for position in [at, at + part_len - 1] {
+                let mut bad = slice.clone();
+                bad[position] ^= 1;
+                let refused = crate::verify::verify_slice(&hash, &bad, start, len, size);
+                assert!(refused.is_err(), "flip at {position} went unnoticed");
+
+                let mut bad_frame = frame.clone();
+                bad_frame[frame_head + position] ^= 0x80;
+                let mut stream = Scripted::new([header.clone(), bad_frame].concat());
+                let asked = FetchRequest { hash, start, len };
+                assert!(
+                    matches!(
+                        crate::fetch::client::exchange(&mut stream, asked).await,
+                        Err(crate::FailureReason::HashMismatch(_))
+                    ),
+                    "flip at {position} of the frame went unnoticed"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_fetch_error_answer_is_that_of_the_spec() {
+        let doc = doc();
+        let v = &doc["fetch_error"];
+        let hash = hash(&v["hash"]);
+        let frame = unhex(&v["frame"]);
+
+        let mut request = Vec::new();
+        let asked = FetchRequest {
+            hash,
+            start: 0,
+            len: 0,
+        };
+        write_frame(&mut request, &asked, FETCH_REQUEST_FRAME_LIMIT)
+            .await
+            .unwrap();
+        assert!(served(b"another module".to_vec(), request).await == frame);
+
+        let read: FetchHeader = read_frame(&mut frame.as_slice(), FETCH_HEADER_FRAME_LIMIT)
+            .await
+            .unwrap();
+        let error = read.error.expect("an error answer");
+        assert_eq!(read.size, None);
+        assert_eq!(error.kind.to_string(), text(&v["kind"]));
+        assert_eq!(error.message, text(&v["message"]));
+        let mut stream = Scripted::new(frame);
+        assert!(matches!(
+            crate::fetch::client::exchange(&mut stream, asked).await,
+            Err(crate::FailureReason::NotFound)
+        ));
+    }
+
+    #[test]
+    fn the_gossip_announcement_and_its_message_id_are_those_of_the_spec() {
+        use crate::discovery::Announcement;
+        let doc = doc();
+        let v = &doc["gossip_announcement"];
+        let data = unhex(&v["data"]);
+        let announcement = Announcement {
+            hash: hash(&v["hash"]),
+            peer: text(&v["peer"]),
+        };
+        assert_eq!(announcement.to_bytes(), data);
+        assert_eq!(Announcement::from_bytes(&data), Some(announcement));
+        assert_eq!(
+            crate::behaviour::gossip_message_id(&data),
+            libp2p::gossipsub::MessageId::new(&unhex(&v["message_id"]))
+        );
+    }
+
+    #[test]
+    fn dht_keys_are_those_of_the_spec() {
+        use crate::discovery::{ability_key, module_key};
+        use libp2p::kad::KBucketKey;
+        let doc = doc();
+        let v = &doc["dht_keys"];
+        let module = module_key(&hash(&v["module_hash"]));
+        assert_eq!(module.to_vec(), unhex(&v["module_key"]));
+        assert_eq!(
+            KBucketKey::new(module).hashed_bytes(),
+            unhex(&v["module_kademlia_point"])
+        );
+        let ability = ability_key(&text(&v["ability"]));
+        assert_eq!(ability.to_vec(), unhex(&v["ability_key"]));
+        assert_eq!(
+            KBucketKey::new(ability).hashed_bytes(),
+            unhex(&v["ability_kademlia_point"])
+        );
+    }
+}
