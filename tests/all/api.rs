@@ -4,10 +4,10 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::Spore;
+use crate::support::{RunningNode, Spore};
 
 /// docs/api.md, "Connections and limits".
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -15,56 +15,26 @@ const MAX_CONNECTIONS: usize = 256;
 const MAX_JSON_BODY: u64 = 8 << 20;
 const MAX_MODULE_BODY: u64 = 128 << 20;
 
-/// A `spore node run` process on a home of its own, serving its API on loopback;
-/// stopped (SIGTERM) when dropped.
-pub struct ApiNode {
-    pub spore: Spore,
-    child: Child,
-    /// The API's `host:port`.
-    pub api: String,
+/// A `spore node run` process whose API the tests speak to by hand.
+pub struct ApiNode(RunningNode);
+
+impl std::ops::Deref for ApiNode {
+    type Target = RunningNode;
+
+    fn deref(&self) -> &RunningNode {
+        &self.0
+    }
 }
 
 impl ApiNode {
     pub fn start() -> ApiNode {
-        ApiNode::start_with(Spore::new(), &[])
+        ApiNode(RunningNode::start(&[]))
     }
 
     /// Starts a node on `spore`'s home that joins the mesh through `bootstrap`.
     pub fn start_with(spore: Spore, bootstrap: &[String]) -> ApiNode {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_spore"));
-        command
-            .arg("--home")
-            .arg(spore.home())
-            .args(["node", "run", "--no-mdns", "--api", "127.0.0.1:0"])
-            .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
-            .env_remove("SPORE_HOME")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for addr in bootstrap {
-            command.arg("--bootstrap").arg(addr);
-        }
-        let child = command.spawn().expect("start spore node run");
-        let node_file = spore.home().join("node.json");
-        let started = Instant::now();
-        let file: serde_json::Value = loop {
-            if let Some(file) = std::fs::read_to_string(&node_file)
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-            {
-                break file;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the node did not start in 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        ApiNode {
-            api: file["api"].as_str().unwrap().to_owned(),
-            spore,
-            child,
-        }
+        let bootstrap: Vec<&str> = bootstrap.iter().map(String::as_str).collect();
+        ApiNode(RunningNode::start_at(spore, &bootstrap))
     }
 
     fn pid(&self) -> u32 {
@@ -109,24 +79,6 @@ impl ApiNode {
         let mut stream = self.connect();
         stream.write_all(request).unwrap();
         Answer::read(&mut stream, Duration::from_secs(10))
-    }
-}
-
-impl Drop for ApiNode {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(15) {
-            if self.child.try_wait().ok().flatten().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -2,7 +2,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Exit codes, as documented in docs/cli.md.
 pub mod exit {
@@ -170,4 +171,111 @@ pub fn temp_file(name: &str, bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
     (dir, path)
+}
+
+/// A `spore node run` process on a home of its own; stopped (SIGTERM) when dropped.
+pub struct RunningNode {
+    pub spore: Spore,
+    pub child: Child,
+    pub peer_id: String,
+    /// Its TCP address on 127.0.0.1, with `/p2p/`.
+    pub listen: String,
+    /// Its local API's `host:port`.
+    pub api: String,
+}
+
+impl RunningNode {
+    pub fn start(bootstrap: &[&RunningNode]) -> RunningNode {
+        Self::start_with(Spore::new(), bootstrap)
+    }
+
+    pub fn start_with(spore: Spore, bootstrap: &[&RunningNode]) -> RunningNode {
+        let addrs: Vec<&str> = bootstrap.iter().map(|peer| peer.listen.as_str()).collect();
+        Self::start_at(spore, &addrs)
+    }
+
+    pub fn start_at(spore: Spore, bootstrap: &[&str]) -> RunningNode {
+        Self::launch(spore, bootstrap, &["--listen", "/ip4/127.0.0.1/tcp/0"])
+    }
+
+    /// Starts a node with `listen_args` (empty: where the home's node listened last).
+    pub fn launch(spore: Spore, bootstrap: &[&str], listen_args: &[&str]) -> RunningNode {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_spore"));
+        command
+            .arg("--home")
+            .arg(spore.home())
+            .args(["node", "run", "--no-mdns", "--api", "127.0.0.1:0"])
+            .args(listen_args)
+            .env_remove("SPORE_HOME")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for addr in bootstrap {
+            command.arg("--bootstrap").arg(addr);
+        }
+        let child = command.spawn().expect("start spore node run");
+        let node_file = spore.home().join("node.json");
+        let started = Instant::now();
+        let file: serde_json::Value = loop {
+            if let Some(file) = std::fs::read_to_string(&node_file)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+            {
+                break file;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the node did not start in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let listen = file["listen"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_owned())
+            .find(|a| a.starts_with("/ip4/127.0.0.1/tcp/"))
+            .expect("a TCP listen address on 127.0.0.1");
+        RunningNode {
+            peer_id: file["peer_id"].as_str().unwrap().to_owned(),
+            api: file["api"].as_str().unwrap().to_owned(),
+            listen,
+            spore,
+            child,
+        }
+    }
+
+    /// The port of [`RunningNode::listen`].
+    pub fn tcp_port(&self) -> u16 {
+        self.listen.split('/').nth(4).unwrap().parse().unwrap()
+    }
+
+    pub fn stop(mut self) -> Spore {
+        self.terminate();
+        let spore = std::mem::replace(&mut self.spore, Spore::new());
+        std::mem::forget(self);
+        spore
+    }
+
+    fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        self.terminate();
+    }
 }

@@ -181,15 +181,7 @@ mod tests {
     fn a_guest_cannot_forge_log_lines_or_flood_one() {
         let messages = Arc::new(Mutex::new(Vec::new()));
         let subscriber = tracing_subscriber::registry().with(Messages(Arc::clone(&messages)));
-        let cx = AbilityContext::new(
-            FunctionRef {
-                module: Hash::of(b"guest"),
-                export: None,
-            },
-            1,
-            Instant::now() + Duration::from_secs(1),
-            0,
-        );
+        let cx = guest_call();
         tracing::subscriber::with_default(subscriber, || {
             let forged = "done\nINFO spore: all is well\x1b]0;owned\x07";
             LogProvider
@@ -212,12 +204,9 @@ mod tests {
         assert!(messages[1].ends_with(" bytes cut)"), "{}", messages[1]);
     }
 
-    /// One call once wrote 24 MB and 20,000 lines into the node's log.
-    #[test]
-    fn one_call_logs_at_most_its_budget_and_the_log_says_so_once() {
-        let messages = Arc::new(Mutex::new(Vec::new()));
-        let subscriber = tracing_subscriber::registry().with(Messages(Arc::clone(&messages)));
-        let cx = AbilityContext::new(
+    /// The context of one call of a guest function.
+    fn guest_call() -> AbilityContext {
+        AbilityContext::new(
             FunctionRef {
                 module: Hash::of(b"guest"),
                 export: None,
@@ -225,7 +214,15 @@ mod tests {
             1,
             Instant::now() + Duration::from_secs(1),
             0,
-        );
+        )
+    }
+
+    /// One call once wrote 24 MB and 20,000 lines into the node's log.
+    #[test]
+    fn one_call_logs_at_most_its_budget_and_the_log_says_so_once() {
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Messages(Arc::clone(&messages)));
+        let cx = guest_call();
         tracing::subscriber::with_default(subscriber, || {
             for _ in 0..10_000 {
                 LogProvider
