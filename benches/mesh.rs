@@ -40,7 +40,7 @@ use bytes::Bytes;
 use ciborium::Value;
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
-use spore_core::{Args, CallRequest, Cancel, FunctionRef, Hash, MemoUse, Path, TraceId, value};
+use spore_core::{Args, CallRequest, Cancel, FunctionRef, Hash, Path, TraceId, value};
 use spore_mesh::{
     InvokeResponse, Keypair, Mesh, MeshConfig, MeshHost, Multiaddr, PeerId, Returned,
 };
@@ -393,12 +393,11 @@ fn remote_invoke_add(c: &mut Criterion) {
 
     // E echoes the arguments with the same path, so its response is as large as A's.
     let path: Path = real.path.clone();
+    let returned: Returned = real.result.clone().expect("A answered");
     let echo = BenchHost::new(HashMap::new(), move |request| InvokeResponse {
         result: Ok(Returned {
             value: request.args.as_bytes().to_vec(),
-            memo: MemoUse::Skipped,
-            effectful: false,
-            stats: None,
+            ..returned.clone()
         }),
         path: path.clone(),
     });

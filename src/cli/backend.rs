@@ -68,7 +68,7 @@ impl Backend {
 
     pub fn invoke(&self, call: &InvokeCall) -> anyhow::Result<serde_json::Value> {
         match self {
-            Backend::Local(node) => Ok(report::invoke(node, call, spore_node::Cancel::new())?),
+            Backend::Local(node) => Ok(report::invoke(node, call, spore_node::Cancel::never())?),
             Backend::Remote(remote) => remote.post("/v1/invoke", call),
         }
     }

@@ -268,21 +268,32 @@ mod micros {
 
 /// Set when whoever waits for a call is gone, so that the call stops at its next check
 /// (for a running function, the next epoch tick) instead of running to its deadline.
-/// Clones share one flag.
+/// Clones share one flag. The default is [`Cancel::never`].
 #[derive(Debug, Clone, Default)]
-pub struct Cancel(Arc<AtomicBool>);
+pub struct Cancel(Option<Arc<AtomicBool>>);
 
 impl Cancel {
+    /// A flag that [`Cancel::cancel`] sets for every clone.
     pub fn new() -> Cancel {
-        Cancel::default()
+        Cancel(Some(Arc::new(AtomicBool::new(false))))
+    }
+
+    /// A flag nobody can set, for a call whose caller cannot go away before it ends (it
+    /// waits in the same thread); it costs no allocation.
+    pub fn never() -> Cancel {
+        Cancel(None)
     }
 
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        if let Some(flag) = &self.0 {
+            flag.store(true, Ordering::Relaxed);
+        }
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
     }
 }
 
@@ -321,8 +332,8 @@ impl Path {
             return;
         }
         self.steps.push(PathStep {
-            node: crate::text::printable(&step.node, Self::MAX_STEP_BYTES).into_owned(),
-            step: crate::text::printable(&step.step, Self::MAX_STEP_BYTES).into_owned(),
+            node: printable(step.node),
+            step: printable(step.step),
             micros: step.micros,
         });
     }
@@ -350,6 +361,14 @@ impl Path {
 
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
+    }
+}
+
+/// `text` made printable and cut to a step's size, without copying it when it already is.
+fn printable(text: String) -> String {
+    match crate::text::printable(&text, Path::MAX_STEP_BYTES) {
+        std::borrow::Cow::Owned(cleaned) => cleaned,
+        std::borrow::Cow::Borrowed(_) => text,
     }
 }
 
@@ -482,5 +501,9 @@ mod tests {
         assert!(!seen_by.is_cancelled());
         cancel.cancel();
         assert!(seen_by.is_cancelled());
+
+        let never = Cancel::never();
+        never.cancel();
+        assert!(!never.is_cancelled());
     }
 }

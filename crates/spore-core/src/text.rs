@@ -26,7 +26,10 @@ pub const MAX_MESSAGE_BYTES: usize = 4096;
 /// `max_bytes` unless `max_bytes` is too small to hold it, in which case the text is
 /// cut without one. Text with nothing to escape that fits is returned as it is.
 pub fn printable(text: &str, max_bytes: usize) -> Cow<'_, str> {
-    if text.len() <= max_bytes && !text.chars().any(needs_escape) {
+    // Most text is printable ASCII: a byte scan answers for it without decoding chars
+    // (this runs on every step of every call's path).
+    let printable_ascii = text.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if text.len() <= max_bytes && (printable_ascii || !text.chars().any(needs_escape)) {
         return Cow::Borrowed(text);
     }
     let full_len: usize = text.chars().map(escaped_len).sum();

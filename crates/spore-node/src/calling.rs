@@ -35,7 +35,7 @@ pub struct Called {
 impl Node {
     /// Runs `request` where placement says, with this node's bindings.
     pub fn call(&self, request: CallRequest) -> Called {
-        self.call_cancellable(request, Cancel::new())
+        self.call_cancellable(request, Cancel::never())
     }
 
     /// [`Node::call`], stopped when `cancel` is set: an edge that can tell when its
@@ -67,16 +67,18 @@ impl Node {
         Called { result, path }
     }
 
-    /// Runs `request` on this node: from the memo when the function is pure and its
-    /// result is memoized, else in the runtime.
+    /// Runs `request` (its export resolved) on this node: from the memo when the function
+    /// is pure (`reach`: the abilities it can reach) and its result is memoized, else in
+    /// the runtime.
     pub(crate) fn run_here(
         &self,
         request: &CallRequest,
+        reach: &[&str],
         env: &CallEnv,
         path: &mut Path,
     ) -> Result<Outcome, NodeError> {
         let started = Instant::now();
-        let outcome = self.run_or_remember(request, env, path);
+        let outcome = self.run_or_remember(request, reach, env, path);
         let function = &request.function;
         let what = match &outcome {
             Ok(Outcome {
@@ -100,22 +102,21 @@ impl Node {
     fn run_or_remember(
         &self,
         request: &CallRequest,
+        reach: &[&str],
         env: &CallEnv,
         path: &mut Path,
     ) -> Result<Outcome, NodeError> {
-        let manifest = self.runtime.manifest(&request.function.module)?;
-        let export = manifest.resolve_export(request.function.export.as_ref())?;
-        let function = FunctionRef::new(request.function.module, export);
+        let function = &request.function;
         // Only a function that can reach nothing but `call` may be memoized; whether a
         // given run was pure is known only after it (`Invocation::effectful`).
-        let reach = self.reach(&manifest, &function);
         let memo_key = (request.memo && self.config.memo && reach.iter().all(|a| *a == "call"))
-            .then(|| memo::key(&function, request));
+            .then(|| memo::key(request));
         if let Some(key) = &memo_key
             && let Some(entry) = self.codebase.memo_get(key)?
             && let Some(remembered) = memo::decode(&entry)
         {
             tracing::debug!(%function, "memo hit");
+            let function = function.clone();
             return match remembered {
                 Ok(value) => Ok(Outcome {
                     function,
@@ -127,11 +128,7 @@ impl Node {
                 Err(error) => Err(NodeError::Invoke(InvokeError::Guest { function, error })),
             };
         }
-        let request = CallRequest {
-            function: function.clone(),
-            ..request.clone()
-        };
-        let result = self.runtime.invoke(&request, env);
+        let result = self.runtime.invoke(request, env);
         let remember = |outcome: Result<&Value, &Value>| -> Result<MemoUse, NodeError> {
             let Some(key) = &memo_key else {
                 return Ok(MemoUse::Skipped);

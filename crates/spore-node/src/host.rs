@@ -132,13 +132,13 @@ impl MeshHost for NodeHost {
         let _span = remote_span(&request, from).entered();
         let budget = Instant::now() + INLINE_BUDGET;
         if request.deadline <= budget {
-            return InvokeNow::Answered(node.serve(request, Cancel::new()));
+            return InvokeNow::Answered(node.serve(request, Cancel::never()));
         }
         let inline = CallRequest {
             deadline: budget,
             ..request.clone()
         };
-        let response = node.serve(inline, Cancel::new());
+        let response = node.serve(inline, Cancel::never());
         let overran = response
             .result
             .as_ref()

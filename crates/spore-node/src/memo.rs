@@ -1,16 +1,25 @@
 //! Memoization of pure functions: the key of a call and the stored form of its outcome.
 
 use ciborium::Value;
-use spore_core::{CallRequest, FunctionRef, Hash, value};
+use spore_core::{CallRequest, Hash, value};
 
-/// The memo key of `request` calling `function`: the function reference, every limit that
-/// can change what a call returns (the memory cap: a function may behave differently
-/// when it is refused memory), and the arguments as they were encoded (canonically, when
-/// spore encoded them), hashed. Equal calls give equal keys; the deadline is not part of
-/// it, since a call that runs out of time returns nothing to remember.
-pub(crate) fn key(function: &FunctionRef, request: &CallRequest) -> Hash {
+/// The memo key of `request` (its export resolved): the module hash and export name,
+/// every limit that can change what a call returns (the memory cap), and the arguments as
+/// they were encoded (canonically, when spore encoded them), hashed. Equal calls give
+/// equal keys; the deadline is not part of it, since a call that runs out of time
+/// returns nothing to remember. (Memoized results are derivable: a change to this key
+/// only makes old entries unreachable.)
+pub(crate) fn key(request: &CallRequest) -> Hash {
+    let function = &request.function;
     let mut hasher = blake3::Hasher::new();
-    hasher.update(function.to_string().as_bytes());
+    hasher.update(function.module.as_bytes());
+    hasher.update(
+        function
+            .export
+            .as_ref()
+            .map_or("", |e| e.as_str())
+            .as_bytes(),
+    );
     hasher.update(&[0]);
     hasher.update(&request.memory_bytes.to_le_bytes());
     hasher.update(request.args.as_bytes());

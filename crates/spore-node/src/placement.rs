@@ -76,31 +76,38 @@ impl Node {
         };
         let here = self.mesh().map(Mesh::peer_id);
         let pinned_elsewhere = pinned.filter(|peer| Some(*peer) != here);
-        self.fetch(&request.function.module, request.deadline, path)?;
-        let manifest = self.runtime.manifest(&request.function.module)?;
+        let module = request.function.module;
+        // A module loaded in memory is here and known; anything else may need fetching.
+        let manifest = match self.runtime.loaded_manifest(&module) {
+            Some(manifest) => manifest,
+            None => {
+                self.fetch(&module, request.deadline, path)?;
+                self.runtime.manifest(&module)?
+            }
+        };
         let export = manifest.resolve_export(request.function.export.as_ref())?;
         let request = CallRequest {
             function: FunctionRef::new(request.function.module, export),
             ..request
         };
-        let needed: Vec<String> = self
-            .reach(&manifest, &request.function)
-            .into_iter()
+        let reach = self.reach(&manifest, &request.function);
+        let needed: Vec<&str> = reach
+            .iter()
+            .copied()
             .filter(|ability| !spore_abilities::is_everywhere(ability))
-            .map(str::to_owned)
             .collect();
         let missing: Vec<String> = needed
             .iter()
             .filter(|ability| self.bindings.get(ability).is_none())
-            .cloned()
+            .map(|ability| ability.to_string())
             .collect();
         let local_only = request.placement == spore_core::Placement::Local;
         if (missing.is_empty() && pinned_elsewhere.is_none()) || local_only {
-            return self.run_here(&request, env, path);
+            return self.run_here(&request, &reach, env, path);
         }
         let Some(link) = self.mesh.get() else {
             // Not on a mesh: the runtime refuses the call naming what is missing.
-            return self.run_here(&request, env, path);
+            return self.run_here(&request, &reach, env, path);
         };
         if request.hops >= MAX_HOPS {
             return Err(NodeError::placement(
@@ -113,11 +120,12 @@ impl Node {
                 ),
             ));
         }
+        let needed: Vec<String> = needed.into_iter().map(str::to_owned).collect();
         let peers = match pinned_elsewhere {
             Some(peer) => vec![peer],
             None => self.find_peers(link, &request, &needed, &missing, path)?,
         };
-        let retry = self.reach(&manifest, &request.function).is_empty();
+        let retry = reach.is_empty();
         self.forward(link, request, peers, retry, path)
     }
 
@@ -217,12 +225,7 @@ impl Node {
     }
 
     /// Makes sure module `hash` is here, fetching it from the mesh by `deadline` if not.
-    pub(crate) fn fetch(
-        &self,
-        hash: &Hash,
-        deadline: Instant,
-        path: &mut Path,
-    ) -> Result<(), NodeError> {
+    fn fetch(&self, hash: &Hash, deadline: Instant, path: &mut Path) -> Result<(), NodeError> {
         if self.codebase.has_module(hash)? {
             return Ok(());
         }

@@ -31,8 +31,9 @@ pub trait Provider: Send + Sync + 'static {
     fn describe(&self) -> String;
 }
 
-/// What a provider knows about the call it serves.
-#[derive(Debug, Clone)]
+/// What a provider knows about the call it serves. One per call, shared by the call's
+/// ability operations (the runtime keeps it in an `Arc`).
+#[derive(Debug)]
 pub struct AbilityContext {
     /// The function whose import is being served.
     pub function: FunctionRef,
@@ -47,11 +48,11 @@ pub struct AbilityContext {
     /// Set when whoever waits for the call is gone; calls made on its behalf stop too.
     pub cancel: Cancel,
     /// Set when the call did something whose result is not a function of its inputs.
-    effects: Arc<AtomicBool>,
+    effects: AtomicBool,
     /// The paths of calls made through `call`, for the caller's path.
-    nested: Arc<Mutex<Path>>,
+    nested: Mutex<Path>,
     /// Bytes the call may still write to the node's log.
-    log_left: Arc<AtomicUsize>,
+    log_left: AtomicUsize,
 }
 
 /// How much one call may write to the node's log through `log`: enough for any
@@ -84,10 +85,10 @@ impl AbilityContext {
             deadline,
             depth,
             trace: TraceId::default(),
-            cancel: Cancel::new(),
-            effects: Arc::new(AtomicBool::new(false)),
-            nested: Arc::default(),
-            log_left: Arc::new(AtomicUsize::new(LOG_BYTES_PER_CALL)),
+            cancel: Cancel::never(),
+            effects: AtomicBool::new(false),
+            nested: Mutex::default(),
+            log_left: AtomicUsize::new(LOG_BYTES_PER_CALL),
         }
     }
 

@@ -63,7 +63,7 @@ impl Builder {
                 Some(Partial::Text(text)) => Value::Text(text),
                 Some(Partial::Array(items)) => Value::Array(items),
                 Some(Partial::Map(entries, _)) => {
-                    canonical::sorted_entries(&entries, 0)?;
+                    refuse_duplicate_keys(&entries)?;
                     Value::Map(entries)
                 }
                 Some(Partial::Tag(_)) | None => unreachable!("the walk ends only what it starts"),
@@ -118,4 +118,22 @@ impl Builder {
 
 fn integer(n: i128) -> Integer {
     Integer::try_from(n).expect("a CBOR integer or bignum that fits is within [-2^64, 2^64-1]")
+}
+
+/// Refuses a map whose keys repeat. Text keys (nearly every map) are compared as text;
+/// other keys by their canonical encoding, which is what "the same key" means for them
+/// (`spec/values.md`), at the cost of encoding each one.
+fn refuse_duplicate_keys(entries: &[(Value, Value)]) -> Result<(), ValueError> {
+    let texts: Option<Vec<&str>> = entries.iter().map(|(key, _)| key.as_text()).collect();
+    let Some(mut texts) = texts else {
+        canonical::sorted_entries(entries, 0)?;
+        return Ok(());
+    };
+    texts.sort_unstable();
+    match texts.windows(2).find(|pair| pair[0] == pair[1]) {
+        Some(pair) => Err(ValueError::DuplicateKey {
+            key: super::to_json(&Value::Text(pair[0].to_owned())).to_string(),
+        }),
+        None => Ok(()),
+    }
 }

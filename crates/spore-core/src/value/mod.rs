@@ -3,8 +3,8 @@
 //!
 //! - [`check`] walks the bytes of one data item without allocating: well-formed CBOR,
 //!   inside spore's data model, nested at most [`MAX_DEPTH`] deep, nothing after it.
-//! - [`decode`] and [`decode_as`] run [`check`] first, so their errors are its precise
-//!   ones, then build the value.
+//! - [`decode`] and [`decode_as`] build the value in the same walk, so their errors are
+//!   [`check`]'s precise ones.
 //! - [`encode_canonical`] writes the one canonical encoding of a value; [`write_head`]
 //!   is its head encoder, for writers that frame bytes themselves.
 //! - [`from_json`] and [`to_json`] are the mapping to and from JSON.
@@ -60,8 +60,8 @@ pub fn check(bytes: &[u8]) -> Result<(), ValueError> {
 
 /// Decodes exactly one spore value; anything [`check`] refuses is refused alike.
 pub fn decode(bytes: &[u8]) -> Result<Value, ValueError> {
-    // The walk stops at the first problem, before building anything around it.
-    check(bytes)?;
+    // One walk both checks and builds: it stops at the first problem, which is the one
+    // `check` reports, and what was built so far is dropped.
     let mut builder = build::Builder::default();
     walk::walk(bytes, |event| builder.event(event))?;
     Ok(builder
