@@ -107,6 +107,19 @@ struct Tally {
     unopenable: usize,
     items_correct: usize,
     items_reported: usize,
+    /// Flips after which the codebase opened and every item came back correct.
+    flips_all_correct: usize,
+    /// ... or some items were reported damaged, naming them, and the rest correct.
+    flips_reported: usize,
+    /// ... or some item was silently wrong or gone, or misreported.
+    flips_silent: usize,
+    /// After a flip that made the index fail its check, `salvage` then reading back:
+    /// items correct, items lost, flips where items were lost and the salvage report
+    /// said nothing was, and items wrong.
+    salvaged_correct: usize,
+    salvaged_lost: usize,
+    salvage_silent: Vec<String>,
+    salvaged_wrong: Vec<String>,
     /// Failures: each with the first few examples.
     silently_wrong: Vec<String>,
     silently_gone: Vec<String>,
@@ -308,6 +321,48 @@ fn mask(n: u64, offset: u64) -> u8 {
     }
 }
 
+/// What `verify --repair` does to an index that fails its check: salvage it, then read
+/// everything back.
+fn salvage(work: &Path, options: &OpenOptions, fixture: &Fixture, place: &str, tally: &mut Tally) {
+    let report = match Codebase::salvage(work, options) {
+        Ok(report) => report,
+        Err(error) => {
+            tally
+                .salvage_silent
+                .push(format!("{place}: salvage failed: {error}"));
+            return;
+        }
+    };
+    let codebase = match Codebase::open_with(work, options) {
+        Ok(codebase) => codebase,
+        Err(error) => {
+            tally
+                .salvage_silent
+                .push(format!("{place}: no open after salvage: {error}"));
+            return;
+        }
+    };
+    let mut lost = 0;
+    for item in read_back(&codebase, fixture) {
+        match item {
+            Seen::Correct => tally.salvaged_correct += 1,
+            // A listing that lacks what was lost is short, not wrong.
+            Seen::Wrong(what) if what.ends_with(" list") || what.contains(" list: ") => lost += 1,
+            Seen::Wrong(what) => tally.salvaged_wrong.push(format!("{place}: {what}")),
+            Seen::Gone(_) | Seen::Reported | Seen::Misreported(_) => lost += 1,
+        }
+    }
+    tally.salvaged_lost += lost;
+    if lost > 0 && report.lost.is_empty() {
+        tally
+            .salvage_silent
+            .push(format!("{place}: {lost} items lost, none reported"));
+    }
+}
+
+/// Whether a codebase that cannot be opened says so naming what is damaged.
+const UNOPENABLE_NAMED: bool = true;
+
 #[test]
 fn no_flipped_byte_makes_the_codebase_silently_wrong_silently_short_or_panic() {
     let pristine = tempfile::tempdir().unwrap();
@@ -319,6 +374,13 @@ fn no_flipped_byte_makes_the_codebase_silently_wrong_silently_short_or_panic() {
         lock_timeout: std::time::Duration::ZERO,
         ..Default::default()
     };
+    // The control: an undamaged copy reads back whole.
+    copy_dir(pristine.path(), &work);
+    {
+        let codebase = Codebase::open_with(&work, &options).unwrap();
+        let seen = read_back(&codebase, &fixture);
+        assert!(seen.iter().all(|s| matches!(s, Seen::Correct)));
+    }
     for (n, file) in files(pristine.path()).iter().enumerate() {
         let len = std::fs::metadata(pristine.path().join(file)).unwrap().len();
         let head = if file.ends_with("index.redb") { 320 } else { 0 };
@@ -347,10 +409,20 @@ fn no_flipped_byte_makes_the_codebase_silently_wrong_silently_short_or_panic() {
                 })) => {
                     tally.unopenable += 1;
                     entry.1 += 1;
+                    salvage(&work, &options, &fixture, &place, &mut tally);
                 }
                 Ok(Err(other)) => tally.misreported.push(format!("{place}: open: {other}")),
                 Ok(Ok(seen)) => {
                     tally.opened += 1;
+                    let silent = seen.iter().any(|s| {
+                        matches!(s, Seen::Wrong(_) | Seen::Gone(_) | Seen::Misreported(_))
+                    });
+                    let reported = seen.iter().any(|s| matches!(s, Seen::Reported));
+                    match (silent, reported) {
+                        (true, _) => tally.flips_silent += 1,
+                        (false, true) => tally.flips_reported += 1,
+                        (false, false) => tally.flips_all_correct += 1,
+                    }
                     for item in seen {
                         match item {
                             Seen::Correct => tally.items_correct += 1,
@@ -371,6 +443,15 @@ fn no_flipped_byte_makes_the_codebase_silently_wrong_silently_short_or_panic() {
         }
     }
     eprintln!(
+        "damage sweep, by flip: {} flips; opened with every item correct {}, opened with damage reported naming it {}, opened with an item silently wrong or gone {}, refused to open {} (naming the index: {})",
+        tally.flips,
+        tally.flips_all_correct,
+        tally.flips_reported,
+        tally.flips_silent,
+        tally.unopenable,
+        UNOPENABLE_NAMED,
+    );
+    eprintln!(
         "damage sweep: {} flips over {} files; opened {} (items: {} correct, {} reported damaged naming them), index reported damaged {}; silently wrong {}, silently gone {}, misreported {}, panics {}",
         tally.flips,
         tally.by_file.len(),
@@ -382,6 +463,14 @@ fn no_flipped_byte_makes_the_codebase_silently_wrong_silently_short_or_panic() {
         tally.silently_gone.len(),
         tally.misreported.len(),
         tally.panicked.len(),
+    );
+    eprintln!(
+        "after `verify --repair` of those {}: items correct {}, items lost {}, flips losing items without saying so {}, items wrong {}",
+        tally.unopenable,
+        tally.salvaged_correct,
+        tally.salvaged_lost,
+        tally.salvage_silent.len(),
+        tally.salvaged_wrong.len(),
     );
     for (file, (flips, unopenable)) in &tally.by_file {
         eprintln!("  {file}: {flips} flips, index reported damaged after {unopenable}");
@@ -404,6 +493,16 @@ fn no_flipped_byte_makes_the_codebase_silently_wrong_silently_short_or_panic() {
         first(&tally.misreported)
     );
     assert!(tally.panicked.is_empty(), "{:?}", first(&tally.panicked));
+    assert!(
+        tally.salvaged_wrong.is_empty(),
+        "{:?}",
+        first(&tally.salvaged_wrong)
+    );
+    assert!(
+        tally.salvage_silent.is_empty(),
+        "{:?}",
+        first(&tally.salvage_silent)
+    );
 }
 
 /// Damage that happens while the codebase is open (after redb checked the file) reaches
