@@ -44,6 +44,8 @@ pub const FORMAT: u32 = 1;
 pub const FORMAT_KEY: &[u8] = b"format";
 
 pub type Table<'a> = TableDefinition<'a, &'static [u8], &'static [u8]>;
+/// A table of a read transaction.
+pub type ReadTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
 
 pub fn table(name: &str) -> Table<'_> {
     TableDefinition::new(name)
@@ -216,7 +218,7 @@ impl Index {
         &self,
         txn: &ReadTransaction,
         name: &str,
-    ) -> Result<Option<ReadOnlyTable<&'static [u8], &'static [u8]>>, StoreError> {
+    ) -> Result<Option<ReadTable>, StoreError> {
         match txn.open_table(table(name)) {
             Ok(table) => Ok(Some(table)),
             Err(TableError::TableDoesNotExist(_)) => Ok(None),

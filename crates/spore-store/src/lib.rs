@@ -60,12 +60,15 @@ struct Inner {
     layout: Layout,
     index: Index,
     /// Modules being published: readable by the compiler, listed nowhere, stored nowhere.
-    staged: RwLock<HashMap<Hash, Arc<(Vec<u8>, Manifest)>>>,
+    staged: RwLock<HashMap<Hash, Arc<StagedModule>>>,
     kv: kv::Writer,
     memo_max_bytes: u64,
     /// Held for as long as the codebase is open: its lock is the home's.
     _lock: File,
 }
+
+/// A staged module's bytes and manifest.
+type StagedModule = (Vec<u8>, Manifest);
 
 /// How to open a codebase.
 #[derive(Debug, Clone)]

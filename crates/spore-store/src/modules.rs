@@ -59,7 +59,7 @@ impl Codebase {
         }
     }
 
-    fn staged(&self, hash: &Hash) -> Option<Arc<(Vec<u8>, Manifest)>> {
+    fn staged(&self, hash: &Hash) -> Option<Arc<crate::StagedModule>> {
         self.inner
             .staged
             .read()
