@@ -11,7 +11,7 @@ use spore_core::manifest::is_ability_word;
 use toml::Spanned;
 
 use super::defaults as default;
-use super::{AbilityConfig, ConfigError, ForwardedLimits, NodeConfig, ProviderConfig};
+use super::{AbilityConfig, ConfigError, ForwardedLimits, KvLimits, NodeConfig, ProviderConfig};
 
 /// Parses and validates the text of a configuration file.
 pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
@@ -22,6 +22,7 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
     })?;
     let limits = raw.limits.unwrap_or_default();
     let forwarded = limits.forwarded.unwrap_or_default();
+    let kv = limits.kv.unwrap_or_default();
     let memo = raw.memo.unwrap_or_default();
     let values = raw
         .config
@@ -49,6 +50,19 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
             "memo.max_result_bytes",
             default::MEMO_MAX_RESULT,
         )?,
+        memo_max_bytes: locate.size(memo.max_bytes, "memo.max_bytes", default::MEMO_MAX)?,
+        kv_limits: KvLimits {
+            max_namespace_bytes: locate.size(
+                kv.max_namespace_bytes,
+                "limits.kv.max_namespace_bytes",
+                default::KV_MAX_NAMESPACE,
+            )?,
+            max_call_bytes: locate.size(
+                kv.max_call_bytes,
+                "limits.kv.max_call_bytes",
+                default::KV_MAX_CALL,
+            )?,
+        },
         forwarded: ForwardedLimits {
             timeout: locate.duration(
                 forwarded.timeout,
@@ -87,6 +101,14 @@ struct RawLimits {
     memory: Option<Spanned<SizeValue>>,
     call_depth: Option<u32>,
     forwarded: Option<RawForwarded>,
+    kv: Option<RawKvLimits>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawKvLimits {
+    max_namespace_bytes: Option<Spanned<SizeValue>>,
+    max_call_bytes: Option<Spanned<SizeValue>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -102,6 +124,7 @@ struct RawForwarded {
 struct RawMemo {
     enabled: Option<bool>,
     max_result_bytes: Option<Spanned<SizeValue>>,
+    max_bytes: Option<Spanned<SizeValue>>,
 }
 
 /// A size written as a number of bytes or as text such as `"64MiB"`.

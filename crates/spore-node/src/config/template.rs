@@ -26,9 +26,15 @@ timeout = "{fwd_timeout}"
 memory = "{fwd_memory}"
 args = "{fwd_args}"
 
+# What `kv` may store, through any binding.
+[limits.kv]
+max_namespace_bytes = "{kv_namespace_max}"  # what one namespace may hold (keys and values)
+max_call_bytes = "{kv_call_max}"        # what one call may write
+
 [memo]
 enabled = {memo}              # cache results of pure functions
 max_result_bytes = "{memo_max}"   # larger results are not cached
+max_bytes = "{memo_total}"         # the memo's size; the oldest results go first beyond it
 
 # Values for the `config` ability.
 [config]
@@ -65,6 +71,9 @@ max_value_bytes = "{kv_max}"
         fwd_args = crate::format_size(d::FORWARDED_ARGS),
         memo = d::MEMO,
         memo_max = crate::format_size(d::MEMO_MAX_RESULT),
+        memo_total = crate::format_size(d::MEMO_MAX),
+        kv_namespace_max = crate::format_size(d::KV_MAX_NAMESPACE),
+        kv_call_max = crate::format_size(d::KV_MAX_CALL),
         kv_namespace = d::KV_NAMESPACE,
         kv_max = crate::format_size(d::KV_MAX_VALUE),
         http_timeout = duration(d::HTTP_TIMEOUT),
