@@ -1,7 +1,7 @@
 //! Abilities, side by side with their baselines in one run:
 //!
 //! - `kv_get`: a guest performing 1000 `kv.get`s per call, through spore's dispatch and
-//!   kv provider, and through a plain wasmtime host function doing the same sled lookup
+//!   kv provider, and through a plain wasmtime host function doing the same store lookup
 //!   and writing the same response; the difference per get is what spore's dispatch costs;
 //! - `memo`: answering `cpu:sha256(1)` (SHA-256 of 1 MiB) from the memo vs running it.
 //!
@@ -81,7 +81,7 @@ fn kv_get(c: &mut Criterion) {
         .unwrap();
 
     // Plain wasmtime with spore's engine settings; `kv.get` is a host function that does
-    // the sled lookup and writes status 0 and the stored bytes through `spore_alloc`.
+    // the store lookup and writes status 0 and the stored bytes through `spore_alloc`.
     let engine = Engine::new(&spore_runtime::wasmtime_config(&RuntimeConfig::default())).unwrap();
     let module = Module::new(&engine, &bytes).unwrap();
     let mut linker = Linker::<()>::new(&engine);
