@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use spore_core::{
     Args, CallRequest, ExportName, FunctionRef, Hash, Manifest, Name, RefText, TraceId,
 };
-use spore_runtime::{Bindings, Limits, LoadSource, Runtime, RuntimeConfig};
+use spore_runtime::{Bindings, Compiler, Limits, LoadSource, Runtime, RuntimeConfig};
 use spore_store::{Codebase, NameEntry, StoreError};
 
 use crate::bindings::{self, Shapes};
@@ -57,10 +57,43 @@ pub struct ModuleInfo {
     pub names: Vec<(Name, FunctionRef)>,
 }
 
+/// How a process uses its node.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Where modules are compiled. A program (the `spore` binary itself) can be stopped
+    /// at the compile limits; compiling in this process cannot.
+    pub compiler: Compiler,
+    pub role: Role,
+}
+
+/// How many calls a process runs at once, which sizes its instance pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A command (`spore invoke`) runs one call and the calls it nests, one at a time:
+    /// `limits.call_depth` + 2 instance slots (the call, each nested call, a handler).
+    Command,
+    /// A running node serves many calls at once: `limits.instances` slots.
+    Server,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            compiler: Compiler::InProcess,
+            role: Role::Server,
+        }
+    }
+}
+
 impl Node {
     /// Opens the node whose state lives in `home`, creating the home (and its default
-    /// configuration) if needed.
+    /// configuration) if needed; it compiles in this process and serves calls at once.
     pub fn open(home: Home) -> Result<Arc<Node>, NodeError> {
+        Node::open_with(home, NodeOptions::default())
+    }
+
+    /// [`Node::open`], for a process that uses its node as `options` say.
+    pub fn open_with(home: Home, options: NodeOptions) -> Result<Arc<Node>, NodeError> {
         std::fs::create_dir_all(home.root()).map_err(|source| NodeError::Home {
             path: home.root().display().to_string(),
             source,
@@ -72,6 +105,13 @@ impl Node {
                 deadline: config.timeout,
                 memory_bytes: config.memory_bytes,
             },
+            max_memory_bytes: config.max_memory_bytes,
+            max_instances: match options.role {
+                Role::Command => config.max_call_depth.saturating_add(2),
+                Role::Server => config.instances,
+            },
+            compiler: options.compiler,
+            compile_limits: config.compile,
             ..RuntimeConfig::default()
         };
         let runtime = Runtime::new(codebase.clone(), runtime_config)?;
@@ -119,14 +159,12 @@ impl Node {
         &self.runtime
     }
 
-    /// Validates, stores and compiles a module. Naming it is optional: a module with
+    /// Validates, compiles and stores a module. Naming it is optional: a module with
     /// one function gets `name` itself, a module with several gets `name.function` each.
     #[tracing::instrument(skip_all, fields(bytes = bytes.len()))]
     pub fn publish(&self, bytes: &[u8], name: Option<&Name>) -> Result<Published, NodeError> {
-        let manifest = Manifest::derive(bytes)?;
-        self.check_imports(&manifest)?;
+        let (manifest, compiled) = self.accept(bytes)?;
         let new = self.codebase.put_module(bytes, &manifest)?;
-        let compiled = self.runtime.precompile(&manifest.module)?;
         let mut names = Vec::new();
         if let Some(name) = name {
             for function in manifest.function_names() {
@@ -152,6 +190,30 @@ impl Node {
             compiled,
             names,
         })
+    }
+
+    /// Everything a module must pass before it is stored: this node's `[limits.module]`,
+    /// validity (its manifest), abilities this node knows, and a compile within
+    /// `[limits.compile]` by this node's engine, which refuses what it could not run.
+    /// The compiled artifact is kept; nothing else is stored.
+    pub fn accept(&self, bytes: &[u8]) -> Result<(Manifest, LoadSource), NodeError> {
+        let manifest = self.derive(bytes)?;
+        self.check_imports(&manifest)?;
+        let compiled = self.runtime.compile_module(&manifest, bytes)?;
+        Ok((manifest, compiled))
+    }
+
+    /// The manifest of a module within this node's `[limits.module]`, checked before
+    /// validation so that an oversized module costs nothing to refuse.
+    pub(crate) fn derive(&self, bytes: &[u8]) -> Result<Manifest, NodeError> {
+        self.config
+            .module
+            .check(bytes)
+            .map_err(|over| NodeError::ModuleLimit {
+                over,
+                config: self.config.file.display().to_string(),
+            })?;
+        Ok(Manifest::derive(bytes)?)
     }
 
     /// Refuses imports that name no ability or operation this node knows.
