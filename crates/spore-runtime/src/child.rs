@@ -140,6 +140,8 @@ fn limit_this_process(memory_bytes: u64) -> io::Result<()> {
     };
     // SAFETY: plain system calls on this process, with valid pointers.
     unsafe {
+        // Elsewhere a child whose parent died runs on until its compile ends.
+        #[cfg(target_os = "linux")]
         check(libc::prctl(
             libc::PR_SET_PDEATHSIG,
             libc::SIGKILL as libc::c_ulong,
