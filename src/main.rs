@@ -2,6 +2,7 @@
 
 mod cli;
 mod daemon;
+mod housekeeping;
 mod kind;
 mod report;
 

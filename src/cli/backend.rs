@@ -10,6 +10,7 @@ use serde_json::json;
 use spore_core::Name;
 use spore_node::{AbilityInfo, ModuleInfo, NameEntry, Node, Published};
 
+use crate::housekeeping;
 use crate::report::{self, InvokeCall};
 
 /// A failure reported by a running node's API, with the kind it classified it as.
@@ -149,34 +150,30 @@ impl Backend {
         }
     }
 
-    /// How many modules were checked, and the corrupt ones with why.
-    pub fn verify(&self) -> anyhow::Result<(usize, Vec<(String, String)>)> {
+    /// Checks every record (with `repair`, drops what is damaged); the answer of
+    /// `crate::housekeeping::verify`.
+    pub fn verify(&self, repair: bool) -> anyhow::Result<serde_json::Value> {
         match self {
-            Backend::Local(node) => {
-                let (checked, failures) = node.verify()?;
-                Ok((
-                    checked,
-                    failures
-                        .into_iter()
-                        .map(|(h, e)| (h.to_string(), e.to_string()))
-                        .collect(),
-                ))
-            }
-            Backend::Remote(remote) => {
-                let body: serde_json::Value = remote.get("/v1/verify", &[])?;
-                let corrupt = body["corrupt"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|c| {
-                        (
-                            c["hash"].as_str().unwrap_or_default().to_owned(),
-                            c["error"].as_str().unwrap_or_default().to_owned(),
-                        )
-                    })
-                    .collect();
-                Ok((body["checked"].as_u64().unwrap_or(0) as usize, corrupt))
-            }
+            Backend::Local(node) => Ok(housekeeping::verify(node, repair)?),
+            Backend::Remote(remote) if repair => remote.post("/v1/repair", &json!({})),
+            Backend::Remote(remote) => remote.get("/v1/verify", &[]),
+        }
+    }
+
+    pub fn gc(&self) -> anyhow::Result<serde_json::Value> {
+        match self {
+            Backend::Local(node) => Ok(housekeeping::gc(node)?),
+            Backend::Remote(remote) => remote.post("/v1/gc", &json!({})),
+        }
+    }
+
+    pub fn remove_module(&self, reference: &str, force: bool) -> anyhow::Result<serde_json::Value> {
+        match self {
+            Backend::Local(node) => Ok(housekeeping::remove(node, reference, force)?),
+            Backend::Remote(remote) => remote.post(
+                "/v1/modules/remove",
+                &json!({ "reference": reference, "force": force }),
+            ),
         }
     }
 }

@@ -1,8 +1,7 @@
-//! `spore ls`, `spore inspect` and `spore verify`.
+//! `spore ls`, `spore inspect`, `spore verify`, `spore rm` and `spore gc`.
 
 use clap::Args;
-use serde_json::json;
-use spore_node::ModuleInfo;
+use spore_node::{Home, ModuleInfo};
 
 use super::backend::Backend;
 
@@ -120,27 +119,121 @@ fn print_info(info: &ModuleInfo) {
     }
 }
 
-pub fn verify(backend: &Backend, out: &Output) -> anyhow::Result<()> {
-    let (checked, corrupt) = backend.verify()?;
-    let report: Vec<_> = corrupt
-        .iter()
-        .map(|(hash, error)| json!({ "hash": hash, "error": error }))
-        .collect();
-    if !out.json(&json!({ "checked": checked, "corrupt": report }))? {
-        for (_, error) in &corrupt {
-            outln!("{error}");
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Drop every damaged item (saying what was lost); an index that cannot be opened
+    /// is rebuilt from what can still be read.
+    #[arg(long)]
+    pub repair: bool,
+}
+
+pub fn verify(args: &VerifyArgs, home: &Home, out: &Output) -> anyhow::Result<()> {
+    let mut salvaged = None;
+    let backend = match Backend::for_home(home) {
+        Ok(backend) => backend,
+        Err(error) if args.repair && damaged_index(&error) => {
+            errln!("{error}");
+            errln!("rebuilding the index from what can still be read");
+            let report = spore_node::salvage_home(home)?;
+            salvaged = Some(crate::housekeeping::salvaged(&report));
+            Backend::for_home(home)?
         }
-        outln!("{checked} modules checked, {} corrupt", corrupt.len());
+        Err(error) => return Err(error),
+    };
+    let mut report = backend.verify(args.repair)?;
+    let mut damaged: Vec<serde_json::Value> =
+        report["damaged"].as_array().cloned().unwrap_or_default();
+    if let Some(salvaged) = salvaged {
+        damaged.extend(salvaged["lost"].as_array().cloned().unwrap_or_default());
+        report["salvaged"] = salvaged;
     }
-    match corrupt.into_iter().next() {
+    if !out.json(&report)? {
+        let label = if args.repair { "lost" } else { "damaged" };
+        for item in &damaged {
+            outln!(
+                "{label}: {}: {}",
+                item["item"].as_str().unwrap_or_default(),
+                item["what"].as_str().unwrap_or_default()
+            );
+        }
+        let checked = &report["checked"];
+        outln!(
+            "{} modules, {} names ({} history events), {} kv records checked; {} damaged{}",
+            checked["modules"],
+            checked["names"],
+            checked["name_events"],
+            checked["kv_records"],
+            damaged.len(),
+            if args.repair && !damaged.is_empty() {
+                " and dropped"
+            } else {
+                ""
+            }
+        );
+    }
+    // As fsck does, a check that found damage exits non-zero even when it repaired it.
+    match damaged.first() {
         None => Ok(()),
-        Some((hash, error)) => Err(super::backend::RemoteError {
+        Some(first) => Err(super::backend::RemoteError {
             kind: spore_node::ErrorKind::Corrupt,
-            message: format!("module {hash} is corrupt: {error}"),
+            message: format!(
+                "{} damaged item{} found{}, the first: {}",
+                damaged.len(),
+                if damaged.len() == 1 { "" } else { "s" },
+                if args.repair {
+                    " and dropped"
+                } else {
+                    "; `spore verify --repair` drops them"
+                },
+                first["item"].as_str().unwrap_or_default()
+            ),
             value: None,
         }
         .into()),
     }
+}
+
+/// Whether opening the home failed because its index cannot be opened.
+fn damaged_index(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<spore_node::NodeError>()
+        .is_some_and(spore_node::NodeError::is_damaged_index)
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// The module: a hash, a unique prefix, or a name pointing into it.
+    pub reference: String,
+    /// Remove it even though names point into it, and remove those names (their
+    /// history keeps where they pointed).
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn rm(args: &RmArgs, backend: &Backend, out: &Output) -> anyhow::Result<()> {
+    let removed = backend.remove_module(&args.reference, args.force)?;
+    if out.json(&removed)? {
+        return Ok(());
+    }
+    outln!("{}", removed["module"].as_str().unwrap_or_default());
+    for name in removed["names"].as_array().into_iter().flatten() {
+        errln!("  removed name {}", name.as_str().unwrap_or_default());
+    }
+    Ok(())
+}
+
+pub fn gc(backend: &Backend, out: &Output) -> anyhow::Result<()> {
+    let report = backend.gc()?;
+    if out.json(&report)? {
+        return Ok(());
+    }
+    let modules = report["modules"].as_array().map_or(0, Vec::len);
+    outln!(
+        "removed {modules} unpublished module files, {} compiled artifacts, {} memo entries",
+        report["artifacts"],
+        report["memo_entries"]
+    );
+    Ok(())
 }
 
 /// How wide `spore ls` lets its functions column grow: a module may export hundreds of

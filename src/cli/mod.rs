@@ -50,8 +50,14 @@ pub enum Command {
     Ls,
     /// Show a module's manifest, functions, abilities and names.
     Inspect(codebase::InspectArgs),
-    /// Re-hash every stored module and report any that are corrupt.
-    Verify,
+    /// Check every stored record (modules re-hashed, names, history, kv) and name each
+    /// damaged one (exit 7); `--repair` drops them and says what was lost.
+    Verify(codebase::VerifyArgs),
+    /// Remove a module; refused while names point into it, unless --force.
+    Rm(codebase::RmArgs),
+    /// Remove what nothing refers to: unpublished module files, stale compiled
+    /// artifacts, memo entries of removed modules.
+    Gc,
     /// Point names at functions, list them, and see their history.
     #[command(subcommand)]
     Names(names::NamesCommand),
@@ -83,7 +89,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Invoke(args) => invoke::invoke(args, &backend()?, &out),
         Command::Ls => codebase::ls(&backend()?, &out),
         Command::Inspect(args) => codebase::inspect(args, &backend()?, &out),
-        Command::Verify => codebase::verify(&backend()?, &out),
+        Command::Verify(args) => codebase::verify(args, &home, &out),
+        Command::Rm(args) => codebase::rm(args, &backend()?, &out),
+        Command::Gc => codebase::gc(&backend()?, &out),
         Command::Names(command) => names::run(command, &backend()?, &out),
         Command::Abilities => abilities::list(&backend()?, &out),
         Command::Memo(command) => abilities::memo(command, &backend()?, &out),

@@ -7,6 +7,7 @@ mod cli_output;
 mod codebase;
 mod corruption;
 mod costs;
+mod housekeeping;
 mod http_server;
 mod invoke;
 mod limits;

@@ -1,4 +1,14 @@
-//! `kv`: a key-value namespace in the node's sled database.
+//! `kv`: a key-value namespace in the node's codebase.
+//!
+//! What a binding may store is bounded three ways: each value (`max_value_bytes`), what
+//! the namespace holds in all (`max_namespace_bytes`, enforced by the store, which keeps
+//! the old value of a write it refuses), and what one call may write
+//! (`max_call_bytes`, counted here per invocation), so that a guest in a loop cannot
+//! fill the disk in one call or across many.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
 
 use ciborium::Value;
 use spore_core::value;
@@ -11,6 +21,10 @@ pub struct KvSettings {
     pub namespace: String,
     /// The largest value accepted, as encoded canonical CBOR.
     pub max_value_bytes: u64,
+    /// The most bytes (keys plus values) the namespace may hold.
+    pub max_namespace_bytes: u64,
+    /// The most bytes (keys plus values) one call may write.
+    pub max_call_bytes: u64,
 }
 
 impl KvSettings {
@@ -18,6 +32,10 @@ impl KvSettings {
     pub const DEFAULT_NAMESPACE: &str = "default";
     /// The largest value, when the binding sets none.
     pub const DEFAULT_MAX_VALUE_BYTES: u64 = 1 << 20;
+    /// What a namespace may hold, when the configuration sets nothing.
+    pub const DEFAULT_MAX_NAMESPACE_BYTES: u64 = 256 << 20;
+    /// What one call may write, when the configuration sets nothing.
+    pub const DEFAULT_MAX_CALL_BYTES: u64 = 16 << 20;
 }
 
 impl Default for KvSettings {
@@ -25,6 +43,8 @@ impl Default for KvSettings {
         KvSettings {
             namespace: Self::DEFAULT_NAMESPACE.into(),
             max_value_bytes: Self::DEFAULT_MAX_VALUE_BYTES,
+            max_namespace_bytes: Self::DEFAULT_MAX_NAMESPACE_BYTES,
+            max_call_bytes: Self::DEFAULT_MAX_CALL_BYTES,
         }
     }
 }
@@ -33,17 +53,54 @@ const MAX_KEY_BYTES: usize = 1024;
 const DEFAULT_LIST_LIMIT: u64 = 1000;
 const MAX_LIST_LIMIT: u64 = 10_000;
 
+/// Calls whose running count of bytes written is kept before the finished ones are
+/// forgotten.
+const CALLS_REMEMBERED: usize = 1024;
+
 pub struct KvProvider {
     space: KvSpace,
     settings: KvSettings,
+    /// Bytes written so far by each call (by invocation), with the call's deadline, after
+    /// which its count is dropped.
+    written: Mutex<HashMap<u64, (Instant, u64)>>,
 }
 
 impl KvProvider {
     pub fn new(codebase: &Codebase, settings: KvSettings) -> Result<KvProvider, StoreError> {
         Ok(KvProvider {
-            space: codebase.kv_space(&settings.namespace)?,
+            space: codebase
+                .kv_space(&settings.namespace)?
+                .with_quota(settings.max_namespace_bytes),
             settings,
+            written: Mutex::default(),
         })
+    }
+
+    /// Refuses a write of `bytes` that would take the call past `max_call_bytes`.
+    fn check_budget(&self, cx: &AbilityContext, bytes: u64) -> Result<(), AbilityError> {
+        let written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        let so_far = written.get(&cx.invocation).map_or(0, |(_, n)| *n);
+        if so_far + bytes > self.settings.max_call_bytes {
+            return Err(AbilityError::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "this call has written {so_far} bytes through kv and this write is {bytes} more; a call may write at most {} (limits.kv.max_call_bytes)",
+                    self.settings.max_call_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts `bytes` written by the call.
+    fn spend(&self, cx: &AbilityContext, bytes: u64) {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if written.len() >= CALLS_REMEMBERED {
+            // A call ends by its deadline, so counts past theirs are of finished calls.
+            let now = Instant::now();
+            written.retain(|_, (deadline, _)| *deadline > now);
+        }
+        written.entry(cx.invocation).or_insert((cx.deadline, 0)).1 += bytes;
     }
 
     fn encode(&self, value: &Value) -> Result<Vec<u8>, AbilityError> {
@@ -82,8 +139,14 @@ fn key(request: &Value) -> Result<&str, AbilityError> {
     Ok(key)
 }
 
+/// A store failure as the guest sees it: a quota is `too_large`, damage `corrupt`, and
+/// anything else the provider's own `failed`.
 fn storage(error: StoreError) -> AbilityError {
-    AbilityError::new(ErrorKind::Failed, format!("kv storage: {error}"))
+    let kind = match error.kind() {
+        kind @ (ErrorKind::TooLarge | ErrorKind::Corrupt) => kind,
+        _ => ErrorKind::Failed,
+    };
+    AbilityError::new(kind, format!("kv storage: {error}"))
 }
 
 fn stored(bytes: Vec<u8>) -> Result<Value, AbilityError> {
@@ -95,7 +158,7 @@ fn stored(bytes: Vec<u8>) -> Result<Value, AbilityError> {
 impl Provider for KvProvider {
     fn call(
         &self,
-        _cx: &AbilityContext,
+        cx: &AbilityContext,
         operation: &str,
         request: Value,
     ) -> Result<Value, AbilityError> {
@@ -108,7 +171,11 @@ impl Provider for KvProvider {
                 let value = field(&request, "value")
                     .ok_or_else(|| AbilityError::bad_request("kv.put needs a `value`"))?;
                 let bytes = self.encode(value)?;
-                self.space.put(key(&request)?, &bytes).map_err(storage)?;
+                let key = key(&request)?;
+                let size = (key.len() + bytes.len()) as u64;
+                self.check_budget(cx, size)?;
+                self.space.put(key, &bytes).map_err(storage)?;
+                self.spend(cx, size);
                 Ok(Value::Null)
             }
             "delete" => Ok(Value::Bool(
@@ -136,10 +203,16 @@ impl Provider for KvProvider {
             "cas" => {
                 let expected = self.optional(&request, "expected")?;
                 let new = self.optional(&request, "new")?;
+                let key = key(&request)?;
+                let size = new.as_ref().map_or(0, |v| (key.len() + v.len()) as u64);
+                self.check_budget(cx, size)?;
                 let swapped = self
                     .space
-                    .compare_and_swap(key(&request)?, expected.as_deref(), new.as_deref())
+                    .compare_and_swap(key, expected.as_deref(), new.as_deref())
                     .map_err(storage)?;
+                if swapped {
+                    self.spend(cx, size);
+                }
                 Ok(Value::Bool(swapped))
             }
             other => Err(AbilityError::bad_request(format!(
@@ -150,8 +223,11 @@ impl Provider for KvProvider {
 
     fn describe(&self) -> String {
         format!(
-            "sled key-value store, namespace `{}`, values up to {} bytes",
-            self.settings.namespace, self.settings.max_value_bytes
+            "key-value store, namespace `{}`, values up to {} bytes, {} per namespace, {} written per call",
+            self.settings.namespace,
+            self.settings.max_value_bytes,
+            self.settings.max_namespace_bytes,
+            self.settings.max_call_bytes
         )
     }
 }

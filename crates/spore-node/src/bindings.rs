@@ -100,6 +100,8 @@ impl Builder<'_> {
                 KvSettings {
                     namespace: namespace.clone(),
                     max_value_bytes: *max_value_bytes,
+                    max_namespace_bytes: self.config.kv_limits.max_namespace_bytes,
+                    max_call_bytes: self.config.kv_limits.max_call_bytes,
                 },
             )?),
             ProviderConfig::Http {

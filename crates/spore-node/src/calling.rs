@@ -144,7 +144,7 @@ impl Node {
             };
             match memo::encode(&outcome) {
                 Some(entry) if entry.len() as u64 <= self.config.memo_max_result_bytes => {
-                    self.codebase.memo_put(key, &entry)?;
+                    self.codebase.memo_put(key, &function.module, &entry)?;
                     Ok(MemoUse::Stored)
                 }
                 _ => Ok(MemoUse::Skipped),

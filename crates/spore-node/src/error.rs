@@ -99,6 +99,18 @@ impl NodeError {
         NodeError::Placement(Box::new(Failure::new(kind, message)))
     }
 
+    /// Whether this is the codebase's index failing its own checks as a whole (then only
+    /// `Codebase::salvage` can open the home again).
+    pub fn is_damaged_index(&self) -> bool {
+        matches!(
+            self,
+            NodeError::Store(spore_store::StoreError::Corrupt {
+                item: spore_store::Damaged::Index(_),
+                ..
+            })
+        )
+    }
+
     /// The kind of failure, of the one taxonomy (`spec/errors.md`).
     pub fn kind(&self) -> ErrorKind {
         match self {

@@ -1,8 +1,8 @@
 //! The node as the mesh sees it: the modules it holds, and calls peers forward to it,
 //! run within this node's own limits for forwarded calls, whatever the caller asked.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use spore_core::{CallRequest, Cancel, ErrorKind, Failure, Hash};
@@ -16,24 +16,65 @@ use crate::{Called, Node};
 /// function, and the mesh is never held up for long.
 const INLINE_BUDGET: Duration = Duration::from_millis(5);
 
+/// Two overruns of [`INLINE_BUDGET`] this close together send a module's calls to the
+/// blocking pool, for this long; then they are tried inline again.
+const OVERRUN_WINDOW: Duration = Duration::from_secs(60);
+
 /// The node as the mesh sees it.
 pub struct NodeHost {
     node: Weak<Node>,
-    /// Modules one of whose functions once overran [`INLINE_BUDGET`]: their calls go
-    /// to the blocking pool from then on.
-    overran: Mutex<HashSet<Hash>>,
+    overruns: Overruns,
 }
 
 impl NodeHost {
     pub fn new(node: &Arc<Node>) -> NodeHost {
         NodeHost {
             node: Arc::downgrade(node),
-            overran: Mutex::new(HashSet::new()),
+            overruns: Overruns::default(),
         }
     }
+}
 
-    fn overran(&self) -> MutexGuard<'_, HashSet<Hash>> {
-        self.overran.lock().unwrap_or_else(|e| e.into_inner())
+/// Which modules' calls overran [`INLINE_BUDGET`], and so go to the blocking pool.
+///
+/// One overrun is not enough: on a busy machine a 20 µs call is sometimes preempted for
+/// longer than the budget, and sending every later call of its module to the pool for
+/// good made remote calls of it 2x slower for the rest of the process (seen in
+/// `cargo bench --bench mesh`). A function that really runs long overruns again at once.
+#[derive(Default)]
+struct Overruns(Mutex<HashMap<Hash, Overrun>>);
+
+#[derive(Clone, Copy)]
+struct Overrun {
+    last: Instant,
+    repeated: bool,
+}
+
+impl Overruns {
+    /// Whether calls of `module` go to the blocking pool at `now`.
+    fn sends_to_pool(&self, module: &Hash, now: Instant) -> bool {
+        self.lock().get(module).is_some_and(|overrun| {
+            overrun.repeated && now.duration_since(overrun.last) < OVERRUN_WINDOW
+        })
+    }
+
+    /// Counts an overrun of a call of `module` at `now`.
+    fn record(&self, module: Hash, now: Instant) {
+        let mut overruns = self.lock();
+        let repeated = overruns
+            .get(&module)
+            .is_some_and(|earlier| now.duration_since(earlier.last) < OVERRUN_WINDOW);
+        overruns.insert(
+            module,
+            Overrun {
+                last: now,
+                repeated,
+            },
+        );
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Hash, Overrun>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -126,7 +167,11 @@ impl MeshHost for NodeHost {
             .runtime
             .loaded_manifest(&request.function.module)
             .is_some_and(|manifest| node.reach(&manifest, &request.function).is_empty());
-        if !pure_and_loaded || self.overran().contains(&request.function.module) {
+        if !pure_and_loaded
+            || self
+                .overruns
+                .sends_to_pool(&request.function.module, Instant::now())
+        {
             return InvokeNow::Later(request);
         }
         let _span = remote_span(&request, from).entered();
@@ -144,13 +189,44 @@ impl MeshHost for NodeHost {
             .as_ref()
             .is_err_and(|failure| failure.kind == ErrorKind::Timeout);
         if overran {
-            tracing::debug!(
-                "overran the inline budget of {INLINE_BUDGET:?}; \
-                 it runs on the blocking pool from now on"
-            );
-            self.overran().insert(request.function.module);
+            tracing::debug!("overran the inline budget of {INLINE_BUDGET:?}; rerun on the pool");
+            self.overruns
+                .record(request.function.module, Instant::now());
             return InvokeNow::Later(request);
         }
         InvokeNow::Answered(response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_module_goes_to_the_pool_after_two_overruns_close_together_and_comes_back_later() {
+        let overruns = Overruns::default();
+        let module = Hash::of(b"module");
+        let start = Instant::now();
+        overruns.record(module, start);
+        assert!(
+            !overruns.sends_to_pool(&module, start),
+            "one overrun is a hiccup"
+        );
+
+        let again = start + OVERRUN_WINDOW / 2;
+        overruns.record(module, again);
+        assert!(overruns.sends_to_pool(&module, again));
+        assert!(!overruns.sends_to_pool(&Hash::of(b"other"), again));
+
+        let later = again + OVERRUN_WINDOW;
+        assert!(
+            !overruns.sends_to_pool(&module, later),
+            "tried inline again"
+        );
+        overruns.record(module, later);
+        assert!(
+            !overruns.sends_to_pool(&module, later),
+            "an overrun long after the last is a hiccup again"
+        );
     }
 }

@@ -8,7 +8,9 @@ use spore_core::{
     Args, CallRequest, ExportName, FunctionRef, Hash, Manifest, Name, RefText, TraceId,
 };
 use spore_runtime::{Bindings, Compiler, Limits, LoadSource, Runtime, RuntimeConfig};
-use spore_store::{Codebase, NameEntry, StoreError};
+use spore_store::{
+    Codebase, GcReport, NameEntry, Removed, RepairReport, SalvageReport, StoreError, VerifyReport,
+};
 
 use crate::bindings::{self, Shapes};
 use crate::config::NodeConfig;
@@ -99,7 +101,13 @@ impl Node {
             source,
         })?;
         let config = NodeConfig::load_or_create(home.root())?;
-        let codebase = Codebase::open(&home.codebase_dir())?;
+        let codebase = Codebase::open_with(
+            &home.codebase_dir(),
+            &spore_store::OpenOptions {
+                memo_max_bytes: config.memo_max_bytes,
+                ..Default::default()
+            },
+        )?;
         let runtime_config = RuntimeConfig {
             default_limits: Limits {
                 deadline: config.timeout,
@@ -159,12 +167,17 @@ impl Node {
         &self.runtime
     }
 
-    /// Validates, compiles and stores a module. Naming it is optional: a module with
-    /// one function gets `name` itself, a module with several gets `name.function` each.
+    /// Validates, compiles and stores a module. Naming it is optional: a module with one
+    /// function gets `name` itself, a module with several gets `name.function` each.
+    ///
+    /// Nothing is stored unless everything succeeds: the module is checked against
+    /// `[limits.module]`, validated, its names formed and it is compiled first (a refusal
+    /// stores nothing), then the module, its manifest and all its names are stored in one
+    /// step.
     #[tracing::instrument(skip_all, fields(bytes = bytes.len()))]
     pub fn publish(&self, bytes: &[u8], name: Option<&Name>) -> Result<Published, NodeError> {
-        let (manifest, compiled) = self.accept(bytes)?;
-        let new = self.codebase.put_module(bytes, &manifest)?;
+        let manifest = self.derive(bytes)?;
+        self.check_imports(&manifest)?;
         let mut names = Vec::new();
         if let Some(name) = name {
             for function in manifest.function_names() {
@@ -173,11 +186,16 @@ impl Node {
                 } else {
                     format!("{name}.{function}").parse()?
                 };
-                let target = FunctionRef::new(manifest.module, function.clone());
-                self.codebase.set_name(&full_name, &target)?;
-                names.push((full_name, target));
+                names.push((
+                    full_name,
+                    FunctionRef::new(manifest.module, function.clone()),
+                ));
             }
         }
+        // Compiled from the bytes in hand, by the engine that will run it and within
+        // `[limits.compile]`: a module it refuses is never stored.
+        let compiled = self.runtime.compile_module(&manifest, bytes)?;
+        let new = self.codebase.publish(bytes, &manifest, &names)?;
         tracing::info!(hash = %manifest.module, new, "published");
         if let Some(link) = self.mesh.get() {
             let (mesh, hash) = (link.mesh.clone(), manifest.module);
@@ -190,17 +208,6 @@ impl Node {
             compiled,
             names,
         })
-    }
-
-    /// Everything a module must pass before it is stored: this node's `[limits.module]`,
-    /// validity (its manifest), abilities this node knows, and a compile within
-    /// `[limits.compile]` by this node's engine, which refuses what it could not run.
-    /// The compiled artifact is kept; nothing else is stored.
-    pub fn accept(&self, bytes: &[u8]) -> Result<(Manifest, LoadSource), NodeError> {
-        let manifest = self.derive(bytes)?;
-        self.check_imports(&manifest)?;
-        let compiled = self.runtime.compile_module(&manifest, bytes)?;
-        Ok((manifest, compiled))
     }
 
     /// The manifest of a module within this node's `[limits.module]`, checked before
@@ -261,7 +268,9 @@ impl Node {
             .codebase
             .name(name)?
             .ok_or_else(|| StoreError::NameNotFound(name.clone()))?;
-        let target = entry.target().expect("current names have targets").clone();
+        let Some(target) = entry.target().cloned() else {
+            return Err(StoreError::NameNotFound(name.clone()).into());
+        };
         if !self.codebase.has_module(&target.module)? {
             return Err(NodeError::DanglingName {
                 name: name.clone(),
@@ -376,20 +385,38 @@ impl Node {
         Ok(self.codebase.name_history(name)?)
     }
 
-    /// Re-hashes every stored module; returns the ones that fail, with why.
-    pub fn verify(&self) -> Result<(usize, Vec<(Hash, StoreError)>), NodeError> {
-        let manifests = self.codebase.manifests()?;
-        let failures = manifests
-            .iter()
-            .filter_map(|m| {
-                self.codebase
-                    .module_bytes(&m.module)
-                    .err()
-                    .map(|e| (m.module, e))
-            })
-            .collect();
-        Ok((manifests.len(), failures))
+    /// Checks every stored record (`Codebase::verify`).
+    pub fn verify(&self) -> Result<VerifyReport, NodeError> {
+        Ok(self.codebase.verify()?)
     }
+
+    /// Drops every damaged record and says what was lost (`Codebase::repair`).
+    pub fn repair(&self) -> Result<RepairReport, NodeError> {
+        Ok(self.codebase.repair()?)
+    }
+
+    /// Removes what nothing refers to (`Codebase::gc`).
+    pub fn gc(&self) -> Result<GcReport, NodeError> {
+        Ok(self.codebase.gc()?)
+    }
+
+    /// Removes the module `reference` points into; refused while names point at it,
+    /// unless `force`, which removes those names too.
+    pub fn remove_module(&self, reference: &str, force: bool) -> Result<Removed, NodeError> {
+        let (module, _) = self.locate(reference)?;
+        let removed = self.codebase.remove_module(&module, force)?;
+        self.runtime.evict_all();
+        Ok(removed)
+    }
+}
+
+/// Replaces the index of `home`'s codebase, which cannot be opened, with one holding
+/// everything that can still be read (`Codebase::salvage`). No node may have it open.
+pub fn salvage_home(home: &Home) -> Result<SalvageReport, NodeError> {
+    Ok(Codebase::salvage(
+        &home.codebase_dir(),
+        &spore_store::OpenOptions::default(),
+    )?)
 }
 
 /// A fresh trace id, unique across nodes and calls: a random value drawn once per

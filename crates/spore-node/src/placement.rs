@@ -17,6 +17,9 @@ use crate::{Node, NodeError, Outcome};
 pub(crate) struct MeshLink {
     pub(crate) mesh: Mesh,
     pub(crate) runtime: tokio::runtime::Handle,
+    /// The peer id as text, as every step of a path names this node (formatted once:
+    /// base58 encoding it was a measurable part of a remote call).
+    me: String,
 }
 
 impl MeshLink {
@@ -39,7 +42,8 @@ impl MeshLink {
 impl Node {
     /// Joins the mesh: this node's calls may now be placed on peers and fetch code.
     pub fn attach_mesh(self: &Arc<Self>, mesh: Mesh, runtime: tokio::runtime::Handle) {
-        let _ = self.mesh.set(MeshLink { mesh, runtime });
+        let me = mesh.peer_id().to_string();
+        let _ = self.mesh.set(MeshLink { mesh, runtime, me });
     }
 
     pub fn mesh(&self) -> Option<&Mesh> {
@@ -59,8 +63,9 @@ impl Node {
 
     /// How this node names itself in paths: its peer id, or `local` off the mesh.
     pub(crate) fn me(&self) -> String {
-        self.mesh()
-            .map_or_else(|| "local".to_owned(), |mesh| mesh.peer_id().to_string())
+        self.mesh
+            .get()
+            .map_or_else(|| "local".to_owned(), |link| link.me.clone())
     }
 
     /// Decides where `request` runs and runs it there.

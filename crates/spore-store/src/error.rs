@@ -1,3 +1,4 @@
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,10 +10,13 @@ use spore_core::{Hash, HashPrefix, Name};
 pub enum StoreError {
     #[error("the codebase at {} is in use by another spore process (waited {waited:?}); if a node is running on this home, let it finish or stop it", path.display())]
     Locked { path: PathBuf, waited: Duration },
-    #[error("cannot open the codebase at {}: {source}", path.display())]
-    Open { path: PathBuf, source: sled::Error },
-    #[error("codebase storage error: {0}")]
-    Sled(#[from] sled::Error),
+    #[error("codebase storage error at {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("codebase index error: {0}")]
+    Index(Box<redb::Error>),
     #[error("no module with hash {0} in this codebase (list modules with `spore ls`)")]
     ModuleNotFound(Hash),
     #[error("no module hash starts with `{0}` in this codebase (list modules with `spore ls`)")]
@@ -27,12 +31,79 @@ pub enum StoreError {
     },
     #[error("no name `{0}` in this codebase (list names with `spore names ls`)")]
     NameNotFound(Name),
+    /// Stored data failed its integrity check. `item` says what it belongs to.
+    #[error("{item} is corrupt ({what}); it was not used. {}", item.remedy())]
+    Corrupt { item: Damaged, what: String },
+    #[error("module {hash} is still named ({}); remove those names first, or pass --force to remove them with it", names.join(", "))]
+    ModuleInUse { hash: Hash, names: Vec<String> },
+    /// A failure shared by every write of one commit (see `kv`).
+    #[error(transparent)]
+    Shared(std::sync::Arc<StoreError>),
+    /// A `kv` write that would take a namespace over its quota; the old value stays.
     #[error(
-        "the codebase entry for {hash} is corrupt ({what}); it was not used. Publish the module again to repair it"
+        "the kv namespace `{namespace}` would hold {would} bytes, over its quota of {quota} (limits.kv.max_namespace_bytes); the write was refused and the old value kept"
     )]
-    Corrupt { hash: Hash, what: String },
-    #[error("the names table of this codebase is corrupt: {0}")]
-    CorruptNames(String),
+    QuotaExceeded {
+        namespace: String,
+        would: u64,
+        quota: u64,
+    },
+}
+
+/// One stored item that failed its integrity check: the thing a person knows it by.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Damaged {
+    /// A module's bytes (the file `codebase/modules/HASH`).
+    Module(Hash),
+    /// Where a name points now.
+    Name(Name),
+    /// One event of a name's history.
+    NameHistory { name: Name, seq: u64 },
+    /// One `kv` record.
+    Kv { namespace: String, key: String },
+    /// A record of the index whose key does not even say what it belongs to, or that was
+    /// found under a key it was not written for.
+    Record { table: String, key: String },
+    /// The index file itself: it fails redb's own checks, or cannot be read at all.
+    Index(PathBuf),
+}
+
+impl Damaged {
+    fn remedy(&self) -> &'static str {
+        match self {
+            Damaged::Module(_) => "Publish the module again to repair it",
+            Damaged::Index(_) => {
+                "Run `spore verify --repair` to keep what can be read and say what was lost"
+            }
+            _ => {
+                "Run `spore verify` to list every damaged record, `spore verify --repair` to drop them"
+            }
+        }
+    }
+}
+
+impl fmt::Display for Damaged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Damaged::Module(hash) => write!(f, "module {hash}"),
+            Damaged::Name(name) => write!(f, "name `{name}`"),
+            Damaged::NameHistory { name, seq } => {
+                write!(f, "event #{seq} of the history of name `{name}`")
+            }
+            Damaged::Kv { namespace, key } => {
+                write!(
+                    f,
+                    "kv key `{}` of namespace `{namespace}`",
+                    key.escape_debug()
+                )
+            }
+            Damaged::Record { table, key } => {
+                write!(f, "a record of table `{table}` (key {key})")
+            }
+            Damaged::Index(path) => write!(f, "the codebase index {}", path.display()),
+        }
+    }
 }
 
 fn list(hashes: &[Hash]) -> String {
@@ -51,10 +122,26 @@ impl StoreError {
             StoreError::ModuleNotFound(_)
             | StoreError::PrefixNotFound(_)
             | StoreError::NameNotFound(_) => ErrorKind::NotFound,
-            StoreError::AmbiguousPrefix { .. } => ErrorKind::BadRequest,
-            StoreError::Corrupt { .. } | StoreError::CorruptNames(_) => ErrorKind::Corrupt,
+            StoreError::AmbiguousPrefix { .. } | StoreError::ModuleInUse { .. } => {
+                ErrorKind::BadRequest
+            }
+            StoreError::QuotaExceeded { .. } => ErrorKind::TooLarge,
+            StoreError::Corrupt { .. } => ErrorKind::Corrupt,
             StoreError::Locked { .. } => ErrorKind::Unavailable,
-            StoreError::Open { .. } | StoreError::Sled(_) => ErrorKind::Internal,
+            StoreError::Io { .. } | StoreError::Index(_) => ErrorKind::Internal,
+            StoreError::Shared(error) => error.kind(),
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
+        let path = path.into();
+        move |source| StoreError::Io { path, source }
+    }
+
+    pub(crate) fn corrupt(item: Damaged, what: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            item,
+            what: what.into(),
         }
     }
 }

@@ -1,45 +1,89 @@
-//! The codebase: a sled database of modules by hash, their manifests, names with
-//! their full history, and the cache of compiled artifacts.
+//! The codebase: modules by hash (one file each), and an index (`index.redb`, a redb
+//! database) of their manifests, names with their full history, memoized results and
+//! `kv` data; plus the cache of compiled artifacts (files). The layout and the record
+//! format are specified in `spec/home.md`.
 //!
-//! This crate persists bytes and guards their integrity: a module is re-hashed every
-//! time it is read, and a mismatch is reported as corruption, never returned. It must
-//! not know how modules are compiled or run (artifacts are opaque bytes to it), nor
-//! anything about the network.
+//! This crate persists bytes and guards their integrity. A write that returns has been
+//! made durable (fsync); a module is re-hashed every time it is read; every index record
+//! is sealed with a checksum over its table, key and value; and anything that fails a
+//! check is reported as [`StoreError::Corrupt`] naming what it belongs to, never
+//! returned. What can be derived again (manifests, artifacts, memo entries, the current
+//! target of a name whose history is intact) is dropped and rebuilt with a log line.
+//!
+//! It must not know how modules are compiled or run (artifacts are opaque bytes to it),
+//! nor anything about the network.
 
 mod artifacts;
+mod envelope;
 mod error;
+mod housekeeping;
+mod index;
 mod kv;
+mod layout;
 mod memo;
+mod migrate;
 mod modules;
 mod names;
+mod salvage;
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-pub use error::StoreError;
-pub use kv::KvSpace;
-pub use names::{NameEntry, NameEvent};
+use spore_core::{Hash, Manifest};
 
-/// An open codebase. Cheap to clone; all clones share one database.
+pub use error::{Damaged, StoreError};
+
+/// The record formats of `spec/home.md`, for its vectors and for tools that read a home.
+pub mod format {
+    pub use crate::artifacts::{checksum as artifact_checksum, compiler_id};
+    pub use crate::envelope::{open as open_record, seal as seal_record};
+}
+pub use housekeeping::{Damage, GcReport, RepairReport, VerifyReport};
+pub use kv::KvSpace;
+pub use modules::{Removed, Staged};
+pub use names::{NameEntry, NameEvent};
+pub use salvage::SalvageReport;
+
+use index::{Health, Index};
+use layout::Layout;
+
+/// An open codebase. Cheap to clone; all clones share one index and one lock.
 #[derive(Clone)]
 pub struct Codebase {
-    db: sled::Db,
-    blobs: sled::Tree,
-    manifests: sled::Tree,
-    names: sled::Tree,
-    name_history: sled::Tree,
-    artifacts: sled::Tree,
-    memo: sled::Tree,
-    path: PathBuf,
+    inner: Arc<Inner>,
 }
+
+struct Inner {
+    layout: Layout,
+    index: Index,
+    /// Modules being published: readable by the compiler, listed nowhere, stored nowhere.
+    staged: RwLock<HashMap<Hash, Arc<StagedModule>>>,
+    kv: kv::Writer,
+    memo_max_bytes: u64,
+    /// Held for as long as the codebase is open: its lock is the home's.
+    _lock: File,
+}
+
+/// A staged module's bytes and manifest.
+type StagedModule = (Vec<u8>, Manifest);
 
 /// How to open a codebase.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
-    /// How long to wait for another process that holds the database to let go.
+    /// How long to wait for another process that holds the codebase to let go.
     pub lock_timeout: Duration,
-    /// sled's page cache, in bytes.
+    /// The index's page cache, in bytes.
     pub cache_bytes: u64,
+    /// The most bytes of memoized results kept; the oldest go first beyond it.
+    pub memo_max_bytes: u64,
+}
+
+impl OpenOptions {
+    /// The memo's size cap when the configuration sets none.
+    pub const DEFAULT_MEMO_MAX_BYTES: u64 = 64 << 20;
 }
 
 impl Default for OpenOptions {
@@ -47,6 +91,7 @@ impl Default for OpenOptions {
         OpenOptions {
             lock_timeout: Duration::from_secs(5),
             cache_bytes: 64 << 20,
+            memo_max_bytes: Self::DEFAULT_MEMO_MAX_BYTES,
         }
     }
 }
@@ -57,64 +102,122 @@ impl Codebase {
         Self::open_with(path, &OpenOptions::default())
     }
 
+    #[tracing::instrument(skip_all, fields(path = %path.display()))]
     pub fn open_with(path: &Path, options: &OpenOptions) -> Result<Codebase, StoreError> {
-        let config = sled::Config::new()
-            .path(path)
-            .cache_capacity(options.cache_bytes)
-            .flush_every_ms(Some(200));
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(10);
-        // sled takes an exclusive file lock: a second process (a CLI command while
-        // another runs) waits a bounded time for it, then gets a precise error.
-        let db = loop {
-            match config.open() {
-                Ok(db) => break db,
-                Err(error) if is_lock_contention(&error) => {
-                    if started.elapsed() >= options.lock_timeout {
-                        return Err(StoreError::Locked {
-                            path: path.to_owned(),
-                            waited: started.elapsed(),
-                        });
-                    }
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(200));
-                }
-                Err(source) => {
-                    return Err(StoreError::Open {
-                        path: path.to_owned(),
-                        source,
-                    });
-                }
-            }
+        let layout = Layout {
+            root: path.to_owned(),
         };
-        let tree = |name: &str| db.open_tree(name).map_err(StoreError::from);
+        let lock = lock(&layout, options.lock_timeout)?;
+        let index = prepare(&layout, options)?;
         Ok(Codebase {
-            blobs: tree("blobs")?,
-            manifests: tree("manifests")?,
-            names: tree("names")?,
-            name_history: tree("name_history")?,
-            artifacts: tree("artifacts")?,
-            memo: tree("memo")?,
-            db,
-            path: path.to_owned(),
+            inner: Arc::new(Inner {
+                layout,
+                index,
+                staged: RwLock::default(),
+                kv: kv::Writer::default(),
+                memo_max_bytes: options.memo_max_bytes,
+                _lock: lock,
+            }),
         })
     }
 
-    /// Where the database lives.
+    /// Where the codebase lives.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.layout.root
     }
 
-    /// Makes every write so far durable. Writes that people wait on call this.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+    fn index(&self) -> &Index {
+        &self.inner.index
+    }
+
+    fn layout(&self) -> &Layout {
+        &self.inner.layout
     }
 }
 
-fn is_lock_contention(error: &sled::Error) -> bool {
-    matches!(error, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock
-        || io.to_string().contains("lock"))
+/// Takes the codebase's lock, waiting up to `timeout` for another process to let go.
+fn lock(layout: &Layout, timeout: Duration) -> Result<File, StoreError> {
+    std::fs::create_dir_all(&layout.root).map_err(StoreError::io(&layout.root))?;
+    let path = layout.dir(layout::LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(StoreError::io(&path))?;
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(10);
+    // A second process (a CLI command while another runs) waits a bounded time for the
+    // lock, then gets a precise error.
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                if started.elapsed() >= timeout {
+                    return Err(StoreError::Locked {
+                        path: layout.root.clone(),
+                        waited: started.elapsed(),
+                    });
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
+            }
+            Err(std::fs::TryLockError::Error(error)) => return Err(StoreError::io(&path)(error)),
+        }
+    }
+}
+
+/// Brings the directory to the current layout (creating it, importing a sled database,
+/// clearing what a crash left) and opens its index. The caller holds the lock.
+fn prepare(layout: &Layout, options: &OpenOptions) -> Result<Index, StoreError> {
+    layout.create_dirs()?;
+    for (_, stale) in layout::files(&layout.dir(layout::TMP))? {
+        let _ = std::fs::remove_file(stale);
+    }
+    let index_path = layout.index();
+    if !index_path.exists() {
+        if migrate::sled_present(layout) {
+            migrate::import(layout)?;
+        } else {
+            let modules = layout::files(&layout.dir(layout::MODULES))?;
+            if !modules.is_empty() {
+                return Err(StoreError::corrupt(
+                    Damaged::Index(index_path),
+                    format!("it is missing while {} module files remain", modules.len()),
+                ));
+            }
+            create_index(layout)?;
+        }
+    }
+    if migrate::sled_present(layout) {
+        // An import finished, but the process died before moving the old files aside.
+        migrate::move_aside(layout)?;
+    }
+    let (index, health) = Index::open(&index_path, options.cache_bytes as usize)?;
+    if let Health::RolledBack = health {
+        tracing::error!(index = %index_path.display(), "the index failed its integrity check and was rolled back to an earlier commit");
+        housekeeping::add_note(
+            &index,
+            "the index failed its integrity check on opening and was rolled back to its last commit that verifies; writes acknowledged after that commit may be lost",
+        )?;
+    }
+    Ok(index)
+}
+
+/// Creates an empty index: built beside its final name and renamed, so that an index
+/// file is always a whole one.
+pub(crate) fn create_index(layout: &Layout) -> Result<(), StoreError> {
+    let new = layout.dir(layout::INDEX_NEW);
+    let _ = std::fs::remove_file(&new);
+    drop(Index::create(&new)?);
+    install_index(layout, &new)
+}
+
+/// Renames a complete index built at `new` to the index's name, durably.
+pub(crate) fn install_index(layout: &Layout, new: &Path) -> Result<(), StoreError> {
+    let index = layout.index();
+    std::fs::rename(new, &index).map_err(StoreError::io(&index))?;
+    layout::sync_dir(&layout.root).map_err(StoreError::io(&layout.root))
 }
 
 fn now_ms() -> u64 {

@@ -14,6 +14,7 @@ use spore_node::{AbilityInfo, ModuleInfo, NameEntry, Node, NodeError, Published}
 use super::Served;
 use super::error::ApiError;
 use super::extract::{JsonBody, ModuleBody, Query};
+use crate::housekeeping;
 use crate::report::{self, InvokeCall};
 
 type Answer<T> = Result<Json<T>, ApiError>;
@@ -138,13 +139,31 @@ pub async fn clear_memo(State(served): State<Arc<Served>>) -> Answer<Value> {
 }
 
 pub async fn verify(State(served): State<Arc<Served>>) -> Answer<Value> {
-    blocking(&served, |node| {
-        let (checked, failures) = node.verify()?;
-        let corrupt: Vec<_> = failures
-            .iter()
-            .map(|(hash, error)| json!({ "hash": hash, "error": error.to_string() }))
-            .collect();
-        Ok(json!({ "checked": checked, "corrupt": corrupt }))
+    blocking(&served, |node| housekeeping::verify(node, false)).await
+}
+
+pub async fn repair(State(served): State<Arc<Served>>) -> Answer<Value> {
+    blocking(&served, |node| housekeeping::verify(node, true)).await
+}
+
+pub async fn gc(State(served): State<Arc<Served>>) -> Answer<Value> {
+    blocking(&served, housekeeping::gc).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveModule {
+    reference: String,
+    #[serde(default)]
+    force: bool,
+}
+
+pub async fn remove_module(
+    State(served): State<Arc<Served>>,
+    JsonBody(body): JsonBody<RemoveModule>,
+) -> Answer<Value> {
+    blocking(&served, move |node| {
+        housekeeping::remove(node, &body.reference, body.force)
     })
     .await
 }

@@ -31,6 +31,12 @@ pub const FORWARDED_ARGS: u64 = 4 << 20;
 pub const MEMO: bool = true;
 /// `memo.max_result_bytes`: larger results are not memoized.
 pub const MEMO_MAX_RESULT: u64 = 1 << 20;
+/// `memo.max_bytes`: the memo's size; the oldest entries go first beyond it.
+pub const MEMO_MAX: u64 = spore_store::OpenOptions::DEFAULT_MEMO_MAX_BYTES;
+/// `limits.kv.max_namespace_bytes`: what one `kv` namespace may hold.
+pub const KV_MAX_NAMESPACE: u64 = spore_abilities::KvSettings::DEFAULT_MAX_NAMESPACE_BYTES;
+/// `limits.kv.max_call_bytes`: what one call may write through `kv`.
+pub const KV_MAX_CALL: u64 = spore_abilities::KvSettings::DEFAULT_MAX_CALL_BYTES;
 /// `abilities.kv.namespace`.
 pub const KV_NAMESPACE: &str = spore_abilities::KvSettings::DEFAULT_NAMESPACE;
 /// `abilities.kv.max_value_bytes`.

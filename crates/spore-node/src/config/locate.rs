@@ -12,7 +12,7 @@ use spore_runtime::CompileLimits;
 use toml::Spanned;
 
 use super::defaults as default;
-use super::{AbilityConfig, ConfigError, ForwardedLimits, NodeConfig, ProviderConfig};
+use super::{AbilityConfig, ConfigError, ForwardedLimits, KvLimits, NodeConfig, ProviderConfig};
 
 /// Parses and validates the text of a configuration file.
 pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
@@ -23,6 +23,7 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
     })?;
     let limits = raw.limits.unwrap_or_default();
     let forwarded = limits.forwarded.unwrap_or_default();
+    let kv = limits.kv.unwrap_or_default();
     let memo = raw.memo.unwrap_or_default();
     let values = raw
         .config
@@ -84,6 +85,19 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
             "memo.max_result_bytes",
             default::MEMO_MAX_RESULT,
         )?,
+        memo_max_bytes: locate.size(memo.max_bytes, "memo.max_bytes", default::MEMO_MAX)?,
+        kv_limits: KvLimits {
+            max_namespace_bytes: locate.size(
+                kv.max_namespace_bytes,
+                "limits.kv.max_namespace_bytes",
+                default::KV_MAX_NAMESPACE,
+            )?,
+            max_call_bytes: locate.size(
+                kv.max_call_bytes,
+                "limits.kv.max_call_bytes",
+                default::KV_MAX_CALL,
+            )?,
+        },
         forwarded: ForwardedLimits {
             timeout: locate.duration(
                 forwarded.timeout,
@@ -127,6 +141,7 @@ struct RawLimits {
     forwarded: Option<RawForwarded>,
     module: Option<RawModuleLimits>,
     compile: Option<RawCompile>,
+    kv: Option<RawKvLimits>,
 }
 
 /// `[limits.module]`: each key is a [`ModuleLimit::key`].
@@ -152,6 +167,13 @@ struct RawCompile {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct RawKvLimits {
+    max_namespace_bytes: Option<Spanned<SizeValue>>,
+    max_call_bytes: Option<Spanned<SizeValue>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RawForwarded {
     timeout: Option<Spanned<String>>,
     memory: Option<Spanned<SizeValue>>,
@@ -163,6 +185,7 @@ struct RawForwarded {
 struct RawMemo {
     enabled: Option<bool>,
     max_result_bytes: Option<Spanned<SizeValue>>,
+    max_bytes: Option<Spanned<SizeValue>>,
 }
 
 /// A size written as a number of bytes or as text such as `"64MiB"`.

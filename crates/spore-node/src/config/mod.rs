@@ -46,6 +46,10 @@ pub struct NodeConfig {
     pub compile: CompileLimits,
     pub memo: bool,
     pub memo_max_result_bytes: u64,
+    /// The most bytes of memoized results kept; the oldest go first beyond it.
+    pub memo_max_bytes: u64,
+    /// What `kv` may store, whichever binding it goes through.
+    pub kv_limits: KvLimits,
     /// What a call a peer forwards here may have at most, whatever it asks for.
     pub forwarded: ForwardedLimits,
     /// Values served by the `config` ability.
@@ -61,6 +65,15 @@ pub struct ForwardedLimits {
     pub timeout: Duration,
     pub memory_bytes: u64,
     pub args_bytes: u64,
+}
+
+/// `[limits.kv]`: what `kv` may store, for every `kv` binding of the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvLimits {
+    /// The most bytes (keys plus values) one namespace may hold.
+    pub max_namespace_bytes: u64,
+    /// The most bytes (keys plus values) one call may write.
+    pub max_call_bytes: u64,
 }
 
 /// One `[abilities.NAME]` table.
@@ -190,6 +203,14 @@ mod tests {
         // The file a fresh home gets says the same as a file that says nothing.
         assert_eq!(parse("").unwrap().module, config.module);
         assert_eq!(parse("").unwrap().compile, config.compile);
+        assert_eq!(config.memo_max_bytes, defaults::MEMO_MAX);
+        assert_eq!(
+            config.kv_limits,
+            KvLimits {
+                max_namespace_bytes: defaults::KV_MAX_NAMESPACE,
+                max_call_bytes: defaults::KV_MAX_CALL
+            }
+        );
     }
 
     #[test]

@@ -45,9 +45,15 @@ max_br_table_targets = {module_br}{pad_b}# in any one br_table
 timeout = "{compile_timeout}"
 memory = "{compile_memory}"{pad_cm}# the compiler process's address space
 
+# What `kv` may store, through any binding.
+[limits.kv]
+max_namespace_bytes = "{kv_namespace_max}"  # what one namespace may hold (keys and values)
+max_call_bytes = "{kv_call_max}"        # what one call may write
+
 [memo]
 enabled = {memo}              # cache results of pure functions
 max_result_bytes = "{memo_max}"   # larger results are not cached
+max_bytes = "{memo_total}"         # the memo's size; the oldest results go first beyond it
 
 # Values for the `config` ability.
 [config]
@@ -103,6 +109,9 @@ max_value_bytes = "{kv_max}"
         pad_cm = pad(&crate::format_size(d::COMPILE.memory_bytes), 19),
         memo = d::MEMO,
         memo_max = crate::format_size(d::MEMO_MAX_RESULT),
+        memo_total = crate::format_size(d::MEMO_MAX),
+        kv_namespace_max = crate::format_size(d::KV_MAX_NAMESPACE),
+        kv_call_max = crate::format_size(d::KV_MAX_CALL),
         kv_namespace = d::KV_NAMESPACE,
         kv_max = crate::format_size(d::KV_MAX_VALUE),
         http_timeout = duration(d::HTTP_TIMEOUT),
