@@ -12,6 +12,16 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    // A compile for a parent spore: its stderr is the message the parent reports, so
+    // nothing else may be written there.
+    if let cli::Command::Compile = args.command {
+        let code = spore_node::serve_compile(
+            &mut std::io::stdin().lock(),
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        );
+        return ExitCode::from(code);
+    }
     cli::init_tracing(args.verbose);
     let outcome = cli::run(&args).and_then(|()| match cli::output::stdout_failure() {
         Some(error) => Err(anyhow::anyhow!("cannot write to standard output: {error}")),

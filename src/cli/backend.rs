@@ -51,7 +51,12 @@ impl Backend {
             tracing::debug!(api = %remote.base, "using the running node");
             return Ok(Backend::Remote(remote));
         }
-        Ok(Backend::Local(Node::open(home.clone())?))
+        // A command runs one call at a time: its instance pool is sized for that.
+        let options = spore_node::NodeOptions {
+            compiler: super::compiler(),
+            role: spore_node::Role::Command,
+        };
+        Ok(Backend::Local(Node::open_with(home.clone(), options)?))
     }
 
     pub fn publish(&self, bytes: &[u8], name: Option<&Name>) -> anyhow::Result<Published> {

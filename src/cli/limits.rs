@@ -11,7 +11,8 @@ pub struct LimitArgs {
     /// Wall-clock deadline for the call, e.g. `500ms`, `10s`, `2m` (default: the node's, 10s).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
-    /// Memory cap for the call, e.g. `16MiB`, at most `1GiB` (default: the node's, 64MiB).
+    /// Memory cap for the call, e.g. `16MiB`, at most the node's `limits.max_memory`
+    /// (256MiB unless configured; never over 1GiB) (default: the node's, 64MiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     pub memory: Option<u64>,
 }

@@ -69,6 +69,10 @@ pub enum Command {
     /// Run a long-lived node in the mesh, or ask about the one running.
     #[command(subcommand)]
     Node(crate::daemon::NodeCommand),
+    /// Compile one module for the spore process that started this one: a request on
+    /// stdin, the compiled artifact on stdout (`spore_runtime::serve_compile`).
+    #[command(name = "__compile", hide = true)]
+    Compile,
 }
 
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
@@ -91,6 +95,23 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Names(command) => names::run(command, &backend()?, &out),
         Command::Abilities => abilities::list(&backend()?, &out),
         Command::Memo(command) => abilities::memo(command, &backend()?, &out),
+        Command::Compile => unreachable!("served by main before anything else"),
+    }
+}
+
+/// How this binary compiles modules: by running itself as `spore __compile`, a process
+/// that can be stopped at the compile limits. In this process only if the binary cannot
+/// say where it is.
+pub fn compiler() -> spore_node::Compiler {
+    match std::env::current_exe() {
+        Ok(program) => spore_node::Compiler::Program {
+            program,
+            args: vec!["__compile".into()],
+        },
+        Err(error) => {
+            tracing::warn!(%error, "cannot find this program; compiling in this process, without compile limits");
+            spore_node::Compiler::InProcess
+        }
     }
 }
 

@@ -67,7 +67,11 @@ pub fn run(command: &NodeCommand, home: &Home, out: &Output) -> anyhow::Result<(
 async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
     let node = {
         let home = home.clone();
-        tokio::task::spawn_blocking(move || Node::open(home)).await??
+        let options = spore_node::NodeOptions {
+            compiler: crate::cli::compiler(),
+            role: spore_node::Role::Server,
+        };
+        tokio::task::spawn_blocking(move || Node::open_with(home, options)).await??
     };
     let (mesh, remembered) = join_mesh(&home, &node, args).await?;
     let saver = tokio::spawn(save_peers(home.clone(), mesh.clone(), remembered.clone()));

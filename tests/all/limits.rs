@@ -49,7 +49,13 @@ fn a_memory_bomb_is_stopped_by_the_cap() {
         stderr.contains("over its limit of 67108864 bytes"),
         "{stderr}"
     );
-    // The cap is per call: a larger one lets the same call through.
+    // The cap is per call: a larger one lets the same call through, up to the most the
+    // node gives any call.
+    spore.write_config(&spore_node::config::default_config().replacen(
+        "max_memory = \"256MiB\"",
+        "max_memory = \"1GiB\"",
+        1,
+    ));
     assert_eq!(
         spore.invoke(&format!("{hash}:hog"), &["200", "--memory", "512MiB"]),
         200 << 20

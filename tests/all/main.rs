@@ -6,6 +6,7 @@ mod api;
 mod cli_output;
 mod codebase;
 mod corruption;
+mod costs;
 mod housekeeping;
 mod http_server;
 mod invoke;

@@ -78,6 +78,15 @@ impl Node {
         path: &mut Path,
     ) -> Result<Outcome, NodeError> {
         let started = Instant::now();
+        // Every instance slot is `limits.max_memory` large: no call here may have more.
+        if request.memory_bytes > self.config.max_memory_bytes {
+            return Err(NodeError::MemoryOverMax {
+                function: request.function.to_string(),
+                requested: request.memory_bytes,
+                max: self.config.max_memory_bytes,
+                config: self.config.file.display().to_string(),
+            });
+        }
         let outcome = self.run_or_remember(request, reach, env, path);
         let function = &request.function;
         let what = match &outcome {

@@ -1,4 +1,5 @@
 use crate::config::ConfigError;
+use spore_core::manifest::OverLimit;
 use spore_core::name::NameError;
 use spore_core::reference::RefParseError;
 use spore_core::{ErrorKind, ExportError, Failure, ModuleError, Name};
@@ -16,6 +17,15 @@ pub enum NodeError {
     },
     #[error("the module was refused: {0}")]
     InvalidModule(#[from] ModuleError),
+    #[error("the module was refused: {over}; the limit is `limits.module.{}` in {config}", over.limit.key())]
+    ModuleLimit { over: OverLimit, config: String },
+    #[error("{function} asks for {} of memory, over this node's most of {} (`limits.max_memory` in {config})", crate::format_size(*requested), crate::format_size(*max))]
+    MemoryOverMax {
+        function: String,
+        requested: u64,
+        max: u64,
+        config: String,
+    },
     #[error(transparent)]
     Reference(#[from] RefParseError),
     #[error(transparent)]
@@ -108,6 +118,7 @@ impl NodeError {
             NodeError::InvalidModule(_) | NodeError::UnknownImport { .. } => {
                 ErrorKind::InvalidModule
             }
+            NodeError::ModuleLimit { .. } | NodeError::MemoryOverMax { .. } => ErrorKind::TooLarge,
             NodeError::Config(_) | NodeError::Binding { .. } => ErrorKind::BadRequest,
             NodeError::Mesh(mesh) => mesh.kind(),
             NodeError::Fetch(fetch) => fetch.kind(),

@@ -25,14 +25,16 @@ pub use config::{ConfigError, NodeConfig};
 pub use error::NodeError;
 pub use home::Home;
 pub use host::NodeHost;
-pub use node::{AbilityInfo, ModuleInfo, Node, Published, salvage_home};
+pub use node::{AbilityInfo, ModuleInfo, Node, NodeOptions, Published, Role, salvage_home};
 pub use size::{check_memory, format_size, parse_size};
 pub use spore_core::{
     Args, CallRequest, CallStats, Cancel, ErrorKind, Failure, LoadSource, MAX_HOPS, MemoUse, Path,
     PathStep, Placement, TraceId,
 };
 pub use spore_mesh::{self as mesh, PeerId};
-pub use spore_runtime::{CallEnv, Invocation, InvokeError, Limits, RuntimeConfig};
+pub use spore_runtime::{
+    CallEnv, Compiler, Invocation, InvokeError, Limits, RuntimeConfig, serve_compile,
+};
 pub use spore_store::{
     Damage, Damaged, GcReport, NameEntry, NameEvent, Removed, RepairReport, SalvageReport,
     VerifyReport,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use spore_core::{
     Args, CallRequest, ExportName, FunctionRef, Hash, Manifest, Name, RefText, TraceId,
 };
-use spore_runtime::{Bindings, Limits, LoadSource, Runtime, RuntimeConfig};
+use spore_runtime::{Bindings, Compiler, Limits, LoadSource, Runtime, RuntimeConfig};
 use spore_store::{
     Codebase, GcReport, NameEntry, Removed, RepairReport, SalvageReport, StoreError, VerifyReport,
 };
@@ -59,10 +59,43 @@ pub struct ModuleInfo {
     pub names: Vec<(Name, FunctionRef)>,
 }
 
+/// How a process uses its node.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Where modules are compiled. A program (the `spore` binary itself) can be stopped
+    /// at the compile limits; compiling in this process cannot.
+    pub compiler: Compiler,
+    pub role: Role,
+}
+
+/// How many calls a process runs at once, which sizes its instance pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A command (`spore invoke`) runs one call and the calls it nests, one at a time:
+    /// `limits.call_depth` + 2 instance slots (the call, each nested call, a handler).
+    Command,
+    /// A running node serves many calls at once: `limits.instances` slots.
+    Server,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            compiler: Compiler::InProcess,
+            role: Role::Server,
+        }
+    }
+}
+
 impl Node {
     /// Opens the node whose state lives in `home`, creating the home (and its default
-    /// configuration) if needed.
+    /// configuration) if needed; it compiles in this process and serves calls at once.
     pub fn open(home: Home) -> Result<Arc<Node>, NodeError> {
+        Node::open_with(home, NodeOptions::default())
+    }
+
+    /// [`Node::open`], for a process that uses its node as `options` say.
+    pub fn open_with(home: Home, options: NodeOptions) -> Result<Arc<Node>, NodeError> {
         std::fs::create_dir_all(home.root()).map_err(|source| NodeError::Home {
             path: home.root().display().to_string(),
             source,
@@ -80,6 +113,13 @@ impl Node {
                 deadline: config.timeout,
                 memory_bytes: config.memory_bytes,
             },
+            max_memory_bytes: config.max_memory_bytes,
+            max_instances: match options.role {
+                Role::Command => config.max_call_depth.saturating_add(2),
+                Role::Server => config.instances,
+            },
+            compiler: options.compiler,
+            compile_limits: config.compile,
             ..RuntimeConfig::default()
         };
         let runtime = Runtime::new(codebase.clone(), runtime_config)?;
@@ -130,12 +170,13 @@ impl Node {
     /// Validates, compiles and stores a module. Naming it is optional: a module with one
     /// function gets `name` itself, a module with several gets `name.function` each.
     ///
-    /// Nothing is stored unless everything succeeds: the module is validated, its names
-    /// formed and it is compiled first (a refusal stores nothing), then the module, its
-    /// manifest and all its names are stored in one step.
+    /// Nothing is stored unless everything succeeds: the module is checked against
+    /// `[limits.module]`, validated, its names formed and it is compiled first (a refusal
+    /// stores nothing), then the module, its manifest and all its names are stored in one
+    /// step.
     #[tracing::instrument(skip_all, fields(bytes = bytes.len()))]
     pub fn publish(&self, bytes: &[u8], name: Option<&Name>) -> Result<Published, NodeError> {
-        let manifest = Manifest::derive(bytes)?;
+        let manifest = self.derive(bytes)?;
         self.check_imports(&manifest)?;
         let mut names = Vec::new();
         if let Some(name) = name {
@@ -151,12 +192,10 @@ impl Node {
                 ));
             }
         }
-        // The compiler reads the module through the codebase; staged, it is readable
-        // there without being stored or listed.
-        let staged = self.codebase.stage(bytes, &manifest);
-        let compiled = self.runtime.precompile(&manifest.module)?;
+        // Compiled from the bytes in hand, by the engine that will run it and within
+        // `[limits.compile]`: a module it refuses is never stored.
+        let compiled = self.runtime.compile_module(&manifest, bytes)?;
         let new = self.codebase.publish(bytes, &manifest, &names)?;
-        drop(staged);
         tracing::info!(hash = %manifest.module, new, "published");
         if let Some(link) = self.mesh.get() {
             let (mesh, hash) = (link.mesh.clone(), manifest.module);
@@ -169,6 +208,19 @@ impl Node {
             compiled,
             names,
         })
+    }
+
+    /// The manifest of a module within this node's `[limits.module]`, checked before
+    /// validation so that an oversized module costs nothing to refuse.
+    pub(crate) fn derive(&self, bytes: &[u8]) -> Result<Manifest, NodeError> {
+        self.config
+            .module
+            .check(bytes)
+            .map_err(|over| NodeError::ModuleLimit {
+                over,
+                config: self.config.file.display().to_string(),
+            })?;
+        Ok(Manifest::derive(bytes)?)
     }
 
     /// Refuses imports that name no ability or operation this node knows.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ciborium::Value;
-use spore_core::{CallRequest, ErrorKind, Failure, FunctionRef, Hash, MAX_HOPS, Manifest, Path};
+use spore_core::{CallRequest, ErrorKind, Failure, FunctionRef, Hash, MAX_HOPS, Path};
 use spore_mesh::{InvokeResponse, Mesh, PeerId, Returned};
 use spore_runtime::{CallEnv, InvokeError};
 
@@ -249,7 +249,7 @@ impl Node {
             .map_err(NodeError::from)?;
         // The mesh verified every byte against the hash; the manifest is derived here,
         // never taken from a peer.
-        let manifest = Manifest::derive(&fetched.bytes)?;
+        let manifest = self.derive(&fetched.bytes)?;
         self.codebase.put_module(&fetched.bytes, &manifest)?;
         let sources: Vec<String> = fetched
             .sources

@@ -1,3 +1,5 @@
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use spore_core::{Args, CallRequest, FunctionRef, TraceId};
@@ -57,7 +59,49 @@ pub struct RuntimeConfig {
     pub max_instances: u32,
     /// How often deadlines are checked. A deadline fires within one tick after it passes.
     pub epoch_tick: Duration,
+    /// Where modules are compiled.
+    pub compiler: Compiler,
+    /// What compiling one module may cost.
+    pub compile_limits: CompileLimits,
 }
+
+/// Where Cranelift runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compiler {
+    /// In this process. A compile here cannot be stopped: its time and memory limits are
+    /// not enforced (a caller still stops waiting at its deadline). For tests, and for
+    /// embedders that trust the modules they run.
+    InProcess,
+    /// In a child process: `program` run with `args`, which must answer as
+    /// [`crate::serve_compile`] does (read a request on stdin, write the compiled
+    /// artifact on stdout). It runs under an address-space limit and is killed at the
+    /// time limit.
+    Program {
+        program: PathBuf,
+        args: Vec<OsString>,
+    },
+}
+
+/// What compiling one module may cost before it is stopped and the module refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompileLimits {
+    /// Wall-clock time, counted from when the compile starts (not from when it waits
+    /// for another to finish).
+    pub time: Duration,
+    /// The compiler's address space (`RLIMIT_AS`): everything the process maps, its code
+    /// and thread stacks included, not only what Cranelift allocates.
+    pub memory_bytes: u64,
+}
+
+/// The compile limits of a runtime that sets none (and the defaults of `config.toml`).
+/// Measured on a busy 2-core VM: the largest test program (376 KB) compiles in a child in
+/// about 0.6 s within 256 MiB of address space (the child's own code and threads take
+/// over 128 MiB of it), so a 16 MiB module may need tens of seconds and a few hundred
+/// MiB; a 58 KB module built to be slow took 33 s and 1.25 GB.
+pub const DEFAULT_COMPILE_LIMITS: CompileLimits = CompileLimits {
+    time: Duration::from_secs(60),
+    memory_bytes: 2 << 30,
+};
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
@@ -67,6 +111,8 @@ impl Default for RuntimeConfig {
             max_memory_bytes: MAX_MEMORY_BYTES,
             max_instances: 1000,
             epoch_tick: Duration::from_millis(5),
+            compiler: Compiler::InProcess,
+            compile_limits: DEFAULT_COMPILE_LIMITS,
         }
     }
 }

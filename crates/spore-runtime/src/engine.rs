@@ -25,11 +25,18 @@ pub fn wasmtime_config(config: &RuntimeConfig) -> Config {
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(KEEP_RESIDENT)
         .pagemap_scan(wasmtime::Enabled::Auto);
+    let mut wasm = code_config(config.max_stack_bytes, config.max_memory_bytes);
+    wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    wasm
+}
 
+/// The settings the compiled code depends on (and so an artifact's compatibility): the
+/// same in the process that runs modules and in a child that only compiles them, which
+/// allocates no instance and so reserves no pool.
+pub(crate) fn code_config(max_stack_bytes: usize, max_memory_bytes: u64) -> Config {
     let mut wasm = Config::new();
-    wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-        .epoch_interruption(true)
-        .max_wasm_stack(config.max_stack_bytes)
+    wasm.epoch_interruption(true)
+        .max_wasm_stack(max_stack_bytes)
         .cranelift_opt_level(OptLevel::Speed)
         .parallel_compilation(true)
         // Explicit bounds checks instead of guard regions. Every call grows memory (the
@@ -40,7 +47,7 @@ pub fn wasmtime_config(config: &RuntimeConfig) -> Config {
         // 27k to 281k calls/s, while CPU-heavy guests (SHA-256, Mandelbrot) ran within
         // 2% of their guard-region speed.
         .signals_based_traps(false)
-        .memory_reservation(config.max_memory_bytes)
+        .memory_reservation(max_memory_bytes)
         .memory_guard_size(0)
         // Determinism: pure functions are memoized and may run on any node, so the
         // same inputs must give the same bits everywhere. (Threads are not compiled
@@ -54,8 +61,19 @@ pub fn wasmtime_config(config: &RuntimeConfig) -> Config {
     wasm
 }
 
+/// The engine that runs modules. Its pool reserves address space for every instance
+/// slot at once (`max_instances` memories of `max_memory_bytes`), which is why it is
+/// built only when a module is first compiled or run.
 pub(crate) fn build(config: &RuntimeConfig) -> Result<Engine, LoadError> {
-    Engine::new(&wasmtime_config(config)).map_err(|e| LoadError::Engine(format!("{e:#}")))
+    Engine::new(&wasmtime_config(config)).map_err(|e| {
+        let reserve = u64::from(config.max_instances).saturating_mul(config.max_memory_bytes);
+        LoadError::Engine {
+            message: format!("{e:#}"),
+            instances: config.max_instances,
+            memory_bytes: config.max_memory_bytes,
+            reserve_bytes: reserve,
+        }
+    })
 }
 
 /// Advances the engine's epoch every `tick`, for deadlines. The thread holds only a

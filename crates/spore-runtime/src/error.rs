@@ -8,12 +8,45 @@ use spore_store::StoreError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
-    #[error("cannot configure the WebAssembly engine: {0}")]
-    Engine(String),
+    #[error(
+        "cannot start the WebAssembly engine with {instances} instance slots of {memory_bytes} bytes each ({reserve_bytes} bytes of address space, reserved up front): {message}. If the address space is limited (`ulimit -v`), allow fewer instances or less memory per call"
+    )]
+    Engine {
+        message: String,
+        instances: u32,
+        memory_bytes: u64,
+        reserve_bytes: u64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The compiler refused the module: this engine cannot run it (a memory or table
+    /// larger than it allows, a construct Cranelift does not support).
     #[error("module {module} does not compile: {message}")]
     Compile { module: Hash, message: String },
+    /// Compiling the module cost more than this node allows; it was stopped.
+    #[error("module {module} was refused: {limit}")]
+    CompileLimit { module: Hash, limit: CompileLimit },
+    /// The compiler failed for a reason of its own (it could not be started, it crashed).
+    #[error("cannot compile module {module}: {message}")]
+    Compiler { module: Hash, message: String },
+    /// The caller's deadline passed while the module was compiling (or waiting to).
+    #[error("the deadline passed after {waited:?} while module {module} was compiling")]
+    Timeout { module: Hash, waited: Duration },
+    /// The caller went away while the module was compiling.
+    #[error("the caller went away while module {module} was compiling")]
+    Cancelled { module: Hash },
+}
+
+/// The limit a compile went over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompileLimit {
+    #[error("compiling it took longer than this node's limit of {0:?}, and it was stopped")]
+    Time(Duration),
+    #[error(
+        "compiling it needed more than this node's limit of {0} bytes of address space, and it was stopped"
+    )]
+    Memory(u64),
 }
 
 /// Every way a call can fail. Each names the function, so that an error read far
@@ -66,6 +99,14 @@ pub enum InvokeError {
     },
     #[error("{function} was stopped: whoever waited for it is gone")]
     Cancelled { function: FunctionRef },
+    #[error(
+        "{function} was asked to run with {requested_bytes} bytes of memory, over this node's most of {max_bytes} bytes"
+    )]
+    MemoryOverMax {
+        function: FunctionRef,
+        requested_bytes: u64,
+        max_bytes: u64,
+    },
     #[error("cannot start {function}: {message}")]
     Instantiate {
         function: FunctionRef,
@@ -110,9 +151,13 @@ impl LoadError {
     /// The kind of failure (`spec/errors.md`).
     pub fn kind(&self) -> ErrorKind {
         match self {
-            LoadError::Engine(_) => ErrorKind::Internal,
+            LoadError::Engine { .. } => ErrorKind::Unavailable,
             LoadError::Store(store) => store.kind(),
             LoadError::Compile { .. } => ErrorKind::InvalidModule,
+            LoadError::CompileLimit { .. } => ErrorKind::TooLarge,
+            LoadError::Compiler { .. } => ErrorKind::Internal,
+            LoadError::Timeout { .. } => ErrorKind::Timeout,
+            LoadError::Cancelled { .. } => ErrorKind::Unavailable,
         }
     }
 }
@@ -129,6 +174,7 @@ impl InvokeError {
             InvokeError::Trap { .. } | InvokeError::AbiViolation { .. } => ErrorKind::Trap,
             InvokeError::Timeout { .. } => ErrorKind::Timeout,
             InvokeError::MemoryLimit { .. } => ErrorKind::MemoryLimit,
+            InvokeError::MemoryOverMax { .. } => ErrorKind::TooLarge,
             InvokeError::StackOverflow { .. } => ErrorKind::StackOverflow,
             InvokeError::Instantiate { .. } | InvokeError::Cancelled { .. } => {
                 ErrorKind::Unavailable

@@ -12,8 +12,9 @@ use wasmtime::{
 };
 
 use crate::ability::{AbilityContext, Bindings, Provider};
+use crate::compile::Wait;
 use crate::error::TrapDetail;
-use crate::{InvokeError, LoadedModule, Runtime};
+use crate::{InvokeError, LoadError, LoadedModule, Runtime};
 
 /// Where a call runs: the abilities bound for it, how deep in `call`s it is, and the
 /// flag that stops it when its caller is gone.
@@ -92,12 +93,40 @@ impl Runtime {
     /// not bind is refused before it is instantiated.
     #[tracing::instrument(skip_all, fields(function = %request.function, trace = %request.trace, depth = env.depth))]
     pub fn invoke(&self, request: &CallRequest, env: &CallEnv) -> Result<Invocation, InvokeError> {
-        let (loaded, load_source, load_time) = self.load(&request.function.module)?;
+        // The slots of the instance pool are this large: a call may not ask for more.
+        if request.memory_bytes > self.config.max_memory_bytes {
+            return Err(InvokeError::MemoryOverMax {
+                function: request.function.clone(),
+                requested_bytes: request.memory_bytes,
+                max_bytes: self.config.max_memory_bytes,
+            });
+        }
+        // Compiling counts against the call's deadline: the caller stops waiting for it
+        // at its deadline (the compile goes on, for the calls after it).
+        let wait = Wait {
+            deadline: Some(request.deadline),
+            cancel: Some(&env.cancel),
+        };
+        let (loaded, load_source, load_time) = match self.load(&request.function.module, wait) {
+            Ok(loaded) => loaded,
+            Err(LoadError::Timeout { waited, .. }) => {
+                return Err(InvokeError::Timeout {
+                    function: request.function.clone(),
+                    ran: waited,
+                });
+            }
+            Err(LoadError::Cancelled { .. }) => {
+                return Err(InvokeError::Cancelled {
+                    function: request.function.clone(),
+                });
+            }
+            Err(other) => return Err(other.into()),
+        };
         let export = loaded
             .manifest
             .resolve_export(request.function.export.as_ref())?;
         let function = FunctionRef::new(request.function.module, export);
-        // Compiling may have used up the deadline; a call that can no longer finish in
+        // Loading may have used up the deadline; a call that can no longer finish in
         // time does not start.
         if request.remaining().is_zero() {
             return Err(InvokeError::Timeout {
@@ -180,7 +209,7 @@ impl Call<'_> {
     ) -> Result<(Value, Duration, Duration, u64), InvokeError> {
         let started = Instant::now();
         let mut store = Store::new(
-            &self.runtime.engine,
+            self.loaded.pre.module().engine(),
             CallState {
                 limiter: MemoryCap {
                     limit: usize::try_from(self.request.memory_bytes).unwrap_or(usize::MAX),

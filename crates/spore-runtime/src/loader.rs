@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use spore_core::{ExportName, Hash, LoadSource, Manifest, abi};
 use wasmtime::{InstancePre, Linker, Module, ModuleExport};
 
+use crate::child::CodeSettings;
+use crate::compile::{self, Wait};
 use crate::invoke::CallState;
 use crate::{LoadError, Runtime};
 
@@ -22,17 +24,15 @@ pub struct LoadedModule {
 }
 
 impl Runtime {
-    /// Makes module `hash` ready to run, compiling it only when no cache has it.
-    #[tracing::instrument(skip(self), fields(module = %hash.short(12)))]
-    pub fn load(
+    /// Makes module `hash` ready to run, compiling it only when no cache has it. A
+    /// compile is waited for no longer than `wait` allows.
+    #[tracing::instrument(skip(self, wait), fields(module = %hash.short(12)))]
+    pub(crate) fn load(
         &self,
         hash: &Hash,
+        wait: Wait<'_>,
     ) -> Result<(Arc<LoadedModule>, LoadSource, Duration), LoadError> {
         let started = Instant::now();
-        if let Some(loaded) = self.cached(hash) {
-            return Ok((loaded, LoadSource::Memory, started.elapsed()));
-        }
-        let _one_at_a_time = self.loading.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(loaded) = self.cached(hash) {
             return Ok((loaded, LoadSource::Memory, started.elapsed()));
         }
@@ -40,24 +40,74 @@ impl Runtime {
         // Re-hashing costs far less than loading even a cached artifact, and it keeps
         // the promise that a module whose stored bytes are damaged never runs.
         let bytes = self.codebase.module_bytes(hash)?;
-        let (module, source) = match self.cached_artifact(hash)? {
-            Some(module) => (module, LoadSource::Artifact),
-            None => (self.compile(hash, &bytes)?, LoadSource::Compiled),
-        };
-        let loaded = Arc::new(self.prepare(manifest, module)?);
-        self.modules
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(*hash, loaded.clone());
+        let (loaded, source) = self.make_ready(manifest, &bytes, wait)?;
         let elapsed = started.elapsed();
         tracing::debug!(?source, ?elapsed, "module loaded");
         Ok((loaded, source, elapsed))
     }
 
     /// Compiles module `hash` now and caches the artifact, unless one is cached already.
-    /// Publishing calls this so that the first invoke does not pay for Cranelift.
     pub fn precompile(&self, hash: &Hash) -> Result<LoadSource, LoadError> {
-        self.load(hash).map(|(_, source, _)| source)
+        self.load(hash, Wait::default())
+            .map(|(_, source, _)| source)
+    }
+
+    /// Makes a module that need not be stored yet ready to run: compiled within the
+    /// compile limits, checked against the engine's instance pool, its artifact stored.
+    /// Publishing calls this before it stores the module, so that a module this engine
+    /// refuses is never stored.
+    pub fn compile_module(
+        &self,
+        manifest: &Manifest,
+        bytes: &[u8],
+    ) -> Result<LoadSource, LoadError> {
+        if self.cached(&manifest.module).is_some() {
+            return Ok(LoadSource::Memory);
+        }
+        self.make_ready(manifest.clone(), bytes, Wait::default())
+            .map(|(_, source)| source)
+    }
+
+    fn make_ready(
+        &self,
+        manifest: Manifest,
+        bytes: &[u8],
+        wait: Wait<'_>,
+    ) -> Result<(Arc<LoadedModule>, LoadSource), LoadError> {
+        let hash = manifest.module;
+        let (module, source) = match self.cached_artifact(&hash)? {
+            Some(module) => (module, LoadSource::Artifact),
+            None => {
+                let request = || self.compile_request();
+                let module = self.compiles.compile(hash, bytes, request, wait)?;
+                (module, LoadSource::Compiled)
+            }
+        };
+        let loaded = self.prepare(manifest, module)?;
+        // Callers that shared a compile each prepared it; the first one kept serves all.
+        let loaded = self
+            .modules
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(hash)
+            .or_insert_with(|| Arc::new(loaded))
+            .clone();
+        Ok((loaded, source))
+    }
+
+    fn compile_request(&self) -> Result<compile::Request, LoadError> {
+        let started = self.started()?;
+        Ok(compile::Request {
+            engine: started.engine.clone(),
+            codebase: self.codebase.clone(),
+            fingerprint: started.fingerprint.clone(),
+            compiler: self.config.compiler.clone(),
+            limits: self.config.compile_limits,
+            settings: CodeSettings {
+                max_stack_bytes: self.config.max_stack_bytes,
+                max_memory_bytes: self.config.max_memory_bytes,
+            },
+        })
     }
 
     /// The manifest of module `hash`, without loading the module: from memory when it is
@@ -92,38 +142,21 @@ impl Runtime {
     }
 
     fn cached_artifact(&self, hash: &Hash) -> Result<Option<Module>, LoadError> {
-        let Some(artifact) = self.codebase.artifact(hash, &self.compiler_fingerprint)? else {
+        let started = self.started()?;
+        let Some(artifact) = self.codebase.artifact(hash, &started.fingerprint)? else {
             return Ok(None);
         };
-        // SAFETY: artifacts are only ever written by `compile` below, in this node's own
-        // codebase, under this compiler's fingerprint, and are checksummed by the store;
-        // none is ever accepted from a peer.
-        match unsafe { Module::deserialize(&self.engine, &artifact) } {
+        // SAFETY: artifacts are only ever written by this node's own compiler (in this
+        // process or a child it started, `compile.rs`), in its own codebase, under this
+        // compiler's fingerprint, and are checksummed by the store; none is ever
+        // accepted from a peer.
+        match unsafe { Module::deserialize(&started.engine, &artifact) } {
             Ok(module) => Ok(Some(module)),
             Err(error) => {
                 tracing::warn!(%hash, %error, "cached artifact unusable; recompiling");
                 Ok(None)
             }
         }
-    }
-
-    #[tracing::instrument(skip(self, bytes), fields(module = %hash.short(12)))]
-    fn compile(&self, hash: &Hash, bytes: &[u8]) -> Result<Module, LoadError> {
-        let started = Instant::now();
-        let module = Module::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
-            module: *hash,
-            message: format!("{e:#}"),
-        })?;
-        tracing::info!(elapsed = ?started.elapsed(), bytes = bytes.len(), "compiled");
-        match module.serialize() {
-            Ok(artifact) => {
-                self.codebase
-                    .put_artifact(hash, &self.compiler_fingerprint, &artifact)?
-            }
-            // The module still runs; only the next process pays for compiling again.
-            Err(error) => tracing::warn!(%error, "could not serialize the compiled module"),
-        }
-        Ok(module)
     }
 
     fn prepare(&self, manifest: Manifest, module: Module) -> Result<LoadedModule, LoadError> {
@@ -146,7 +179,7 @@ impl Runtime {
             module: manifest.module,
             message: format!("{e:#}"),
         };
-        let mut linker = Linker::new(&self.engine);
+        let mut linker = Linker::new(module.engine());
         crate::dispatch::define_imports(&mut linker, &manifest).map_err(link_error)?;
         let pre = linker.instantiate_pre(&module).map_err(link_error)?;
         Ok(LoadedModule {

@@ -4,6 +4,7 @@
 //! the module, so two nodes that hold the same bytes derive the same manifest, byte
 //! for byte, and the manifest's own hash can be compared across the mesh.
 
+mod limits;
 mod reach;
 
 use std::collections::BTreeMap;
@@ -17,14 +18,19 @@ use crate::hash::Hash;
 use crate::reference::ExportName;
 use crate::value::{self, ValueError};
 
+pub use limits::{MAX_BR_TABLE_TARGETS, ModuleLimit, ModuleLimits, OverLimit};
+
 /// The manifest format this code writes. Format 1 had no per-function reach; a store
 /// that finds one derives the manifest again from the module.
 pub const FORMAT: u32 = 2;
 
 /// The WebAssembly features a spore module may use: WebAssembly 2.0 plus tail calls,
 /// extended constant expressions and relaxed SIMD (run deterministically). No threads,
-/// no 64-bit memories, no GC: they would break determinism or the 32-bit ABI.
+/// no 64-bit memories, no GC: they would break determinism or the 32-bit ABI. Without GC
+/// there is no `externref` either (`funcref` stays): wasmtime is built without a
+/// collector and could not compile a module that uses it.
 pub const FEATURES: WasmFeatures = WasmFeatures::WASM2
+    .difference(WasmFeatures::GC_TYPES)
     .union(WasmFeatures::TAIL_CALL)
     .union(WasmFeatures::EXTENDED_CONST)
     .union(WasmFeatures::RELAXED_SIMD);
@@ -543,6 +549,22 @@ mod tests {
             (func (export "ok") (param i32 i32) (result i64) i64.const 0))"#;
         let manifest = Manifest::derive(&module(fine)).unwrap();
         assert_eq!(manifest.functions.len(), 1);
+    }
+
+    #[test]
+    fn refuses_externref_which_the_engine_cannot_compile() {
+        let externref = r#"(module (memory (export "memory") 1)
+            (func (export "spore_alloc") (param i32) (result i32) i32.const 0)
+            (func (export "f") (param i32 i32) (result i64)
+              (drop (ref.null extern)) i64.const 0))"#;
+        let error = Manifest::derive(&module(externref)).unwrap_err();
+        assert!(matches!(error, ModuleError::Invalid { .. }), "{error:?}");
+        // Tables of functions, which rustc emits, are another matter.
+        let funcref = r#"(module (memory (export "memory") 1) (table 2 funcref)
+            (func (export "spore_alloc") (param i32) (result i32) i32.const 0)
+            (func (export "f") (param i32 i32) (result i64)
+              (drop (ref.null func)) i64.const 0))"#;
+        Manifest::derive(&module(funcref)).unwrap();
     }
 
     #[test]

@@ -10,6 +10,17 @@ pub const TIMEOUT: Duration = spore_runtime::DEFAULT_LIMITS.deadline;
 pub const MEMORY: u64 = spore_runtime::DEFAULT_LIMITS.memory_bytes;
 /// `limits.call_depth`: how deep `call` may nest.
 pub const CALL_DEPTH: u32 = 8;
+/// `limits.max_memory`: the most linear memory any call may have on this node. Every
+/// instance slot reserves this much address space up front, so it bounds what the node
+/// reserves: a command that runs code (`CALL_DEPTH` + 2 slots) reserves 2.5 GiB.
+pub const MAX_MEMORY: u64 = 256 << 20;
+/// `limits.instances`: how many instances a running node (`spore node run`) may have
+/// alive at once, each reserving `limits.max_memory` of address space.
+pub const INSTANCES: u32 = 1000;
+/// `[limits.module]`: what a module may be before it is compiled.
+pub const MODULE: spore_core::manifest::ModuleLimits = spore_core::manifest::ModuleLimits::DEFAULT;
+/// `[limits.compile]`: what compiling one module may cost.
+pub const COMPILE: spore_runtime::CompileLimits = spore_runtime::DEFAULT_COMPILE_LIMITS;
 /// `limits.forwarded.timeout`: the longest a call a peer forwards may run here.
 pub const FORWARDED_TIMEOUT: Duration = Duration::from_secs(30);
 /// `limits.forwarded.memory`: the most memory a forwarded call may have here.

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use spore_core::manifest::is_ability_word;
+use spore_core::manifest::{ModuleLimit, ModuleLimits, is_ability_word};
+use spore_runtime::CompileLimits;
 use toml::Spanned;
 
 use super::defaults as default;
@@ -39,11 +40,45 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
             Ok((name.clone(), locate.ability(&name, &key, table)?))
         })
         .collect::<Result<_, ConfigError>>()?;
+    let max_memory_bytes = locate.memory(
+        limits.max_memory,
+        "limits.max_memory",
+        default::MAX_MEMORY,
+        None,
+    )?;
+    let module = limits.module.unwrap_or_default();
+    let compile = limits.compile.unwrap_or_default();
     Ok(NodeConfig {
         file: file.to_owned(),
         timeout: locate.duration(limits.timeout, "limits.timeout", default::TIMEOUT)?,
-        memory_bytes: locate.memory(limits.memory, "limits.memory", default::MEMORY)?,
+        memory_bytes: locate.memory(
+            limits.memory,
+            "limits.memory",
+            default::MEMORY,
+            Some(max_memory_bytes),
+        )?,
         max_call_depth: limits.call_depth.unwrap_or(default::CALL_DEPTH),
+        max_memory_bytes,
+        instances: match limits.instances {
+            None => default::INSTANCES,
+            Some(n) if *n.get_ref() >= 1 => *n.get_ref(),
+            Some(n) => {
+                return Err(locate.error(n.span(), "limits.instances", "at least 1"));
+            }
+        },
+        module: locate.module_limits(module)?,
+        compile: CompileLimits {
+            time: locate.duration(
+                compile.timeout,
+                "limits.compile.timeout",
+                default::COMPILE.time,
+            )?,
+            memory_bytes: locate.size(
+                compile.memory,
+                "limits.compile.memory",
+                default::COMPILE.memory_bytes,
+            )?,
+        },
         memo: memo.enabled.unwrap_or(default::MEMO),
         memo_max_result_bytes: locate.size(
             memo.max_result_bytes,
@@ -73,6 +108,7 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
                 forwarded.memory,
                 "limits.forwarded.memory",
                 default::FORWARDED_MEMORY,
+                Some(max_memory_bytes),
             )?,
             args_bytes: locate.size(
                 forwarded.args,
@@ -100,8 +136,33 @@ struct RawLimits {
     timeout: Option<Spanned<String>>,
     memory: Option<Spanned<SizeValue>>,
     call_depth: Option<u32>,
+    max_memory: Option<Spanned<SizeValue>>,
+    instances: Option<Spanned<u32>>,
     forwarded: Option<RawForwarded>,
+    module: Option<RawModuleLimits>,
+    compile: Option<RawCompile>,
     kv: Option<RawKvLimits>,
+}
+
+/// `[limits.module]`: each key is a [`ModuleLimit::key`].
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawModuleLimits {
+    max_bytes: Option<Spanned<SizeValue>>,
+    max_custom_bytes: Option<Spanned<SizeValue>>,
+    max_functions: Option<u64>,
+    max_exports: Option<u64>,
+    max_imports: Option<u64>,
+    max_function_bytes: Option<Spanned<SizeValue>>,
+    max_locals: Option<u64>,
+    max_br_table_targets: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCompile {
+    timeout: Option<Spanned<String>>,
+    memory: Option<Spanned<SizeValue>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -215,17 +276,54 @@ impl Locator<'_> {
         }
     }
 
-    /// A call's memory cap: a size no larger than the runtime allows any call.
+    /// A call's memory cap: a size no larger than the runtime allows any call, nor than
+    /// `max` (`limits.max_memory`) when given.
     fn memory(
         &self,
         value: Option<Spanned<SizeValue>>,
         key: &str,
         default: u64,
+        max: Option<u64>,
     ) -> Result<u64, ConfigError> {
         let span = value.as_ref().map_or(0..0, Spanned::span);
         let bytes = self.size(value, key, default)?;
-        crate::check_memory(bytes).map_err(|message| self.error(span, key, message))?;
+        crate::check_memory(bytes).map_err(|message| self.error(span.clone(), key, message))?;
+        if let Some(max) = max
+            && bytes > max
+        {
+            return Err(self.error(
+                span,
+                key,
+                format!(
+                    "{} is over `limits.max_memory` ({}), the most any call may have here; raise that too",
+                    crate::format_size(bytes),
+                    crate::format_size(max)
+                ),
+            ));
+        }
         Ok(bytes)
+    }
+
+    fn module_limits(&self, raw: RawModuleLimits) -> Result<ModuleLimits, ConfigError> {
+        let d = default::MODULE;
+        let bytes = |value, limit: ModuleLimit| {
+            self.size(
+                value,
+                &format!("limits.module.{}", limit.key()),
+                d.get(limit),
+            )
+        };
+        let count = |value: Option<u64>, limit: ModuleLimit| value.unwrap_or(d.get(limit));
+        Ok(ModuleLimits {
+            max_bytes: bytes(raw.max_bytes, ModuleLimit::Bytes)?,
+            max_custom_bytes: bytes(raw.max_custom_bytes, ModuleLimit::CustomBytes)?,
+            max_functions: count(raw.max_functions, ModuleLimit::Functions),
+            max_exports: count(raw.max_exports, ModuleLimit::Exports),
+            max_imports: count(raw.max_imports, ModuleLimit::Imports),
+            max_function_bytes: bytes(raw.max_function_bytes, ModuleLimit::FunctionBytes)?,
+            max_locals: count(raw.max_locals, ModuleLimit::Locals),
+            max_br_table_targets: count(raw.max_br_table_targets, ModuleLimit::BrTableTargets),
+        })
     }
 
     fn ability(

@@ -13,6 +13,8 @@ mod locate;
 mod template;
 
 use locate::whole_file;
+use spore_core::manifest::ModuleLimits;
+use spore_runtime::CompileLimits;
 pub use template::default_config;
 
 /// A problem in the configuration file, located.
@@ -34,6 +36,14 @@ pub struct NodeConfig {
     pub timeout: Duration,
     pub memory_bytes: u64,
     pub max_call_depth: u32,
+    /// The most linear memory any call may have here; sizes each instance slot.
+    pub max_memory_bytes: u64,
+    /// Instance slots of a running node.
+    pub instances: u32,
+    /// What a module may be, checked before it is compiled.
+    pub module: ModuleLimits,
+    /// What compiling a module may cost.
+    pub compile: CompileLimits,
     pub memo: bool,
     pub memo_max_result_bytes: u64,
     /// The most bytes of memoized results kept; the oldest go first beyond it.
@@ -186,6 +196,13 @@ mod tests {
         assert_eq!(config.memory_bytes, 64 << 20);
         assert_eq!(config.max_call_depth, 8);
         assert!(config.memo);
+        assert_eq!(config.max_memory_bytes, defaults::MAX_MEMORY);
+        assert_eq!(config.instances, defaults::INSTANCES);
+        assert_eq!(config.module, defaults::MODULE);
+        assert_eq!(config.compile, defaults::COMPILE);
+        // The file a fresh home gets says the same as a file that says nothing.
+        assert_eq!(parse("").unwrap().module, config.module);
+        assert_eq!(parse("").unwrap().compile, config.compile);
         assert_eq!(config.memo_max_bytes, defaults::MEMO_MAX);
         assert_eq!(
             config.kv_limits,
@@ -194,6 +211,28 @@ mod tests {
                 max_call_bytes: defaults::KV_MAX_CALL
             }
         );
+    }
+
+    #[test]
+    fn module_and_compile_limits_are_read_and_calls_may_not_outgrow_max_memory() {
+        let config = parse(
+            "[limits]\nmax_memory = \"1GiB\"\ninstances = 8\n[limits.module]\nmax_bytes = \"1MiB\"\nmax_locals = 7\n[limits.compile]\ntimeout = \"2s\"\nmemory = \"512MiB\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.max_memory_bytes, 1 << 30);
+        assert_eq!(config.instances, 8);
+        assert_eq!(config.module.max_bytes, 1 << 20);
+        assert_eq!(config.module.max_locals, 7);
+        assert_eq!(config.module.max_exports, defaults::MODULE.max_exports);
+        assert_eq!(config.compile.time, Duration::from_secs(2));
+        assert_eq!(config.compile.memory_bytes, 512 << 20);
+        let error = parse("[limits]\nmemory = \"512MiB\"\n").unwrap_err();
+        assert_eq!(error.key, "limits.memory", "{error}");
+        assert!(error.message.contains("limits.max_memory"), "{error}");
+        let error = parse("[limits]\ninstances = 0\n").unwrap_err();
+        assert_eq!(error.key, "limits.instances", "{error}");
+        let error = parse("[limits.module]\nmax_byte = 1\n").unwrap_err();
+        assert!(error.to_string().contains("max_byte"), "{error}");
     }
 
     #[test]

@@ -17,7 +17,10 @@ pub fn default_config() -> String {
 
 [limits]
 timeout = "{timeout}"{pad_t}# default deadline of a call, fetching and compiling included
-memory = "{memory}"{pad_m}# default linear-memory cap of a call (at most {max_memory})
+memory = "{memory}"{pad_m}# default linear-memory cap of a call (at most max_memory)
+max_memory = "{max_memory}"{pad_x}# the most any call may have here (at most {memory_ceiling});
+                        # each instance slot reserves this much address space
+instances = {instances}{pad_i}# instances a running node may have at once
 call_depth = {call_depth}{pad_d}# how deep `call` may nest
 
 # Calls that peers forward here get at most these, whatever they ask for.
@@ -25,6 +28,22 @@ call_depth = {call_depth}{pad_d}# how deep `call` may nest
 timeout = "{fwd_timeout}"
 memory = "{fwd_memory}"
 args = "{fwd_args}"
+
+# What a module may be, checked when it is published or fetched, before it is compiled.
+[limits.module]
+max_bytes = "{module_bytes}"
+max_custom_bytes = "{module_custom}"{pad_c}# names, debug information
+max_functions = {module_functions}
+max_exports = {module_exports}
+max_imports = {module_imports}
+max_function_bytes = "{module_function}"{pad_f}# any one function's body
+max_locals = {module_locals}{pad_l}# in any one function
+max_br_table_targets = {module_br}{pad_b}# in any one br_table
+
+# What compiling one module may cost; a compile over either is stopped, the module refused.
+[limits.compile]
+timeout = "{compile_timeout}"
+memory = "{compile_memory}"{pad_cm}# the compiler process's address space
 
 # What `kv` may store, through any binding.
 [limits.kv]
@@ -63,12 +82,31 @@ max_value_bytes = "{kv_max}"
         pad_t = pad(&duration(d::TIMEOUT), 8),
         memory = crate::format_size(d::MEMORY),
         pad_m = pad(&crate::format_size(d::MEMORY), 9),
-        max_memory = crate::format_size(spore_runtime::MAX_MEMORY_BYTES),
+        max_memory = crate::format_size(d::MAX_MEMORY),
+        pad_x = pad(&crate::format_size(d::MAX_MEMORY), 9),
+        memory_ceiling = crate::format_size(spore_runtime::MAX_MEMORY_BYTES),
+        instances = d::INSTANCES,
+        pad_i = pad(&d::INSTANCES.to_string(), 10),
         call_depth = d::CALL_DEPTH,
         pad_d = pad(&d::CALL_DEPTH.to_string(), 9),
         fwd_timeout = duration(d::FORWARDED_TIMEOUT),
         fwd_memory = crate::format_size(d::FORWARDED_MEMORY),
         fwd_args = crate::format_size(d::FORWARDED_ARGS),
+        module_bytes = crate::format_size(d::MODULE.max_bytes),
+        module_custom = crate::format_size(d::MODULE.max_custom_bytes),
+        pad_c = pad(&crate::format_size(d::MODULE.max_custom_bytes), 9),
+        module_functions = d::MODULE.max_functions,
+        module_exports = d::MODULE.max_exports,
+        module_imports = d::MODULE.max_imports,
+        module_function = crate::format_size(d::MODULE.max_function_bytes),
+        pad_f = pad(&crate::format_size(d::MODULE.max_function_bytes), 7),
+        module_locals = d::MODULE.max_locals,
+        pad_l = pad(&d::MODULE.max_locals.to_string(), 17),
+        module_br = d::MODULE.max_br_table_targets,
+        pad_b = pad(&d::MODULE.max_br_table_targets.to_string(), 7),
+        compile_timeout = duration(d::COMPILE.time),
+        compile_memory = crate::format_size(d::COMPILE.memory_bytes),
+        pad_cm = pad(&crate::format_size(d::COMPILE.memory_bytes), 19),
         memo = d::MEMO,
         memo_max = crate::format_size(d::MEMO_MAX_RESULT),
         memo_total = crate::format_size(d::MEMO_MAX),

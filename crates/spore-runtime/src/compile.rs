@@ -1,0 +1,230 @@
+//! Compiles in flight: one per module, each on a thread of its own, so that a caller
+//! waits for it only until its deadline, and callers of the same module share it.
+//!
+//! A compile outlives the callers that gave up on it (within its own time limit): the
+//! artifact it stores serves the next call. One compile runs at a time, since each uses
+//! every core and up to the memory limit. A module the compiler refused, or that went
+//! over a compile limit, is remembered for the life of the process and not compiled
+//! again: the same bytes under the same settings give the same answer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use spore_core::{Cancel, Hash};
+use spore_store::Codebase;
+use wasmtime::{Engine, Module};
+
+use crate::child::{self, ChildFailure, CodeSettings};
+use crate::{CompileLimit, CompileLimits, Compiler, LoadError};
+
+/// How often a caller waiting for a compile looks at its cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(20);
+
+#[derive(Default)]
+pub(crate) struct Compiles {
+    jobs: Mutex<HashMap<Hash, Arc<Job>>>,
+    refused: Mutex<HashMap<Hash, Refusal>>,
+    /// Held by the compile that is running.
+    turn: Mutex<()>,
+}
+
+/// Why this process will not compile a module again.
+#[derive(Debug, Clone)]
+enum Refusal {
+    Rejected(String),
+    Limit(CompileLimit),
+}
+
+#[derive(Debug, Clone)]
+enum Failure {
+    Refused(Refusal),
+    /// Not the module's fault (the compiler could not run); the next load tries again.
+    Failed(String),
+}
+
+#[derive(Default)]
+struct Job {
+    outcome: Mutex<Option<Result<Module, Failure>>>,
+    done: Condvar,
+}
+
+/// Everything a compile needs, owned, for its thread.
+pub(crate) struct Request {
+    pub engine: Engine,
+    pub codebase: Codebase,
+    pub fingerprint: Vec<u8>,
+    pub compiler: Compiler,
+    pub limits: CompileLimits,
+    pub settings: CodeSettings,
+}
+
+/// How long a caller may wait.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Wait<'a> {
+    pub deadline: Option<Instant>,
+    pub cancel: Option<&'a Cancel>,
+}
+
+impl Compiles {
+    /// The module compiled from `bytes`: from the compile in flight for `hash`, or from
+    /// one started now. Returns when it is done, or when `wait` says to stop waiting.
+    pub(crate) fn compile(
+        self: &Arc<Self>,
+        hash: Hash,
+        bytes: &[u8],
+        request: impl FnOnce() -> Result<Request, LoadError>,
+        wait: Wait<'_>,
+    ) -> Result<Module, LoadError> {
+        let started = Instant::now();
+        if let Some(refusal) = lock(&self.refused).get(&hash) {
+            return Err(refusal.to_error(hash));
+        }
+        let job = {
+            let mut jobs = lock(&self.jobs);
+            match jobs.get(&hash) {
+                Some(job) => job.clone(),
+                None => {
+                    let request = request()?;
+                    let job = Arc::new(Job::default());
+                    let (compiles, runner, bytes) = (self.clone(), job.clone(), bytes.to_vec());
+                    // The thread removes the job when done, which waits for this lock:
+                    // the job is in the map by then.
+                    std::thread::Builder::new()
+                        .name("spore-compile".into())
+                        .spawn(move || compiles.run(hash, &bytes, request, &runner))
+                        .map_err(|e| LoadError::Compiler {
+                            module: hash,
+                            message: format!("cannot start a compile thread: {e}"),
+                        })?;
+                    jobs.insert(hash, job.clone());
+                    job
+                }
+            }
+        };
+        match job.wait(wait) {
+            Some(Ok(module)) => Ok(module),
+            Some(Err(Failure::Refused(refusal))) => Err(refusal.to_error(hash)),
+            Some(Err(Failure::Failed(message))) => Err(LoadError::Compiler {
+                module: hash,
+                message,
+            }),
+            None if wait.cancel.is_some_and(Cancel::is_cancelled) => {
+                Err(LoadError::Cancelled { module: hash })
+            }
+            None => Err(LoadError::Timeout {
+                module: hash,
+                waited: started.elapsed(),
+            }),
+        }
+    }
+
+    /// The compile thread: compiles, checks the artifact against the running engine,
+    /// stores it, and tells every waiter.
+    fn run(&self, hash: Hash, bytes: &[u8], request: Request, job: &Job) {
+        let outcome = {
+            let _turn = lock(&self.turn);
+            compile_and_store(hash, bytes, &request)
+        };
+        if let Err(Failure::Refused(refusal)) = &outcome {
+            tracing::info!(module = %hash, reason = %refusal.to_error(hash), "module refused");
+            lock(&self.refused).insert(hash, refusal.clone());
+        }
+        *lock(&job.outcome) = Some(outcome);
+        job.done.notify_all();
+        // Later loads find the stored artifact, or the refusal.
+        lock(&self.jobs).remove(&hash);
+    }
+}
+
+#[tracing::instrument(skip_all, fields(module = %hash.short(12), bytes = bytes.len()))]
+fn compile_and_store(hash: Hash, bytes: &[u8], request: &Request) -> Result<Module, Failure> {
+    let started = Instant::now();
+    let module = match &request.compiler {
+        Compiler::InProcess => Module::new(&request.engine, bytes)
+            .map_err(|e| Failure::Refused(Refusal::Rejected(format!("{e:#}"))))?,
+        Compiler::Program { program, args } => {
+            let artifact = child::compile(program, args, request.settings, bytes, request.limits)
+                .map_err(|failure| match failure {
+                ChildFailure::Refused(message) => Failure::Refused(Refusal::Rejected(message)),
+                ChildFailure::OverTime => {
+                    Failure::Refused(Refusal::Limit(CompileLimit::Time(request.limits.time)))
+                }
+                ChildFailure::OverMemory => Failure::Refused(Refusal::Limit(CompileLimit::Memory(
+                    request.limits.memory_bytes,
+                ))),
+                ChildFailure::Failed(message) => Failure::Failed(message),
+            })?;
+            // SAFETY: the artifact was made just now by this node's own compiler, from
+            // these bytes, under these settings. Deserializing also checks the module
+            // against the engine's instance pool (memory and table sizes).
+            unsafe { Module::deserialize(&request.engine, &artifact) }
+                .map_err(|e| Failure::Refused(Refusal::Rejected(format!("{e:#}"))))?
+        }
+    };
+    tracing::info!(elapsed = ?started.elapsed(), "compiled");
+    match module.serialize() {
+        Ok(artifact) => {
+            if let Err(error) =
+                request
+                    .codebase
+                    .put_artifact(&hash, &request.fingerprint, &artifact)
+            {
+                // The module still runs; only the next process compiles it again.
+                tracing::warn!(%error, "could not store the compiled module");
+            }
+        }
+        Err(error) => tracing::warn!(%error, "could not serialize the compiled module"),
+    }
+    Ok(module)
+}
+
+impl Job {
+    fn wait(&self, wait: Wait<'_>) -> Option<Result<Module, Failure>> {
+        let mut outcome = lock(&self.outcome);
+        loop {
+            if let Some(outcome) = &*outcome {
+                return Some(outcome.clone());
+            }
+            if wait.cancel.is_some_and(Cancel::is_cancelled) {
+                return None;
+            }
+            let now = Instant::now();
+            let mut slice = match wait.deadline {
+                Some(deadline) if now >= deadline => return None,
+                Some(deadline) => deadline - now,
+                None => Duration::MAX,
+            };
+            if wait.cancel.is_some() {
+                slice = slice.min(CANCEL_POLL);
+            }
+            outcome = if slice == Duration::MAX {
+                self.done.wait(outcome).unwrap_or_else(|e| e.into_inner())
+            } else {
+                self.done
+                    .wait_timeout(outcome, slice)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            };
+        }
+    }
+}
+
+impl Refusal {
+    fn to_error(&self, module: Hash) -> LoadError {
+        match self {
+            Refusal::Rejected(message) => LoadError::Compile {
+                module,
+                message: message.clone(),
+            },
+            Refusal::Limit(limit) => LoadError::CompileLimit {
+                module,
+                limit: *limit,
+            },
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
