@@ -161,7 +161,11 @@ async fn join_mesh(
         abilities: node.served_abilities(),
     };
     let host = Arc::new(spore_node::NodeHost::new(node));
-    let mesh = mesh::Mesh::start(config, host).await?;
+    let tuning = mesh::MeshTuning {
+        max_module_bytes: node.max_module_bytes(),
+        ..mesh::MeshTuning::default()
+    };
+    let mesh = mesh::Mesh::start_tuned(config, host, tuning).await?;
     node.attach_mesh(mesh.clone(), tokio::runtime::Handle::current());
     if default_listen {
         state.remember_listen(&mesh.listen_addrs().await);

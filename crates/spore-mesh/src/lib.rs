@@ -79,6 +79,10 @@ pub struct MeshTuning {
     pub idle_connection_timeout: Duration,
     /// How many 1 MiB ranges one fetch keeps in flight per provider.
     pub ranges_in_flight_per_provider: usize,
+    /// The largest module a fetch accepts: a provider claiming more is not believed, and
+    /// nothing is downloaded. A node sets its own `[limits.module] max_bytes` here, so
+    /// that a peer cannot make it download what it would refuse to store.
+    pub max_module_bytes: u64,
 }
 
 impl Default for MeshTuning {
@@ -87,6 +91,7 @@ impl Default for MeshTuning {
             kademlia_k: NonZeroUsize::new(20).expect("20 is not zero"),
             idle_connection_timeout: Duration::from_secs(60),
             ranges_in_flight_per_provider: 4,
+            max_module_bytes: crate::fetch::MAX_MODULE_SIZE,
         }
     }
 }

@@ -210,6 +210,12 @@ impl Node {
         })
     }
 
+    /// The largest module this node stores (`[limits.module] max_bytes`): nor does it
+    /// fetch a larger one from a peer.
+    pub fn max_module_bytes(&self) -> u64 {
+        self.config.module.max_bytes
+    }
+
     /// The manifest of a module within this node's `[limits.module]`, checked before
     /// validation so that an oversized module costs nothing to refuse.
     pub(crate) fn derive(&self, bytes: &[u8]) -> Result<Manifest, NodeError> {

@@ -41,7 +41,8 @@ pub struct Fetched {
 
 /// Modules travel in ranges of this size (`spec/wire.md`).
 pub(crate) const RANGE_LEN: u64 = 1 << 20;
-/// The largest module a fetch accepts; a provider claiming more is not believed.
+/// The largest module a fetch accepts unless the node says less
+/// ([`crate::MeshTuning::max_module_bytes`]); a provider claiming more is not believed.
 pub(crate) const MAX_MODULE_SIZE: u64 = 1 << 30;
 /// One range request, from opening the stream to verifying the slice.
 const RANGE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -75,6 +76,7 @@ pub(crate) async fn fetch(
         control,
         deadline,
         per_provider: tuning.ranges_in_flight_per_provider.max(1),
+        max_size: tuning.max_module_bytes.min(MAX_MODULE_SIZE),
         providers: Vec::new(),
         index: HashMap::new(),
         size: None,
@@ -163,6 +165,8 @@ struct Engine {
     control: Control,
     deadline: Instant,
     per_provider: usize,
+    /// The largest size a provider may claim.
+    max_size: u64,
     providers: Vec<Provider>,
     index: HashMap<PeerId, usize>,
     /// The module's size, once its final range verified.
@@ -342,11 +346,10 @@ impl Engine {
             (Job::Probe, Ok(RangeOk { size, .. })) => {
                 self.providers[i].holding = match self.size {
                     Some(known) if known != size => Holding::Failed(size_disagrees(size, known)),
-                    _ if size > MAX_MODULE_SIZE => {
-                        Holding::Failed(FailureReason::Protocol(format!(
-                            "claims the module is {size} bytes, over the limit of {MAX_MODULE_SIZE}"
-                        )))
-                    }
+                    _ if size > self.max_size => Holding::Failed(FailureReason::Protocol(format!(
+                        "claims the module is {size} bytes, over this node's limit of {}",
+                        self.max_size
+                    ))),
                     // An empty module has no final chunk to prove its size with, but
                     // only one hash.
                     _ if size == 0 && self.hash != spore_core::Hash::of(&[]) => Holding::Failed(

@@ -8,5 +8,5 @@ pub(crate) mod client;
 pub(crate) mod server;
 
 pub use client::Fetched;
-pub(crate) use client::{Candidates, fetch};
+pub(crate) use client::{Candidates, MAX_MODULE_SIZE, fetch};
 pub(crate) use server::{ServeCache, serve_one};

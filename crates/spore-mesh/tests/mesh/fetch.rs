@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use libp2p::multiaddr::Protocol;
 use spore_core::Hash;
-use spore_mesh::{FailureReason, FetchError, Multiaddr};
+use spore_mesh::{FailureReason, FetchError, MeshTuning, Multiaddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
@@ -47,6 +47,43 @@ async fn fetches_a_blob_from_its_holder_and_reports_unknown_hashes_by_the_deadli
             "{err}"
         );
         assert!(err.to_string().contains("no providers found"), "{err}");
+
+        shutdown_all(&[&a, &b]).await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_over_the_fetchers_size_limit_is_refused_before_it_is_downloaded() {
+    bounded(async {
+        let a_host = MemHost::new();
+        let hash = a_host.insert(blob(3 * MIB, 9));
+        let a = start(NodeSpec::default(), a_host).await;
+        let b = start(
+            NodeSpec {
+                bootstrap: tcp_addrs(&a).await,
+                tuning: MeshTuning {
+                    max_module_bytes: 2 * MIB as u64,
+                    ..MeshTuning::default()
+                },
+                ..NodeSpec::default()
+            },
+            MemHost::new(),
+        )
+        .await;
+
+        let err = b
+            .fetch(hash, Instant::now() + Duration::from_secs(20))
+            .await
+            .unwrap_err();
+        let FetchError::AllProvidersFailed { failures, .. } = &err else {
+            panic!("{err}");
+        };
+        assert!(
+            matches!(&failures[0].reason, FailureReason::Protocol(why)
+                if why.contains("3145728 bytes, over this node's limit of 2097152")),
+            "{err}"
+        );
 
         shutdown_all(&[&a, &b]).await;
     })
