@@ -6,6 +6,8 @@ mod api;
 mod cli_output;
 mod codebase;
 mod corruption;
+mod crash;
+mod damage;
 mod http_server;
 mod invoke;
 mod limits;
