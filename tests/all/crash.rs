@@ -224,9 +224,10 @@ impl Figures {
         }
     }
 
+    /// Keeps (and prints) the first few findings; the figures count them all.
     fn note(&mut self, text: String) {
-        eprintln!("crash {}: {text}", self.mode);
         if self.notes.len() < 20 {
+            eprintln!("crash {}: {text}", self.mode);
             self.notes.push(text);
         }
     }

@@ -474,9 +474,10 @@ struct Figures {
 }
 
 impl Figures {
+    /// Keeps (and prints) the first few findings; the figures count them all.
     fn note(&mut self, text: String) {
-        eprintln!("damage: {text}");
         if self.notes.len() < 30 {
+            eprintln!("damage: {text}");
             self.notes.push(text);
         }
     }
