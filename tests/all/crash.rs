@@ -200,6 +200,8 @@ pub struct Figures {
     pub lost: u64,
     /// The same by what was lost: module, name, kv, counter.
     lost_by_kind: BTreeMap<String, u64>,
+    /// Checks (after a kill) that found something acknowledged lost.
+    checks_with_loss: u64,
     /// Checks after which `verify` failed on a home that opened.
     pub verify_failed: u64,
     /// Commands or requests that failed by themselves, without a kill.
@@ -218,6 +220,7 @@ impl Figures {
             bricked: 0,
             lost: 0,
             lost_by_kind: BTreeMap::new(),
+            checks_with_loss: 0,
             verify_failed: 0,
             failed: 0,
             notes: Vec::new(),
@@ -254,6 +257,7 @@ impl Figures {
     }
 
     fn record(&mut self, findings: ledger::Findings) {
+        self.checks_with_loss += u64::from(!findings.lost.is_empty());
         for lost in findings.lost {
             self.lost += 1;
             // Each finding starts with what it is: module, name, kv, counter.
@@ -281,13 +285,14 @@ impl Figures {
             .collect();
         format!(
             "crash figures: mode={} kills={} acknowledged={} bricked={} lost_acknowledged={} \
-             ({}) verify_failed={} failed_without_kill={} seconds={}",
+             ({}) checks_finding_a_loss={} verify_failed={} failed_without_kill={} seconds={}",
             self.mode,
             self.kills,
             self.acked,
             self.bricked,
             self.lost,
             by_kind.join(" "),
+            self.checks_with_loss,
             self.verify_failed,
             self.failed,
             self.started.elapsed().as_secs()

@@ -244,9 +244,10 @@ impl Probe {
         }
     }
 
-    /// Died of a signal, or of a Rust panic (exit 101, with its message).
+    /// Died of a signal or of a Rust panic (exit 101), or printed a panic's message
+    /// (a panic caught inside, but shown to the user all the same).
     fn panicked(&self) -> bool {
-        self.code.is_none() || self.code == Some(101) || self.stderr.contains("panicked")
+        self.code.is_none() || self.code == Some(101) || self.stderr.contains("panicked at")
     }
 
     /// The gist of what it printed: the last line of stderr (the error), else stdout.
@@ -278,6 +279,7 @@ impl Probe {
                 Verdict::Reported
             }
             Some(exit::NOT_FOUND) => Verdict::Gone(self.text()),
+            Some(exit::CORRUPT) => Verdict::ReportedWhole(self.text()),
             Some(code) => Verdict::Unnamed(format!("exit {code}: {}", self.text())),
             None => unreachable!("a run without a code panicked"),
         }
@@ -290,6 +292,9 @@ enum Verdict {
     Correct,
     /// A read failed with exit 7 naming it.
     Reported,
+    /// A read failed with exit 7 naming something else: the index as a whole, or
+    /// another item that a listing stopped at.
+    ReportedWhole(String),
     /// A read failed without naming it: the home or a listing failed as a whole.
     Unnamed(String),
     Gone(String),
@@ -455,8 +460,9 @@ struct Figures {
     flips: u64,
     /// Flips after which every item read correctly and `verify` passed.
     harmless: u64,
-    /// Flips after which `spore ls` failed.
+    /// Flips after which `spore ls` failed; of those, with exit 7.
     unopenable: u64,
+    unopenable_corrupt: u64,
     /// Flips after which some run of the CLI panicked.
     panicked: u64,
     /// Flips after which an item was damaged but `verify` passed.
@@ -466,7 +472,8 @@ struct Figures {
     repair_unsupported: u64,
     repair_unclean: u64,
     repair_silent_loss: u64,
-    /// Item verdicts, counted: correct, reported, unnamed, gone, wrong, panicked.
+    /// Item verdicts, counted: correct, reported, reported_unnamed, unnamed, gone, wrong,
+    /// panicked.
     verdicts: BTreeMap<&'static str, u64>,
     /// File kind → (flips, flips with a failure).
     by_kind: BTreeMap<String, (u64, u64)>,
@@ -490,6 +497,7 @@ impl Figures {
             + self.repair_unsupported
             + self.repair_unclean
             + self.repair_silent_loss
+            + bad("reported_unnamed")
             + bad("unnamed")
             + bad("gone")
             + bad("wrong")
@@ -508,12 +516,14 @@ impl Figures {
             .map(|(kind, (flips, bad))| format!("{kind}:{bad}/{flips}"))
             .collect();
         format!(
-            "damage figures: flips={} harmless={} unopenable={} panicked={} verify_missed={} \
-             repair_unsupported={} repair_unclean={} repair_silent_loss={} items: {}\n\
+            "damage figures: flips={} harmless={} unopenable={} (with exit 7: {}) panicked={} \
+             verify_missed={} repair_unsupported={} repair_unclean={} repair_silent_loss={} \
+             items: {}\n\
              damage figures by file (flips with a failure/flips): {}",
             self.flips,
             self.harmless,
             self.unopenable,
+            self.unopenable_corrupt,
             self.panicked,
             self.verify_missed,
             self.repair_unsupported,
@@ -598,6 +608,7 @@ fn judge_flip(home: &Home, target: &Target, offset: u64, mask: u8, figures: &mut
     let opens = reads.ls.code == Some(0);
     if !opens {
         figures.unopenable += 1;
+        figures.unopenable_corrupt += u64::from(reads.ls.code == Some(exit::CORRUPT));
         figures.note(format!(
             "{flip}: the home does not open: {}",
             reads.ls.text()
@@ -616,6 +627,7 @@ fn judge_flip(home: &Home, target: &Target, offset: u64, mask: u8, figures: &mut
         let name = match verdict {
             Verdict::Correct => "correct",
             Verdict::Reported => "reported",
+            Verdict::ReportedWhole(_) => "reported_unnamed",
             Verdict::Unnamed(_) => "unnamed",
             Verdict::Gone(_) => "gone",
             Verdict::Wrong(_) => "wrong",
