@@ -556,12 +556,22 @@ fn sweep(count: u64) -> Figures {
     files(home.spore.home(), &codebase, &mut targets);
     assert!(!targets.is_empty(), "the codebase has files");
     let total: u64 = targets.iter().map(|t| t.len).sum();
+    let mut kinds: BTreeMap<String, Vec<&Target>> = BTreeMap::new();
+    for target in &targets {
+        kinds
+            .entry(kind(&target.relative))
+            .or_default()
+            .push(target);
+    }
+    let kinds: Vec<Vec<&Target>> = kinds.into_values().collect();
     let mut figures = Figures::default();
     for flip in 0..count {
-        // Half the flips go to each file in turn, so that small files (an index, a
-        // lock, a header) are hit; half by bytes, evenly spread over all of them.
+        // Half the flips go to each kind of file in turn (the index, module files,
+        // artifacts...), a random file of it, so that a small file such as an index is
+        // hit as often as the many large ones; half by bytes, evenly spread over all.
         let (target, offset) = if flip % 2 == 0 {
-            let target = &targets[(flip / 2) as usize % targets.len()];
+            let files = &kinds[(flip / 2) as usize % kinds.len()];
+            let target = files[rng.below(files.len() as u64) as usize];
             (target, rng.below(target.len))
         } else {
             let slots = count.div_ceil(2);
