@@ -1,13 +1,16 @@
 //! One flipped byte anywhere in a home's codebase, as bit rot or a bad sector would leave
-//! it: every acknowledged item (module, name, `kv` key, memoized result) must then be
-//! either correct or reported with exit 7 naming it, never silently wrong or silently
-//! gone, and the CLI must never panic. `spore verify` must report what the reads found,
-//! and `spore verify --repair` must leave a home that verifies, having named whatever it
-//! dropped (docs/durability.md).
+//! it: every acknowledged item (module, name, `kv` key, memoized result) must then read
+//! correctly or fail with exit 7, never silently wrong or silently gone, and the CLI
+//! must never panic. The exit 7 names the item, or, when the damage is to the store's
+//! own structure rather than to one record, the store as a whole (the index file): then
+//! `spore verify --repair` must give the item back or name it among what it lost. Either
+//! way `spore verify` must fail where a read found damage, and after `--repair` a home
+//! must verify (docs/durability.md). The figures count the two kinds of report apart.
 //!
 //! The sweep knows nothing of the store's layout: it walks `codebase/` and flips bytes
 //! in every file it finds, a fresh copy of the home for each flip. `SPORE_DAMAGE_FLIPS`
-//! sets the long sweep's count, `SPORE_DAMAGE_SEED` repeats its offsets and masks.
+//! sets the long sweep's count, `SPORE_DAMAGE_SEED` its offsets and masks (the CI
+//! sweep's are fixed, so that it judges the same flips every run).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +21,8 @@ use serde_json::{Value, json};
 use crate::support::{Rng, Spore, copy_dir, exit};
 
 const SEED: &str = "SPORE_DAMAGE_SEED";
+/// The CI sweep's seed, unless `SPORE_DAMAGE_SEED` says otherwise.
+const CI_SEED: u64 = 9;
 /// How long one command may take on a damaged home before it counts as hung.
 const HUNG: Duration = Duration::from_secs(60);
 /// The code a hung command is given here (no exit code of spore's).
@@ -26,7 +31,7 @@ const HUNG_CODE: i32 = -1;
 #[test]
 #[ignore = "fails until the redb store lands (h-store): a flipped byte makes sled homes unopenable"]
 fn a_flipped_byte_anywhere_is_harmless_or_reported_naming_what_it_damaged() {
-    sweep(24).assert_clean();
+    sweep(24, Rng::from_env_or(SEED, CI_SEED)).assert_clean();
 }
 
 #[test]
@@ -35,7 +40,7 @@ fn hundreds_of_flipped_bytes() {
     let flips = std::env::var("SPORE_DAMAGE_FLIPS")
         .map(|text| text.parse().expect("SPORE_DAMAGE_FLIPS is a number"))
         .unwrap_or(600);
-    sweep(flips).assert_clean();
+    sweep(flips, Rng::from_env(SEED)).assert_clean();
 }
 
 /// Something acknowledged that a reader must find.
@@ -489,15 +494,18 @@ impl Figures {
         }
     }
 
+    /// What fails the sweep. A report naming the store as a whole rather than the item
+    /// (`reported_unnamed`, and a home that does not open with exit 7) is counted in
+    /// the figures but is not a failure by itself: the repair must then account for
+    /// the item, or `repair_silent_loss` counts it.
     fn failures(&self) -> u64 {
         let bad = |name| self.verdicts.get(name).copied().unwrap_or(0);
-        self.unopenable
+        (self.unopenable - self.unopenable_corrupt)
             + self.panicked
             + self.verify_missed
             + self.repair_unsupported
             + self.repair_unclean
             + self.repair_silent_loss
-            + bad("reported_unnamed")
             + bad("unnamed")
             + bad("gone")
             + bad("wrong")
@@ -548,8 +556,7 @@ impl Figures {
 }
 
 /// Flips `count` bytes, one per fresh copy of a home, and judges each.
-fn sweep(count: u64) -> Figures {
-    let mut rng = Rng::from_env(SEED);
+fn sweep(count: u64, mut rng: Rng) -> Figures {
     let home = Home::build();
     let codebase = home.spore.home().join("codebase");
     let mut targets = Vec::new();

@@ -203,18 +203,22 @@ pub struct Rng(u64);
 impl Rng {
     /// Seeded from the environment variable `var`, else from the clock.
     pub fn from_env(var: &str) -> Rng {
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        Self::from_env_or(var, clock)
+    }
+
+    /// Seeded from the environment variable `var`, else with `seed`.
+    pub fn from_env_or(var: &str, seed: u64) -> Rng {
         let seed = std::env::var(var)
             .ok()
             .map(|text| {
                 text.parse()
                     .unwrap_or_else(|_| panic!("{var} is not a u64"))
             })
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
+            .unwrap_or(seed);
         eprintln!("seed {seed} (set {var}={seed} to repeat the choices)");
         Rng(seed)
     }
