@@ -108,11 +108,36 @@ pub fn run(modules: &Modules, budget: &Budget, rng: &mut Rng) -> Figures {
     figures
 }
 
+/// A node's process, SIGKILLed if the harness lets go of it while it runs (a panic in
+/// the harness must not leave nodes behind).
+struct Node(Child);
+
+impl std::ops::Deref for Node {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `spore node run` on the home, its stderr to `log`.
-fn spawn(spore: &Spore, log: &Path) -> Child {
+fn spawn(spore: &Spore, log: &Path) -> Node {
     // A killed node leaves its file behind; the next one is known by its own.
     let _ = std::fs::remove_file(spore.home().join("node.json"));
-    spore
+    let child = spore
         .command()
         .args(["node", "run", "--no-mdns", "--api", "127.0.0.1:0"])
         .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
@@ -120,7 +145,8 @@ fn spawn(spore: &Spore, log: &Path) -> Child {
         .stdout(Stdio::null())
         .stderr(File::create(log).unwrap())
         .spawn()
-        .expect("start spore node run")
+        .expect("start spore node run");
+    Node(child)
 }
 
 /// SIGKILLs the node; whether it was still running.
