@@ -7,6 +7,8 @@ mod cli_output;
 mod codebase;
 mod corruption;
 mod costs;
+mod crash;
+mod damage;
 mod housekeeping;
 mod http_server;
 mod invoke;

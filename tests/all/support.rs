@@ -89,13 +89,22 @@ impl Spore {
         self.run_with_stdin(args, None)
     }
 
-    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spore"))
+    /// The command that runs `spore` on this home, for a test that manages the process
+    /// itself (kills it, lets it run on).
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_spore"));
+        command
             .arg("--home")
             .arg(self.home())
-            .args(args)
             .env_remove("SPORE_HOME")
-            .env_remove("SPORE_LOG")
+            .env_remove("SPORE_LOG");
+        command
+    }
+
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut child = self
+            .command()
+            .args(args)
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -171,6 +180,74 @@ pub fn temp_file(name: &str, bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).unwrap();
     (dir, path)
+}
+
+/// Copies the directory `from` (files and subdirectories) to `to`, which is created.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A small seeded generator (splitmix64) for tests that choose at random: they print
+/// the seed, and the variable that sets it, so that a failing run can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded from the environment variable `var`, else from the clock.
+    pub fn from_env(var: &str) -> Rng {
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        Self::from_env_or(var, clock)
+    }
+
+    /// Seeded from the environment variable `var`, else with `seed`.
+    pub fn from_env_or(var: &str, seed: u64) -> Rng {
+        let seed = std::env::var(var)
+            .ok()
+            .map(|text| {
+                text.parse()
+                    .unwrap_or_else(|_| panic!("{var} is not a u64"))
+            })
+            .unwrap_or(seed);
+        eprintln!("seed {seed} (set {var}={seed} to repeat the choices)");
+        Rng(seed)
+    }
+
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    pub fn chance(&mut self, probability: f64) -> bool {
+        self.unit() < probability
+    }
 }
 
 /// A `spore node run` process on a home of its own; stopped (SIGTERM) when dropped.
