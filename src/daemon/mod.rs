@@ -89,7 +89,7 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
             .collect(),
     };
     let node_file = home.root().join(NODE_FILE);
-    std::fs::write(&node_file, serde_json::to_vec_pretty(&file)?)?;
+    spore_node::home::replace_private_file(&node_file, &serde_json::to_vec_pretty(&file)?)?;
     tracing::info!(%api, peer = %file.peer_id, home = %home.root().display(), "node running");
     eprintln!(
         "spore node {} running, api http://{api}, home {}",
@@ -216,14 +216,10 @@ fn identity(home: &Home) -> anyhow::Result<mesh::Keypair> {
     }
     let keypair = mesh::Keypair::generate_ed25519();
     let bytes = keypair.to_protobuf_encoding()?;
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)?
-        .write_all(&bytes)?;
+    if !spore_node::home::create_private_file(&path, &bytes)? {
+        // Another process created it first: that one is the identity.
+        return identity(home);
+    }
     Ok(keypair)
 }
 

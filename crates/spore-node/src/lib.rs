@@ -12,7 +12,7 @@ pub mod config;
 mod error;
 mod handle;
 mod handler;
-mod home;
+pub mod home;
 mod host;
 mod memo;
 mod node;

@@ -134,7 +134,7 @@ impl NodeConfig {
     pub fn load_or_create(home: &Path) -> Result<NodeConfig, ConfigError> {
         let file = home.join("config.toml");
         if !file.exists() {
-            write_private(&file, default_config().as_bytes()).map_err(|e| {
+            crate::home::create_private_file(&file, default_config().as_bytes()).map_err(|e| {
                 whole_file(
                     &file,
                     format!("cannot write the default configuration: {e}"),
@@ -150,19 +150,6 @@ impl NodeConfig {
     pub fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
         locate::parse(file, text)
     }
-}
-
-/// Writes a new file that only its owner can read: a configuration can hold secrets
-/// (`[config]` values, provider environments).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?
-        .write_all(bytes)
 }
 
 #[cfg(test)]
