@@ -304,7 +304,11 @@ fn open_error(path: &Path, error: DatabaseError) -> StoreError {
 /// Runs `f`, turning a panic inside it (redb reading a damaged page) into a typed error
 /// naming the index (see the module's documentation for why).
 pub fn guard<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+    let caught = {
+        let _quiet = QuietPanics::enter();
+        catch_unwind(AssertUnwindSafe(f))
+    };
+    caught.unwrap_or_else(|panic| {
         let message = panic
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
@@ -316,4 +320,38 @@ pub fn guard<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Resul
             format!("reading it failed: {message}"),
         ))
     })
+}
+
+thread_local! {
+    /// How many [`guard`]s this thread is inside.
+    static GUARDED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// While alive, a panic on this thread is not printed by the panic hook: [`guard`]
+/// catches it and reports the damage as a typed error (and a log line). Without this,
+/// the default hook wrote "thread 'main' panicked at …redb…" to the terminal of a
+/// command that then handled the damage well (seen in the long damage sweep).
+/// Panics anywhere else are printed as always.
+struct QuietPanics;
+
+impl QuietPanics {
+    fn enter() -> QuietPanics {
+        static HOOK: std::sync::Once = std::sync::Once::new();
+        HOOK.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if GUARDED.with(|guarded| guarded.get()) == 0 {
+                    previous(info);
+                }
+            }));
+        });
+        GUARDED.with(|guarded| guarded.set(guarded.get() + 1));
+        QuietPanics
+    }
+}
+
+impl Drop for QuietPanics {
+    fn drop(&mut self) {
+        GUARDED.with(|guarded| guarded.set(guarded.get() - 1));
+    }
 }
