@@ -48,10 +48,7 @@ impl MeshState {
     /// Writes the state into `home`, replacing the file whole so that a crash leaves the
     /// old one or the new one.
     pub fn save(&self, home: &Home) -> std::io::Result<()> {
-        let path = path(home);
-        let partial = path.with_extension("json.partial");
-        std::fs::write(&partial, serde_json::to_vec_pretty(self)?)?;
-        std::fs::rename(&partial, &path)
+        spore_node::home::replace_private_file(&path(home), &serde_json::to_vec_pretty(self)?)
     }
 
     /// The remembered peers that parse as peer addresses.

@@ -33,16 +33,7 @@ fn a_module_the_compiler_refuses_is_not_stored() {
     let (_dir, path) = temp_file("huge-table.wasm", &bytes);
     let run = spore.run(&["publish", path.to_str().unwrap(), "--name", "huge"]);
     assert_ne!(run.code, 0, "{run:?}");
-    assert_eq!(listed(&spore), 0);
-    assert_eq!(module_files(&spore), 0);
-    assert!(
-        spore
-            .run(&["--json", "names", "ls"])
-            .json()
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert_stores_nothing(&spore);
 }
 
 #[test]
@@ -55,16 +46,7 @@ fn publish_with_one_name_that_cannot_be_formed_stores_nothing() {
     spore
         .run(&["publish", path.to_str().unwrap(), "--name", &long])
         .fails_with(exit::USAGE);
-    assert_eq!(listed(&spore), 0);
-    assert_eq!(module_files(&spore), 0);
-    assert!(
-        spore
-            .run(&["--json", "names", "ls"])
-            .json()
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
+    assert_stores_nothing(&spore);
 }
 
 #[test]
@@ -225,4 +207,12 @@ fn a_home_written_with_sled_is_imported_once_and_its_files_moved_aside() {
     verify.fails_with(exit::CORRUPT);
     spore.run(&["verify", "--repair"]);
     spore.run(&["verify"]).ok();
+}
+
+/// No module is listed or on disk, and no name exists.
+fn assert_stores_nothing(spore: &Spore) {
+    assert_eq!(listed(spore), 0);
+    assert_eq!(module_files(spore), 0);
+    let names = spore.run(&["--json", "names", "ls"]).json();
+    assert!(names.as_array().unwrap().is_empty(), "{names}");
 }
