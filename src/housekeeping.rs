@@ -59,6 +59,7 @@ pub fn salvaged(report: &SalvageReport) -> Value {
     json!({
         "damaged_index": report.damaged_index,
         "records_kept": report.records_kept,
+        "read_from": report.read_from.as_str(),
         "modules": report.modules,
         "lost": report.lost.iter().map(|(i, what)| item(i, what)).collect::<Vec<_>>(),
     })

@@ -139,6 +139,63 @@ impl Index {
         })
     }
 
+    /// Opens, from a copy of the damaged index at `damaged` written to `scratch`, its
+    /// latest commit without redb's own bookkeeping, for a salvage to read when redb
+    /// refuses the file as it is.
+    ///
+    /// Why: redb keeps its allocator state in a tree of its own (the system tree), written
+    /// when it closes the file in a two-phase commit, and refuses outright a file whose
+    /// latest commit was two-phase and fails its checksums ("Primary is corrupted despite
+    /// 2-phase commit"): one flipped byte in that allocator state cost the whole index
+    /// (the long damage sweep, docs/durability.md). The commit before cannot stand in:
+    /// the closing commit also trims the file, and the pages the commit before used may be
+    /// gone. So the copy's latest commit slot is rewritten to name no system tree (the
+    /// flag cleared, the root zeroed, the slot's XXH3-128 checksum computed again) and
+    /// marked as needing repair; redb's repair then verifies the tables and rebuilds the
+    /// allocator state from them. Everything here is redb's file format 3 (its
+    /// `header.rs`: the "god byte" at byte 9, bit 0 the primary slot, bit 1 repair
+    /// required; 128-byte commit slots from byte 64, in each the system tree's flag at
+    /// byte 2 and root at bytes 40..72, the checksum of bytes 0..112 at 112..128). A slot
+    /// whose checksum does not match before the rewrite is left alone, so a file laid out
+    /// otherwise is never rewritten blind; the damaged original is never written.
+    pub fn open_without_bookkeeping(damaged: &Path, scratch: &Path) -> Result<Index, StoreError> {
+        const GOD_BYTE: usize = 9;
+        const PRIMARY: u8 = 0b01;
+        const RECOVERY_REQUIRED: u8 = 0b10;
+        const SLOTS: usize = 64;
+        const SLOT: usize = 128;
+        const SYSTEM_ROOT_FLAG: usize = 2;
+        const SYSTEM_ROOT: std::ops::Range<usize> = 40..72;
+        const CHECKSUM: usize = 112;
+        let refuse = |why: &str| StoreError::corrupt(Damaged::Index(damaged.to_owned()), why);
+        let mut bytes = std::fs::read(damaged).map_err(StoreError::io(damaged))?;
+        if bytes.len() < SLOTS + 2 * SLOT {
+            return Err(refuse("it is too short to hold redb's header"));
+        }
+        let primary = usize::from(bytes[GOD_BYTE] & PRIMARY);
+        let start = SLOTS + primary * SLOT;
+        let slot = &mut bytes[start..start + SLOT];
+        let checksum = |slot: &[u8]| xxhash_rust::xxh3::xxh3_128(&slot[..CHECKSUM]).to_le_bytes();
+        if slot[CHECKSUM..] != checksum(slot) {
+            return Err(refuse("its latest commit slot fails its own checksum"));
+        }
+        slot[SYSTEM_ROOT_FLAG] = 0;
+        slot[SYSTEM_ROOT].fill(0);
+        let sum = checksum(slot);
+        slot[CHECKSUM..].copy_from_slice(&sum);
+        bytes[GOD_BYTE] |= RECOVERY_REQUIRED;
+        std::fs::write(scratch, &bytes).map_err(StoreError::io(scratch))?;
+        let db = guard(damaged, || {
+            Builder::new()
+                .open(scratch)
+                .map_err(|e| open_error(damaged, e))
+        })?;
+        Ok(Index {
+            db: Some(db),
+            path: scratch.to_owned(),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -45,7 +45,7 @@ pub use housekeeping::{Damage, GcReport, RepairReport, VerifyReport};
 pub use kv::KvSpace;
 pub use modules::{Removed, Staged};
 pub use names::{NameEntry, NameEvent};
-pub use salvage::SalvageReport;
+pub use salvage::{ReadFrom, SalvageReport};
 
 use index::{Health, Index};
 use layout::Layout;

@@ -2,11 +2,16 @@
 //! missing while modules remain) with a new one holding everything that can still be
 //! read and verifies, and saying what could not.
 //!
-//! The damaged file is moved to `codebase/damaged/`, never deleted. Every record read
-//! from it is kept only if its envelope verifies; manifests are derived again from the
-//! module files (so every intact module is published again, including one whose
-//! publication a crash interrupted); memo entries and usage counts are not carried over.
+//! The damaged file is moved to `codebase/damaged/`, never deleted. Its records are read
+//! through redb from its latest commit, or from the commit before when the latest cannot
+//! be read at all, and then from its pages directly ([`carve`]), which finds what a
+//! damaged page of a tree hid from redb's walk; [`pages`] says what of that is kept.
+//! Every record is kept only if its envelope verifies; manifests are derived again from
+//! the module files (so every intact module is published again, including one whose
+//! publication a crash interrupted); each name points where the last event of its
+//! history says; memo entries and usage counts are not carried over.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
@@ -15,9 +20,12 @@ use spore_core::{Hash, Manifest};
 
 use crate::error::Damaged;
 use crate::index::{Index, KV_PREFIX, MANIFESTS, NAME_HISTORY, NAMES};
-use crate::layout::{self, DAMAGED, INDEX_NEW, Layout, MODULES};
+use crate::layout::{self, DAMAGED, INDEX_NEW, Layout, MODULES, TMP};
 use crate::names::{history_seq, parse_name};
 use crate::{OpenOptions, StoreError, envelope};
+
+mod carve;
+mod pages;
 
 /// What a salvage kept and lost.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,7 +38,39 @@ pub struct SalvageReport {
     pub modules: usize,
     /// Each item lost: named where its key still says what it was.
     pub lost: Vec<(Damaged, String)>,
+    /// Where in the damaged index the records were read from.
+    pub read_from: ReadFrom,
 }
+
+/// Where a salvage read the damaged index's records, most trusted first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadFrom {
+    /// Its latest commit, through redb (or there was no index to read).
+    #[default]
+    LatestCommit,
+    /// Its latest commit, through redb, on a copy without redb's own bookkeeping (its
+    /// allocator state), which was what could not be read: see
+    /// [`Index::open_without_bookkeeping`].
+    LatestCommitRebuilt,
+    /// Its pages, read directly, because redb could read no commit of it
+    /// ([`crate::carve`]): a `kv` key deleted shortly before the damage may be back.
+    Pages,
+}
+
+impl ReadFrom {
+    /// The words for it in reports (`spore verify --repair --json`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadFrom::LatestCommit => "latest_commit",
+            ReadFrom::LatestCommitRebuilt => "latest_commit_rebuilt",
+            ReadFrom::Pages => "pages",
+        }
+    }
+}
+
+/// The copy of a damaged index opened without redb's bookkeeping, under `tmp/`.
+const REBUILT: &str = "index.rebuilt.redb";
 
 /// Tables whose records are carried over; the others (`meta`, `manifests`, `memo`,
 /// `memo_order`, `kv_usage`, `notes`) are derived again or are caches.
@@ -66,14 +106,23 @@ impl crate::Codebase {
         let new_path = layout.dir(INDEX_NEW);
         let _ = std::fs::remove_file(&new_path);
         let new = Index::create(&new_path)?;
-        if let Some(kept) = &report.damaged_index {
-            match Index::open_unverified(kept) {
-                Ok(damaged) => copy_records(&damaged, &new, &mut report)?,
-                Err(error) => report.lost.push((
-                    Damaged::Index(kept.clone()),
-                    format!("nothing in it could be read: {error}"),
-                )),
+        if let Some(kept) = report.damaged_index.clone() {
+            let scratch = layout.dir(TMP).join(REBUILT);
+            let mut recorded_usage = BTreeMap::new();
+            match readable(&kept, &scratch) {
+                Ok((damaged, tables, read_from)) => {
+                    report.read_from = read_from;
+                    recorded_usage = pages::usage_records(&damaged);
+                    copy_records(&damaged, tables, &new, &mut report)?;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "no commit of the damaged index can be read; reading its pages");
+                    report.read_from = ReadFrom::Pages;
+                }
             }
+            let _ = std::fs::remove_file(&scratch);
+            pages::fill_in(&kept, &new, &recorded_usage, &mut report)?;
+            pages::derive_names(&new)?;
         }
         republish_modules(&layout, &new, &mut report)?;
         drop(new);
@@ -91,22 +140,33 @@ impl crate::Codebase {
     }
 }
 
-/// Copies every verifiable record of the carried tables from `damaged` into `new`.
+/// The damaged index at `kept` opened for reading its latest commit, with its list of
+/// tables and how it was read: as it is when redb can open it and list its tables, else a copy at `scratch`
+/// without redb's bookkeeping ([`Index::open_without_bookkeeping`]).
+fn readable(kept: &Path, scratch: &Path) -> Result<(Index, Vec<String>, ReadFrom), StoreError> {
+    let latest = Index::open_unverified(kept).and_then(|index| {
+        let tables = index.table_names()?;
+        Ok((index, tables))
+    });
+    match latest {
+        Ok((index, tables)) => Ok((index, tables, ReadFrom::LatestCommit)),
+        Err(error) => {
+            tracing::warn!(%error, "redb cannot read the damaged index as it is; reading it without redb's bookkeeping");
+            let index = Index::open_without_bookkeeping(kept, scratch)?;
+            let tables = index.table_names()?;
+            Ok((index, tables, ReadFrom::LatestCommitRebuilt))
+        }
+    }
+}
+
+/// Copies every verifiable record of the carried tables among `tables` from `damaged`
+/// into `new`.
 fn copy_records(
     damaged: &Index,
+    tables: Vec<String>,
     new: &Index,
     report: &mut SalvageReport,
 ) -> Result<(), StoreError> {
-    let tables = match damaged.table_names() {
-        Ok(tables) => tables,
-        Err(error) => {
-            report.lost.push((
-                Damaged::Index(damaged.path().to_owned()),
-                format!("its list of tables cannot be read ({error}); names and kv data are lost"),
-            ));
-            return Ok(());
-        }
-    };
     for table in tables.into_iter().filter(|t| carried(t)) {
         let mut after: Option<Vec<u8>> = None;
         // A damaged page can stop a scan part way; the scan resumes once past the key
@@ -136,16 +196,7 @@ fn copy_records(
                 }
                 Ok(())
             });
-            report.records_kept += good.len();
-            new.write(Durability::Immediate, |txn| {
-                let mut target = new.open_table(txn, &table)?;
-                for (key, record) in &good {
-                    target
-                        .insert(key.as_slice(), record.as_slice())
-                        .map_err(|e| new.err(e))?;
-                }
-                Ok(())
-            })?;
+            keep(new, &table, &good, report)?;
             match scanned {
                 Ok(()) => break,
                 Err(error) if attempt == 1 => report.lost.push((
@@ -161,6 +212,26 @@ fn copy_records(
             }
         }
     }
+    Ok(())
+}
+
+/// Stores `records` (keys and sealed records) in `table` of `new`, and counts them kept.
+fn keep(
+    new: &Index,
+    table: &str,
+    records: &[(Vec<u8>, Vec<u8>)],
+    report: &mut SalvageReport,
+) -> Result<(), StoreError> {
+    new.write(Durability::Immediate, |txn| {
+        let mut target = new.open_table(txn, table)?;
+        for (key, record) in records {
+            target
+                .insert(key.as_slice(), record.as_slice())
+                .map_err(|e| new.err(e))?;
+        }
+        Ok(())
+    })?;
+    report.records_kept += records.len();
     Ok(())
 }
 
