@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod name;
 pub mod reference;
 pub mod text;
+pub mod trust;
 pub mod value;
 
 pub use call::{

@@ -211,3 +211,124 @@ fn value_vectors() {
         assert_eq!(refusal(&error), expected, "{vector}: {error}");
     }
 }
+
+mod trust {
+    use super::{unhex, vectors};
+    use serde_json::Value as Json;
+    use spore_core::trust::{
+        Body, Hello, Membership, PublicKey, Publication, Revocation, SecretKey, Signed, TrustError,
+    };
+
+    /// Checks that `bytes` are a record of kind `B` equal to the vector's.
+    fn valid<B: Body>(vector: &Json, bytes: &[u8]) {
+        let record = Signed::<B>::from_bytes(bytes).unwrap_or_else(|e| panic!("{vector}: {e}"));
+        assert_eq!(record.as_bytes(), bytes);
+        assert_eq!(record.to_text(), vector["text"].as_str().unwrap());
+        assert_eq!(
+            Signed::<B>::from_text(&record.to_text())
+                .unwrap()
+                .as_bytes(),
+            bytes
+        );
+        assert_eq!(record.hash().to_hex(), vector["hash"].as_str().unwrap());
+    }
+
+    fn error<B: Body>(bytes: &[u8]) -> TrustError {
+        Signed::<B>::from_bytes(bytes).expect_err("an invalid record is refused")
+    }
+
+    #[test]
+    fn trust_key_vectors() {
+        let doc = vectors("trust.json");
+        for key in doc["keys"].as_array().unwrap() {
+            let secret: SecretKey = key["secret"].as_str().unwrap().parse().unwrap();
+            let public: PublicKey = key["public"].as_str().unwrap().parse().unwrap();
+            assert_eq!(secret.public(), public, "{key}");
+            assert_eq!(secret.to_text(), key["secret"].as_str().unwrap());
+            assert_eq!(public.to_string(), key["public"].as_str().unwrap());
+        }
+    }
+
+    #[test]
+    fn trust_record_vectors() {
+        let doc = vectors("trust.json");
+        let all = doc["valid"].as_array().unwrap();
+        assert!(all.len() >= 6);
+        let mut certificates = Vec::new();
+        let mut revocations = Vec::new();
+        for vector in all {
+            let bytes = unhex(vector["bytes"].as_str().unwrap());
+            match vector["kind"].as_str().unwrap() {
+                "membership" => {
+                    valid::<Membership>(vector, &bytes);
+                    certificates.push(Some(Signed::<Membership>::from_bytes(&bytes).unwrap()));
+                    revocations.push(None);
+                }
+                "revocation" => {
+                    valid::<Revocation>(vector, &bytes);
+                    certificates.push(None);
+                    revocations.push(Some(Signed::<Revocation>::from_bytes(&bytes).unwrap()));
+                }
+                "publication" => {
+                    valid::<Publication>(vector, &bytes);
+                    certificates.push(None);
+                    revocations.push(None);
+                }
+                other => panic!("unknown kind {other}"),
+            }
+        }
+        for vector in doc["invalid"].as_array().unwrap() {
+            let bytes = unhex(vector["bytes"].as_str().unwrap());
+            let found = match vector["kind"].as_str().unwrap() {
+                "membership" => error::<Membership>(&bytes),
+                "publication" => error::<Publication>(&bytes),
+                "revocation" => error::<Revocation>(&bytes),
+                other => panic!("unknown kind {other}"),
+            };
+            let kind = match found {
+                TrustError::BadSignature { .. } => "bad_signature",
+                TrustError::Malformed { .. } => "malformed",
+                other => panic!("{vector}: {other}"),
+            };
+            assert_eq!(kind, vector["error"].as_str().unwrap(), "{vector}: {found}");
+        }
+        for check in doc["checks"].as_array().unwrap() {
+            let index = check["certificate"].as_u64().unwrap() as usize;
+            let certificate = certificates[index].as_ref().unwrap();
+            let revoked: Vec<_> = check["revocations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| revocations[i.as_u64().unwrap() as usize].clone().unwrap())
+                .collect();
+            let result = certificate.admits(
+                &check["mesh"].as_str().unwrap().parse().unwrap(),
+                &check["node"].as_str().unwrap().parse().unwrap(),
+                check["now_ms"].as_u64().unwrap(),
+                &revoked,
+            );
+            let said = match result {
+                Ok(()) => "ok",
+                Err(TrustError::WrongMesh { .. }) => "wrong_mesh",
+                Err(TrustError::WrongNode { .. }) => "wrong_node",
+                Err(TrustError::Expired { .. }) => "expired",
+                Err(TrustError::NotYetValid { .. }) => "not_yet_valid",
+                Err(TrustError::Revoked { .. }) => "revoked",
+                Err(other) => panic!("{check}: {other}"),
+            };
+            assert_eq!(said, check["result"].as_str().unwrap(), "{check}");
+        }
+        for hello in doc["hellos"].as_array().unwrap() {
+            let bytes = unhex(hello["cbor"].as_str().unwrap());
+            let decoded: Hello = spore_core::value::decode_as(&bytes).unwrap();
+            assert_eq!(
+                spore_core::value::to_canonical(&decoded).unwrap(),
+                bytes,
+                "{hello}"
+            );
+            if let Some(certificate) = &decoded.certificate {
+                Signed::<Membership>::from_bytes(certificate).unwrap();
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Writes spec/vectors/trust.json (spec/trust.md).
+
+Everything here is computed from spec/trust.md alone, with the `cryptography` package
+(pip install cryptography) for ed25519 and a few lines of canonical CBOR, so that the
+vectors do not merely repeat what spore's Rust code writes: they are a second
+implementation. Run from the repository root:
+python3 spec/vectors/trust_vectors.py
+"""
+
+import json
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives import serialization
+
+import blake3
+
+RAW = serialization.Encoding.Raw
+PUB_RAW = serialization.PublicFormat.Raw
+
+
+def cbor_head(major, n):
+    if n < 24:
+        return bytes([major << 5 | n])
+    for info, width in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if n < 1 << (8 * width):
+            return bytes([major << 5 | info]) + n.to_bytes(width, "big")
+    raise ValueError(n)
+
+
+def cbor(value):
+    """Canonical CBOR (RFC 8949 section 4.2.1): shortest heads, map keys sorted by
+    their encoded bytes."""
+    if value is None:
+        return b"\xf6"
+    if isinstance(value, bool):
+        raise TypeError(value)
+    if isinstance(value, int):
+        return cbor_head(0, value)
+    if isinstance(value, bytes):
+        return cbor_head(2, len(value)) + value
+    if isinstance(value, str):
+        data = value.encode()
+        return cbor_head(3, len(data)) + data
+    if isinstance(value, list):
+        return cbor_head(4, len(value)) + b"".join(cbor(v) for v in value)
+    if isinstance(value, dict):
+        items = sorted((cbor(k), cbor(v)) for k, v in value.items())
+        return cbor_head(5, len(items)) + b"".join(k + v for k, v in items)
+    raise TypeError(value)
+
+
+def key(seed_byte):
+    secret = Ed25519PrivateKey.from_private_bytes(bytes([seed_byte]) * 32)
+    public = secret.public_key().public_bytes(RAW, PUB_RAW)
+    return secret, public
+
+
+def public_text(public):
+    return "ed25519:" + public.hex()
+
+
+def secret_text(seed_byte):
+    return "ed25519-secret:" + (bytes([seed_byte]) * 32).hex()
+
+
+KINDS = {
+    "membership": ("spore membership v1", "spore-membership-1:"),
+    "revocation": ("spore revocation v1", "spore-revocation-1:"),
+    "publication": ("spore publication v1", "spore-publication-1:"),
+}
+
+
+def sign(kind, body, secret, domain=None):
+    domain = domain or KINDS[kind][0]
+    signature = secret.sign(domain.encode() + b"\x00" + cbor(body))
+    return cbor({"body": body, "signature": signature})
+
+
+def text(kind, record):
+    return KINDS[kind][1] + record.hex()
+
+
+MESH_SEED, NODE_SEED, PUBLISHER_SEED, STRANGER_SEED = 1, 2, 4, 3
+mesh_secret, MESH = key(MESH_SEED)
+node_secret, NODE = key(NODE_SEED)
+publisher_secret, PUBLISHER = key(PUBLISHER_SEED)
+stranger_secret, STRANGER = key(STRANGER_SEED)
+
+keys = [
+    {"about": about, "seed": (bytes([seed]) * 32).hex(), "public": public_text(pub), "secret": secret_text(seed)}
+    for about, seed, pub in [
+        ("a mesh key", MESH_SEED, MESH),
+        ("a node's identity", NODE_SEED, NODE),
+        ("a publisher key", PUBLISHER_SEED, PUBLISHER),
+        ("a key no one trusts", STRANGER_SEED, STRANGER),
+    ]
+]
+
+certificate = {
+    "mesh": MESH,
+    "node": NODE,
+    "roles": ["edge", "sensor-host"],
+    "serves": ["log", "sensor"],
+    "issued_ms": 1764460800000,
+    "expires_ms": 1767052800000,
+}
+forever = dict(certificate, roles=[], serves=[], expires_ms=None)
+revocation = {"mesh": MESH, "node": NODE, "revoked_ms": 1764547200000, "reason": "the device was lost"}
+REF1 = blake3.blake3(b"charge v1").hexdigest() + ":charge"
+REF2 = blake3.blake3(b"charge v2").hexdigest() + ":charge"
+pub1 = {"publisher": PUBLISHER, "name": "billing.charge", "target": REF1, "seq": 1, "at_ms": 1764460800000, "previous": None}
+pub1_record = sign("publication", pub1, publisher_secret)
+pub2 = dict(pub1, target=REF2, seq=2, at_ms=1764460900000, previous=blake3.blake3(pub1_record).digest())
+pub2_record = sign("publication", pub2, publisher_secret)
+pub3 = dict(pub1, target=REF1, seq=3, at_ms=1764461000000, previous=blake3.blake3(pub2_record).digest())
+pub3_record = sign("publication", pub3, publisher_secret)
+
+
+def shown(body):
+    return {k: (v.hex() if isinstance(v, bytes) else v) for k, v in body.items()}
+
+
+valid = []
+for about, kind, body, record in [
+    ("a membership certificate with roles, abilities and an expiry", "membership", certificate, sign("membership", certificate, mesh_secret)),
+    ("a membership certificate with no roles or abilities that never expires", "membership", forever, sign("membership", forever, mesh_secret)),
+    ("a revocation", "revocation", revocation, sign("revocation", revocation, mesh_secret)),
+    ("the first publication of a name", "publication", pub1, pub1_record),
+    ("the second, chained to the first by its hash", "publication", pub2, pub2_record),
+    ("a rollback: the third, pointing at the first's reference again", "publication", pub3, pub3_record),
+]:
+    valid.append({
+        "about": about,
+        "kind": kind,
+        "body": shown(body),
+        "signed_message": (KINDS[kind][0].encode() + b"\x00" + cbor(body)).hex(),
+        "bytes": record.hex(),
+        "text": text(kind, record),
+        "hash": blake3.blake3(record).hexdigest(),
+    })
+
+cert_record = sign("membership", certificate, mesh_secret)
+tampered = bytearray(cert_record)
+tampered[cert_record.index(b"edge")] = ord("f")  # 'edge' -> 'fdge': still a label, now not what was signed
+reordered = cbor_head(5, 2) + cbor("signature") + cbor(mesh_secret.sign(b"x")) + cbor("body") + cbor(certificate)
+invalid = []
+for about, kind, record, error in [
+    ("a certificate whose body was changed after signing", "membership", bytes(tampered), "bad_signature"),
+    ("a certificate signed by a key other than the mesh it names", "membership", sign("membership", certificate, stranger_secret), "bad_signature"),
+    ("a revocation's signature presented as a certificate's: the domains differ", "membership",
+     cbor({"body": certificate, "signature": mesh_secret.sign(b"spore revocation v1\x00" + cbor(certificate))}), "bad_signature"),
+    ("a certificate whose map keys are not in canonical order", "membership", reordered, "malformed"),
+    ("a certificate with a field the format does not have", "membership", sign("membership", dict(certificate, extra=1), mesh_secret), "malformed"),
+    ("a certificate whose roles are not sorted", "membership", sign("membership", dict(certificate, roles=["sensor-host", "edge"]), mesh_secret), "malformed"),
+    ("a publication numbered 2 that follows nothing", "publication", sign("publication", dict(pub2, previous=None), publisher_secret), "malformed"),
+]:
+    invalid.append({"about": about, "kind": kind, "bytes": record.hex(), "error": error})
+
+# Judging a certificate against a mesh, the node that presented it, a time and the
+# mesh's revocations. `revoked` lists indexes into `valid`.
+checks = [
+    {"about": "a member", "certificate": 0, "mesh": public_text(MESH), "node": public_text(NODE), "now_ms": 1764500000000, "revocations": [], "result": "ok"},
+    {"about": "another mesh", "certificate": 0, "mesh": public_text(STRANGER), "node": public_text(NODE), "now_ms": 1764500000000, "revocations": [], "result": "wrong_mesh"},
+    {"about": "presented by another node", "certificate": 0, "mesh": public_text(MESH), "node": public_text(STRANGER), "now_ms": 1764500000000, "revocations": [], "result": "wrong_node"},
+    {"about": "at its expiry", "certificate": 0, "mesh": public_text(MESH), "node": public_text(NODE), "now_ms": 1767052800000, "revocations": [], "result": "expired"},
+    {"about": "issued more than five minutes in the future", "certificate": 0, "mesh": public_text(MESH), "node": public_text(NODE), "now_ms": 1764460800000 - 300001, "revocations": [], "result": "not_yet_valid"},
+    {"about": "revoked after it was issued", "certificate": 0, "mesh": public_text(MESH), "node": public_text(NODE), "now_ms": 1764600000000, "revocations": [2], "result": "revoked"},
+]
+
+hello = {"certificate": cert_record, "revocations": [sign("revocation", revocation, mesh_secret)]}
+hellos = [
+    {"about": "a member's hello, with a revocation it knows", "cbor": cbor(hello).hex()},
+    {"about": "the hello of a node in no mesh", "cbor": cbor({"certificate": None, "revocations": []}).hex()},
+]
+
+doc = {
+    "about": "spec/trust.md: keys, signed records (membership certificates, revocations, publications), how a certificate is judged, and the hello message. All bytes in hex.",
+    "keys": keys,
+    "valid": valid,
+    "invalid": invalid,
+    "checks": checks,
+    "hellos": hellos,
+}
+with open("spec/vectors/trust.json", "w") as out:
+    json.dump(doc, out, indent=2, ensure_ascii=False)
+    out.write("\n")
