@@ -26,6 +26,7 @@ mod behaviour;
 mod discovery;
 mod error;
 mod fetch;
+mod identity;
 mod invoke;
 mod liveness;
 mod mesh;
@@ -44,6 +45,7 @@ pub use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
 
 pub use error::{FailureReason, FetchError, MeshError, ProviderFailure};
 pub use fetch::Fetched;
+pub use identity::{keypair_key, node_key, peer_id_of};
 pub use mesh::Mesh;
 pub use spore_core::{CallRequest, Cancel, Failure, Path, PathStep};
 pub use wire::{InvokeResponse, Returned};
