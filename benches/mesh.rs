@@ -143,6 +143,10 @@ async fn start_mesh(
     bootstrap: Vec<Multiaddr>,
     abilities: Vec<String>,
 ) -> Mesh {
+    // Both nodes are members of one mesh: the hello is part of what is measured.
+    let mesh_key = spore_core::trust::SecretKey::from_seed([0x5e; 32]);
+    let serves: Vec<&str> = abilities.iter().map(String::as_str).collect();
+    let membership = spore_mesh::Membership::admit(&mesh_key, &keypair, &[], &serves).ok();
     let config = MeshConfig {
         keypair,
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
@@ -150,6 +154,7 @@ async fn start_mesh(
         bootstrap,
         mdns: false,
         abilities,
+        membership,
     };
     Mesh::start(config, host).await.expect("mesh starts")
 }

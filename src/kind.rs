@@ -17,8 +17,8 @@ pub fn exit_code(kind: ErrorKind) -> u8 {
         | ErrorKind::Depth => 5,
         ErrorKind::InvalidModule => 6,
         ErrorKind::Corrupt => 7,
-        ErrorKind::Unavailable => 8,
-        ErrorKind::NotAllowed => 9,
+        ErrorKind::Unavailable | ErrorKind::Busy => 8,
+        ErrorKind::NotAllowed | ErrorKind::Quota => 9,
         ErrorKind::Failed | ErrorKind::Internal => 1,
         _ => 1,
     }
@@ -31,6 +31,8 @@ pub fn http_status(kind: ErrorKind) -> u16 {
         ErrorKind::NotAllowed => 403,
         ErrorKind::NotFound => 404,
         ErrorKind::TooLarge => 413,
+        ErrorKind::Busy => 429,
+        ErrorKind::Quota => 507,
         ErrorKind::GuestError
         | ErrorKind::Trap
         | ErrorKind::MemoryLimit

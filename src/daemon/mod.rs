@@ -159,6 +159,7 @@ async fn join_mesh(
         bootstrap,
         mdns: !args.no_mdns,
         abilities: node.served_abilities(),
+        membership: membership(home)?,
     };
     let host = Arc::new(spore_node::NodeHost::new(node));
     let tuning = mesh::MeshTuning {
@@ -221,6 +222,41 @@ fn identity(home: &Home) -> anyhow::Result<mesh::Keypair> {
         return identity(home);
     }
     Ok(keypair)
+}
+
+/// This node's place in a mesh, from its home (`spec/trust.md`): its certificate in
+/// `mesh/certificate` and the revocations it keeps in `mesh/revocations`, one per line;
+/// none when it holds no certificate.
+fn membership(home: &Home) -> anyhow::Result<Option<mesh::Membership>> {
+    use spore_core::trust::{Membership, Revocation, Signed};
+    let dir = home.root().join("mesh");
+    let path = dir.join("certificate");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    };
+    let certificate = Signed::<Membership>::from_text(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let path = dir.join("revocations");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    };
+    let revocations = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| {
+            Signed::<Revocation>::from_text(line)
+                .map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), n + 1))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Some(mesh::Membership {
+        certificate,
+        revocations,
+    }))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -84,13 +84,17 @@ impl MeshHost for Forger {
 fn control_characters_a_peer_wrote_reach_stderr_escaped() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let forger = runtime.block_on(async {
+        let keypair = Keypair::generate_ed25519();
+        let membership =
+            spore_mesh::Membership::admit(&crate::test_mesh::key(), &keypair, &[], &[]).ok();
         let config = MeshConfig {
-            keypair: Keypair::generate_ed25519(),
+            keypair,
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
             announce: Vec::new(),
             bootstrap: Vec::new(),
             mdns: false,
             abilities: Vec::new(),
+            membership,
         };
         Mesh::start(config, Arc::new(Forger)).await.unwrap()
     });

@@ -101,7 +101,7 @@ fn gc_removes_module_files_that_were_never_published() {
 }
 
 #[test]
-fn a_kv_namespace_over_its_quota_refuses_the_write_with_too_large_and_keeps_the_old_value() {
+fn a_kv_namespace_over_its_quota_refuses_the_write_with_quota_and_keeps_the_old_value() {
     let spore = Spore::new();
     spore.write_config(&format!(
         "{}\n",
@@ -119,7 +119,7 @@ fn a_kv_namespace_over_its_quota_refuses_the_write_with_too_large_and_keeps_the_
         .run(&["invoke", "telemetry.store", r#""k""#, &big])
         .fails_with(exit::GUEST_ERROR)
         .to_owned();
-    assert!(stderr.contains("too_large"), "{stderr}");
+    assert!(stderr.contains("quota"), "{stderr}");
     assert!(stderr.contains("max_namespace_bytes"), "{stderr}");
     assert_eq!(spore.invoke("telemetry.load", &[r#""k""#]), "small");
 }

@@ -60,7 +60,14 @@ fn code_published_on_one_node_runs_on_another_and_stays_after_the_origin_dies() 
 
 #[test]
 fn a_call_goes_to_the_node_that_binds_its_abilities() {
-    let cloud = RunningNode::start(&[]);
+    // The cloud serves its kv to the mesh's members with role `test` (every test node).
+    let cloud_home = Spore::new();
+    cloud_home.write_config(&spore_node::config::default_config().replacen(
+        "[abilities.kv]\n",
+        "[abilities.kv]\ncallers = [\"role:test\"]\n",
+        1,
+    ));
+    let cloud = RunningNode::start_with(cloud_home, &[]);
     // The edge binds no kv.
     let edge_home = Spore::new();
     edge_home.write_config(&spore_node::config::default_config().replace(
@@ -162,7 +169,7 @@ fn a_remote_node_that_dies_mid_invoke_gives_a_clear_error_within_the_deadline() 
     let sensor_home = Spore::new();
     let script = crate::support::repo_root().join("examples/sensor-provider/sensor.py");
     sensor_home.configure(&format!(
-        "[abilities.sensor]\nprovider = \"process\"\noperations = [\"read\"]\ncommand = [\"python3\", \"{}\"]\n",
+        "[abilities.sensor]\nprovider = \"process\"\noperations = [\"read\"]\ncommand = [\"python3\", \"{}\"]\ncallers = [\"*\"]\n",
         script.display()
     ));
     let sensor_node = RunningNode::start_with(sensor_home, &[]);

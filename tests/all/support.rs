@@ -277,6 +277,7 @@ impl RunningNode {
 
     /// Starts a node with `listen_args` (empty: where the home's node listened last).
     pub fn launch(spore: Spore, bootstrap: &[&str], listen_args: &[&str]) -> RunningNode {
+        crate::test_mesh::join(spore.home());
         let mut command = Command::new(env!("CARGO_BIN_EXE_spore"));
         command
             .arg("--home")

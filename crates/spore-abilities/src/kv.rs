@@ -139,11 +139,11 @@ fn key(request: &Value) -> Result<&str, AbilityError> {
     Ok(key)
 }
 
-/// A store failure as the guest sees it: a quota is `too_large`, damage `corrupt`, and
+/// A store failure as the guest sees it: a quota is `quota`, damage `corrupt`, and
 /// anything else the provider's own `failed`.
 fn storage(error: StoreError) -> AbilityError {
     let kind = match error.kind() {
-        kind @ (ErrorKind::TooLarge | ErrorKind::Corrupt) => kind,
+        kind @ (ErrorKind::Quota | ErrorKind::TooLarge | ErrorKind::Corrupt) => kind,
         _ => ErrorKind::Failed,
     };
     AbilityError::new(kind, format!("kv storage: {error}"))

@@ -63,7 +63,7 @@ fn a_call_that_writes_past_max_call_bytes_is_refused_and_the_next_call_starts_af
 }
 
 #[test]
-fn a_put_over_the_namespace_quota_is_too_large_and_keeps_the_old_value() {
+fn a_put_over_the_namespace_quota_is_quota_and_keeps_the_old_value() {
     let dir = tempfile::tempdir().unwrap();
     let codebase = Codebase::open(dir.path()).unwrap();
     let provider = KvProvider::new(
@@ -78,7 +78,7 @@ fn a_put_over_the_namespace_quota_is_too_large_and_keeps_the_old_value() {
     let error = provider
         .call(&context(2), "put", put("k", &"x".repeat(600)))
         .unwrap_err();
-    assert_eq!(error.kind, ErrorKind::TooLarge);
+    assert_eq!(error.kind, ErrorKind::Quota);
     assert!(error.message.contains("max_namespace_bytes"), "{error}");
     assert_eq!(
         provider.call(&context(3), "get", get("k")).unwrap(),

@@ -45,6 +45,12 @@ pub enum ErrorKind {
     /// peer or provider process is unreachable, no instance slot is free. Trying again
     /// later may work.
     Unavailable,
+    /// A peer has as many calls running on the node, or has made as many calls in the
+    /// last second, as the node allows one peer; trying again later may work.
+    Busy,
+    /// Something is over a storage quota: a `kv` namespace, or the bytes of modules a
+    /// node keeps to run one peer's calls.
+    Quota,
     /// spore itself failed: an IO error of its own, a broken invariant.
     Internal,
     /// An operation failed for a reason of its own (a provider's storage, DNS, a
@@ -55,7 +61,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order `spec/errors.md` lists them.
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::BadRequest,
         ErrorKind::NotFound,
         ErrorKind::Unbound,
@@ -70,6 +76,8 @@ impl ErrorKind {
         ErrorKind::InvalidModule,
         ErrorKind::Corrupt,
         ErrorKind::Unavailable,
+        ErrorKind::Busy,
+        ErrorKind::Quota,
         ErrorKind::Internal,
         ErrorKind::Failed,
     ];
@@ -91,6 +99,8 @@ impl ErrorKind {
             ErrorKind::InvalidModule => "invalid_module",
             ErrorKind::Corrupt => "corrupt",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Busy => "busy",
+            ErrorKind::Quota => "quota",
             ErrorKind::Failed => "failed",
             ErrorKind::Internal => "internal",
         }

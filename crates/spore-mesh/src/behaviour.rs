@@ -11,6 +11,7 @@ use libp2p::{
 use tokio::sync::mpsc;
 
 use crate::liveness::{DEAD_AFTER, PING_INTERVAL};
+use crate::membership::HELLO_PROTOCOL;
 use crate::wire::{FETCH_PROTOCOL, INVOKE_PROTOCOL};
 use crate::{MeshConfig, MeshError, MeshTuning, peers, streams};
 
@@ -57,7 +58,7 @@ pub(crate) struct Built {
 
 pub(crate) fn build_swarm(config: &MeshConfig, tuning: &MeshTuning) -> Result<Built, MeshError> {
     let (streams, control, inbound) =
-        streams::Behaviour::new(vec![FETCH_PROTOCOL, INVOKE_PROTOCOL]);
+        streams::Behaviour::new(vec![HELLO_PROTOCOL, FETCH_PROTOCOL, INVOKE_PROTOCOL]);
     let transport_error = |e: &dyn std::fmt::Display| MeshError::Transport(e.to_string());
     let swarm = SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()
@@ -140,7 +141,12 @@ fn kademlia(
     config
         .set_replication_factor(tuning.kademlia_k)
         .set_kbucket_size(tuning.kademlia_k)
-        .set_query_timeout(Duration::from_secs(30));
+        .set_query_timeout(Duration::from_secs(30))
+        // Only admitted peers enter the routing table, and only their provider records
+        // are kept (`SwarmTask::on_admitted`, `SwarmTask::on_kad`): a stranger must not
+        // be routed to, nor advertise an ability or a module.
+        .set_kbucket_inserts(kad::BucketInserts::Manual)
+        .set_record_filtering(kad::StoreInserts::FilterBoth);
     let mut kad = kad::Behaviour::with_config(peer_id, store, config);
     // Without a confirmed external address Kademlia stays a client and answers no one,
     // which on loopback and LANs means never; every spore node serves the DHT.

@@ -20,6 +20,8 @@ pub enum MeshError {
     FrameTooLarge { len: usize, limit: usize },
     #[error("protocol error with peer {peer}: {reason}")]
     Protocol { peer: PeerId, reason: String },
+    #[error("peer {peer} is not admitted to this node's mesh: {why}")]
+    NotAdmitted { peer: PeerId, why: String },
     #[error("the mesh has shut down")]
     ShutDown,
 }
@@ -104,6 +106,7 @@ impl MeshError {
             MeshError::Deadline { .. } => ErrorKind::Timeout,
             MeshError::FrameTooLarge { .. } => ErrorKind::TooLarge,
             MeshError::Protocol { .. } => ErrorKind::Failed,
+            MeshError::NotAdmitted { .. } => ErrorKind::NotAllowed,
         }
     }
 }

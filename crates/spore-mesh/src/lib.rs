@@ -12,7 +12,13 @@
 //! open, lost ones redialed with capped backoff) and `liveness` closes a connection
 //! whose peer stopped answering pings, so that nothing waits on a dead link.
 //!
-//! Modules by concern: `behaviour` builds the swarm, `swarm` runs it, `discovery`
+//! No peer is served until it is admitted: the first message each way on a connection
+//! is a hello carrying the node's membership certificate (`membership`,
+//! `spec/trust.md`), and a peer whose certificate does not admit it to this node's mesh
+//! is disconnected.
+//!
+//! Modules by concern: `behaviour` builds the swarm, `swarm` runs it, `membership`
+//! judges peers, `discovery`
 //! holds the DHT keys and gossip hints, `streams` opens and accepts raw streams,
 //! `wire` frames messages, `verify` is bao, `fetch` and `invoke` are the protocols,
 //! `peers` and `liveness` keep the node's place in the mesh, `mesh` is the handle.
@@ -29,6 +35,7 @@ mod fetch;
 mod identity;
 mod invoke;
 mod liveness;
+mod membership;
 mod mesh;
 mod peers;
 mod streams;
@@ -46,6 +53,7 @@ pub use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
 pub use error::{FailureReason, FetchError, MeshError, ProviderFailure};
 pub use fetch::Fetched;
 pub use identity::{keypair_key, node_key, peer_id_of};
+pub use membership::{Admitted, Membership};
 pub use mesh::Mesh;
 pub use spore_core::{CallRequest, Cancel, Failure, Path, PathStep};
 pub use wire::{InvokeResponse, Returned};
@@ -67,6 +75,9 @@ pub struct MeshConfig {
     pub mdns: bool,
     /// Abilities this node serves for others, advertised in the DHT.
     pub abilities: Vec<String>,
+    /// This node's mesh: its certificate and the revocations it knows. Without one, the
+    /// node admits no peer (`spec/trust.md`).
+    pub membership: Option<Membership>,
 }
 
 /// Knobs that a deployment rarely touches; [`Mesh::start`] uses the defaults.
@@ -85,6 +96,11 @@ pub struct MeshTuning {
     /// nothing is downloaded. A node sets its own `[limits.module] max_bytes` here, so
     /// that a peer cannot make it download what it would refuse to store.
     pub max_module_bytes: u64,
+    /// Admits every peer whatever its hello says, and sends none: the crate's tests use
+    /// it to play a stranger that skips its own checks and speaks the protocols
+    /// directly, before the node it talks to could judge it.
+    #[cfg(test)]
+    pub(crate) trust_everyone: bool,
 }
 
 impl Default for MeshTuning {
@@ -94,6 +110,8 @@ impl Default for MeshTuning {
             idle_connection_timeout: Duration::from_secs(60),
             ranges_in_flight_per_provider: 4,
             max_module_bytes: crate::fetch::MAX_MODULE_SIZE,
+            #[cfg(test)]
+            trust_everyone: false,
         }
     }
 }
@@ -116,6 +134,14 @@ pub trait MeshHost: Send + Sync + 'static {
     fn invoke_now(&self, request: CallRequest, from: PeerId) -> InvokeNow {
         let _ = from;
         InvokeNow::Later(request)
+    }
+    /// A revocation of this node's mesh that a peer told it of and it did not know:
+    /// for the node to keep. The mesh already applies it.
+    fn revocation_learned(
+        &self,
+        revocation: &spore_core::trust::Signed<spore_core::trust::Revocation>,
+    ) {
+        let _ = revocation;
     }
 }
 

@@ -16,6 +16,7 @@ use crate::discovery::{ability_key, module_key};
 use crate::error::{FetchError, MeshError};
 use crate::fetch::{Candidates, Fetched, ServeCache};
 use crate::invoke::Channels;
+use crate::membership::{self, Admitted, HELLO_PROTOCOL, HELLO_TIMEOUT, Members};
 use crate::streams::{Control, Inbound};
 use crate::swarm::{Command, SwarmTask};
 use crate::wire::{FETCH_PROTOCOL, INVOKE_PROTOCOL, InvokeResponse};
@@ -41,6 +42,7 @@ struct Inner {
     commands: mpsc::Sender<Command>,
     control: Control,
     channels: Channels,
+    members: Arc<Members>,
     tuning: MeshTuning,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -96,13 +98,27 @@ impl Mesh {
             }
         }
 
+        #[cfg_attr(not(test), allow(unused_mut))]
+        let mut members = Members::new(config.membership.clone());
+        #[cfg(test)]
+        {
+            members.trust_everyone = tuning.trust_everyone;
+        }
+        let members = Arc::new(members);
+        match members.mesh() {
+            Some(mesh) => info!(%mesh, "member of a mesh: serving only the peers it admits"),
+            None => tracing::warn!(
+                "this node belongs to no mesh, so it serves no peer; `spore mesh init` makes a mesh, `spore mesh join` joins one"
+            ),
+        }
         let (commands, command_rx) = mpsc::channel(256);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut task = SwarmTask::new(
             swarm,
-            command_rx,
+            (command_rx, commands.downgrade()),
             shutdown_rx.clone(),
             config.announce.clone(),
+            (members.clone(), built.control.clone()),
         );
         task.wait_for_listeners(listeners, LISTEN_TIMEOUT).await?;
         task.bootstrap(&config.bootstrap);
@@ -116,7 +132,13 @@ impl Mesh {
 
         let tasks = vec![
             tokio::spawn(task.run()),
-            tokio::spawn(serve(built.inbound, host, shutdown_rx.clone())),
+            tokio::spawn(serve(
+                built.inbound,
+                host,
+                members.clone(),
+                commands.clone(),
+                shutdown_rx.clone(),
+            )),
         ];
         Ok(Mesh {
             inner: Arc::new(Inner {
@@ -128,6 +150,7 @@ impl Mesh {
                     shutdown_rx,
                 ),
                 control: built.control,
+                members,
                 tuning,
                 shutdown,
                 tasks: Mutex::new(tasks),
@@ -146,6 +169,47 @@ impl Mesh {
 
     pub async fn connected_peers(&self) -> Vec<PeerId> {
         self.ask(Command::ConnectedPeers).await.unwrap_or_default()
+    }
+
+    /// The connected peers this node's mesh admits.
+    pub async fn member_peers(&self) -> Vec<PeerId> {
+        let mut peers = self.connected_peers().await;
+        peers.retain(|p| self.inner.members.admitted(p).is_some());
+        peers
+    }
+
+    /// What `peer`'s certificate grants it, if it is connected and admitted.
+    pub fn admitted(&self, peer: &PeerId) -> Option<Admitted> {
+        self.inner.members.admitted(peer)
+    }
+
+    /// This node's mesh, if it belongs to one.
+    pub fn mesh(&self) -> Option<spore_core::trust::PublicKey> {
+        self.inner.members.mesh()
+    }
+
+    /// Connects to `peer` if needed and waits for it to be judged, until `deadline` at
+    /// most: what its certificate grants it, or why it is not admitted.
+    pub async fn admit(&self, peer: PeerId, deadline: Instant) -> Result<Admitted, MeshError> {
+        if let Some(admitted) = self.inner.members.admitted(&peer) {
+            return Ok(admitted);
+        }
+        self.send(Command::Dial(peer)).await?;
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .min(HELLO_TIMEOUT);
+        match self.inner.members.verdict(&peer, wait).await {
+            Ok(admitted) => Ok(admitted),
+            Err(Some(why)) => Err(MeshError::NotAdmitted { peer, why }),
+            // No verdict: most often no connection at all.
+            Err(None) if Instant::now() >= deadline => Err(MeshError::Deadline {
+                during: format!("connecting to peer {peer} and hearing its hello"),
+            }),
+            Err(None) => Err(MeshError::Unreachable {
+                peer,
+                reason: format!("no connection with its hello within {wait:?}"),
+            }),
+        }
     }
 
     /// The peers this node keeps (every peer it has been connected to, up to a bound)
@@ -184,9 +248,10 @@ impl Mesh {
             .ask(|reply| Command::Hints { hash, reply })
             .await
             .map_err(|_| FetchError::ShutDown)?;
-        let connected = self.connected_peers().await;
+        let connected = self.member_peers().await;
         let known = hinted
             .into_iter()
+            .filter(|p| self.inner.members.admitted(p).is_some())
             .map(|p| (p, true))
             .chain(
                 connected
@@ -195,6 +260,7 @@ impl Mesh {
                     .map(|p| (p, false)),
             )
             .collect();
+        let dht = self.admitted_only(dht, deadline);
         crate::fetch::fetch(
             self.inner.control.clone(),
             hash,
@@ -205,8 +271,43 @@ impl Mesh {
         .await
     }
 
-    /// Peers that advertise every one of `abilities` in the DHT, connected peers first.
-    /// With no abilities asked, every connected peer qualifies.
+    /// Passes on the peers `found` gives that this node's mesh admits (connecting to each
+    /// to have it judged), as they are.
+    fn admitted_only(
+        &self,
+        mut found: mpsc::UnboundedReceiver<PeerId>,
+        deadline: Instant,
+    ) -> mpsc::UnboundedReceiver<PeerId> {
+        let (admitted, out) = mpsc::unbounded_channel();
+        let mesh = self.clone();
+        tokio::spawn(async move {
+            let mut judging = JoinSet::new();
+            loop {
+                tokio::select! {
+                    next = found.recv() => match next {
+                        Some(peer) => {
+                            let (mesh, admitted) = (mesh.clone(), admitted.clone());
+                            judging.spawn(async move {
+                                match mesh.admit(peer, deadline).await {
+                                    Ok(_) => { let _ = admitted.send(peer); }
+                                    Err(e) => debug!(%peer, "not asking a provider: {e}"),
+                                }
+                            });
+                        }
+                        None => break,
+                    },
+                    Some(_) = judging.join_next(), if !judging.is_empty() => {}
+                }
+            }
+            while judging.join_next().await.is_some() {}
+        });
+        out
+    }
+
+    /// Admitted peers whose certificate grants every one of `abilities` and that
+    /// advertise them in the DHT, connected peers first. With no abilities asked, every
+    /// admitted connected peer qualifies. An advert by a peer whose certificate does not
+    /// grant the ability is ignored, and logged.
     pub async fn find_ability_peers(
         &self,
         abilities: &[String],
@@ -224,7 +325,7 @@ impl Mesh {
             lookups.push(collect(rx));
         }
         let mut sets = futures::future::join_all(lookups).await.into_iter();
-        let connected = self.connected_peers().await;
+        let connected = self.member_peers().await;
         let Some(first) = sets.next() else {
             return Ok(connected);
         };
@@ -235,6 +336,20 @@ impl Mesh {
         for set in sets {
             peers.retain(|p| set.contains(p));
         }
+        let mut granted = Vec::new();
+        for peer in peers {
+            match self.admit(peer, deadline).await {
+                Ok(admitted) => match abilities.iter().find(|a| !admitted.serves(a)) {
+                    None => granted.push(peer),
+                    Some(ability) => tracing::warn!(
+                        %peer, %ability,
+                        "ignoring an ability advert: the peer's certificate does not grant it that ability"
+                    ),
+                },
+                Err(e) => debug!(%peer, "ignoring an ability advert: {e}"),
+            }
+        }
+        let mut peers = granted;
         // Stable: connected peers first, each group in discovery order.
         peers.sort_by_key(|p| !connected.contains(p));
         debug!(?abilities, ?peers, "ability peers");
@@ -251,6 +366,7 @@ impl Mesh {
         if *self.inner.shutdown.borrow() {
             return Err(MeshError::ShutDown);
         }
+        self.admit(peer, request.deadline.into()).await?;
         self.inner.channels.invoke(peer, request).await
     }
 
@@ -303,6 +419,8 @@ impl Mesh {
 async fn serve(
     mut inbound: mpsc::Receiver<Inbound>,
     host: Arc<dyn MeshHost>,
+    members: Arc<Members>,
+    commands: mpsc::Sender<Command>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let cache = Arc::new(ServeCache::new());
@@ -311,12 +429,20 @@ async fn serve(
         tokio::select! {
             next = inbound.recv() => {
                 let Some(Inbound { peer, protocol, stream }) = next else { break };
+                if protocol == HELLO_PROTOCOL {
+                    handlers.spawn(take_hello(peer, stream, members.clone(), host.clone(), commands.clone()));
+                    continue;
+                }
+                // Nothing is served to a peer before it is admitted.
+                let members = members.clone();
+                let admitted = async move { members.wait(&peer, HELLO_TIMEOUT).await };
                 if protocol == FETCH_PROTOCOL {
                     let span = debug_span!("serve_fetch", %peer);
                     let answer = crate::fetch::serve_one(stream, host.clone(), cache.clone());
-                    handlers.spawn(answer.instrument(span));
+                    handlers.spawn(gated(peer, admitted, answer).instrument(span));
                 } else if protocol == INVOKE_PROTOCOL {
-                    handlers.spawn(crate::invoke::serve_stream(peer, stream, host.clone()));
+                    let answer = crate::invoke::serve_stream(peer, stream, host.clone());
+                    handlers.spawn(gated(peer, admitted, answer));
                 }
             }
             Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
@@ -325,6 +451,42 @@ async fn serve(
         }
     }
     handlers.shutdown().await;
+}
+
+/// Runs `serve` once `admitted` says the peer is admitted; drops the stream otherwise.
+async fn gated(
+    peer: PeerId,
+    admitted: impl std::future::Future<Output = Result<Admitted, String>>,
+    serve: impl std::future::Future<Output = ()>,
+) {
+    match admitted.await {
+        Ok(_) => serve.await,
+        Err(why) => debug!(%peer, "refusing a stream from a peer that is not admitted: {why}"),
+    }
+}
+
+/// Judges a peer's hello; hands new revocations to the host to keep, and has the peers
+/// they revoke disconnected.
+async fn take_hello(
+    peer: PeerId,
+    stream: crate::streams::Stream,
+    members: Arc<Members>,
+    host: Arc<dyn MeshHost>,
+    commands: mpsc::Sender<Command>,
+) {
+    let judged = membership::receive_hello(&members, peer, stream).await;
+    if judged.new_revocations.is_empty() {
+        return;
+    }
+    for (revoked, why) in members.lapsed(membership::now_ms()) {
+        let _ = commands.send(Command::Refused { peer: revoked, why }).await;
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        for revocation in &judged.new_revocations {
+            host.revocation_learned(revocation);
+        }
+    })
+    .await;
 }
 
 async fn collect(mut found: mpsc::UnboundedReceiver<PeerId>) -> Vec<PeerId> {
@@ -360,15 +522,25 @@ mod tests {
     }
 
     async fn start(bootstrap: Vec<Multiaddr>, module: Vec<u8>) -> Mesh {
+        start_as(bootstrap, module, true).await
+    }
+
+    async fn start_as(bootstrap: Vec<Multiaddr>, module: Vec<u8>, member: bool) -> Mesh {
+        let keypair = Keypair::generate_ed25519();
         let config = MeshConfig {
-            keypair: Keypair::generate_ed25519(),
+            membership: crate::testing::member(&keypair, &[]).filter(|_| member),
+            keypair,
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
             announce: Vec::new(),
             bootstrap,
             mdns: false,
             abilities: Vec::new(),
         };
-        Mesh::start(config, Arc::new(OneModule(module)))
+        let tuning = MeshTuning {
+            trust_everyone: !member,
+            ..MeshTuning::default()
+        };
+        Mesh::start_tuned(config, Arc::new(OneModule(module)), tuning)
             .await
             .unwrap()
     }
@@ -436,5 +608,54 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, MeshError::ShutDown), "{err}");
+    }
+
+    /// A stranger that skips its own checks, sends no hello and speaks the protocols
+    /// directly gets no module and no call answered: the node waits for a verdict that
+    /// never comes (10 s) and drops its streams.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stranger_speaking_the_protocols_directly_is_served_nothing() {
+        let module = vec![9u8; 1 << 10];
+        let hash = spore_core::Hash::of(&module);
+        let member = start(Vec::new(), module).await;
+        let stranger = start_as(member.listen_addrs().await, Vec::new(), false).await;
+
+        let fetched = async {
+            let mut stream = stranger
+                .control()
+                .open_stream(member.peer_id(), FETCH_PROTOCOL)
+                .await
+                .ok()?;
+            let request = crate::wire::FetchRequest {
+                hash,
+                start: 0,
+                len: 1 << 10,
+            };
+            crate::wire::write_frame(
+                &mut stream,
+                &request,
+                crate::wire::FETCH_REQUEST_FRAME_LIMIT,
+            )
+            .await
+            .ok()?;
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer).await;
+            Some(answer)
+        };
+        let answer = tokio::time::timeout(Duration::from_secs(20), fetched)
+            .await
+            .expect("the stream ends");
+        // The stream opened (the stranger trusts everyone), and nothing came back.
+        assert_eq!(answer, Some(Vec::new()), "a stranger was answered");
+
+        let request = echo_request(hash, &[0x80], Duration::from_secs(5));
+        let answer = stranger.channels().invoke(member.peer_id(), &request).await;
+        assert!(
+            answer.as_ref().map_or(true, |r| r.result.is_err()),
+            "a stranger's call was run: {answer:?}"
+        );
+        assert!(member.admitted(&stranger.peer_id()).is_none());
+        stranger.shutdown().await;
+        member.shutdown().await;
     }
 }

@@ -300,7 +300,7 @@ impl Behaviour {
     /// Keeps `peer`, reachable at `addr`, and dials it now.
     pub fn add_bootstrap(&mut self, peer: PeerId, addr: Multiaddr) {
         let evicted = self.book.add_bootstrap(peer, addr, Instant::now());
-        self.release(evicted);
+        self.release(evicted, "the book is full");
     }
 
     /// Addresses a kept peer announced (already filtered for reachability).
@@ -308,16 +308,28 @@ impl Behaviour {
         self.book.add_announced(peer, addrs);
     }
 
+    /// Stops keeping `peer` (a peer its mesh does not admit): it is not redialed, and its
+    /// connections are no longer held open.
+    pub fn forget(&mut self, peer: &PeerId) {
+        if let Some(kept) = self.book.peers.remove(peer) {
+            let evicted = Evicted {
+                peer: *peer,
+                connections: kept.connections,
+            };
+            self.release(Some(evicted), "its mesh does not admit it");
+        }
+    }
+
     /// Every kept peer's addresses, each with `/p2p/`, the most recently seen first.
     pub fn known(&self) -> Vec<Multiaddr> {
         self.book.known()
     }
 
-    fn release(&mut self, evicted: Option<Evicted>) {
+    fn release(&mut self, evicted: Option<Evicted>, why: &str) {
         let Some(Evicted { peer, connections }) = evicted else {
             return;
         };
-        debug!(%peer, "no longer kept: the book is full");
+        debug!(%peer, "no longer kept: {why}");
         for connection in connections {
             self.events.push_back(ToSwarm::NotifyHandler {
                 peer_id: peer,
@@ -388,7 +400,7 @@ impl NetworkBehaviour for Behaviour {
                         event: false,
                     });
                 }
-                self.release(evicted);
+                self.release(evicted, "the book is full");
             }
             FromSwarm::ConnectionClosed(ConnectionClosed {
                 peer_id,

@@ -3,6 +3,7 @@
 //! fetch and invoke open and accept them through [`crate::streams`].
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -20,6 +21,8 @@ use crate::MeshError;
 use crate::behaviour::{Behaviour, BehaviourEvent, GOSSIP_TOPIC, KAD_PROTOCOL};
 use crate::discovery::{Announcement, Hints, PROVIDER_GRACE, ProviderQueries, ProviderQuery};
 use crate::liveness::{self, Liveness};
+use crate::membership::{self, HELLO_TIMEOUT, Members};
+use crate::streams::Control;
 
 pub(crate) enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
@@ -46,6 +49,15 @@ pub(crate) enum Command {
         hash: spore_core::Hash,
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    /// Connect to the peer if no connection is open or being opened (to have it judged).
+    Dial(PeerId),
+    /// The peer was admitted: route to it and keep it.
+    Admitted(PeerId),
+    /// The peer was not admitted, or no longer is: disconnect and forget it.
+    Refused {
+        peer: PeerId,
+        why: String,
+    },
 }
 
 pub(crate) struct SwarmTask {
@@ -67,14 +79,22 @@ pub(crate) struct SwarmTask {
     provide_waiters: HashMap<kad::QueryId, oneshot::Sender<()>>,
     republished: bool,
     topic: gossipsub::IdentTopic,
+    members: Arc<Members>,
+    control: Control,
+    /// This task's own command queue, for the tasks it spawns to report to it; weak, so
+    /// that the task still stops when every [`Mesh`](crate::Mesh) handle is gone.
+    to_self: mpsc::WeakSender<Command>,
+    /// The addresses each peer announced, kept until it is admitted.
+    identified: HashMap<PeerId, Vec<Multiaddr>>,
 }
 
 impl SwarmTask {
     pub fn new(
         swarm: Swarm<Behaviour>,
-        commands: mpsc::Receiver<Command>,
+        (commands, to_self): (mpsc::Receiver<Command>, mpsc::WeakSender<Command>),
         shutdown: watch::Receiver<bool>,
         announce: Vec<Multiaddr>,
+        (members, control): (Arc<Members>, Control),
     ) -> Self {
         let mut task = SwarmTask {
             swarm,
@@ -90,6 +110,10 @@ impl SwarmTask {
             provide_waiters: HashMap::new(),
             republished: false,
             topic: gossipsub::IdentTopic::new(GOSSIP_TOPIC),
+            members,
+            control,
+            to_self,
+            identified: HashMap::new(),
         };
         if !task.announce.is_empty() {
             task.advertise_listen_addrs();
@@ -199,7 +223,10 @@ impl SwarmTask {
                 _ = sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {
                     self.end_expired_queries();
                 }
-                _ = liveness_check.tick() => self.close_dead_links(),
+                _ = liveness_check.tick() => {
+                    self.close_dead_links();
+                    self.refuse_lapsed();
+                }
             }
         }
         debug!("swarm task stopped");
@@ -250,6 +277,77 @@ impl SwarmTask {
             Command::Hints { hash, reply } => {
                 let _ = reply.send(self.hints.get(&hash));
             }
+            Command::Dial(peer) => {
+                if !self.swarm.is_connected(&peer) {
+                    let dial = DialOpts::peer_id(peer)
+                        .condition(PeerCondition::DisconnectedAndNotDialing)
+                        .build();
+                    if let Err(e) = self.swarm.dial(dial) {
+                        debug!(%peer, "cannot dial the peer: {e}");
+                    }
+                }
+            }
+            Command::Admitted(peer) => self.on_admitted(peer),
+            Command::Refused { peer, why } => self.on_refused(peer, &why),
+        }
+    }
+
+    /// Sends this node's hello on a new connection, and has the peer judged: admitted
+    /// when its hello admits it, refused otherwise or when none comes in time.
+    fn greet(&mut self, peer: PeerId) {
+        self.members.reconnected(&peer);
+        let (members, control, to_self) = (
+            self.members.clone(),
+            self.control.clone(),
+            self.to_self.clone(),
+        );
+        tokio::spawn(async move {
+            membership::send_hello(control, &members, peer).await;
+        });
+        let members = self.members.clone();
+        tokio::spawn(async move {
+            let command = match members.wait(&peer, HELLO_TIMEOUT).await {
+                Ok(_) => Command::Admitted(peer),
+                Err(why) => Command::Refused { peer, why },
+            };
+            if let Some(to_self) = to_self.upgrade() {
+                let _ = to_self.send(command).await;
+            }
+        });
+    }
+
+    fn on_admitted(&mut self, peer: PeerId) {
+        // Only if it still is: a revocation may have come in since.
+        if self.members.admitted(&peer).is_none() {
+            return;
+        }
+        let addrs = self.identified.get(&peer).cloned().unwrap_or_default();
+        let behaviour = self.swarm.behaviour_mut();
+        for addr in &addrs {
+            behaviour.kad.add_address(&peer, addr.clone());
+        }
+        behaviour.peers.add_announced(&peer, addrs);
+    }
+
+    /// Disconnects a peer that is not admitted. One whose hello was refused is also
+    /// dropped from the routing table and the peer book; one that was merely not heard
+    /// (a slow or broken link) stays known, to be tried again.
+    fn on_refused(&mut self, peer: PeerId, why: &str) {
+        self.members.unheard(peer, why);
+        debug!(%peer, "disconnecting a peer that is not admitted: {why}");
+        if self.members.refused(&peer) {
+            let behaviour = self.swarm.behaviour_mut();
+            behaviour.kad.remove_peer(&peer);
+            behaviour.peers.forget(&peer);
+        }
+        let _ = self.swarm.disconnect_peer_id(peer);
+    }
+
+    /// Disconnects the admitted peers whose certificate expired or was revoked since.
+    fn refuse_lapsed(&mut self) {
+        for (peer, why) in self.members.lapsed(membership::now_ms()) {
+            warn!(%peer, "peer no longer admitted: {why}");
+            self.on_refused(peer, &why);
         }
     }
 
@@ -338,8 +436,12 @@ impl SwarmTask {
                 peer_id,
                 connection_id,
                 endpoint,
+                num_established,
                 ..
             } => {
+                if num_established.get() == 1 {
+                    self.greet(peer_id);
+                }
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
                 self.liveness.opened(connection_id, peer_id, Instant::now());
                 self.remote_addrs
@@ -358,6 +460,7 @@ impl SwarmTask {
                 if num_established == 0 {
                     debug!(peer = %peer_id, "disconnected");
                     self.remote_addrs.remove(&peer_id);
+                    self.members.disconnected(&peer_id);
                 }
             }
             SwarmEvent::OutgoingConnectionError {
@@ -418,11 +521,10 @@ impl SwarmTask {
             .into_iter()
             .filter(|addr| remote_is_loopback || !is_loopback(addr))
             .collect();
-        let behaviour = self.swarm.behaviour_mut();
-        for addr in &reachable {
-            behaviour.kad.add_address(&peer, addr.clone());
+        self.identified.insert(peer, reachable);
+        if self.members.admitted(&peer).is_some() {
+            self.on_admitted(peer);
         }
-        behaviour.peers.add_announced(&peer, reachable);
     }
 
     fn on_gossip(&mut self, message: gossipsub::Message) {
@@ -430,9 +532,14 @@ impl SwarmTask {
             debug!("ignoring a malformed announcement");
             return;
         };
-        // Only a peer's own announcements count: anyone else could point the mesh at a
-        // victim.
+        // Only a member's own announcements count: anyone else could point the mesh at
+        // a victim.
         match (announcement.peer.parse::<PeerId>(), message.source) {
+            (Ok(peer), Some(source))
+                if peer == source && self.members.admitted(&peer).is_none() =>
+            {
+                debug!(%peer, "ignoring an announcement by a peer that is not admitted");
+            }
             (Ok(peer), Some(source)) if peer == source => {
                 debug!(hash = %announcement.hash, %peer, "publication announced");
                 self.hints.insert(announcement.hash, peer);
@@ -442,6 +549,28 @@ impl SwarmTask {
     }
 
     fn on_kad(&mut self, event: kad::Event) {
+        if let kad::Event::InboundRequest {
+            request:
+                kad::InboundRequest::AddProvider {
+                    record: Some(record),
+                },
+        } = &event
+        {
+            if self.members.admitted(&record.provider).is_some() {
+                if let Err(e) = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .store_mut()
+                    .add_provider(record.clone())
+                {
+                    debug!("cannot keep a provider record: {e}");
+                }
+            } else {
+                info!(provider = %record.provider, "ignoring a provider record of a peer that is not admitted");
+            }
+            return;
+        }
         let kad::Event::OutboundQueryProgressed {
             id,
             result,

@@ -1,10 +1,19 @@
-//! What the crate's own tests share: a call to echo and the echo's answer.
+//! What the crate's own tests share: a mesh to be members of, a call to echo and the
+//! echo's answer.
 
 use std::time::Duration;
 
 use spore_core::{Args, CallRequest, FunctionRef, Hash, MemoUse, Path, PathStep, TraceId};
 
-use crate::{InvokeResponse, Returned};
+use crate::{InvokeResponse, Membership, Returned};
+use libp2p::identity::Keypair;
+use spore_core::trust::SecretKey;
+
+/// The membership of a node in the one mesh the crate's tests use, serving `serves`.
+pub(crate) fn member(keypair: &Keypair, serves: &[&str]) -> Option<Membership> {
+    let mesh = SecretKey::from_seed([0x5e; 32]);
+    Some(Membership::admit(&mesh, keypair, &[], serves).expect("a test membership"))
+}
 
 /// A call of `hash:main` with `args` (a CBOR array) and a deadline `after` from now.
 pub(crate) fn echo_request(hash: Hash, args: &[u8], after: Duration) -> CallRequest {

@@ -56,8 +56,13 @@ impl Provider for CallProvider {
             trace: cx.trace,
             ..node.request(function, args)
         };
+        // The callee may use what the caller may, never more: a call a peer forwarded
+        // cannot reach a binding it may not use by calling a function that uses it.
         let env = CallEnv {
-            bindings: node.bindings().clone(),
+            bindings: cx
+                .bindings
+                .clone()
+                .unwrap_or_else(|| node.bindings().clone()),
             depth: cx.depth + 1,
             cancel: cx.cancel.clone(),
         };

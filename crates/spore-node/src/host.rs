@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use spore_core::{CallRequest, Cancel, ErrorKind, Failure, Hash};
 use spore_mesh::{InvokeNow, InvokeResponse, MeshHost, PeerId};
+use spore_runtime::{Bindings, CallEnv};
 
 use crate::placement::returned;
 use crate::{Called, Node};
@@ -110,16 +111,75 @@ impl Node {
         Ok(request)
     }
 
-    /// Runs a call a peer forwarded, within this node's limits; stopped when `cancel` is
-    /// set (the peer stopped waiting).
-    fn serve(&self, request: CallRequest, cancel: Cancel) -> InvokeResponse {
-        match self.admit(request) {
-            Ok(request) => answer(self.call_cancellable(request, cancel)),
+    /// Runs a call a peer forwarded, within this node's limits and with only the
+    /// bindings that peer may use; stopped when `cancel` is set (the peer stopped
+    /// waiting).
+    fn serve(&self, request: CallRequest, cancel: Cancel, from: PeerId) -> InvokeResponse {
+        let module = request.function.module;
+        // A module this node does not hold is fetched to run the call: charged to the
+        // peer, within its quota.
+        let held = self.codebase.has_module(&module).unwrap_or(false);
+        let admitted = self
+            .admit(request)
+            .and_then(|request| {
+                if !held {
+                    self.peer_limits.may_fetch_for(&from)?;
+                }
+                Ok(request)
+            })
+            .and_then(|request| Ok((request, self.bindings_for(&from)?)));
+        match admitted {
+            Ok((request, bindings)) => {
+                let env = CallEnv {
+                    bindings,
+                    depth: 0,
+                    cancel,
+                };
+                let called = self.call_in(request, &env);
+                if !held && let Ok(bytes) = self.codebase.module_bytes(&module) {
+                    self.peer_limits.charge_module(&from, bytes.len() as u64);
+                }
+                answer(called)
+            }
             Err(refusal) => InvokeResponse {
                 result: Err(refusal),
                 path: Default::default(),
             },
         }
+    }
+
+    /// The bindings a call forwarded by `peer` may use: those whose `callers` admit it
+    /// (`docs/security.md`), and `call`, which only composes functions that are held to
+    /// the same bindings.
+    fn bindings_for(&self, peer: &PeerId) -> Result<Arc<Bindings>, Failure> {
+        let admitted = self
+            .mesh()
+            .and_then(|mesh| mesh.admitted(peer))
+            .ok_or_else(|| {
+                Failure::new(
+                    ErrorKind::NotAllowed,
+                    format!("peer {peer} is not admitted to this node's mesh"),
+                )
+            })?;
+        let may_use = |ability: &str| {
+            ability == "call"
+                || self.config.abilities.get(ability).is_some_and(|config| {
+                    config
+                        .callers
+                        .iter()
+                        .any(|rule| rule.admits(peer, &admitted.roles))
+                })
+        };
+        let origin = format!(
+            "the abilities whose `callers` in {} admit peer {peer} (roles: {})",
+            self.config.file.display(),
+            if admitted.roles.is_empty() {
+                "none".to_owned()
+            } else {
+                admitted.roles.join(", ")
+            }
+        );
+        Ok(Arc::new(self.bindings.only(may_use, origin)))
     }
 }
 
@@ -149,9 +209,15 @@ impl MeshHost for NodeHost {
 
     fn invoke(&self, request: CallRequest, from: PeerId, cancel: Cancel) -> InvokeResponse {
         let _span = remote_span(&request, from).entered();
-        match self.node.upgrade() {
-            Some(node) => node.serve(request, cancel),
-            None => InvokeResponse::error(ErrorKind::Unavailable, "the node is shutting down"),
+        let Some(node) = self.node.upgrade() else {
+            return InvokeResponse::error(ErrorKind::Unavailable, "the node is shutting down");
+        };
+        match node.peer_limits.start_call(from) {
+            Ok(_running) => node.serve(request, cancel, from),
+            Err(busy) => InvokeResponse {
+                result: Err(busy),
+                path: Default::default(),
+            },
         }
     }
 
@@ -175,15 +241,24 @@ impl MeshHost for NodeHost {
             return InvokeNow::Later(request);
         }
         let _span = remote_span(&request, from).entered();
+        let running = match node.peer_limits.start_call(from) {
+            Ok(running) => running,
+            Err(busy) => {
+                return InvokeNow::Answered(InvokeResponse {
+                    result: Err(busy),
+                    path: Default::default(),
+                });
+            }
+        };
         let budget = Instant::now() + INLINE_BUDGET;
         if request.deadline <= budget {
-            return InvokeNow::Answered(node.serve(request, Cancel::never()));
+            return InvokeNow::Answered(node.serve(request, Cancel::never(), from));
         }
         let inline = CallRequest {
             deadline: budget,
             ..request.clone()
         };
-        let response = node.serve(inline, Cancel::never());
+        let response = node.serve(inline, Cancel::never(), from);
         let overran = response
             .result
             .as_ref()
@@ -192,6 +267,8 @@ impl MeshHost for NodeHost {
             tracing::debug!("overran the inline budget of {INLINE_BUDGET:?}; rerun on the pool");
             self.overruns
                 .record(request.function.module, Instant::now());
+            // Counted again where it reruns.
+            node.peer_limits.refund(running);
             return InvokeNow::Later(request);
         }
         InvokeNow::Answered(response)

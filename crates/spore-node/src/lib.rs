@@ -16,6 +16,7 @@ pub mod home;
 mod host;
 mod memo;
 mod node;
+mod peer_limits;
 mod placement;
 mod size;
 

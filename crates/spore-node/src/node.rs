@@ -26,6 +26,8 @@ pub struct Node {
     pub(crate) bindings: Arc<Bindings>,
     shapes: Shapes,
     pub(crate) mesh: std::sync::OnceLock<crate::placement::MeshLink>,
+    /// What each peer's forwarded calls may still cost here.
+    pub(crate) peer_limits: Arc<crate::peer_limits::PeerLimits>,
 }
 
 /// One ability as this node knows it.
@@ -125,6 +127,7 @@ impl Node {
         let runtime = Runtime::new(codebase.clone(), runtime_config)?;
         let handle = NodeHandle::default();
         let bindings = Arc::new(bindings::build(&config, &codebase, &handle)?);
+        let peer_limits = crate::peer_limits::PeerLimits::new(config.forwarded);
         let node = Arc::new(Node {
             home,
             shapes: bindings::shapes(&config),
@@ -133,6 +136,7 @@ impl Node {
             config,
             bindings,
             mesh: std::sync::OnceLock::new(),
+            peer_limits,
         });
         handle.set(&node);
         Ok(node)

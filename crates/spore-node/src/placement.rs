@@ -96,6 +96,26 @@ impl Node {
             ..request
         };
         let reach = self.reach(&manifest, &request.function);
+        // Bound here but not for this call: a call a peer forwarded, or one it made
+        // through `call`, may use only the bindings that peer may (`Node::bindings_for`).
+        let withheld: Vec<&str> = reach
+            .iter()
+            .copied()
+            .filter(|ability| {
+                self.bindings.get(ability).is_some() && env.bindings.get(ability).is_none()
+            })
+            .collect();
+        if !withheld.is_empty() {
+            return Err(NodeError::placement(
+                ErrorKind::NotAllowed,
+                format!(
+                    "{} may use {}, which this call may not: it may use only {}",
+                    request.function,
+                    withheld.join(", "),
+                    env.bindings.origin()
+                ),
+            ));
+        }
         let needed: Vec<&str> = reach
             .iter()
             .copied()

@@ -47,6 +47,10 @@ pub struct AbilityContext {
     pub trace: TraceId,
     /// Set when whoever waits for the call is gone; calls made on its behalf stop too.
     pub cancel: Cancel,
+    /// The bindings the call runs with: a call it makes through `call` runs with these
+    /// too, never with more (a call forwarded by a peer may use only some of the node's).
+    /// `None` outside a Wasm call.
+    pub bindings: Option<Arc<Bindings>>,
     /// Set when the call did something whose result is not a function of its inputs.
     effects: AtomicBool,
     /// The paths of calls made through `call`, for the caller's path.
@@ -86,6 +90,7 @@ impl AbilityContext {
             depth,
             trace: TraceId::default(),
             cancel: Cancel::never(),
+            bindings: None,
             effects: AtomicBool::new(false),
             nested: Mutex::default(),
             log_left: AtomicUsize::new(LOG_BYTES_PER_CALL),
@@ -102,6 +107,7 @@ impl AbilityContext {
         AbilityContext {
             trace: request.trace,
             cancel: env.cancel.clone(),
+            bindings: Some(env.bindings.clone()),
             ..AbilityContext::new(function, invocation, request.deadline, env.depth)
         }
     }
@@ -244,6 +250,20 @@ impl Bindings {
 
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    /// These bindings less the abilities `keep` refuses, described by `origin`: what a
+    /// call made on someone else's behalf may use.
+    pub fn only(&self, keep: impl Fn(&str) -> bool, origin: impl Into<String>) -> Bindings {
+        Bindings {
+            providers: self
+                .providers
+                .iter()
+                .filter(|(name, _)| keep(name))
+                .map(|(name, provider)| (name.clone(), provider.clone()))
+                .collect(),
+            origin: origin.into(),
+        }
     }
 }
 

@@ -125,7 +125,7 @@ impl StoreError {
             StoreError::AmbiguousPrefix { .. } | StoreError::ModuleInUse { .. } => {
                 ErrorKind::BadRequest
             }
-            StoreError::QuotaExceeded { .. } => ErrorKind::TooLarge,
+            StoreError::QuotaExceeded { .. } => ErrorKind::Quota,
             StoreError::Corrupt { .. } => ErrorKind::Corrupt,
             StoreError::Locked { .. } => ErrorKind::Unavailable,
             StoreError::Io { .. } | StoreError::Index(_) => ErrorKind::Internal,

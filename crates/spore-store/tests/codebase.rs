@@ -419,7 +419,7 @@ fn a_kv_write_over_the_namespace_quota_fails_and_keeps_the_old_value() {
     assert_eq!(space.usage().unwrap(), 82);
     match space.put("a", &[3; 60]) {
         Err(error @ StoreError::QuotaExceeded { .. }) => {
-            assert_eq!(error.kind(), spore_core::ErrorKind::TooLarge);
+            assert_eq!(error.kind(), spore_core::ErrorKind::Quota);
             assert!(error.to_string().contains("small"), "{error}");
         }
         other => panic!("expected a quota error, got {other:?}"),

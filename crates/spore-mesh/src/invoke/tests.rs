@@ -58,8 +58,10 @@ impl MeshHost for Echo {
 }
 
 async fn start(bootstrap: Vec<Multiaddr>, tuning: MeshTuning) -> Mesh {
+    let keypair = Keypair::generate_ed25519();
     let config = MeshConfig {
-        keypair: Keypair::generate_ed25519(),
+        membership: crate::testing::member(&keypair, &[]),
+        keypair,
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
         announce: Vec::new(),
         bootstrap,

@@ -6,6 +6,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use spore_core::Hash;
+use spore_core::trust::SecretKey;
 use spore_mesh::{
     CallRequest, Cancel, InvokeResponse, Keypair, Mesh, MeshConfig, MeshHost, MeshTuning,
     Multiaddr, PeerId,
@@ -155,6 +156,27 @@ pub struct NodeSpec {
     pub bootstrap: Vec<Multiaddr>,
     pub abilities: Vec<String>,
     pub tuning: MeshTuning,
+    /// The node's membership; by default, of the tests' mesh ([`test_mesh`]), serving
+    /// the abilities it advertises.
+    pub membership: Membership,
+}
+
+/// The mesh the tests' nodes are members of.
+pub fn test_mesh() -> SecretKey {
+    SecretKey::from_seed([0x5e; 32])
+}
+
+/// What `NodeSpec` holds by default: the node is a member of the tests' mesh.
+#[derive(Clone)]
+pub enum Membership {
+    /// Of the tests' mesh, serving its advertised abilities.
+    Default,
+    /// Of the tests' mesh, serving these.
+    Serving(Vec<String>),
+    /// As given (another mesh, an expired certificate...).
+    Given(spore_mesh::Membership),
+    /// None: the node belongs to no mesh.
+    Stranger,
 }
 
 impl Default for NodeSpec {
@@ -166,12 +188,24 @@ impl Default for NodeSpec {
             bootstrap: Vec::new(),
             abilities: Vec::new(),
             tuning: MeshTuning::default(),
+            membership: Membership::Default,
         }
     }
 }
 
 pub async fn start(spec: NodeSpec, host: Arc<dyn MeshHost>) -> Mesh {
+    let serving = |serves: &[String]| {
+        let serves: Vec<&str> = serves.iter().map(String::as_str).collect();
+        spore_mesh::Membership::admit(&test_mesh(), &spec.keypair, &[], &serves).ok()
+    };
+    let membership = match spec.membership {
+        Membership::Default => serving(&spec.abilities),
+        Membership::Serving(serves) => serving(&serves),
+        Membership::Given(membership) => Some(membership),
+        Membership::Stranger => None,
+    };
     let config = MeshConfig {
+        membership,
         keypair: spec.keypair,
         listen: spec.listen,
         announce: spec.announce,

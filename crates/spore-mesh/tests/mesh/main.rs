@@ -9,3 +9,4 @@ mod invoke;
 mod partition;
 mod relay;
 mod start;
+mod trust;

@@ -27,6 +27,14 @@ pub const FORWARDED_TIMEOUT: Duration = Duration::from_secs(30);
 pub const FORWARDED_MEMORY: u64 = 256 << 20;
 /// `limits.forwarded.args`: the largest arguments of a forwarded call.
 pub const FORWARDED_ARGS: u64 = 4 << 20;
+/// `limits.forwarded.per_peer_calls`: forwarded calls one peer may have running here.
+pub const PER_PEER_CALLS: u32 = 32;
+/// `limits.forwarded.per_peer_calls_per_second`: forwarded calls one peer may start per
+/// second, on average (as many at once in a burst).
+pub const PER_PEER_CALLS_PER_SECOND: u32 = 200;
+/// `limits.forwarded.per_peer_module_bytes`: bytes of modules this node fetches and keeps
+/// to run one peer's calls.
+pub const PER_PEER_MODULE_BYTES: u64 = 256 << 20;
 /// `memo.enabled`.
 pub const MEMO: bool = true;
 /// `memo.max_result_bytes`: larger results are not memoized.

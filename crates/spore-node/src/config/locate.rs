@@ -12,7 +12,9 @@ use spore_runtime::CompileLimits;
 use toml::Spanned;
 
 use super::defaults as default;
-use super::{AbilityConfig, ConfigError, ForwardedLimits, KvLimits, NodeConfig, ProviderConfig};
+use super::{
+    AbilityConfig, CallerRule, ConfigError, ForwardedLimits, KvLimits, NodeConfig, ProviderConfig,
+};
 
 /// Parses and validates the text of a configuration file.
 pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> {
@@ -59,13 +61,7 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
         )?,
         max_call_depth: limits.call_depth.unwrap_or(default::CALL_DEPTH),
         max_memory_bytes,
-        instances: match limits.instances {
-            None => default::INSTANCES,
-            Some(n) if *n.get_ref() >= 1 => *n.get_ref(),
-            Some(n) => {
-                return Err(locate.error(n.span(), "limits.instances", "at least 1"));
-            }
-        },
+        instances: locate.at_least_one(limits.instances, "limits.instances", default::INSTANCES)?,
         module: locate.module_limits(module)?,
         compile: CompileLimits {
             time: locate.duration(
@@ -114,6 +110,21 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
                 forwarded.args,
                 "limits.forwarded.args",
                 default::FORWARDED_ARGS,
+            )?,
+            per_peer_calls: locate.at_least_one(
+                forwarded.per_peer_calls,
+                "limits.forwarded.per_peer_calls",
+                default::PER_PEER_CALLS,
+            )?,
+            per_peer_calls_per_second: locate.at_least_one(
+                forwarded.per_peer_calls_per_second,
+                "limits.forwarded.per_peer_calls_per_second",
+                default::PER_PEER_CALLS_PER_SECOND,
+            )?,
+            per_peer_module_bytes: locate.size(
+                forwarded.per_peer_module_bytes,
+                "limits.forwarded.per_peer_module_bytes",
+                default::PER_PEER_MODULE_BYTES,
             )?,
         },
         values,
@@ -178,6 +189,9 @@ struct RawForwarded {
     timeout: Option<Spanned<String>>,
     memory: Option<Spanned<SizeValue>>,
     args: Option<Spanned<SizeValue>>,
+    per_peer_calls: Option<Spanned<u32>>,
+    per_peer_calls_per_second: Option<Spanned<u32>>,
+    per_peer_module_bytes: Option<Spanned<SizeValue>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -211,6 +225,7 @@ struct RawAbility {
     env: Option<Spanned<BTreeMap<String, String>>>,
     function: Option<Spanned<String>>,
     uses: Option<Spanned<BTreeMap<String, Spanned<RawAbility>>>>,
+    callers: Option<Spanned<Vec<String>>>,
 }
 
 struct Locator<'a> {
@@ -250,6 +265,20 @@ impl Locator<'_> {
                     ),
                 )
             }),
+        }
+    }
+
+    /// A count that must be at least 1, or `default` when absent.
+    fn at_least_one(
+        &self,
+        value: Option<Spanned<u32>>,
+        key: &str,
+        default: u32,
+    ) -> Result<u32, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(n) if *n.get_ref() >= 1 => Ok(*n.get_ref()),
+            Some(n) => Err(self.error(n.span(), key, "at least 1")),
         }
     }
 
@@ -369,10 +398,44 @@ impl Locator<'_> {
             }
             Some(provider) => Some(self.provider(name, key, provider, &raw)?),
         };
+        let callers = match &raw.callers {
+            None => Vec::new(),
+            Some(callers) => self.callers(callers, &format!("{key}.callers"))?,
+        };
         Ok(AbilityConfig {
             operations,
             provider,
+            callers,
         })
+    }
+
+    /// An ability's `callers`: `"*"`, `"role:NAME"` or `"peer:PEER_ID"` each.
+    fn callers(
+        &self,
+        callers: &Spanned<Vec<String>>,
+        key: &str,
+    ) -> Result<Vec<CallerRule>, ConfigError> {
+        callers
+            .get_ref()
+            .iter()
+            .map(|rule| {
+                let bad = |why: String| self.error(callers.span(), key, why);
+                if rule == "*" {
+                    Ok(CallerRule::AnyMember)
+                } else if let Some(role) = rule.strip_prefix("role:") {
+                    spore_core::trust::check_label(role).map_err(bad)?;
+                    Ok(CallerRule::Role(role.to_owned()))
+                } else if let Some(peer) = rule.strip_prefix("peer:") {
+                    peer.parse()
+                        .map(CallerRule::Peer)
+                        .map_err(|e| bad(format!("`{peer}` is not a peer id: {e}")))
+                } else {
+                    Err(bad(format!(
+                        "`{rule}` is not a caller: \"*\" (every member), \"role:NAME\" or \"peer:PEER_ID\""
+                    )))
+                }
+            })
+            .collect()
     }
 
     fn provider(

@@ -65,6 +65,10 @@ pub struct ForwardedLimits {
     pub timeout: Duration,
     pub memory_bytes: u64,
     pub args_bytes: u64,
+    /// What one peer may cost (`crate::peer_limits`).
+    pub per_peer_calls: u32,
+    pub per_peer_calls_per_second: u32,
+    pub per_peer_module_bytes: u64,
 }
 
 /// `[limits.kv]`: what `kv` may store, for every `kv` binding of the node.
@@ -83,6 +87,32 @@ pub struct AbilityConfig {
     pub operations: Vec<String>,
     /// The provider, when the ability is bound here (a declaration alone binds nothing).
     pub provider: Option<ProviderConfig>,
+    /// Which peers' forwarded calls may use this binding (`callers`); none by default
+    /// (`docs/security.md`). Calls made on the node itself are not restricted.
+    pub callers: Vec<CallerRule>,
+}
+
+/// One entry of an ability's `callers`: which peers of the mesh may have calls that use
+/// the ability run here on their behalf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerRule {
+    /// `"*"`: every member of the mesh.
+    AnyMember,
+    /// `"role:NAME"`: members whose certificate gives them the role.
+    Role(String),
+    /// `"peer:PEER_ID"`: that node.
+    Peer(spore_mesh::PeerId),
+}
+
+impl CallerRule {
+    /// Whether this rule admits the member `peer` holding `roles`.
+    pub fn admits(&self, peer: &spore_mesh::PeerId, roles: &[String]) -> bool {
+        match self {
+            CallerRule::AnyMember => true,
+            CallerRule::Role(role) => roles.contains(role),
+            CallerRule::Peer(allowed) => allowed == peer,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -28,6 +28,9 @@ call_depth = {call_depth}{pad_d}# how deep `call` may nest
 timeout = "{fwd_timeout}"
 memory = "{fwd_memory}"
 args = "{fwd_args}"
+per_peer_calls = {fwd_peer_calls}{pad_pc}# running here at once, per peer
+per_peer_calls_per_second = {fwd_peer_rate}
+per_peer_module_bytes = "{fwd_peer_modules}"{pad_pm}# fetched and kept to run one peer's calls
 
 # What a module may be, checked when it is published or fetched, before it is compiled.
 [limits.module]
@@ -60,6 +63,9 @@ max_bytes = "{memo_total}"         # the memo's size; the oldest results go firs
 
 # Bindings: each [abilities.NAME] binds ability NAME to a provider on this node.
 # Functions needing an ability that is not bound here are refused before they start.
+# A call a peer forwards here may use a binding only if its `callers` admit the peer:
+# callers = ["*"] (every member of the mesh), ["role:cloud"], ["peer:12D3KooW..."].
+# None do by default; `call` is always allowed, and holds what it calls to the same.
 {everywhere}[abilities.kv]
 provider = "kv"
 namespace = "{kv_namespace}"
@@ -92,6 +98,11 @@ max_value_bytes = "{kv_max}"
         fwd_timeout = duration(d::FORWARDED_TIMEOUT),
         fwd_memory = crate::format_size(d::FORWARDED_MEMORY),
         fwd_args = crate::format_size(d::FORWARDED_ARGS),
+        fwd_peer_calls = d::PER_PEER_CALLS,
+        pad_pc = pad(&d::PER_PEER_CALLS.to_string(), 10),
+        fwd_peer_rate = d::PER_PEER_CALLS_PER_SECOND,
+        fwd_peer_modules = crate::format_size(d::PER_PEER_MODULE_BYTES),
+        pad_pm = pad(&crate::format_size(d::PER_PEER_MODULE_BYTES), 8),
         module_bytes = crate::format_size(d::MODULE.max_bytes),
         module_custom = crate::format_size(d::MODULE.max_custom_bytes),
         pad_c = pad(&crate::format_size(d::MODULE.max_custom_bytes), 9),

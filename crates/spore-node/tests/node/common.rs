@@ -54,13 +54,20 @@ impl TestNode {
             .iter()
             .flat_map(|peer| rt.block_on(peer.mesh().listen_addrs()))
             .collect();
+        let keypair = Keypair::generate_ed25519();
+        let abilities = self.node.served_abilities();
+        let serves: Vec<&str> = abilities.iter().map(String::as_str).collect();
+        // Every test node is a member of one mesh, serving what it advertises.
+        let mesh_key = spore_core::trust::SecretKey::from_seed([0x5e; 32]);
+        let membership = spore_mesh::Membership::admit(&mesh_key, &keypair, &[], &serves).unwrap();
         let config = MeshConfig {
-            keypair: Keypair::generate_ed25519(),
+            keypair,
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
             announce: Vec::new(),
             bootstrap,
             mdns: false,
-            abilities: self.node.served_abilities(),
+            abilities,
+            membership: Some(membership),
         };
         let mesh = rt.block_on(Mesh::start(config, host(&self.node))).unwrap();
         self.node.attach_mesh(mesh.clone(), rt.handle().clone());
@@ -109,6 +116,16 @@ impl TestNode {
 /// The default configuration, with `extra` added.
 pub fn defaults_and(extra: &str) -> String {
     format!("{}\n{extra}", spore_node::config::default_config())
+}
+
+/// The default configuration, with `kv` open to forwarded calls of the members its
+/// `callers` rules admit (`"*"`: every member).
+pub fn kv_for(callers: &str) -> String {
+    spore_node::config::default_config().replacen(
+        "[abilities.kv]\n",
+        &format!("[abilities.kv]\ncallers = [{callers}]\n"),
+        1,
+    )
 }
 
 /// The default configuration without the `kv` binding.

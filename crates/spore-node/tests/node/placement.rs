@@ -27,7 +27,7 @@ fn took(path: &spore_core::Path, node: &TestNode, what: &str) -> bool {
 #[test]
 fn a_call_runs_where_the_abilities_its_function_reaches_are_bound() {
     let rt = runtime();
-    let cloud = TestNode::open(&defaults_and("")).join(&rt, &[]);
+    let cloud = TestNode::open(&kv_for(r#""*""#)).join(&rt, &[]);
     let edge = TestNode::open(&without_kv()).join(&rt, &[&cloud]);
     connect(&rt, &edge, &cloud);
     let visits = cloud.publish("visits");
@@ -352,5 +352,141 @@ fn a_fan_out_of_nested_calls_gives_a_bounded_path() {
         called.path.omitted() >= 600 + 1 - 256,
         "{}",
         called.path.omitted()
+    );
+}
+
+#[test]
+fn a_peer_may_use_a_binding_only_when_its_callers_admit_it_even_through_call() {
+    let rt = runtime();
+    // By default a binding serves no forwarded call.
+    let cloud = TestNode::open(&defaults_and("")).join(&rt, &[]);
+    let edge = TestNode::open(&without_kv()).join(&rt, &[&cloud]);
+    connect(&rt, &edge, &cloud);
+    let visits = cloud.publish("visits");
+    let caller = cloud.publish("caller");
+
+    let refused = edge.call(edge.request(visits, "hit", &[text("home")]));
+    let error = refused.result.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotAllowed, "{error}");
+    assert!(error.to_string().contains("may use kv"), "{error}");
+
+    // Nor can a forwarded call reach it through `call`: the function it calls runs with
+    // the caller's bindings.
+    let hit = format!("{visits}:hit");
+    let through_call = CallRequest {
+        placement: Placement::On(cloud.mesh().peer_id().to_string()),
+        ..edge.request(
+            caller,
+            "call_twice",
+            &[text(&hit), Value::Integer(1.into())],
+        )
+    };
+    let error = edge.call(through_call).result.unwrap_err();
+    assert!(error.to_string().contains("may use kv"), "{error}");
+
+    // `callers` opens it to the members it admits.
+    drop((edge, cloud));
+    let cloud = TestNode::open(&kv_for(r#""*""#)).join(&rt, &[]);
+    let edge = TestNode::open(&without_kv()).join(&rt, &[&cloud]);
+    connect(&rt, &edge, &cloud);
+    let visits = cloud.publish("visits");
+    let called = edge.call(edge.request(visits, "hit", &[text("home")]));
+    assert_eq!(called.result.unwrap().value, Value::Integer(1.into()));
+}
+
+#[test]
+fn a_peer_over_its_share_of_calls_gets_busy_and_the_node_keeps_serving_others() {
+    let rt = runtime();
+    let config = defaults_and("").replace("per_peer_calls = 32", "per_peer_calls = 1");
+    assert!(
+        config.contains("per_peer_calls = 1"),
+        "the default config names the key"
+    );
+    let runner = TestNode::open(&config).join(&rt, &[]);
+    let greedy = TestNode::open(&defaults_and("")).join(&rt, &[&runner]);
+    let other = TestNode::open(&defaults_and("")).join(&rt, &[&runner]);
+    connect(&rt, &greedy, &runner);
+    connect(&rt, &other, &runner);
+    let faults = runner.publish("faults");
+    let arith = runner.publish("arith");
+    let on_runner = Placement::On(runner.mesh().peer_id().to_string());
+    let add = |node: &TestNode| {
+        let request = CallRequest {
+            memo: false,
+            placement: on_runner.clone(),
+            ..node.request(arith, "add", &[2.into(), 3.into()])
+        };
+        node.call(request).result
+    };
+    // Warm: the runner has the code compiled, and each caller knows the runner.
+    assert!(add(&greedy).is_ok() && add(&other).is_ok());
+
+    let spinning = {
+        let request = CallRequest {
+            deadline: Instant::now() + Duration::from_secs(3),
+            placement: on_runner.clone(),
+            ..greedy.request(faults, "spin", &[])
+        };
+        let node = greedy.node.clone();
+        std::thread::spawn(move || node.call(request))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let error = add(&greedy).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Busy, "{error}");
+    assert!(error.to_string().contains("per_peer_calls"), "{error}");
+    assert_eq!(add(&other).unwrap().value, Value::Integer(5.into()));
+
+    let spun = spinning.join().unwrap();
+    assert_eq!(spun.result.unwrap_err().kind(), ErrorKind::Timeout);
+    // The runner ends the spin at the same deadline, a moment after the caller gave up.
+    let again = Instant::now();
+    let answered = loop {
+        match add(&greedy) {
+            Err(error)
+                if error.kind() == ErrorKind::Busy && again.elapsed() < Duration::from_secs(2) =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => break other,
+        }
+    };
+    assert_eq!(answered.unwrap().value, Value::Integer(5.into()));
+}
+
+#[test]
+fn a_node_fetches_no_more_code_for_a_peer_past_its_module_quota() {
+    let rt = runtime();
+    let config = defaults_and("").replace(
+        "per_peer_module_bytes = \"256MiB\"",
+        "per_peer_module_bytes = 1",
+    );
+    assert!(
+        config.contains("per_peer_module_bytes = 1"),
+        "the default config names the key"
+    );
+    let runner = TestNode::open(&config).join(&rt, &[]);
+    let caller = TestNode::open(&defaults_and("")).join(&rt, &[&runner]);
+    connect(&rt, &caller, &runner);
+    // The caller holds the code; the runner must fetch it to run the calls.
+    let arith = caller.publish("arith");
+    let words = caller.publish("words");
+    let on_runner = Placement::On(runner.mesh().peer_id().to_string());
+    let first = CallRequest {
+        placement: on_runner.clone(),
+        ..caller.request(arith, "add", &[2.into(), 3.into()])
+    };
+    assert_eq!(
+        caller.call(first).result.unwrap().value,
+        Value::Integer(5.into())
+    );
+    let second = CallRequest {
+        placement: on_runner,
+        ..caller.request(words, "frequencies", &[text("a b")])
+    };
+    let error = caller.call(second).result.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Quota, "{error}");
+    assert!(
+        error.to_string().contains("per_peer_module_bytes"),
+        "{error}"
     );
 }
