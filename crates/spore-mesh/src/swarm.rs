@@ -301,12 +301,16 @@ impl SwarmTask {
             self.control.clone(),
             self.to_self.clone(),
         );
-        tokio::spawn(async move {
-            membership::send_hello(control, &members, peer).await;
+        let sent = tokio::spawn({
+            let members = members.clone();
+            async move { membership::send_hello(control, &members, peer).await }
         });
-        let members = self.members.clone();
         tokio::spawn(async move {
-            let command = match members.wait(&peer, HELLO_TIMEOUT).await {
+            let verdict = members.wait(&peer, HELLO_TIMEOUT).await;
+            // This node's hello goes out before a refusal hangs up, so that the peer
+            // learns why it is refused in turn, not that the connection closed.
+            let _ = sent.await;
+            let command = match verdict {
                 Ok(_) => Command::Admitted(peer),
                 Err(why) => Command::Refused { peer, why },
             };
