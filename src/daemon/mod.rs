@@ -293,6 +293,30 @@ fn info(home: &Home, out: &Output) -> anyhow::Result<()> {
             info["api"].as_str().unwrap_or_default()
         );
         outln!("home     {}", info["home"].as_str().unwrap_or_default());
+        match info["mesh"].as_object() {
+            Some(mesh) => {
+                outln!("mesh     {}", mesh["key"].as_str().unwrap_or_default());
+                let list = |key: &str| {
+                    let items: Vec<&str> = mesh[key]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|v| v.as_str())
+                        .collect();
+                    if items.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        items.join(", ")
+                    }
+                };
+                outln!("roles    {}", list("roles"));
+                outln!("serves   {}", list("serves"));
+                outln!("members  {} connected", mesh["members_connected"]);
+            }
+            None => outln!(
+                "mesh     none: this node serves no peer (`spore mesh init` makes a mesh, `spore mesh join` joins one)"
+            ),
+        }
     }
     Ok(())
 }

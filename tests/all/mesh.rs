@@ -312,3 +312,35 @@ fn a_bare_full_hash_that_could_be_a_name_is_fetched_from_the_mesh() {
         "{report}"
     );
 }
+
+#[test]
+fn a_node_in_no_mesh_says_so_and_no_member_serves_it() {
+    let member = RunningNode::start(&[]);
+    let arith = member.spore.publish("arith", None);
+    let stranger = RunningNode::launch_as_is(
+        Spore::new(),
+        &[&member.listen],
+        &["--listen", "/ip4/127.0.0.1/tcp/0"],
+    );
+
+    let info = stranger.spore.run(&["node", "info"]).ok().to_owned();
+    assert!(info.contains("serves no peer"), "{info}");
+    let info = member.spore.run(&["node", "info", "--json"]).json();
+    assert_eq!(
+        info["mesh"]["key"],
+        crate::test_mesh::key().public().to_string(),
+        "{info}"
+    );
+
+    // The stranger can fetch nothing from the member: the call fails, saying why.
+    let refused = stranger.spore.run(&[
+        "invoke",
+        &format!("{arith}:add"),
+        "1",
+        "2",
+        "--timeout",
+        "5s",
+    ]);
+    let stderr = refused.fails_with(exit::NOT_FOUND).to_owned();
+    assert!(!stderr.is_empty(), "a reason is given");
+}

@@ -278,6 +278,12 @@ impl RunningNode {
     /// Starts a node with `listen_args` (empty: where the home's node listened last).
     pub fn launch(spore: Spore, bootstrap: &[&str], listen_args: &[&str]) -> RunningNode {
         crate::test_mesh::join(spore.home());
+        Self::launch_as_is(spore, bootstrap, listen_args)
+    }
+
+    /// Starts a node on `spore`'s home as it is: a member of no mesh unless the home
+    /// holds a certificate.
+    pub fn launch_as_is(spore: Spore, bootstrap: &[&str], listen_args: &[&str]) -> RunningNode {
         let mut command = Command::new(env!("CARGO_BIN_EXE_spore"));
         command
             .arg("--home")

@@ -145,6 +145,11 @@ impl Members {
         self.own.as_ref().map(Membership::mesh)
     }
 
+    /// This node's own certificate, if it belongs to a mesh.
+    pub fn own(&self) -> Option<&Signed<trust::Membership>> {
+        self.own.as_ref().map(|m| &m.certificate)
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }

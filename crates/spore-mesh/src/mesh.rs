@@ -188,6 +188,11 @@ impl Mesh {
         self.inner.members.mesh()
     }
 
+    /// This node's membership certificate, if it belongs to a mesh.
+    pub fn certificate(&self) -> Option<&spore_core::trust::Signed<spore_core::trust::Membership>> {
+        self.inner.members.own()
+    }
+
     /// Connects to `peer` if needed and waits for it to be judged, until `deadline` at
     /// most: what its certificate grants it, or why it is not admitted.
     pub async fn admit(&self, peer: PeerId, deadline: Instant) -> Result<Admitted, MeshError> {

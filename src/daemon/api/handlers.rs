@@ -20,12 +20,29 @@ use crate::report::{self, InvokeCall};
 type Answer<T> = Result<Json<T>, ApiError>;
 
 pub async fn info(State(served): State<Arc<Served>>) -> Json<Value> {
+    let mesh = match served.node.mesh() {
+        Some(mesh) => match mesh.certificate() {
+            Some(certificate) => {
+                let body = certificate.body();
+                json!({
+                    "key": body.mesh.to_string(),
+                    "roles": body.roles,
+                    "serves": body.serves,
+                    "expires_ms": body.expires_ms,
+                    "members_connected": mesh.member_peers().await.len(),
+                })
+            }
+            None => Value::Null,
+        },
+        None => Value::Null,
+    };
     Json(json!({
         "peer_id": served.file.peer_id,
         "listen": served.file.listen,
         "api": served.file.api,
         "pid": served.file.pid,
         "home": served.node.home().root(),
+        "mesh": mesh,
     }))
 }
 
