@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use spore_node::{Home, Node, mesh};
 
-use crate::api_token::ApiToken;
+use crate::api_token::{ApiToken, TOKEN_FILE};
 use crate::cli::backend::{NODE_FILE, NodeFile, Remote};
 use crate::cli::output::{Output, outln};
 use mesh_state::MeshState;
@@ -102,6 +102,19 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
     );
     for addr in &file.listen {
         eprintln!("  listening on {addr}");
+    }
+    if !api.ip().to_canonical().is_loopback() {
+        let token_file = home.root().join(TOKEN_FILE);
+        tracing::warn!(
+            %api,
+            token = %token_file.display(),
+            "the API listens beyond loopback: its traffic is not encrypted, and only the API token protects it"
+        );
+        eprintln!("  warning: the API listens beyond loopback, on {api}; its traffic is not");
+        eprintln!(
+            "  encrypted, and only the API token ({}) protects the node",
+            token_file.display()
+        );
     }
 
     let served = Arc::new(api::Served { node, file });

@@ -739,3 +739,51 @@ fn a_guest_allowed_onto_loopback_cannot_use_the_node_api() {
         .to_owned();
     assert!(stderr.contains("HTTP status 401"), "{stderr}");
 }
+
+#[test]
+fn only_a_node_whose_api_listens_beyond_loopback_warns_and_both_take_the_token() {
+    /// Stops the node and returns everything it wrote to stderr.
+    fn stderr_of(mut node: RunningNode) -> String {
+        let mut stderr = node.child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            stderr.read_to_string(&mut text).unwrap();
+            text
+        });
+        node.stop();
+        reader.join().unwrap()
+    }
+
+    for (api, warns) in [("0.0.0.0:0", true), ("127.0.0.1:0", false)] {
+        let node = RunningNode::start_with_api(Spore::new(), api);
+        let port: u16 = node.api.rsplit_once(':').unwrap().1.parse().unwrap();
+        // The CLI dials the address node.json gives, as it is.
+        let info = node.spore.run(&["--json", "node", "info"]).json();
+        assert_eq!(info["api"], node.api.as_str());
+        let node = ApiNode(node);
+        let loopback = format!("host: 127.0.0.1:{port}\r\n");
+        refused_for_its_token(&node.get_with("/v1/info", &loopback));
+        let headers = format!(
+            "{loopback}authorization: {}\r\n",
+            node.spore.api_authorization()
+        );
+        let answer = node.get_with("/v1/info", &headers);
+        assert_eq!(answer.status, 200, "{api}: {answer:#?}");
+        // A refused host is told the address it dialed, not `0.0.0.0`.
+        let message = node
+            .get_with("/v1/info", &format!("host: evil.example:{port}\r\n"))
+            .error(403, "not_allowed");
+        assert!(
+            message.contains(&format!(" 127.0.0.1:{port} ")),
+            "{message}"
+        );
+
+        let ApiNode(node) = node;
+        let stderr = stderr_of(node);
+        let warning = "warning: the API listens beyond loopback";
+        assert_eq!(stderr.contains(warning), warns, "{api}: {stderr}");
+        if warns {
+            assert!(stderr.contains("api.token"), "{stderr}");
+        }
+    }
+}

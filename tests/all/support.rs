@@ -290,6 +290,13 @@ impl RunningNode {
         Self::launch_serving(spore, bootstrap, listen_args, "127.0.0.1:0", Stdio::null())
     }
 
+    /// Starts a node on loopback for peers whose API listens on `api`, its stderr piped
+    /// (`child.stderr`).
+    pub fn start_with_api(spore: Spore, api: &str) -> RunningNode {
+        let listen = ["--listen", "/ip4/127.0.0.1/tcp/0"];
+        Self::launch_serving(spore, &[], &listen, api, Stdio::piped())
+    }
+
     fn launch_serving(
         spore: Spore,
         bootstrap: &[&str],

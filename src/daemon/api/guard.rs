@@ -42,12 +42,23 @@ impl Guard {
         // (`0.0.0.0`) the interface the connection came in on.
         let accepted_on = request.extensions().get::<AcceptedOn>().map(|on| on.0);
         let names_this_api = |host: &str| names_api(host, self.bound, accepted_on);
+        let wrong_host = |why: &str| {
+            // The address the client dialed says more than an unspecified `0.0.0.0`.
+            let address = accepted_on.unwrap_or(self.bound);
+            ApiError::new(
+                ErrorKind::NotAllowed,
+                format!(
+                    "{why}: this API answers only requests whose `Host` is the address it \
+                     listens on, {address} (docs/api.md)"
+                ),
+            )
+        };
         let mut hosts = request.headers().get_all(HOST).iter();
         let host = match (hosts.next(), hosts.next()) {
             (Some(host), None) => host,
-            (None, _) => return Some(self.wrong_host("the request has no `Host` header")),
+            (None, _) => return Some(wrong_host("the request has no `Host` header")),
             (Some(_), Some(_)) => {
-                return Some(self.wrong_host("the request has more than one `Host` header"));
+                return Some(wrong_host("the request has more than one `Host` header"));
             }
         };
         // A request line in absolute form (`GET http://host/path`) names a host as well:
@@ -57,7 +68,7 @@ impl Guard {
             .authority()
             .is_none_or(|authority| names_this_api(authority.as_str()));
         if !(host.to_str().is_ok_and(names_this_api) && authority_names_this_api) {
-            return Some(self.wrong_host("the request names another host"));
+            return Some(wrong_host("the request names another host"));
         }
 
         let Some(authorization) = request.headers().get(AUTHORIZATION) else {
@@ -80,17 +91,6 @@ impl Guard {
             ));
         }
         None
-    }
-
-    fn wrong_host(&self, why: &str) -> ApiError {
-        ApiError::new(
-            ErrorKind::NotAllowed,
-            format!(
-                "{why}: this API answers only requests whose `Host` is the address it \
-                 listens on, {} (docs/api.md)",
-                self.bound
-            ),
-        )
     }
 }
 
