@@ -1,5 +1,6 @@
 //! The `spore` command line. The only place in spore that prints to a terminal.
 
+mod api_token;
 mod cli;
 mod daemon;
 mod housekeeping;

@@ -9,7 +9,9 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use spore_core::Name;
 use spore_node::{AbilityInfo, ModuleInfo, NameEntry, Node, Published};
+use ureq::http::header::AUTHORIZATION;
 
+use crate::api_token::ApiToken;
 use crate::housekeeping;
 use crate::report::{self, InvokeCall};
 
@@ -31,6 +33,8 @@ pub enum Backend {
 pub struct Remote {
     base: String,
     agent: ureq::Agent,
+    /// The `Authorization` header every request carries (docs/api.md, "Authentication").
+    authorization: String,
 }
 
 /// What a running node writes into its home, so that the CLI can find it.
@@ -47,7 +51,7 @@ pub const NODE_FILE: &str = "node.json";
 impl Backend {
     /// A running node's API when one serves `home`, else the home itself.
     pub fn for_home(home: &spore_node::Home) -> anyhow::Result<Backend> {
-        if let Some(remote) = Remote::find(home.root()) {
+        if let Some(remote) = Remote::find(home.root())? {
             tracing::debug!(api = %remote.base, "using the running node");
             return Ok(Backend::Remote(remote));
         }
@@ -63,7 +67,7 @@ impl Backend {
         match self {
             Backend::Local(node) => Ok(node.publish(bytes, name)?),
             Backend::Remote(remote) => {
-                let mut request = remote.agent.post(format!("{}/v1/publish", remote.base));
+                let mut request = remote.request_post("/v1/publish");
                 if let Some(name) = name {
                     request = request.query("name", name.as_str());
                 }
@@ -179,26 +183,56 @@ impl Backend {
 }
 
 impl Remote {
-    /// The API of the node recorded in `home`, if it answers.
-    fn find(home: &Path) -> Option<Remote> {
-        let text = std::fs::read_to_string(home.join(NODE_FILE)).ok()?;
-        let file: NodeFile = serde_json::from_str(&text).ok()?;
-        let remote = Remote::new(&file.api);
-        // A node that died leaves its file behind; only a node that answers counts.
+    /// The API of the node recorded in `home`, if it answers; an error if it answers but
+    /// will not serve this client: its token is unreadable, or not the one it takes.
+    fn find(home: &Path) -> anyhow::Result<Option<Remote>> {
+        let Some(file) = std::fs::read_to_string(home.join(NODE_FILE))
+            .ok()
+            .and_then(|text| serde_json::from_str::<NodeFile>(&text).ok())
+        else {
+            return Ok(None);
+        };
+        // The token is needed only if the node answers: one that died leaves node.json
+        // behind, and a home whose node is gone is used directly whatever its token.
+        let token = ApiToken::read(home);
+        let remote = Remote {
+            authorization: token
+                .as_ref()
+                .map(ApiToken::authorization)
+                .unwrap_or_default(),
+            ..Remote::unauthenticated(&file.api)
+        };
         let probe = remote
-            .agent
-            .get(format!("{}/v1/info", remote.base))
+            .request_get("/v1/info")
             .config()
             .timeout_global(Some(Duration::from_secs(2)))
             .build()
             .call();
-        probe
-            .ok()
-            .filter(|r| r.status().is_success())
-            .map(|_| remote)
+        let Ok(mut answer) = probe else {
+            return Ok(None);
+        };
+        token?;
+        match answer.status().as_u16() {
+            200..=299 => Ok(Some(remote)),
+            // The node refused this client (its token, or the address): say why, as the
+            // node put it, rather than fail later on the home it holds.
+            401 | 403 => {
+                let text = answer.body_mut().read_to_string().unwrap_or_default();
+                Err(Remote::refusal(text).into())
+            }
+            _ => Ok(None),
+        }
     }
 
-    pub fn new(api: &str) -> Remote {
+    /// A client of the API at `api` that presents `token`.
+    pub fn new(api: &str, token: ApiToken) -> Remote {
+        Remote {
+            authorization: token.authorization(),
+            ..Remote::unauthenticated(api)
+        }
+    }
+
+    fn unauthenticated(api: &str) -> Remote {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .proxy(None)
@@ -208,7 +242,22 @@ impl Remote {
         Remote {
             base: format!("http://{api}"),
             agent: ureq::Agent::new_with_config(config),
+            authorization: String::new(),
         }
+    }
+
+    /// A GET of `path`, with the token.
+    fn request_get(&self, path: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        self.agent
+            .get(format!("{}{path}", self.base))
+            .header(AUTHORIZATION, &self.authorization)
+    }
+
+    /// A POST to `path`, with the token.
+    fn request_post(&self, path: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        self.agent
+            .post(format!("{}{path}", self.base))
+            .header(AUTHORIZATION, &self.authorization)
     }
 
     pub fn get<T: DeserializeOwned>(
@@ -216,7 +265,7 @@ impl Remote {
         path: &str,
         query: &[(&str, &str)],
     ) -> anyhow::Result<T> {
-        let mut request = self.agent.get(format!("{}{path}", self.base));
+        let mut request = self.request_get(path);
         for (key, value) in query {
             request = request.query(*key, *value);
         }
@@ -230,8 +279,7 @@ impl Remote {
     ) -> anyhow::Result<T> {
         let body = serde_json::to_vec(body)?;
         self.read(
-            self.agent
-                .post(format!("{}{path}", self.base))
+            self.request_post(path)
                 .content_type("application/json")
                 .send(&body[..]),
         )
@@ -255,8 +303,13 @@ impl Remote {
         if status.is_success() {
             return Ok(serde_json::from_str(&text)?);
         }
+        Err(Remote::refusal(text).into())
+    }
+
+    /// The error an answer that is not a success reports, from its error record.
+    fn refusal(text: String) -> RemoteError {
         let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        Err(RemoteError {
+        RemoteError {
             kind: spore_node::ErrorKind::from_name(
                 body["error"]["kind"].as_str().unwrap_or_default(),
             ),
@@ -266,6 +319,5 @@ impl Remote {
                 .unwrap_or(text),
             value: body["error"].get("value").cloned(),
         }
-        .into())
     }
 }

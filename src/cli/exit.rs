@@ -8,6 +8,7 @@ use spore_node::NodeError;
 
 use super::backend::RemoteError;
 use super::output::errln;
+use crate::api_token::TokenError;
 use crate::kind;
 use spore_node::ErrorKind;
 
@@ -22,6 +23,9 @@ fn classify(error: &anyhow::Error) -> (ErrorKind, Option<serde_json::Value>) {
     }
     if let Some(remote) = error.downcast_ref::<RemoteError>() {
         return (remote.kind, remote.value.clone());
+    }
+    if let Some(token) = error.downcast_ref::<TokenError>() {
+        return (token.kind(), None);
     }
     match error.downcast_ref::<NodeError>() {
         Some(node_error) => (node_error.kind(), kind::guest_value(node_error)),

@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use spore_node::{Home, Node, mesh};
 
+use crate::api_token::{ApiToken, TOKEN_FILE};
 use crate::cli::backend::{NODE_FILE, NodeFile, Remote};
 use crate::cli::output::{Output, outln};
 use mesh_state::MeshState;
@@ -73,6 +74,9 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
         };
         tokio::task::spawn_blocking(move || Node::open_with(home, options)).await??
     };
+    // Once the home exists, and before the mesh starts or node.json tells clients where
+    // the API is: a home whose token file is unusable stops the node here.
+    let token = ApiToken::ensure(home.root())?;
     let (mesh, remembered) = join_mesh(&home, &node, args).await?;
     let saver = tokio::spawn(save_peers(home.clone(), mesh.clone(), remembered.clone()));
     let listener = tokio::net::TcpListener::bind(args.api).await?;
@@ -99,9 +103,23 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
     for addr in &file.listen {
         eprintln!("  listening on {addr}");
     }
+    if !api.ip().to_canonical().is_loopback() {
+        let token_file = home.root().join(TOKEN_FILE);
+        tracing::warn!(
+            %api,
+            token = %token_file.display(),
+            "the API listens beyond loopback: its traffic is not encrypted, and only the API token protects it"
+        );
+        eprintln!("  warning: the API listens beyond loopback, on {api}; its traffic is not");
+        eprintln!(
+            "  encrypted, and only the API token ({}) protects the node",
+            token_file.display()
+        );
+    }
 
     let served = Arc::new(api::Served { node, file });
-    server::serve(listener, api::router(served), shutdown_signal()).await;
+    let guard = api::Guard { token, bound: api };
+    server::serve(listener, api::router(served, guard), shutdown_signal()).await;
     saver.abort();
     let _ = saver.await;
     let remembered = MeshState {
@@ -282,7 +300,8 @@ fn info(home: &Home, out: &Output) -> anyhow::Result<()> {
         }
     })?;
     let file: NodeFile = serde_json::from_str(&text)?;
-    let info: serde_json::Value = Remote::new(&file.api).get("/v1/info", &[])?;
+    let token = ApiToken::read(home.root())?;
+    let info: serde_json::Value = Remote::new(&file.api, token).get("/v1/info", &[])?;
     if !out.json(&info)? {
         outln!("peer id  {}", info["peer_id"].as_str().unwrap_or("-"));
         for addr in info["listen"].as_array().into_iter().flatten() {

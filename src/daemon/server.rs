@@ -5,11 +5,14 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::Request;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -17,6 +20,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tower::ServiceExt;
 
 /// How long a connection may take to deliver a request head, counted from when the
 /// server starts waiting for one: when it accepts the connection, and when it has
@@ -38,6 +42,12 @@ const MAX_CONNECTIONS: usize = 256;
 /// deadline, so that a call with default limits completes. Requests still running then
 /// are dropped, which cancels their calls.
 const SHUTDOWN_GRACE: Duration = spore_node::config::defaults::TIMEOUT;
+
+/// The address a connection was accepted on: the one its client dialed, which the API's
+/// guard checks the `Host` header against (`super::api::guard`). Each of the
+/// connection's requests carries it as an extension.
+#[derive(Debug, Clone, Copy)]
+pub struct AcceptedOn(pub SocketAddr);
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets the requests in
 /// flight finish (at most [`SHUTDOWN_GRACE`]).
@@ -69,17 +79,24 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
             },
             () = &mut shutdown => break,
         };
-        let watcher = match second_handle(&stream) {
-            Ok(watcher) => watcher,
+        let (watcher, accepted_on) = match second_handle(&stream).and_then(|watcher| {
+            let local = stream.local_addr()?;
+            Ok((watcher, AcceptedOn(local)))
+        }) {
+            Ok(handles) => handles,
             Err(error) => {
-                tracing::warn!(%error, "the API could not watch a connection; closing it");
+                tracing::warn!(%error, "the API could not set up a connection; closing it");
                 continue;
             }
         };
-        let connection = graceful.watch(http.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(router.clone()),
-        ));
+        let service = router
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(accepted_on);
+                request
+            });
+        let connection = graceful
+            .watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
         tokio::spawn(async move {
             tokio::select! {
                 served = connection => {

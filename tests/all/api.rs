@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{RunningNode, Spore};
+use crate::support::{RunningNode, Spore, exit};
 
 /// docs/api.md, "Connections and limits".
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,6 +72,28 @@ impl ApiNode {
 
     fn connect(&self) -> TcpStream {
         TcpStream::connect(&self.api).unwrap()
+    }
+
+    /// A request with a JSON body and a declared length.
+    fn post_json(&self, path: &str, body: &str) -> Vec<u8> {
+        format!(
+            "POST {path} HTTP/1.1\r\n{}connection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            self.api_headers(),
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    /// The port the API listens on.
+    fn port(&self) -> u16 {
+        self.api.rsplit_once(':').unwrap().1.parse().unwrap()
+    }
+
+    /// `GET path` with `headers` (each ending with CRLF), on a connection of its own.
+    fn get_with(&self, path: &str, headers: &str) -> Answer {
+        self.exchange(
+            format!("GET {path} HTTP/1.1\r\n{headers}connection: close\r\n\r\n").as_bytes(),
+        )
     }
 
     /// Sends `request` on a new connection and reads the answer to the end.
@@ -140,15 +162,6 @@ impl Answer {
     }
 }
 
-/// A request with a JSON body and a declared length.
-fn post_json(path: &str, body: &str) -> Vec<u8> {
-    format!(
-        "POST {path} HTTP/1.1\r\nhost: spore\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
 /// Waits until the server closes `stream` (EOF, possibly after an answer, or a reset),
 /// at most until `deadline`; returns whether it did.
 fn closed_by(mut stream: &TcpStream, deadline: Instant) -> bool {
@@ -214,7 +227,7 @@ fn an_idle_keep_alive_connection_is_closed_after_the_head_timeout() {
     let node = ApiNode::start();
     let mut stream = node.connect();
     stream
-        .write_all(b"GET /v1/info HTTP/1.1\r\nhost: spore\r\n\r\n")
+        .write_all(format!("GET /v1/info HTTP/1.1\r\n{}\r\n", node.api_headers()).as_bytes())
         .unwrap();
     // One answer, then the connection stays open for the next request, but not forever.
     let answered = Instant::now();
@@ -282,6 +295,7 @@ fn connections_past_the_cap_wait_in_the_kernel_not_in_the_node() {
 #[test]
 fn a_declared_length_over_the_limit_is_refused_before_the_body_is_sent() {
     let node = ApiNode::start();
+    let headers = node.api_headers();
     for (path, content_type, limit) in [
         ("/v1/invoke", "application/json", MAX_JSON_BODY),
         ("/v1/names/set", "application/json", MAX_JSON_BODY),
@@ -290,7 +304,7 @@ fn a_declared_length_over_the_limit_is_refused_before_the_body_is_sent() {
         // Only the head is sent: the answer must come without waiting for the body.
         let answer = node.exchange(
             format!(
-                "POST {path} HTTP/1.1\r\nhost: spore\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+                "POST {path} HTTP/1.1\r\n{headers}content-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
                 limit + 1
             )
             .as_bytes(),
@@ -303,7 +317,7 @@ fn a_declared_length_over_the_limit_is_refused_before_the_body_is_sent() {
     stream
         .write_all(
             format!(
-                "POST /v1/invoke HTTP/1.1\r\nhost: spore\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {MAX_JSON_BODY}\r\n\r\n"
+                "POST /v1/invoke HTTP/1.1\r\n{headers}connection: close\r\ncontent-type: application/json\r\ncontent-length: {MAX_JSON_BODY}\r\n\r\n"
             )
             .as_bytes(),
         )
@@ -319,7 +333,7 @@ fn a_chunked_body_stops_being_read_at_the_limit() {
     let node = ApiNode::start();
     let mut stream = node.connect();
     stream
-        .write_all(b"POST /v1/invoke HTTP/1.1\r\nhost: spore\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n")
+        .write_all(format!("POST /v1/invoke HTTP/1.1\r\n{}content-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n", node.api_headers()).as_bytes())
         .unwrap();
     let mut reader = stream.try_clone().unwrap();
     let answer = std::thread::spawn(move || Answer::read(&mut reader, Duration::from_secs(30)));
@@ -346,9 +360,10 @@ fn a_chunked_body_stops_being_read_at_the_limit() {
 #[test]
 fn every_error_is_the_documented_json_with_the_status_of_its_kind() {
     let node = ApiNode::start();
+    let headers = node.api_headers();
     let get = |path: &str| {
         node.exchange(
-            format!("GET {path} HTTP/1.1\r\nhost: spore\r\nconnection: close\r\n\r\n").as_bytes(),
+            format!("GET {path} HTTP/1.1\r\n{headers}connection: close\r\n\r\n").as_bytes(),
         )
     };
 
@@ -357,7 +372,10 @@ fn every_error_is_the_documented_json_with_the_status_of_its_kind() {
     get("/").error(404, "not_found");
 
     let wrong_method = node.exchange(
-        b"POST /v1/info HTTP/1.1\r\nhost: spore\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+        format!(
+            "POST /v1/info HTTP/1.1\r\n{headers}connection: close\r\ncontent-length: 0\r\n\r\n"
+        )
+        .as_bytes(),
     );
     let message = wrong_method.error(400, "bad_request");
     assert!(
@@ -372,7 +390,7 @@ fn every_error_is_the_documented_json_with_the_status_of_its_kind() {
     let call = r#"{"reference":"abcdef"}"#;
     let untyped = node.exchange(
         format!(
-            "POST /v1/invoke HTTP/1.1\r\nhost: spore\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{call}",
+            "POST /v1/invoke HTTP/1.1\r\n{headers}connection: close\r\ncontent-length: {}\r\n\r\n{call}",
             call.len()
         )
         .as_bytes(),
@@ -381,7 +399,7 @@ fn every_error_is_the_documented_json_with_the_status_of_its_kind() {
     assert!(message.contains("application/json"), "{message}");
     let mistyped = node.exchange(
         format!(
-            "POST /v1/invoke HTTP/1.1\r\nhost: spore\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{call}",
+            "POST /v1/invoke HTTP/1.1\r\n{headers}connection: close\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{call}",
             call.len()
         )
         .as_bytes(),
@@ -389,23 +407,20 @@ fn every_error_is_the_documented_json_with_the_status_of_its_kind() {
     mistyped.error(400, "bad_request");
 
     let message = node
-        .exchange(&post_json("/v1/invoke", r#"{"reference": "#))
+        .exchange(&node.post_json("/v1/invoke", r#"{"reference": "#))
         .error(400, "bad_request");
     assert!(message.contains("JSON"), "{message}");
     let message = node
-        .exchange(&post_json(
-            "/v1/invoke",
-            r#"{"reference":"abcdef","colour":"red"}"#,
-        ))
+        .exchange(&node.post_json("/v1/invoke", r#"{"reference":"abcdef","colour":"red"}"#))
         .error(400, "bad_request");
     assert!(message.contains("colour"), "{message}");
-    node.exchange(&post_json("/v1/names/set", r#"{"name":"x"}"#))
+    node.exchange(&node.post_json("/v1/names/set", r#"{"name":"x"}"#))
         .error(400, "bad_request");
     get("/v1/names/history?name=%ZZ").error(400, "bad_request");
 
     let oversized = node.exchange(
         format!(
-            "POST /v1/invoke HTTP/1.1\r\nhost: spore\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            "POST /v1/invoke HTTP/1.1\r\n{headers}content-type: application/json\r\ncontent-length: {}\r\n\r\n",
             MAX_JSON_BODY * 4
         )
         .as_bytes(),
@@ -413,7 +428,7 @@ fn every_error_is_the_documented_json_with_the_status_of_its_kind() {
     oversized.error(413, "too_large");
 
     // Errors of the node keep their kind, as before.
-    node.exchange(&post_json("/v1/invoke", r#"{"reference":"abcdef"}"#))
+    node.exchange(&node.post_json("/v1/invoke", r#"{"reference":"abcdef"}"#))
         .error(404, "not_found");
     // And the API still answers what it should.
     let info = get("/v1/info");
@@ -470,11 +485,13 @@ fn a_call_stops_when_its_client_hangs_up_with_a_request_still_queued() {
     // A client that queued its next request behind the call (HTTP pipelining), then hung
     // up: the server has unread bytes and no reason to read while the call runs.
     let mut stream = node.connect();
-    let mut requests = post_json(
+    let mut requests = node.post_json(
         "/v1/invoke",
         &format!(r#"{{"reference":"{faults}:spin","timeout_ms":30000}}"#),
     );
-    requests.extend_from_slice(b"GET /v1/info HTTP/1.1\r\nhost: spore\r\n\r\n");
+    requests.extend_from_slice(
+        format!("GET /v1/info HTTP/1.1\r\n{}\r\n", node.api_headers()).as_bytes(),
+    );
     stream.write_all(&requests).unwrap();
     let started = Instant::now();
     while node.cpu_used_over(Duration::from_millis(500)) < Duration::from_millis(200) {
@@ -490,4 +507,283 @@ fn a_call_stops_when_its_client_hangs_up_with_a_request_still_queued() {
         used < Duration::from_millis(150) + idle * 2,
         "the node used {used:?} of CPU in the second after its client hung up on a 30 s call"
     );
+}
+
+/// A request to set the name `stolen` to `reference`, with `headers`.
+fn set_stolen_name(reference: &str, headers: &str) -> Vec<u8> {
+    let body = format!(r#"{{"name":"stolen","reference":"{reference}"}}"#);
+    format!(
+        "POST /v1/names/set HTTP/1.1\r\n{headers}connection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Asserts that `answer` is the refusal of a request without the node's token.
+#[track_caller]
+fn refused_for_its_token(answer: &Answer) -> String {
+    let message = answer.error(401, "not_allowed");
+    assert!(
+        answer.head.contains("www-authenticate: bearer"),
+        "{answer:#?}"
+    );
+    assert!(message.contains("api.token"), "{message}");
+    message
+}
+
+#[test]
+fn an_api_request_without_the_token_is_refused_with_401() {
+    let node = ApiNode::start();
+    let add = format!("{}:add", node.spore.publish("arith", None));
+    let host = format!("host: {}\r\n", node.api);
+    // A route, a path that is no route, a route asked with the wrong method, a write.
+    refused_for_its_token(&node.get_with("/v1/info", &host));
+    refused_for_its_token(&node.get_with("/v1/nothing-here", &host));
+    refused_for_its_token(
+        &node.exchange(
+            format!(
+                "POST /v1/info HTTP/1.1\r\n{host}connection: close\r\ncontent-length: 0\r\n\r\n"
+            )
+            .as_bytes(),
+        ),
+    );
+    refused_for_its_token(&node.exchange(&set_stolen_name(&add, &host)));
+    let names = node.spore.run(&["names", "ls"]);
+    assert!(!names.ok().contains("stolen"), "{names:#?}");
+
+    // The same request with the token is served.
+    let answer = node.exchange(&set_stolen_name(&add, &node.api_headers()));
+    assert_eq!(answer.status, 200, "{answer:#?}");
+    assert!(node.spore.run(&["names", "ls"]).ok().contains("stolen"));
+}
+
+#[test]
+fn an_api_request_with_a_wrong_token_is_refused_with_401() {
+    let node = ApiNode::start();
+    let add = format!("{}:add", node.spore.publish("arith", None));
+    let host = format!("host: {}\r\n", node.api);
+    let right = node.spore.api_authorization();
+    let token = right.strip_prefix("Bearer ").unwrap();
+    let last = token.chars().last().unwrap();
+    let one_digit_off = format!("{}{}", &token[..63], if last == '0' { '1' } else { '0' });
+    for authorization in [
+        format!("Bearer {one_digit_off}"),
+        format!("Bearer {}", "0".repeat(64)),
+        format!("Bearer {}", &token[..32]),
+        format!("Bearer {token}{token}"),
+        format!("Basic {token}"),
+        format!("Bearer{token}"),
+        token.to_owned(),
+        "Bearer".to_owned(),
+    ] {
+        let headers = format!("{host}authorization: {authorization}\r\n");
+        let message = refused_for_its_token(&node.get_with("/v1/info", &headers));
+        assert!(
+            message.contains("not this node's"),
+            "{authorization}: {message}"
+        );
+        refused_for_its_token(&node.exchange(&set_stolen_name(&add, &headers)));
+    }
+    let names = node.spore.run(&["names", "ls"]);
+    assert!(!names.ok().contains("stolen"), "{names:#?}");
+}
+
+#[test]
+fn an_api_request_with_the_token_is_answered() {
+    let node = ApiNode::start();
+    let answer = node.get_with("/v1/info", &node.api_headers());
+    assert_eq!(answer.status, 200, "{answer:#?}");
+    let info: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(info["api"], node.api.as_str());
+    // `localhost` names a loopback API too, and the scheme is case-insensitive.
+    let authorization = node.spore.api_authorization().replace("Bearer", "bearer");
+    let answer = node.get_with(
+        "/v1/info",
+        &format!(
+            "host: localhost:{}\r\nauthorization: {authorization}\r\n",
+            node.port()
+        ),
+    );
+    assert_eq!(answer.status, 200, "{answer:#?}");
+}
+
+#[test]
+fn an_api_request_naming_another_host_is_refused_with_403() {
+    let node = ApiNode::start();
+    let authorization = format!("authorization: {}\r\n", node.spore.api_authorization());
+    let port = node.port();
+    for host in [
+        format!("host: evil.example:{port}\r\n"),
+        "host: evil.example\r\n".to_owned(),
+        format!("host: 127.0.0.1:{}\r\n", port.wrapping_add(1)),
+        // A second `Host` besides the right one.
+        format!("host: {}\r\nhost: evil.example:{port}\r\n", node.api),
+    ] {
+        let message = node
+            .get_with("/v1/info", &format!("{host}{authorization}"))
+            .error(403, "not_allowed");
+        assert!(message.contains("Host"), "{host}: {message}");
+    }
+    // A request line in absolute form names its host there.
+    let absolute = node.exchange(
+        format!(
+            "GET http://evil.example:{port}/v1/info HTTP/1.1\r\nhost: {}\r\n{authorization}connection: close\r\n\r\n",
+            node.api
+        )
+        .as_bytes(),
+    );
+    absolute.error(403, "not_allowed");
+    // The host check comes first: without the token as well.
+    node.get_with("/v1/info", &format!("host: evil.example:{port}\r\n"))
+        .error(403, "not_allowed");
+}
+
+#[test]
+fn an_api_request_without_a_host_is_refused_with_403() {
+    let node = ApiNode::start();
+    let authorization = format!("authorization: {}\r\n", node.spore.api_authorization());
+    for version in ["HTTP/1.0", "HTTP/1.1"] {
+        let answer = node.exchange(
+            format!("GET /v1/info {version}\r\n{authorization}connection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        let message = answer.error(403, "not_allowed");
+        assert!(message.contains("no `Host`"), "{version}: {message}");
+    }
+}
+
+#[test]
+fn the_api_token_is_owner_only_and_outlives_the_node() {
+    use std::os::unix::fs::PermissionsExt;
+    let node = ApiNode::start();
+    let path = node.spore.home().join("api.token");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    let token = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(token.trim().len(), 64, "{token:?}");
+    assert!(
+        token.trim().bytes().all(|b| b.is_ascii_hexdigit()),
+        "{token:?}"
+    );
+
+    let ApiNode(node) = node;
+    let again = ApiNode::start_with(node.stop(), &[]);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), token);
+    let answer = again.get_with("/v1/info", &again.api_headers());
+    assert_eq!(answer.status, 200, "{answer:#?}");
+    again.spore.run(&["ls"]).ok();
+}
+
+#[test]
+fn a_node_does_not_start_on_a_token_file_that_holds_no_token() {
+    let spore = Spore::new();
+    spore.run(&["ls"]).ok();
+    std::fs::write(spore.home().join("api.token"), "hunter2\n").unwrap();
+    let run = spore.run(&[
+        "node",
+        "run",
+        "--no-mdns",
+        "--api",
+        "127.0.0.1:0",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+    ]);
+    assert_ne!(run.code, 0, "{run:#?}");
+    assert!(run.stderr.contains("is not an API token"), "{run:#?}");
+    assert!(!spore.home().join("node.json").exists());
+}
+
+#[test]
+fn the_cli_reports_a_token_it_cannot_use_instead_of_going_around_the_node() {
+    let node = ApiNode::start();
+    let path = node.spore.home().join("api.token");
+    let token = std::fs::read_to_string(&path).unwrap();
+
+    std::fs::remove_file(&path).unwrap();
+    let stderr = node
+        .spore
+        .run(&["ls"])
+        .fails_with(exit::NOT_ALLOWED)
+        .to_owned();
+    assert!(
+        stderr.contains("cannot read the API token") && stderr.contains("api.token"),
+        "{stderr}"
+    );
+
+    // A token, but another one: the node refuses it, and the CLI says why.
+    std::fs::write(&path, "ab".repeat(32)).unwrap();
+    let stderr = node
+        .spore
+        .run(&["ls"])
+        .fails_with(exit::NOT_ALLOWED)
+        .to_owned();
+    assert!(stderr.contains("not this node's"), "{stderr}");
+
+    std::fs::write(&path, &token).unwrap();
+    node.spore.run(&["ls"]).ok();
+}
+
+#[test]
+fn a_guest_allowed_onto_loopback_cannot_use_the_node_api() {
+    let spore = Spore::new();
+    spore.configure(
+        "[abilities.http]\nprovider = \"http\"\nallow = [\"127.0.0.1\"]\ntimeout = \"5s\"\n",
+    );
+    let node = ApiNode::start_with(spore, &[]);
+    node.spore.publish("title", Some("title"));
+    let url = format!("\"http://{}/v1/info\"", node.api);
+    let stderr = node
+        .spore
+        .run(&["invoke", "title", &url])
+        .fails_with(exit::GUEST_ERROR)
+        .to_owned();
+    assert!(stderr.contains("HTTP status 401"), "{stderr}");
+}
+
+#[test]
+fn only_a_node_whose_api_listens_beyond_loopback_warns_and_both_take_the_token() {
+    /// Stops the node and returns everything it wrote to stderr.
+    fn stderr_of(mut node: RunningNode) -> String {
+        let mut stderr = node.child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            stderr.read_to_string(&mut text).unwrap();
+            text
+        });
+        node.stop();
+        reader.join().unwrap()
+    }
+
+    for (api, warns) in [("0.0.0.0:0", true), ("127.0.0.1:0", false)] {
+        let node = RunningNode::start_with_api(Spore::new(), api);
+        let port: u16 = node.api.rsplit_once(':').unwrap().1.parse().unwrap();
+        // The CLI dials the address node.json gives, as it is.
+        let info = node.spore.run(&["--json", "node", "info"]).json();
+        assert_eq!(info["api"], node.api.as_str());
+        let node = ApiNode(node);
+        let loopback = format!("host: 127.0.0.1:{port}\r\n");
+        refused_for_its_token(&node.get_with("/v1/info", &loopback));
+        let headers = format!(
+            "{loopback}authorization: {}\r\n",
+            node.spore.api_authorization()
+        );
+        let answer = node.get_with("/v1/info", &headers);
+        assert_eq!(answer.status, 200, "{api}: {answer:#?}");
+        // A refused host is told the address it dialed, not `0.0.0.0`.
+        let message = node
+            .get_with("/v1/info", &format!("host: evil.example:{port}\r\n"))
+            .error(403, "not_allowed");
+        assert!(
+            message.contains(&format!(" 127.0.0.1:{port} ")),
+            "{message}"
+        );
+
+        let ApiNode(node) = node;
+        let stderr = stderr_of(node);
+        let warning = "warning: the API listens beyond loopback";
+        assert_eq!(stderr.contains(warning), warns, "{api}: {stderr}");
+        if warns {
+            assert!(stderr.contains("api.token"), "{stderr}");
+        }
+    }
 }

@@ -14,6 +14,7 @@ pub mod exit {
     pub const INVALID_MODULE: i32 = 6;
     pub const CORRUPT: i32 = 7;
     pub const UNAVAILABLE: i32 = 8;
+    pub const NOT_ALLOWED: i32 = 9;
 }
 
 /// A temporary spore home and a way to run the CLI on it.
@@ -59,6 +60,15 @@ impl Spore {
 
     pub fn home(&self) -> &Path {
         self.home.path()
+    }
+
+    /// The `Authorization` header value that a client of the node running on this home
+    /// sends (docs/api.md, "Authentication"): the token the node keeps in the home.
+    pub fn api_authorization(&self) -> String {
+        let path = self.home().join("api.token");
+        let token = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("no API token at {}: {e}", path.display()));
+        format!("Bearer {}", token.trim())
     }
 
     /// Replaces the home's `config.toml` with the default bindings plus `extra` (which
@@ -278,22 +288,40 @@ impl RunningNode {
     /// Starts a node with `listen_args` (empty: where the home's node listened last).
     pub fn launch(spore: Spore, bootstrap: &[&str], listen_args: &[&str]) -> RunningNode {
         crate::test_mesh::join(spore.home());
-        Self::launch_as_is(spore, bootstrap, listen_args)
+        Self::launch_serving(spore, bootstrap, listen_args, "127.0.0.1:0", Stdio::null())
     }
 
     /// Starts a node on `spore`'s home as it is: a member of no mesh unless the home
     /// holds a certificate.
     pub fn launch_as_is(spore: Spore, bootstrap: &[&str], listen_args: &[&str]) -> RunningNode {
+        Self::launch_serving(spore, bootstrap, listen_args, "127.0.0.1:0", Stdio::null())
+    }
+
+    /// Starts a node on loopback for peers whose API listens on `api`, its stderr piped
+    /// (`child.stderr`).
+    pub fn start_with_api(spore: Spore, api: &str) -> RunningNode {
+        let listen = ["--listen", "/ip4/127.0.0.1/tcp/0"];
+        crate::test_mesh::join(spore.home());
+        Self::launch_serving(spore, &[], &listen, api, Stdio::piped())
+    }
+
+    fn launch_serving(
+        spore: Spore,
+        bootstrap: &[&str],
+        listen_args: &[&str],
+        api: &str,
+        stderr: Stdio,
+    ) -> RunningNode {
         let mut command = Command::new(env!("CARGO_BIN_EXE_spore"));
         command
             .arg("--home")
             .arg(spore.home())
-            .args(["node", "run", "--no-mdns", "--api", "127.0.0.1:0"])
+            .args(["node", "run", "--no-mdns", "--api", api])
             .args(listen_args)
             .env_remove("SPORE_HOME")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         for addr in bootstrap {
             command.arg("--bootstrap").arg(addr);
         }
@@ -327,6 +355,16 @@ impl RunningNode {
             spore,
             child,
         }
+    }
+
+    /// The headers every request to the node's API must carry, each ending with CRLF:
+    /// the API's own address as `Host`, and the token.
+    pub fn api_headers(&self) -> String {
+        format!(
+            "host: {}\r\nauthorization: {}\r\n",
+            self.api,
+            self.spore.api_authorization()
+        )
     }
 
     /// The port of [`RunningNode::listen`].

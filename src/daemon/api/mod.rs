@@ -1,21 +1,26 @@
 //! The local HTTP API (docs/api.md): what the CLI uses when a node runs on its home.
 //!
-//! `handlers` holds one named function per route; `extract` reads requests (bodies within
-//! their limits, JSON, queries); `error` is the one way every failure is answered: the
-//! error record with the status of its kind, for the node's errors, refused requests and
-//! unknown routes alike. The server loop under it is `super::server`.
+//! `guard` admits a request before any route sees it (the `Host` it names, the token it
+//! carries); `handlers` holds one named function per route; `extract` reads requests
+//! (bodies within their limits, JSON, queries); `error` is the one way every failure is
+//! answered: the error record with the status of its kind, for the node's errors,
+//! refused requests and unknown routes alike. The server loop under it is
+//! `super::server`.
 
 mod error;
 mod extract;
+mod guard;
 mod handlers;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use spore_node::Node;
 
 use crate::cli::backend::NodeFile;
+pub use guard::Guard;
 
 /// What the API serves: the node, and what it wrote into `node.json`.
 pub struct Served {
@@ -23,8 +28,9 @@ pub struct Served {
     pub file: NodeFile,
 }
 
-/// Every route of docs/api.md; anything else is answered with the error record.
-pub fn router(served: Arc<Served>) -> Router {
+/// Every route of docs/api.md, behind `guard`; anything else is answered with the error
+/// record.
+pub fn router(served: Arc<Served>, guard: Guard) -> Router {
     Router::new()
         .route("/v1/info", get(handlers::info))
         .route("/v1/publish", post(handlers::publish))
@@ -44,4 +50,7 @@ pub fn router(served: Arc<Served>) -> Router {
         .fallback(handlers::no_route)
         .method_not_allowed_fallback(handlers::wrong_method)
         .with_state(served)
+        // Last, so that it wraps every route and both fallbacks: nothing, not even
+        // "no such route", is answered to a request the guard refuses.
+        .layer(from_fn_with_state(Arc::new(guard), guard::admit))
 }

@@ -74,7 +74,7 @@ pub fn run(modules: &Modules, budget: &Budget, rng: &mut Rng) -> Figures {
                 }
             };
             usual_start = started.elapsed();
-            let api = Api::new(&address);
+            let api = Api::new(&address, &spore);
             let mut reader = Through {
                 api: &api,
                 spore: &spore,
@@ -94,7 +94,7 @@ pub fn run(modules: &Modules, budget: &Budget, rng: &mut Rng) -> Figures {
                 }
                 continue 'homes;
             }
-            let writers = Writers::start(&address, modules, &ledger, round, rng);
+            let writers = Writers::start(&address, &spore, modules, &ledger, round, rng);
             let events = writers.until_killed(&mut child, &mut figures, rng);
             for event in events {
                 event.record(&mut ledger, &mut figures);
@@ -233,10 +233,12 @@ impl std::fmt::Display for Failure {
 struct Api {
     base: String,
     agent: ureq::Agent,
+    authorization: String,
 }
 
 impl Api {
-    fn new(api: &str) -> Api {
+    /// A client of the API at `api`, of the node running on `spore`'s home.
+    fn new(api: &str, spore: &Spore) -> Api {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .proxy(None)
@@ -245,6 +247,7 @@ impl Api {
         Api {
             base: format!("http://{api}"),
             agent: ureq::Agent::new_with_config(config),
+            authorization: spore.api_authorization(),
         }
     }
 
@@ -267,7 +270,12 @@ impl Api {
     }
 
     fn get(&self, path: &str) -> Result<Value, Failure> {
-        Self::answer(self.agent.get(format!("{}{path}", self.base)).call())
+        Self::answer(
+            self.agent
+                .get(format!("{}{path}", self.base))
+                .header("authorization", &self.authorization)
+                .call(),
+        )
     }
 
     fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
@@ -275,6 +283,7 @@ impl Api {
         Self::answer(
             self.agent
                 .post(format!("{}{path}", self.base))
+                .header("authorization", &self.authorization)
                 .content_type("application/json")
                 .send(body.as_bytes()),
         )
@@ -284,6 +293,7 @@ impl Api {
         Self::answer(
             self.agent
                 .post(format!("{}/v1/publish", self.base))
+                .header("authorization", &self.authorization)
                 .query("name", name)
                 .content_type("application/wasm")
                 .send(bytes),
@@ -383,6 +393,7 @@ struct Writers {
 impl Writers {
     fn start(
         address: &str,
+        spore: &Spore,
         modules: &Modules,
         ledger: &Ledger,
         round: u64,
@@ -392,7 +403,7 @@ impl Writers {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         let mut spawn = |work: Box<dyn FnMut(&Api) -> Event + Send>| {
-            let (api, sender, stop) = (Api::new(address), sender.clone(), stop.clone());
+            let (api, sender, stop) = (Api::new(address, spore), sender.clone(), stop.clone());
             threads.push(std::thread::spawn(move || {
                 writer(&api, &sender, &stop, work)
             }));
