@@ -26,6 +26,8 @@ pub enum NodeCommand {
     Run(RunArgs),
     /// Print the running node's peer id, listen addresses and API address.
     Info,
+    /// Print this node's peer id and identity key (made on first use).
+    Id,
 }
 
 #[derive(Args, Debug)]
@@ -61,6 +63,7 @@ pub fn run(command: &NodeCommand, home: &Home, out: &Output) -> anyhow::Result<(
             runtime.block_on(serve(home.clone(), args))
         }
         NodeCommand::Info => info(home, out),
+        NodeCommand::Id => crate::cli::mesh::node_id(home, out),
     }
 }
 
@@ -153,7 +156,7 @@ async fn join_mesh(
         }
     }
     let config = mesh::MeshConfig {
-        keypair: identity(home)?,
+        keypair: spore_node::Identity::load_or_create(home)?.into_keypair(),
         listen,
         announce: parse(&args.announce, "announce")?,
         bootstrap,
@@ -205,22 +208,6 @@ fn save(home: &Home, state: &MeshState) {
             home.root().join(mesh_state::MESH_FILE).display()
         );
     }
-}
-
-/// The node's ed25519 identity, created on first run and kept in the home (0600).
-fn identity(home: &Home) -> anyhow::Result<mesh::Keypair> {
-    let path = home.root().join("identity.key");
-    if let Ok(bytes) = std::fs::read(&path) {
-        return mesh::Keypair::from_protobuf_encoding(&bytes)
-            .map_err(|e| anyhow::anyhow!("{} is not a node identity: {e}", path.display()));
-    }
-    let keypair = mesh::Keypair::generate_ed25519();
-    let bytes = keypair.to_protobuf_encoding()?;
-    if !spore_node::home::create_private_file(&path, &bytes)? {
-        // Another process created it first: that one is the identity.
-        return identity(home);
-    }
-    Ok(keypair)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

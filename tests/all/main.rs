@@ -18,3 +18,4 @@ mod names;
 mod publish;
 mod rejoin;
 mod support;
+mod trust_cli;
