@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Three spore nodes on loopback:
-#   cloud       binds kv (and declares the sensor ability without binding it)
-#   sensor-edge binds the custom `sensor` ability to an external provider process
+# Three spore nodes on loopback, members of one mesh (docs/security.md):
+#   cloud       makes the mesh; binds kv for the edges (and declares the sensor
+#               ability without binding it)
+#   sensor-edge binds the custom `sensor` ability to an external provider process, for
+#               the edges; its certificate lets it serve `sensor` to the mesh
 #   plain-edge  binds neither
+# and a stranger, in no mesh, that tries to use them and is refused.
 # The cloud publishes `telemetry` and `sensors`. The plain edge invokes
 # telemetry:collect, which reads the sensor (so runs on the sensor edge) and stores the
 # reading through kv (so on the cloud). The function's code names no address: placement
@@ -28,10 +31,25 @@ trap cleanup EXIT
 without_kv() { grep -v -e '^\[abilities.kv\]' -e '^provider = "kv"' -e '^namespace = "default"' -e '^max_value_bytes' ; }
 
 # Fresh homes with their default configuration, then each node's own bindings.
-for node in cloud sensor-edge plain-edge; do
+for node in cloud sensor-edge plain-edge stranger; do
   mkdir -p "$work/$node"
   "$spore" --home "$work/$node" abilities >/dev/null
 done
+
+echo "== making the mesh: the cloud holds its key and admits the edges"
+"$spore" --home "$work/cloud" mesh init --role cloud --serves kv | head -1
+admit() { # name, roles and abilities as flags...
+  local name=$1; shift
+  "$spore" --home "$work/cloud" mesh admit "$("$spore" --home "$work/$name" node id | head -1)" "$@" \
+    | "$spore" --home "$work/$name" mesh join - | head -1
+}
+admit sensor-edge --role edge --serves sensor
+admit plain-edge --role edge
+
+# The cloud's kv and the sensor edge's sensor serve the edges' calls.
+awk '{print} /^\[abilities.kv\]$/ {print "callers = [\"role:edge\"]"}' "$work/cloud/config.toml" \
+  > "$work/cloud/config.new"
+mv "$work/cloud/config.new" "$work/cloud/config.toml"
 cat >> "$work/cloud/config.toml" <<TOML
 
 [abilities.sensor]
@@ -45,6 +63,7 @@ cat >> "$work/sensor-edge/config.toml" <<TOML
 provider = "process"
 operations = ["read"]
 command = ["python3", "$root/examples/sensor-provider/sensor.py"]
+callers = ["role:edge"]
 TOML
 without_kv < "$work/plain-edge/config.toml" > "$work/plain-edge/config.new"
 mv "$work/plain-edge/config.new" "$work/plain-edge/config.toml"
@@ -80,3 +99,13 @@ echo "== invoking telemetry:collect on the plain edge"
 
 echo "== the reading is in the cloud's kv"
 "$spore" --home "$work/cloud" invoke "$telemetry:load" '"readings/attic"' --local
+
+echo "== a stranger (no certificate) joins through the cloud and tries the same"
+start stranger "$cloud_addr"
+"$spore" --home "$work/stranger" node info | grep '^mesh'
+if "$spore" --home "$work/stranger" invoke "$telemetry:load" '"readings/attic"' --timeout 5s 2>"$work/stranger.err"; then
+  echo "the stranger was served: this must not happen"; exit 1
+fi
+echo "the stranger's call failed: $(head -c 300 "$work/stranger.err")"
+echo "what the cloud logged:"
+grep -h "refused" "$work/cloud.log" | sed 's/^/  /' | head -3

@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use spore_core::text::{MAX_MESSAGE_BYTES, printable};
-use spore_node::NodeError;
+use spore_core::trust::TrustError;
+use spore_node::{NodeError, TrustStoreError};
 
 use super::backend::RemoteError;
 use super::output::errln;
@@ -20,6 +21,12 @@ pub struct UsageError(pub String);
 fn classify(error: &anyhow::Error) -> (ErrorKind, Option<serde_json::Value>) {
     if error.downcast_ref::<UsageError>().is_some() {
         return (ErrorKind::BadRequest, None);
+    }
+    if let Some(trust) = error.downcast_ref::<TrustStoreError>() {
+        return (trust.kind(), None);
+    }
+    if let Some(refused) = error.downcast_ref::<TrustError>() {
+        return (spore_node::trust::refusal_kind(refused), None);
     }
     if let Some(remote) = error.downcast_ref::<RemoteError>() {
         return (remote.kind, remote.value.clone());

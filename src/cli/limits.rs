@@ -17,10 +17,11 @@ pub struct LimitArgs {
     pub memory: Option<u64>,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, UsageError> {
+/// A duration on the command line (`--timeout`, `spore mesh admit --expires`).
+pub(super) fn parse_duration(text: &str) -> Result<Duration, UsageError> {
     humantime::parse_duration(text).map_err(|e| {
         UsageError(format!(
-            "`{text}` is not a duration ({e}); try `500ms` or `10s`"
+            "`{text}` is not a duration ({e}); try `500ms`, `10s`, `12h` or `30d`"
         ))
     })
 }

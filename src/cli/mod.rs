@@ -6,7 +6,9 @@ pub mod backend;
 mod codebase;
 mod exit;
 mod invoke;
+mod key;
 mod limits;
+pub mod mesh;
 mod names;
 pub mod output;
 mod publish;
@@ -66,7 +68,13 @@ pub enum Command {
     /// Manage memoized results of pure functions.
     #[command(subcommand)]
     Memo(abilities::MemoCommand),
-    /// Run a long-lived node in the mesh, or ask about the one running.
+    /// Make and list the keys this home holds (mesh keys, publisher keys).
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// Make a mesh, admit nodes to it, join one, revoke, and show this node's membership.
+    #[command(subcommand)]
+    Mesh(mesh::MeshCommand),
+    /// Run a long-lived node in the mesh, ask about the one running, or print its id.
     #[command(subcommand)]
     Node(crate::daemon::NodeCommand),
     /// Compile one module for the spore process that started this one: a request on
@@ -78,12 +86,14 @@ pub enum Command {
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
     let out = output::Output::new(cli.json);
     let home = Home::locate(cli.home.as_deref());
-    // Opened only by the commands that use a codebase: `hash` needs none, and
-    // `node run` must own the home itself.
+    // Opened only by the commands that use a codebase: `hash`, `key` and `mesh` need
+    // none, and `node run` must own the home itself.
     let backend = || backend::Backend::for_home(&home);
     match &cli.command {
         Command::Hash(args) => publish::hash(args, &out),
         Command::Node(command) => crate::daemon::run(command, &home, &out),
+        Command::Key(command) => key::run(command, &home, &out),
+        Command::Mesh(command) => mesh::run(command, &home, &out),
         Command::Build(args) => publish::build(args, &backend()?, &out),
         Command::Publish(args) => publish::publish(args, &backend()?, &out),
         Command::Invoke(args) => invoke::invoke(args, &backend()?, &out),
@@ -128,8 +138,11 @@ pub fn init_tracing(verbose: u8) {
     let default = format!("{default},libp2p_kad::behaviour=error");
     let filter = tracing_subscriber::EnvFilter::try_from_env("SPORE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only for a terminal: a node's log is often a file (`2>node.log`).
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(terminal)
         .init();
 }

@@ -27,6 +27,8 @@ pub enum NodeCommand {
     Run(RunArgs),
     /// Print the running node's peer id, listen addresses and API address.
     Info,
+    /// Print this node's peer id and identity key (made on first use).
+    Id,
 }
 
 #[derive(Args, Debug)]
@@ -62,6 +64,7 @@ pub fn run(command: &NodeCommand, home: &Home, out: &Output) -> anyhow::Result<(
             runtime.block_on(serve(home.clone(), args))
         }
         NodeCommand::Info => info(home, out),
+        NodeCommand::Id => crate::cli::mesh::node_id(home, out),
     }
 }
 
@@ -171,7 +174,7 @@ async fn join_mesh(
         }
     }
     let config = mesh::MeshConfig {
-        keypair: identity(home)?,
+        keypair: spore_node::Identity::load_or_create(home)?.into_keypair(),
         listen,
         announce: parse(&args.announce, "announce")?,
         bootstrap,
@@ -226,54 +229,16 @@ fn save(home: &Home, state: &MeshState) {
     }
 }
 
-/// The node's ed25519 identity, created on first run and kept in the home (0600).
-fn identity(home: &Home) -> anyhow::Result<mesh::Keypair> {
-    let path = home.root().join("identity.key");
-    if let Ok(bytes) = std::fs::read(&path) {
-        return mesh::Keypair::from_protobuf_encoding(&bytes)
-            .map_err(|e| anyhow::anyhow!("{} is not a node identity: {e}", path.display()));
-    }
-    let keypair = mesh::Keypair::generate_ed25519();
-    let bytes = keypair.to_protobuf_encoding()?;
-    if !spore_node::home::create_private_file(&path, &bytes)? {
-        // Another process created it first: that one is the identity.
-        return identity(home);
-    }
-    Ok(keypair)
-}
-
-/// This node's place in a mesh, from its home (`spec/trust.md`): its certificate in
-/// `mesh/certificate` and the revocations it keeps in `mesh/revocations`, one per line;
-/// none when it holds no certificate.
+/// This node's place in a mesh, from its home's trust files (`spec/trust.md`): its
+/// certificate and the revocations it keeps; none when it holds no certificate.
 fn membership(home: &Home) -> anyhow::Result<Option<mesh::Membership>> {
-    use spore_core::trust::{Membership, Revocation, Signed};
-    let dir = home.root().join("mesh");
-    let path = dir.join("certificate");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    let store = spore_node::trust::TrustStore::new(home);
+    let Some(certificate) = store.certificate()? else {
+        return Ok(None);
     };
-    let certificate = Signed::<Membership>::from_text(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let path = dir.join("revocations");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
-    };
-    let revocations = text
-        .lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(n, line)| {
-            Signed::<Revocation>::from_text(line)
-                .map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), n + 1))
-        })
-        .collect::<anyhow::Result<_>>()?;
     Ok(Some(mesh::Membership {
         certificate,
-        revocations,
+        revocations: store.revocations()?,
     }))
 }
 

@@ -19,3 +19,4 @@ mod publish;
 mod rejoin;
 mod support;
 mod test_mesh;
+mod trust_cli;

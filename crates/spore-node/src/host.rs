@@ -5,9 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use spore_core::trust::{Revocation, Signed};
 use spore_core::{CallRequest, Cancel, ErrorKind, Failure, Hash};
 use spore_mesh::{InvokeNow, InvokeResponse, MeshHost, PeerId};
 use spore_runtime::{Bindings, CallEnv};
+
+use crate::trust::TrustStore;
 
 use crate::placement::returned;
 use crate::{Called, Node};
@@ -205,6 +208,22 @@ impl MeshHost for NodeHost {
             .and_then(|node| node.codebase.manifests().ok())
             .map(|manifests| manifests.into_iter().map(|m| m.module).collect())
             .unwrap_or_default()
+    }
+
+    /// Keeps a revocation a peer told of in the home, so that the node still applies it
+    /// after a restart.
+    fn revocation_learned(&self, revocation: &Signed<Revocation>) {
+        let Some(node) = self.node.upgrade() else {
+            return;
+        };
+        match TrustStore::new(node.home()).add_revocation(revocation) {
+            Ok(_) => tracing::info!(
+                node = %revocation.body().node,
+                reason = %revocation.body().reason,
+                "learned a revocation of this mesh from a peer; kept in the home"
+            ),
+            Err(error) => tracing::warn!("cannot keep a revocation learned from a peer: {error}"),
+        }
     }
 
     fn invoke(&self, request: CallRequest, from: PeerId, cancel: Cancel) -> InvokeResponse {

@@ -14,11 +14,13 @@ mod handle;
 mod handler;
 pub mod home;
 mod host;
+mod identity;
 mod memo;
 mod node;
 mod peer_limits;
 mod placement;
 mod size;
+pub mod trust;
 
 pub use bindings::Shapes;
 pub use calling::{Called, Outcome};
@@ -26,6 +28,7 @@ pub use config::{ConfigError, NodeConfig};
 pub use error::NodeError;
 pub use home::Home;
 pub use host::NodeHost;
+pub use identity::Identity;
 pub use node::{AbilityInfo, ModuleInfo, Node, NodeOptions, Published, Role, salvage_home};
 pub use size::{check_memory, format_size, parse_size};
 pub use spore_core::{
@@ -40,3 +43,4 @@ pub use spore_store::{
     Damage, Damaged, GcReport, NameEntry, NameEvent, Removed, RepairReport, SalvageReport,
     VerifyReport,
 };
+pub use trust::{TrustStore, TrustStoreError};
