@@ -258,11 +258,7 @@ fn show(home: &Home, store: &TrustStore, out: &Output) -> anyhow::Result<()> {
     let verdict = certificate.admits(&body.mesh, &identity.key(), now, &revocations);
     let status = match &verdict {
         Ok(()) => "member",
-        Err(TrustError::Expired { .. }) => "expired",
-        Err(TrustError::Revoked { .. }) => "revoked",
-        Err(TrustError::NotYetValid { .. }) => "not_yet_valid",
-        Err(TrustError::WrongNode { .. }) => "wrong_node",
-        Err(_) => "refused",
+        Err(refusal) => refusal.code(),
     };
     // Whether this home can admit nodes: it holds the mesh's secret key.
     let key = store

@@ -74,5 +74,26 @@ pub enum TrustError {
     BrokenChain { name: String, seq: u64 },
 }
 
+impl TrustError {
+    /// The reason's code, as `spec/trust.md` names the checks (`bad_signature`,
+    /// `wrong_mesh`, `expired`, ...): for programs, where the message is for people.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TrustError::BadKey(_) => "bad_key",
+            TrustError::Malformed { .. } => "malformed",
+            TrustError::BadSignature { .. } => "bad_signature",
+            TrustError::WrongSigner { .. } => "wrong_signer",
+            TrustError::WrongMesh { .. } => "wrong_mesh",
+            TrustError::WrongNode { .. } => "wrong_node",
+            TrustError::NotYetValid { .. } => "not_yet_valid",
+            TrustError::Expired { .. } => "expired",
+            TrustError::Revoked { .. } => "revoked",
+            TrustError::Replayed { .. } => "replayed",
+            TrustError::Conflicting { .. } => "conflicting",
+            TrustError::BrokenChain { .. } => "broken_chain",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;
