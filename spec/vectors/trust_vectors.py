@@ -168,6 +168,22 @@ checks = [
     {"about": "revoked after it was issued", "certificate": 0, "mesh": public_text(MESH), "node": public_text(NODE), "now_ms": 1764600000000, "revocations": [2], "result": "revoked"},
 ]
 
+# A chain of publications fed in order to a node that holds none, with what it must
+# make of each: `appended`, `already_held`, or the reason it is refused.
+conflicting = sign("publication", dict(pub2, target=blake3.blake3(b"evil").hexdigest() + ":charge"), publisher_secret)
+skipping = sign("publication", dict(pub3, seq=5), publisher_secret)
+unlinked = sign("publication", dict(pub3, seq=4, previous=blake3.blake3(b"elsewhere").digest()), publisher_secret)
+chain = [
+    {"about": "the first", "bytes": pub1_record.hex(), "result": "appended"},
+    {"about": "the first again, relayed", "bytes": pub1_record.hex(), "result": "already_held"},
+    {"about": "the second, following the first", "bytes": pub2_record.hex(), "result": "appended"},
+    {"about": "the rollback, following the second", "bytes": pub3_record.hex(), "result": "appended"},
+    {"about": "the first, replayed", "bytes": pub1_record.hex(), "result": "replayed"},
+    {"about": "another record numbered 2", "bytes": conflicting.hex(), "result": "conflicting"},
+    {"about": "a record numbered 5 after 3", "bytes": skipping.hex(), "result": "broken_chain"},
+    {"about": "a record numbered 4 naming another as its previous", "bytes": unlinked.hex(), "result": "broken_chain"},
+]
+
 hello = {"certificate": cert_record, "revocations": [sign("revocation", revocation, mesh_secret)]}
 hellos = [
     {"about": "a member's hello, with a revocation it knows", "cbor": cbor(hello).hex()},
@@ -180,6 +196,7 @@ doc = {
     "valid": valid,
     "invalid": invalid,
     "checks": checks,
+    "chain": chain,
     "hellos": hellos,
 }
 with open("spec/vectors/trust.json", "w") as out:

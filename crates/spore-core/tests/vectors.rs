@@ -309,6 +309,17 @@ mod trust {
             let said = result.as_ref().map_or_else(TrustError::code, |()| "ok");
             assert_eq!(said, check["result"].as_str().unwrap(), "{check}");
         }
+        let mut chain = spore_core::trust::NameChain::default();
+        for step in doc["chain"].as_array().unwrap() {
+            let record = Signed::<Publication>::from_bytes(&unhex(step["bytes"].as_str().unwrap()))
+                .unwrap_or_else(|e| panic!("{step}: {e}"));
+            let said = match chain.accept(record) {
+                Ok(spore_core::trust::Accepted::Appended) => "appended",
+                Ok(spore_core::trust::Accepted::AlreadyHeld) => "already_held",
+                Err(refusal) => refusal.code(),
+            };
+            assert_eq!(said, step["result"].as_str().unwrap(), "{step}");
+        }
         for hello in doc["hellos"].as_array().unwrap() {
             let bytes = unhex(hello["cbor"].as_str().unwrap());
             let decoded: Hello = spore_core::value::decode_as(&bytes).unwrap();

@@ -11,10 +11,12 @@
 //! What this module must not know: where keys and records are kept, the network, and
 //! the clock (the time to judge a record against is always given).
 
+mod chain;
 mod key;
 mod records;
 mod signed;
 
+pub use chain::{Accepted, NameChain};
 pub use key::{PublicKey, SecretKey};
 pub use records::{Hello, Membership, Publication, Revocation, check_label};
 pub use signed::{Body, MAX_RECORD_BYTES, Signed};
