@@ -3,7 +3,7 @@
 //! different records with one number, or a record that skips the chain are told apart
 //! and refused, whoever relays them.
 
-use super::{PublicKey, Publication, Signed, TrustError};
+use super::{Publication, Signed, TrustError};
 
 /// The chain of one publisher's publications of one name, held so far.
 #[derive(Debug, Clone, Default)]
