@@ -243,4 +243,25 @@ mod tests {
         let other = AbilityContext::new(cx.function.clone(), 2, cx.deadline, 0);
         assert_eq!(other.log_allowance(1000), LogAllowance::Write);
     }
+
+    /// The calls one peer forwarded share a budget besides their own (a node's
+    /// `per_peer_log_bytes`): many small calls cannot fill the log either.
+    #[test]
+    fn calls_sharing_a_budget_log_at_most_it_together() {
+        let shared = Arc::new(spore_runtime::LogBudget::new(1500));
+        let call = |invocation| {
+            let mut cx =
+                AbilityContext::new(guest_call().function, invocation, guest_call().deadline, 0);
+            cx.log_budget = Some(shared.clone());
+            cx
+        };
+        let (first, second) = (call(1), call(2));
+        assert_eq!(first.log_allowance(1000), LogAllowance::Write);
+        // The second call's own budget is whole, the shared one is not.
+        assert_eq!(second.log_allowance(1000), LogAllowance::Exhausted);
+        assert_eq!(second.log_allowance(10), LogAllowance::Drop);
+        assert_eq!(call(3).log_allowance(10), LogAllowance::Drop);
+        shared.refill(1500);
+        assert_eq!(call(4).log_allowance(1000), LogAllowance::Write);
+    }
 }

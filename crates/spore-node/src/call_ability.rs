@@ -65,6 +65,7 @@ impl Provider for CallProvider {
                 .unwrap_or_else(|| node.bindings().clone()),
             depth: cx.depth + 1,
             cancel: cx.cancel.clone(),
+            log_budget: cx.log_budget.clone(),
         };
         let called = node.call_in(request, &env);
         cx.record_nested(called.path);

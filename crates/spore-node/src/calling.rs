@@ -45,6 +45,7 @@ impl Node {
             bindings: self.bindings.clone(),
             depth: 0,
             cancel,
+            log_budget: None,
         };
         self.call_in(request, &env)
     }

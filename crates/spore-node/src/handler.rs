@@ -102,6 +102,7 @@ impl Provider for HandlerProvider {
             bindings: env,
             depth: cx.depth + 1,
             cancel: cx.cancel.clone(),
+            log_budget: cx.log_budget.clone(),
         };
         let called = node.call_in(request, &env);
         cx.record_nested(called.path);

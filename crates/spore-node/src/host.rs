@@ -137,6 +137,7 @@ impl Node {
                     bindings,
                     depth: 0,
                     cancel,
+                    log_budget: Some(self.peer_limits.log_budget(&from)),
                 };
                 let called = self.call_in(request, &env);
                 if !held && let Ok(bytes) = self.codebase.module_bytes(&module) {

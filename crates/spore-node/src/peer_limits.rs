@@ -1,14 +1,17 @@
 //! What one peer may cost this node (`[limits.forwarded]`, `per_peer_*`): how many of
-//! its forwarded calls run here at once, how many it may start per second, and how many
-//! bytes of modules this node fetches and keeps to run its calls. Going over is a typed
-//! refusal (`busy`, `quota`) to that peer alone; other peers are served as before.
+//! its forwarded calls run here at once, how many it may start per second, how many
+//! bytes of modules this node fetches and keeps to run its calls, and how many bytes of
+//! log lines its calls may write per minute. Going over is a typed refusal (`busy`,
+//! `quota`) to that peer alone, or for the log its further lines dropped with one notice;
+//! other peers are served as before.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use spore_core::{ErrorKind, Failure};
 use spore_mesh::PeerId;
+use spore_runtime::LogBudget;
 
 use crate::config::ForwardedLimits;
 
@@ -27,7 +30,13 @@ struct PeerUse {
     tokens: f64,
     refilled: Instant,
     module_bytes: u64,
+    /// What its calls may still log this minute, refilled each minute.
+    log: Arc<LogBudget>,
+    log_refilled: Instant,
 }
+
+/// The period of `per_peer_log_bytes`.
+const LOG_PERIOD: Duration = Duration::from_secs(60);
 
 /// A forwarded call counted as running until dropped.
 pub(crate) struct Running {
@@ -68,7 +77,13 @@ impl PeerLimits {
             tokens: rate,
             refilled: now,
             module_bytes: 0,
+            log: Arc::new(LogBudget::new(self.limits.per_peer_log_bytes as usize)),
+            log_refilled: now,
         });
+        if now.duration_since(used.log_refilled) >= LOG_PERIOD {
+            used.log.refill(self.limits.per_peer_log_bytes as usize);
+            used.log_refilled = now;
+        }
         used.tokens =
             (used.tokens + now.duration_since(used.refilled).as_secs_f64() * rate).min(rate);
         used.refilled = now;
@@ -119,6 +134,14 @@ impl PeerLimits {
             ));
         }
         Ok(())
+    }
+
+    /// What the calls of `peer` may still log this minute, shared by them all.
+    pub fn log_budget(&self, peer: &PeerId) -> Arc<LogBudget> {
+        let limit = self.limits.per_peer_log_bytes as usize;
+        self.lock()
+            .get(peer)
+            .map_or_else(|| Arc::new(LogBudget::new(limit)), |used| used.log.clone())
     }
 
     /// Charges `peer` for `bytes` of a module fetched to run its call.

@@ -57,6 +57,40 @@ pub struct AbilityContext {
     nested: Mutex<Path>,
     /// Bytes the call may still write to the node's log.
     log_left: AtomicUsize,
+    /// Bytes the calls of whoever this call runs for (a peer) may still write, shared by
+    /// all of them: see [`LogBudget`].
+    pub log_budget: Option<Arc<LogBudget>>,
+}
+
+/// Bytes of log lines a group of calls may still write (the calls one peer forwarded,
+/// over a minute: the node refills it), on top of each call's own
+/// [`LOG_BYTES_PER_CALL`].
+#[derive(Debug)]
+pub struct LogBudget(AtomicUsize);
+
+impl LogBudget {
+    pub fn new(bytes: usize) -> LogBudget {
+        LogBudget(AtomicUsize::new(bytes))
+    }
+
+    /// Sets what is left to `bytes`.
+    pub fn refill(&self, bytes: usize) {
+        self.0.store(bytes, Ordering::Relaxed);
+    }
+}
+
+/// Takes `bytes` from `left`: all of them, or (the first time it runs short) what is
+/// left, saying which.
+fn take(left: &AtomicUsize, bytes: usize) -> LogAllowance {
+    let taken = left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+        left.checked_sub(bytes)
+            .or(if left > 0 { Some(0) } else { None })
+    });
+    match taken {
+        Ok(left) if left >= bytes => LogAllowance::Write,
+        Ok(_) => LogAllowance::Exhausted,
+        Err(_) => LogAllowance::Drop,
+    }
 }
 
 /// How much one call may write to the node's log through `log`: enough for any
@@ -94,6 +128,7 @@ impl AbilityContext {
             effects: AtomicBool::new(false),
             nested: Mutex::default(),
             log_left: AtomicUsize::new(LOG_BYTES_PER_CALL),
+            log_budget: None,
         }
     }
 
@@ -108,6 +143,7 @@ impl AbilityContext {
             trace: request.trace,
             cancel: env.cancel.clone(),
             bindings: Some(env.bindings.clone()),
+            log_budget: env.log_budget.clone(),
             ..AbilityContext::new(function, invocation, request.deadline, env.depth)
         }
     }
@@ -143,16 +179,15 @@ impl AbilityContext {
 
     /// Takes `bytes` of the call's log budget ([`LOG_BYTES_PER_CALL`]).
     pub fn log_allowance(&self, bytes: usize) -> LogAllowance {
-        let taken = self
-            .log_left
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                left.checked_sub(bytes)
-                    .or(if left > 0 { Some(0) } else { None })
-            });
-        match taken {
-            Ok(left) if left >= bytes => LogAllowance::Write,
-            Ok(_) => LogAllowance::Exhausted,
-            Err(_) => LogAllowance::Drop,
+        let own = take(&self.log_left, bytes);
+        let shared = match &self.log_budget {
+            Some(budget) if own == LogAllowance::Write => take(&budget.0, bytes),
+            _ => LogAllowance::Write,
+        };
+        match (own, shared) {
+            (LogAllowance::Write, LogAllowance::Write) => LogAllowance::Write,
+            (LogAllowance::Drop, _) | (_, LogAllowance::Drop) => LogAllowance::Drop,
+            _ => LogAllowance::Exhausted,
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct CallEnv {
     pub bindings: Arc<Bindings>,
     pub depth: u32,
     pub cancel: Cancel,
+    /// What the calls made for the same party (a peer) may still log, together.
+    pub log_budget: Option<Arc<crate::LogBudget>>,
 }
 
 /// A finished call: the value the function returned and what it cost.

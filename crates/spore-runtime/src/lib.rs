@@ -18,8 +18,8 @@ mod invoke;
 mod loader;
 
 pub use ability::{
-    AbilityContext, AbilityError, Bindings, LOG_BYTES_PER_CALL, LogAllowance, Provider, field,
-    text_field,
+    AbilityContext, AbilityError, Bindings, LOG_BYTES_PER_CALL, LogAllowance, LogBudget, Provider,
+    field, text_field,
 };
 pub use child::serve_compile;
 pub use config::{

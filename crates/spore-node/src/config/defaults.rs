@@ -35,6 +35,9 @@ pub const PER_PEER_CALLS_PER_SECOND: u32 = 200;
 /// `limits.forwarded.per_peer_module_bytes`: bytes of modules this node fetches and keeps
 /// to run one peer's calls.
 pub const PER_PEER_MODULE_BYTES: u64 = 256 << 20;
+/// `limits.forwarded.per_peer_log_bytes`: bytes of log lines one peer's calls may write
+/// here per minute.
+pub const PER_PEER_LOG_BYTES: u64 = 1 << 20;
 /// `memo.enabled`.
 pub const MEMO: bool = true;
 /// `memo.max_result_bytes`: larger results are not memoized.

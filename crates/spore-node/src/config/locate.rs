@@ -126,6 +126,11 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
                 "limits.forwarded.per_peer_module_bytes",
                 default::PER_PEER_MODULE_BYTES,
             )?,
+            per_peer_log_bytes: locate.size(
+                forwarded.per_peer_log_bytes,
+                "limits.forwarded.per_peer_log_bytes",
+                default::PER_PEER_LOG_BYTES,
+            )?,
         },
         values,
         abilities,
@@ -192,6 +197,7 @@ struct RawForwarded {
     per_peer_calls: Option<Spanned<u32>>,
     per_peer_calls_per_second: Option<Spanned<u32>>,
     per_peer_module_bytes: Option<Spanned<SizeValue>>,
+    per_peer_log_bytes: Option<Spanned<SizeValue>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -69,6 +69,7 @@ pub struct ForwardedLimits {
     pub per_peer_calls: u32,
     pub per_peer_calls_per_second: u32,
     pub per_peer_module_bytes: u64,
+    pub per_peer_log_bytes: u64,
 }
 
 /// `[limits.kv]`: what `kv` may store, for every `kv` binding of the node.

@@ -31,6 +31,7 @@ args = "{fwd_args}"
 per_peer_calls = {fwd_peer_calls}{pad_pc}# running here at once, per peer
 per_peer_calls_per_second = {fwd_peer_rate}
 per_peer_module_bytes = "{fwd_peer_modules}"{pad_pm}# fetched and kept to run one peer's calls
+per_peer_log_bytes = "{fwd_peer_log}"{pad_pl}# log lines one peer's calls write, per minute
 
 # What a module may be, checked when it is published or fetched, before it is compiled.
 [limits.module]
@@ -103,6 +104,8 @@ max_value_bytes = "{kv_max}"
         fwd_peer_rate = d::PER_PEER_CALLS_PER_SECOND,
         fwd_peer_modules = crate::format_size(d::PER_PEER_MODULE_BYTES),
         pad_pm = pad(&crate::format_size(d::PER_PEER_MODULE_BYTES), 8),
+        fwd_peer_log = crate::format_size(d::PER_PEER_LOG_BYTES),
+        pad_pl = pad(&crate::format_size(d::PER_PEER_LOG_BYTES), 11),
         module_bytes = crate::format_size(d::MODULE.max_bytes),
         module_custom = crate::format_size(d::MODULE.max_custom_bytes),
         pad_c = pad(&crate::format_size(d::MODULE.max_custom_bytes), 9),
