@@ -1,0 +1,74 @@
+//! How the swarm task acts on membership (`crate::membership`): it greets each new
+//! connection with this node's hello and has the peer judged, routes to and keeps the
+//! peers admitted, and disconnects and forgets the ones refused or lapsed.
+
+use libp2p::PeerId;
+use tracing::{debug, warn};
+
+use super::{Command, SwarmTask};
+use crate::membership::{self, HELLO_TIMEOUT};
+
+impl SwarmTask {
+    /// Sends this node's hello on a new connection, and has the peer judged: admitted
+    /// when its hello admits it, refused otherwise or when none comes in time.
+    pub(super) fn greet(&mut self, peer: PeerId) {
+        self.members.reconnected(&peer);
+        let (members, control, to_self) = (
+            self.members.clone(),
+            self.control.clone(),
+            self.to_self.clone(),
+        );
+        let sent = tokio::spawn({
+            let members = members.clone();
+            async move { membership::send_hello(control, &members, peer).await }
+        });
+        tokio::spawn(async move {
+            let verdict = members.wait(&peer, HELLO_TIMEOUT).await;
+            // This node's hello goes out before a refusal hangs up, so that the peer
+            // learns why it is refused in turn, not that the connection closed.
+            let _ = sent.await;
+            let command = match verdict {
+                Ok(_) => Command::Admitted(peer),
+                Err(why) => Command::Refused { peer, why },
+            };
+            if let Some(to_self) = to_self.upgrade() {
+                let _ = to_self.send(command).await;
+            }
+        });
+    }
+
+    pub(super) fn on_admitted(&mut self, peer: PeerId) {
+        // Only if it still is: a revocation may have come in since.
+        if self.members.admitted(&peer).is_none() {
+            return;
+        }
+        let addrs = self.identified.get(&peer).cloned().unwrap_or_default();
+        let behaviour = self.swarm.behaviour_mut();
+        for addr in &addrs {
+            behaviour.kad.add_address(&peer, addr.clone());
+        }
+        behaviour.peers.add_announced(&peer, addrs);
+    }
+
+    /// Disconnects a peer that is not admitted. One whose hello was refused is also
+    /// dropped from the routing table and the peer book; one that was merely not heard
+    /// (a slow or broken link) stays known, to be tried again.
+    pub(super) fn on_refused(&mut self, peer: PeerId, why: &str) {
+        self.members.unheard(peer, why);
+        debug!(%peer, "disconnecting a peer that is not admitted: {why}");
+        if self.members.refused(&peer) {
+            let behaviour = self.swarm.behaviour_mut();
+            behaviour.kad.remove_peer(&peer);
+            behaviour.peers.forget(&peer);
+        }
+        let _ = self.swarm.disconnect_peer_id(peer);
+    }
+
+    /// Disconnects the admitted peers whose certificate expired or was revoked since.
+    pub(super) fn refuse_lapsed(&mut self) {
+        for (peer, why) in self.members.lapsed(membership::now_ms()) {
+            warn!(%peer, "peer no longer admitted: {why}");
+            self.on_refused(peer, &why);
+        }
+    }
+}
