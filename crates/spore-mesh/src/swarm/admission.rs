@@ -8,6 +8,10 @@ use tracing::{debug, warn};
 use super::{Command, SwarmTask};
 use crate::membership::{self, HELLO_TIMEOUT};
 
+/// How long a peer refused on its hello stays connected (served nothing) before this
+/// node hangs up, for this node's own hello to reach it.
+const REFUSAL_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl SwarmTask {
     /// Sends this node's hello on a new connection, and has the peer judged: admitted
     /// when its hello admits it, refused otherwise or when none comes in time.
@@ -24,12 +28,19 @@ impl SwarmTask {
         });
         tokio::spawn(async move {
             let verdict = members.wait(&peer, HELLO_TIMEOUT).await;
-            // This node's hello goes out before a refusal hangs up, so that the peer
-            // learns why it is refused in turn, not that the connection closed.
+            // This node's hello goes out, and has time to be read, before a refusal
+            // hangs up: the peer then learns why it is refused in turn, not that the
+            // connection closed (both sides of a pair that refuse each other hang up at
+            // once otherwise; seen under load). Nothing is served meanwhile.
             let _ = sent.await;
             let command = match verdict {
                 Ok(_) => Command::Admitted(peer),
-                Err(why) => Command::Refused { peer, why },
+                Err(why) => {
+                    if members.refused(&peer) {
+                        tokio::time::sleep(REFUSAL_GRACE).await;
+                    }
+                    Command::Refused { peer, why }
+                }
             };
             if let Some(to_self) = to_self.upgrade() {
                 let _ = to_self.send(command).await;
