@@ -121,7 +121,9 @@ impl Node {
         let module = request.function.module;
         // A module this node does not hold is fetched to run the call: charged to the
         // peer, within its quota.
-        let held = self.codebase.has_module(&module).unwrap_or(false);
+        // The in-memory check first: a warm call must not touch the disk for this.
+        let held = self.runtime.loaded_manifest(&module).is_some()
+            || self.codebase.has_module(&module).unwrap_or(false);
         let admitted = self
             .admit(request)
             .and_then(|request| {
