@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use spore_core::Name;
-use spore_node::{AbilityInfo, ModuleInfo, NameEntry, Node, Published};
+use spore_node::{AbilityInfo, Believed, ModuleInfo, NameEntry, Node, Published};
 use ureq::http::header::AUTHORIZATION;
 
 use crate::api_token::ApiToken;
@@ -118,6 +118,30 @@ impl Backend {
         match self {
             Backend::Local(node) => Ok(node.names()?),
             Backend::Remote(remote) => remote.get("/v1/names", &[]),
+        }
+    }
+
+    /// The mesh names the node believes.
+    pub fn mesh_names(&self) -> anyhow::Result<Vec<Believed>> {
+        match self {
+            Backend::Local(node) => Ok(node.mesh_names()),
+            Backend::Remote(remote) => remote.get("/v1/names/mesh", &[]),
+        }
+    }
+
+    /// Signs and spreads a publication of `name` (`Node::publish_name`).
+    pub fn publish_name(
+        &self,
+        name: &Name,
+        reference: Option<&str>,
+        key: &str,
+    ) -> anyhow::Result<Believed> {
+        match self {
+            Backend::Local(node) => Ok(node.publish_name(name, reference, key)?),
+            Backend::Remote(remote) => remote.post(
+                "/v1/names/publish",
+                &json!({ "name": name, "reference": reference, "key": key }),
+            ),
         }
     }
 

@@ -23,6 +23,21 @@ pub enum NamesCommand {
     History { name: Name },
     /// Remove NAME (its history is kept).
     Rm { name: Name },
+    /// Sign a publication of NAME to the mesh: NAME points at REFERENCE on every node
+    /// whose `[trust.names]` trusts the key. Publishing an earlier reference again is
+    /// the rollback.
+    Publish {
+        name: Name,
+        /// A hash or prefix with `:function`, or another name; held on this node.
+        #[arg(required_unless_present = "remove")]
+        reference: Option<String>,
+        /// The home's key that signs (`spore key ls`).
+        #[arg(long, value_name = "KEY")]
+        sign: String,
+        /// Publish that NAME points nowhere any more.
+        #[arg(long, conflicts_with = "reference")]
+        remove: bool,
+    },
 }
 
 pub fn run(command: &NamesCommand, backend: &Backend, out: &Output) -> anyhow::Result<()> {
@@ -35,15 +50,55 @@ pub fn run(command: &NamesCommand, backend: &Backend, out: &Output) -> anyhow::R
             let entry = backend.remove_name(name)?;
             print_entry(name, &entry, out)
         }
+        NamesCommand::Publish {
+            name,
+            reference,
+            sign,
+            remove: _,
+        } => {
+            let published = backend.publish_name(name, reference.as_deref(), sign)?;
+            if !out.json(&published)? {
+                outln!(
+                    "{name} #{} {}  signed by {sign} ({})",
+                    published.seq,
+                    published
+                        .target
+                        .as_ref()
+                        .map_or("removed".to_owned(), |t| format!("-> {t}")),
+                    published.publisher
+                );
+            }
+            Ok(())
+        }
         NamesCommand::Ls => {
             let names = backend.names()?;
-            let rows: Vec<_> = names
-                .iter()
-                .map(|(name, entry)| json!({ "name": name, "target": entry.target(), "seq": entry.seq, "at_ms": entry.at_ms }))
+            // A name of this home hides a mesh name of the same name (`spore invoke`
+            // resolves the home's first).
+            let mesh: Vec<_> = backend
+                .mesh_names()?
+                .into_iter()
+                .filter(|m| !names.iter().any(|(name, _)| *name == m.name))
                 .collect();
+            let mut rows: Vec<_> = names
+                .iter()
+                .map(|(name, entry)| json!({ "name": name, "target": entry.target(), "seq": entry.seq, "at_ms": entry.at_ms, "source": "local" }))
+                .collect();
+            rows.extend(mesh.iter().map(|m| json!({ "name": m.name, "target": m.target, "seq": m.seq, "at_ms": m.at_ms, "source": "mesh", "publisher": m.publisher })));
             if !out.json(&rows)? {
                 for (name, entry) in &names {
-                    outln!("{name:<32} {}", describe(&entry.event));
+                    outln!("{name:<32} {:<80} local", describe(&entry.event));
+                }
+                for m in &mesh {
+                    let target = m
+                        .target
+                        .as_ref()
+                        .map_or(String::new(), |t| format!("-> {t}"));
+                    outln!(
+                        "{:<32} {target:<80} mesh #{} signed by {}",
+                        m.name,
+                        m.seq,
+                        m.publisher
+                    );
                 }
             }
             Ok(())

@@ -18,6 +18,10 @@ pub struct PublishArgs {
     /// Name the function (a module with several functions: `NAME.function` each).
     #[arg(long)]
     pub name: Option<Name>,
+    /// Also publish the names to the mesh, signed with the home's key named KEY
+    /// (`spore key new KEY`); nodes whose `[trust.names]` trust that key believe them.
+    #[arg(long, value_name = "KEY", requires = "name")]
+    pub sign: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -31,6 +35,9 @@ pub struct BuildArgs {
     /// Build only these packages of a workspace (repeatable).
     #[arg(long, short)]
     pub package: Vec<String>,
+    /// Also publish the names to the mesh, signed with the home's key named KEY.
+    #[arg(long, value_name = "KEY", requires = "name")]
+    pub sign: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -50,7 +57,7 @@ pub fn hash(args: &HashArgs, out: &Output) -> anyhow::Result<()> {
 pub fn publish(args: &PublishArgs, backend: &Backend, out: &Output) -> anyhow::Result<()> {
     let bytes = read(&args.file)?;
     let published = backend.publish(&bytes, args.name.as_ref())?;
-    report(&published, out)
+    report(&published, args.sign.as_deref(), backend, out)
 }
 
 pub fn build(args: &BuildArgs, backend: &Backend, out: &Output) -> anyhow::Result<()> {
@@ -70,13 +77,28 @@ pub fn build(args: &BuildArgs, backend: &Backend, out: &Output) -> anyhow::Resul
         let bytes = read(&module.path)?;
         let published = backend.publish(&bytes, args.name.as_ref())?;
         out.text(format!("{}: {}", module.name, module.path.display()));
-        report(&published, out)?;
+        report(&published, args.sign.as_deref(), backend, out)?;
     }
     Ok(())
 }
 
-fn report(published: &Published, out: &Output) -> anyhow::Result<()> {
-    if out.json(published)? {
+/// Prints what was published; with `sign`, first signs and spreads a publication of
+/// each name set (then `--json` gives `{"published", "publications"}`).
+fn report(
+    published: &Published,
+    sign: Option<&str>,
+    backend: &Backend,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let mut publications = Vec::new();
+    if let Some(key) = sign {
+        for (name, target) in &published.names {
+            publications.push(backend.publish_name(name, Some(&target.to_string()), key)?);
+        }
+        if out.json(&serde_json::json!({ "published": published, "publications": publications }))? {
+            return Ok(());
+        }
+    } else if out.json(published)? {
         return Ok(());
     }
     let manifest = &published.manifest;
@@ -98,6 +120,15 @@ fn report(published: &Published, out: &Output) -> anyhow::Result<()> {
     );
     for (name, target) in &published.names {
         errln!("  named {name} -> {target}");
+    }
+    for publication in &publications {
+        errln!(
+            "  published {} #{} to the mesh, signed by {key} ({})",
+            publication.name,
+            publication.seq,
+            publication.publisher,
+            key = sign.unwrap_or_default()
+        );
     }
     Ok(())
 }

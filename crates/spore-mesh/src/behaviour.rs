@@ -132,7 +132,8 @@ fn kademlia(
         peer_id,
         kad::store::MemoryStoreConfig {
             max_records: MAX_STORED_KEYS,
-            max_value_bytes: 65 << 10,
+            // A value record is a name's whole chain (`crate::names`).
+            max_value_bytes: spore_core::trust::MAX_CHAIN_MESSAGE_BYTES,
             max_providers_per_key: MAX_PROVIDERS_PER_KEY,
             max_provided_keys: MAX_PROVIDED_KEYS,
         },
@@ -146,7 +147,9 @@ fn kademlia(
         // are kept (`SwarmTask::on_admitted`, `SwarmTask::on_kad`): a stranger must not
         // be routed to, nor advertise an ability or a module.
         .set_kbucket_inserts(kad::BucketInserts::Manual)
-        .set_record_filtering(kad::StoreInserts::FilterBoth);
+        .set_record_filtering(kad::StoreInserts::FilterBoth)
+        // A name's chain, with the message's key and envelope.
+        .set_max_packet_size(spore_core::trust::MAX_CHAIN_MESSAGE_BYTES + 4096);
     let mut kad = kad::Behaviour::with_config(peer_id, store, config);
     // Without a confirmed external address Kademlia stays a client and answers no one,
     // which on loopback and LANs means never; every spore node serves the DHT.

@@ -37,6 +37,7 @@ mod invoke;
 mod liveness;
 mod membership;
 mod mesh;
+mod names;
 mod peers;
 mod streams;
 mod swarm;
@@ -142,6 +143,12 @@ pub trait MeshHost: Send + Sync + 'static {
         revocation: &spore_core::trust::Signed<spore_core::trust::Revocation>,
     ) {
         let _ = revocation;
+    }
+    /// Publications of a mesh name that a member sent (on gossip) or stored here (in the
+    /// DHT), every record verified and linked: for the node to judge, keep and believe
+    /// as its policy says.
+    fn chain_received(&self, run: spore_core::trust::ChainRun, from: PeerId) {
+        let _ = (run, from);
     }
 }
 

@@ -79,6 +79,14 @@ impl Mesh {
             .behaviour_mut()
             .gossipsub
             .subscribe(&libp2p::gossipsub::IdentTopic::new(GOSSIP_TOPIC))
+            .and_then(|_| {
+                swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .subscribe(&libp2p::gossipsub::IdentTopic::new(
+                        crate::names::NAMES_TOPIC,
+                    ))
+            })
             .map_err(|e| MeshError::Transport(format!("cannot subscribe to gossip: {e}")))?;
 
         let held = {
@@ -119,6 +127,7 @@ impl Mesh {
             shutdown_rx.clone(),
             config.announce.clone(),
             (members.clone(), built.control.clone()),
+            host.clone(),
         );
         task.wait_for_listeners(listeners, LISTEN_TIMEOUT).await?;
         task.bootstrap(&config.bootstrap);
@@ -233,6 +242,32 @@ impl Mesh {
         let _ = self.send(Command::Gossip(hash)).await;
         let key = module_key(&hash);
         let _ = self.ask(|stored| Command::Provide { key, stored }).await;
+    }
+
+    /// Spreads `chain`, a publisher's whole chain of a name: its latest records on
+    /// gossip, all of it in the DHT (kept by the peers closest to its key, and here).
+    pub async fn publish_chain(&self, chain: spore_core::trust::ChainRun) {
+        let _ = self.send(Command::PublishChain(chain)).await;
+    }
+
+    /// `publisher`'s chain of `name` as the DHT holds it: the longest valid chain any
+    /// peer gives by `deadline`, or `None`.
+    #[tracing::instrument(skip(self, deadline), fields(%publisher))]
+    pub async fn find_chain(
+        &self,
+        publisher: spore_core::trust::PublicKey,
+        name: &str,
+        deadline: Instant,
+    ) -> Option<spore_core::trust::ChainRun> {
+        let key = crate::names::record_key(&publisher, name);
+        let found = self
+            .ask(|reply| Command::FindChain {
+                key,
+                deadline,
+                reply,
+            })
+            .await;
+        found.ok().flatten()
     }
 
     /// Fetches module `hash` from whichever peers hold it, verifying every byte.

@@ -60,6 +60,9 @@ pub enum NodeError {
         ability: String,
         message: String,
     },
+    /// A key, a record or a trust file refused or unreadable.
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustStoreError),
     #[error("the module imports `{import}`, {}", if *ability_known { format!("an operation its ability does not have (see spec/abilities.md, or the operations declared in {config})") } else { format!("which names no ability this node knows; use a built-in ability or declare it in {config}: [abilities.NAME] operations = [...]") })]
     UnknownImport {
         import: String,
@@ -129,6 +132,7 @@ impl NodeError {
             NodeError::Load(load) => load.kind(),
             NodeError::DanglingName { .. } => ErrorKind::NotFound,
             NodeError::Invoke(invoke) => invoke.kind(),
+            NodeError::Trust(trust) => trust.kind(),
         }
     }
 

@@ -229,6 +229,33 @@ impl MeshHost for NodeHost {
         }
     }
 
+    /// Keeps publications a member sent, if they verify and link; a run that starts past
+    /// what is held (this node missed earlier records) is completed from the DHT.
+    fn chain_received(&self, run: spore_core::trust::ChainRun, from: PeerId) {
+        let Some(node) = self.node.upgrade() else {
+            return;
+        };
+        let error = match node.receive_chain(&run) {
+            Ok(_) => return,
+            Err(error) => error,
+        };
+        let gap = matches!(
+            &error,
+            crate::NodeError::Trust(crate::TrustStoreError::Refused(
+                spore_core::trust::TrustError::BrokenChain { .. }
+            ))
+        ) && run.first_seq() > 1;
+        if gap && let Some(whole) = node.find_whole_chain(&run) {
+            match node.receive_chain(&whole) {
+                Ok(_) => return,
+                Err(error) => {
+                    return tracing::warn!(%from, name = run.name(), "refusing the chain of a mesh name: {error}");
+                }
+            }
+        }
+        tracing::warn!(%from, name = run.name(), publisher = %run.publisher(), "refusing publications of a mesh name: {error}");
+    }
+
     fn invoke(&self, request: CallRequest, from: PeerId, cancel: Cancel) -> InvokeResponse {
         let _span = remote_span(&request, from).entered();
         let Some(node) = self.node.upgrade() else {

@@ -16,6 +16,7 @@ pub mod home;
 mod host;
 mod identity;
 mod memo;
+mod mesh_names;
 mod node;
 mod peer_limits;
 mod placement;
@@ -29,6 +30,7 @@ pub use error::NodeError;
 pub use home::Home;
 pub use host::NodeHost;
 pub use identity::Identity;
+pub use mesh_names::Believed;
 pub use node::{AbilityInfo, ModuleInfo, Node, NodeOptions, Published, Role, salvage_home};
 pub use size::{check_memory, format_size, parse_size};
 pub use spore_core::{

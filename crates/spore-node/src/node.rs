@@ -28,6 +28,8 @@ pub struct Node {
     pub(crate) mesh: std::sync::OnceLock<crate::placement::MeshLink>,
     /// What each peer's forwarded calls may still cost here.
     pub(crate) peer_limits: Arc<crate::peer_limits::PeerLimits>,
+    /// The mesh names held, and whose are believed.
+    pub(crate) mesh_names: crate::mesh_names::MeshNames,
 }
 
 /// One ability as this node knows it.
@@ -128,6 +130,7 @@ impl Node {
         let handle = NodeHandle::default();
         let bindings = Arc::new(bindings::build(&config, &codebase, &handle)?);
         let peer_limits = crate::peer_limits::PeerLimits::new(config.forwarded);
+        let mesh_names = crate::mesh_names::MeshNames::load(&codebase, config.names.clone())?;
         let node = Arc::new(Node {
             home,
             shapes: bindings::shapes(&config),
@@ -137,6 +140,7 @@ impl Node {
             bindings,
             mesh: std::sync::OnceLock::new(),
             peer_limits,
+            mesh_names,
         });
         handle.set(&node);
         Ok(node)
@@ -273,13 +277,15 @@ impl Node {
         }
     }
 
+    /// A name of this home first, else a trusted mesh name (whose module may still be
+    /// on other nodes only: calling it fetches it).
     fn locate_name(&self, name: &Name) -> Result<(Hash, Option<ExportName>), NodeError> {
-        let entry = self
-            .codebase
-            .name(name)?
-            .ok_or_else(|| StoreError::NameNotFound(name.clone()))?;
-        let Some(target) = entry.target().cloned() else {
-            return Err(StoreError::NameNotFound(name.clone()).into());
+        let local = self.codebase.name(name)?;
+        let Some(target) = local.as_ref().and_then(|entry| entry.target()).cloned() else {
+            return match self.mesh_name(name) {
+                Some(target) => Ok((target.module, target.export)),
+                None => Err(StoreError::NameNotFound(name.clone()).into()),
+            };
         };
         if !self.codebase.has_module(&target.module)? {
             return Err(NodeError::DanglingName {

@@ -43,7 +43,9 @@ impl Node {
     /// Joins the mesh: this node's calls may now be placed on peers and fetch code.
     pub fn attach_mesh(self: &Arc<Self>, mesh: Mesh, runtime: tokio::runtime::Handle) {
         let me = mesh.peer_id().to_string();
-        let _ = self.mesh.set(MeshLink { mesh, runtime, me });
+        if self.mesh.set(MeshLink { mesh, runtime, me }).is_ok() {
+            self.spread_all_chains();
+        }
     }
 
     pub fn mesh(&self) -> Option<&Mesh> {
@@ -59,6 +61,62 @@ impl Node {
             .filter(|ability| !spore_abilities::is_everywhere(ability))
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Refuses a call made for a peer that would use a binding whose `publishers` (in
+    /// `config.toml`) signed no publication of `function`'s module. Calls made on the
+    /// node itself are not held to it. A call made for a peer is told by its bindings:
+    /// they are always the set filtered for that peer (`NodeHost::bindings_for`), never
+    /// the node's own.
+    fn check_publishers(
+        &self,
+        function: &FunctionRef,
+        reach: &[&str],
+        env: &CallEnv,
+    ) -> Result<(), NodeError> {
+        if Arc::ptr_eq(&env.bindings, &self.bindings) {
+            return Ok(());
+        }
+        let restricted: Vec<(&str, &[spore_core::trust::PublicKey])> = reach
+            .iter()
+            .filter_map(|ability| {
+                let config = self.config.abilities.get(*ability)?;
+                (!config.publishers.is_empty()).then_some((*ability, config.publishers.as_slice()))
+            })
+            .collect();
+        if restricted.is_empty() {
+            return Ok(());
+        }
+        let signed_by = self.publishers_of(&function.module);
+        for (ability, publishers) in restricted {
+            if !publishers.iter().any(|key| signed_by.contains(key)) {
+                return Err(NodeError::placement(
+                    ErrorKind::NotAllowed,
+                    format!(
+                        "{function} may use {ability}, which a peer's call may use here only for code signed by {} (`publishers` in {}); {}",
+                        publishers
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        self.config.file.display(),
+                        if signed_by.is_empty() {
+                            "this node holds no signed publication of its module".to_owned()
+                        } else {
+                            format!(
+                                "its module is published by {}",
+                                signed_by
+                                    .iter()
+                                    .map(ToString::to_string)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        }
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// How this node names itself in paths: its peer id, or `local` off the mesh.
@@ -116,6 +174,7 @@ impl Node {
                 ),
             ));
         }
+        self.check_publishers(&request.function, &reach, env)?;
         let needed: Vec<&str> = reach
             .iter()
             .copied()

@@ -7,7 +7,7 @@ use redb::{Durability, ReadableTable};
 use spore_core::{Hash, Manifest};
 
 use crate::error::Damaged;
-use crate::index::{self, Index, KV_PREFIX, MANIFESTS, NAME_HISTORY, NAMES, NOTES};
+use crate::index::{self, Index, KV_PREFIX, MANIFESTS, NAME_HISTORY, NAMES, NOTES, PUBLICATIONS};
 use crate::layout::{self, MODULES};
 use crate::names::{decode_entry, history_seq, parse_name};
 use crate::{Codebase, StoreError, envelope};
@@ -78,6 +78,7 @@ impl Codebase {
         let modules = self.verify_modules(&mut report)?;
         self.verify_names(&mut report)?;
         self.verify_kv(&mut report)?;
+        self.verify_publications(&mut report)?;
         let memo_before = self.memo_count()?;
         self.memo_retain_modules(&modules)?;
         report.rebuilt += memo_before.saturating_sub(self.memo_count()?);
@@ -370,6 +371,17 @@ impl Codebase {
                         record: Some((table.clone(), key)),
                     });
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// A damaged publication is reported and dropped by a repair: it is signed, so the
+    /// mesh can give it again, and until then its chain ends before it.
+    fn verify_publications(&self, report: &mut VerifyReport) -> Result<(), StoreError> {
+        for (key, value) in self.records(PUBLICATIONS)? {
+            if let Err(why) = value {
+                report.damaged.push(record_damage(PUBLICATIONS, key, why));
             }
         }
         Ok(())

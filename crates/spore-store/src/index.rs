@@ -27,6 +27,9 @@ pub const MANIFESTS: &str = "manifests";
 pub const NAMES: &str = "names";
 /// Name, 0x00, sequence number (big-endian u64) → one event.
 pub const NAME_HISTORY: &str = "name_history";
+/// Name, 0x00, publisher key (32 bytes), sequence number (big-endian u64) → one signed
+/// publication of a mesh name (`spec/trust.md`), as received.
+pub const PUBLICATIONS: &str = "publications";
 /// Memo key → insertion number, module hash, entry.
 pub const MEMO: &str = "memo";
 /// Insertion number (big-endian u64) → memo key: the eviction order, oldest first.

@@ -24,6 +24,7 @@ mod memo;
 mod migrate;
 mod modules;
 mod names;
+mod publications;
 mod salvage;
 
 use std::collections::HashMap;

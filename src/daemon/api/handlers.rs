@@ -9,7 +9,7 @@ use axum::http::{Method, Uri};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use spore_core::{ErrorKind, Name};
-use spore_node::{AbilityInfo, ModuleInfo, NameEntry, Node, NodeError, Published};
+use spore_node::{AbilityInfo, Believed, ModuleInfo, NameEntry, Node, NodeError, Published};
 
 use super::Served;
 use super::error::ApiError;
@@ -91,6 +91,31 @@ pub async fn inspect(
 
 pub async fn names(State(served): State<Arc<Served>>) -> Answer<Vec<(Name, NameEntry)>> {
     blocking(&served, Node::names).await
+}
+
+/// The mesh names the node believes, with who signed each.
+pub async fn mesh_names(State(served): State<Arc<Served>>) -> Answer<Vec<Believed>> {
+    blocking(&served, |node| Ok(node.mesh_names())).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishName {
+    name: Name,
+    /// `None`: the publication removes the name.
+    reference: Option<String>,
+    /// The name of the home's key that signs.
+    key: String,
+}
+
+pub async fn publish_name(
+    State(served): State<Arc<Served>>,
+    JsonBody(body): JsonBody<PublishName>,
+) -> Answer<Believed> {
+    blocking(&served, move |node| {
+        node.publish_name(&body.name, body.reference.as_deref(), &body.key)
+    })
+    .await
 }
 
 #[derive(Deserialize)]

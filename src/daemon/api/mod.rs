@@ -41,6 +41,8 @@ pub fn router(served: Arc<Served>, guard: Guard) -> Router {
         .route("/v1/names/history", get(handlers::name_history))
         .route("/v1/names/set", post(handlers::set_name))
         .route("/v1/names/remove", post(handlers::remove_name))
+        .route("/v1/names/mesh", get(handlers::mesh_names))
+        .route("/v1/names/publish", post(handlers::publish_name))
         .route("/v1/abilities", get(handlers::abilities))
         .route("/v1/memo/clear", post(handlers::clear_memo))
         .route("/v1/verify", get(handlers::verify))

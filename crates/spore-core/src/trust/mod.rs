@@ -13,11 +13,13 @@
 
 mod chain;
 mod key;
+mod names;
 mod records;
 mod signed;
 
 pub use chain::{Accepted, NameChain};
 pub use key::{PublicKey, SecretKey};
+pub use names::{ChainRun, MAX_CHAIN_MESSAGE_BYTES, NamePattern, NamePolicy, chain_key};
 pub use records::{Hello, Membership, Publication, Revocation, check_label};
 pub use signed::{Body, MAX_RECORD_BYTES, Signed};
 

@@ -18,13 +18,16 @@ use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
 use tracing::{debug, info, warn};
 
 use crate::MeshError;
+use crate::MeshHost;
 use crate::behaviour::{Behaviour, BehaviourEvent, GOSSIP_TOPIC, KAD_PROTOCOL};
 use crate::discovery::{Announcement, Hints, PROVIDER_GRACE, ProviderQueries, ProviderQuery};
 use crate::liveness::{self, Liveness};
 use crate::membership::Members;
+use crate::names::{ChainQueries, ChainQuery};
 use crate::streams::Control;
 
 mod admission;
+mod names;
 
 pub(crate) enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
@@ -50,6 +53,14 @@ pub(crate) enum Command {
     Hints {
         hash: spore_core::Hash,
         reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    /// Spread a publisher's whole chain of a name (gossip: its latest records; DHT: all).
+    PublishChain(spore_core::trust::ChainRun),
+    /// Look up a chain in the DHT; `reply` gets the longest valid one found.
+    FindChain {
+        key: kad::RecordKey,
+        deadline: Instant,
+        reply: oneshot::Sender<Option<spore_core::trust::ChainRun>>,
     },
     /// Connect to the peer if no connection is open or being opened (to have it judged).
     Dial(PeerId),
@@ -88,6 +99,10 @@ pub(crate) struct SwarmTask {
     to_self: mpsc::WeakSender<Command>,
     /// The addresses each peer announced, kept until it is admitted.
     identified: HashMap<PeerId, Vec<Multiaddr>>,
+    names_topic: gossipsub::IdentTopic,
+    chain_queries: ChainQueries,
+    /// Told of the mesh names members send.
+    host: Arc<dyn MeshHost>,
 }
 
 impl SwarmTask {
@@ -97,6 +112,7 @@ impl SwarmTask {
         shutdown: watch::Receiver<bool>,
         announce: Vec<Multiaddr>,
         (members, control): (Arc<Members>, Control),
+        host: Arc<dyn MeshHost>,
     ) -> Self {
         let mut task = SwarmTask {
             swarm,
@@ -116,6 +132,9 @@ impl SwarmTask {
             control,
             to_self,
             identified: HashMap::new(),
+            names_topic: gossipsub::IdentTopic::new(crate::names::NAMES_TOPIC),
+            chain_queries: ChainQueries::default(),
+            host,
         };
         if !task.announce.is_empty() {
             task.advertise_listen_addrs();
@@ -228,6 +247,7 @@ impl SwarmTask {
                 _ = liveness_check.tick() => {
                     self.close_dead_links();
                     self.refuse_lapsed();
+                    self.end_expired_chain_queries();
                 }
             }
         }
@@ -288,6 +308,23 @@ impl SwarmTask {
                         debug!(%peer, "cannot dial the peer: {e}");
                     }
                 }
+            }
+            Command::PublishChain(chain) => self.publish_chain(chain),
+            Command::FindChain {
+                key,
+                deadline,
+                reply,
+            } => {
+                let id = self.swarm.behaviour_mut().kad.get_record(key.clone());
+                self.chain_queries.insert(
+                    id,
+                    ChainQuery {
+                        reply,
+                        key,
+                        best: None,
+                        deadline,
+                    },
+                );
             }
             Command::Admitted(peer) => self.on_admitted(peer),
             Command::Refused { peer, why } => self.on_refused(peer, &why),
@@ -471,6 +508,9 @@ impl SwarmTask {
     }
 
     fn on_gossip(&mut self, message: gossipsub::Message) {
+        if message.topic == self.names_topic.hash() {
+            return self.on_names_gossip(message);
+        }
         let Some(announcement) = Announcement::from_bytes(&message.data) else {
             debug!("ignoring a malformed announcement");
             return;
@@ -514,6 +554,17 @@ impl SwarmTask {
             }
             return;
         }
+        if let kad::Event::InboundRequest {
+            request:
+                kad::InboundRequest::PutRecord {
+                    source,
+                    record: Some(record),
+                    ..
+                },
+        } = event
+        {
+            return self.on_chain_stored(source, record);
+        }
         let kad::Event::OutboundQueryProgressed {
             id,
             result,
@@ -541,9 +592,17 @@ impl SwarmTask {
             kad::QueryResult::StartProviding(Err(e)) => {
                 debug!("provider record not stored remotely: {e}")
             }
+            kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))) => {
+                self.chain_queries
+                    .found(&id, found.peer, &found.record.value);
+            }
+            kad::QueryResult::PutRecord(Err(e)) => {
+                debug!("a name's chain not stored remotely: {e}")
+            }
             _ => {}
         }
         if step.last {
+            self.chain_queries.finish(&id);
             self.queries.remove(&id);
             if let Some(stored) = self.provide_waiters.remove(&id) {
                 let _ = stored.send(());

@@ -11,6 +11,8 @@ use spore_core::manifest::{ModuleLimit, ModuleLimits, is_ability_word};
 use spore_runtime::CompileLimits;
 use toml::Spanned;
 
+mod trust;
+
 use super::defaults as default;
 use super::{
     AbilityConfig, CallerRule, ConfigError, ForwardedLimits, KvLimits, NodeConfig, ProviderConfig,
@@ -27,6 +29,7 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
     let forwarded = limits.forwarded.unwrap_or_default();
     let kv = limits.kv.unwrap_or_default();
     let memo = raw.memo.unwrap_or_default();
+    let names = locate.name_policy(raw.trust.unwrap_or_default())?;
     let values = raw
         .config
         .unwrap_or_default()
@@ -134,6 +137,7 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
         },
         values,
         abilities,
+        names,
     })
 }
 
@@ -144,6 +148,7 @@ struct RawConfig {
     memo: Option<RawMemo>,
     config: Option<toml::Table>,
     abilities: Option<BTreeMap<String, Spanned<RawAbility>>>,
+    trust: Option<trust::RawTrust>,
 }
 
 #[derive(Deserialize, Default)]
@@ -232,6 +237,7 @@ struct RawAbility {
     function: Option<Spanned<String>>,
     uses: Option<Spanned<BTreeMap<String, Spanned<RawAbility>>>>,
     callers: Option<Spanned<Vec<String>>>,
+    publishers: Option<Spanned<Vec<String>>>,
 }
 
 struct Locator<'a> {
@@ -408,10 +414,15 @@ impl Locator<'_> {
             None => Vec::new(),
             Some(callers) => self.callers(callers, &format!("{key}.callers"))?,
         };
+        let publishers = match &raw.publishers {
+            None => Vec::new(),
+            Some(keys) => self.publishers(keys, &format!("{key}.publishers"))?,
+        };
         Ok(AbilityConfig {
             operations,
             provider,
             callers,
+            publishers,
         })
     }
 

@@ -56,6 +56,8 @@ pub struct NodeConfig {
     pub values: BTreeMap<String, ciborium::Value>,
     /// Every ability the node declares or binds, by name.
     pub abilities: BTreeMap<String, AbilityConfig>,
+    /// `[trust.names]`: whose publications of which mesh names this node believes.
+    pub names: spore_core::trust::NamePolicy,
 }
 
 /// `[limits.forwarded]`: the most a call forwarded by a peer gets on this node. A longer
@@ -91,6 +93,10 @@ pub struct AbilityConfig {
     /// Which peers' forwarded calls may use this binding (`callers`); none by default
     /// (`docs/security.md`). Calls made on the node itself are not restricted.
     pub callers: Vec<CallerRule>,
+    /// Whose code may use this binding for a peer (`publishers`): when set, a call a
+    /// peer forwards may use it only if its module was published, signed, by one of
+    /// these keys. Empty: no such condition.
+    pub publishers: Vec<spore_core::trust::PublicKey>,
 }
 
 /// One entry of an ability's `callers`: which peers of the mesh may have calls that use

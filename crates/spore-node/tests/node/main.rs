@@ -4,4 +4,5 @@
 mod common;
 mod handler;
 mod memo;
+mod mesh_names;
 mod placement;

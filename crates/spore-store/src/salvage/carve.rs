@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::envelope;
-use crate::index::{KV_PREFIX, KV_USAGE, NAME_HISTORY, kv_table};
+use crate::index::{KV_PREFIX, KV_USAGE, NAME_HISTORY, PUBLICATIONS, kv_table};
 
 /// redb's page size: every page, of any order, starts at a multiple of it.
 const PAGE: usize = 4096;
@@ -43,7 +43,8 @@ pub fn carve(file: &[u8]) -> Carved {
         .collect();
     // The `kv` tables there are: each namespace's usage record names it, and the table
     // tree's own leaves (when whole) hold the tables' names as keys.
-    let mut tables: BTreeSet<String> = BTreeSet::from([NAME_HISTORY.to_owned()]);
+    let mut tables: BTreeSet<String> =
+        BTreeSet::from([NAME_HISTORY.to_owned(), PUBLICATIONS.to_owned()]);
     for (key, value) in &pairs {
         let Ok(text) = std::str::from_utf8(key) else {
             continue;

@@ -19,7 +19,7 @@ use redb::Durability;
 use spore_core::{Hash, Manifest};
 
 use crate::error::Damaged;
-use crate::index::{Index, KV_PREFIX, MANIFESTS, NAME_HISTORY, NAMES};
+use crate::index::{Index, KV_PREFIX, MANIFESTS, NAME_HISTORY, NAMES, PUBLICATIONS};
 use crate::layout::{self, DAMAGED, INDEX_NEW, Layout, MODULES, TMP};
 use crate::names::{history_seq, parse_name};
 use crate::{OpenOptions, StoreError, envelope};
@@ -75,7 +75,7 @@ const REBUILT: &str = "index.rebuilt.redb";
 /// Tables whose records are carried over; the others (`meta`, `manifests`, `memo`,
 /// `memo_order`, `kv_usage`, `notes`) are derived again or are caches.
 fn carried(table: &str) -> bool {
-    table == NAMES || table == NAME_HISTORY || table.starts_with(KV_PREFIX)
+    table == NAMES || table == NAME_HISTORY || table == PUBLICATIONS || table.starts_with(KV_PREFIX)
 }
 
 impl crate::Codebase {
