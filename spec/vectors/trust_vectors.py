@@ -190,6 +190,53 @@ hellos = [
     {"about": "the hello of a node in no mesh", "cbor": cbor({"certificate": None, "revocations": []}).hex()},
 ]
 
+# Chain messages (spec/trust.md, "Mesh names"): a run of one chain, with the DHT key of
+# its chain, and what a node that holds the records `held` (indexes into the chain
+# pub1, pub2, pub3) makes of it: how many it appends, or why it refuses it.
+def chain_message(records):
+    return cbor({"records": records})
+
+
+def dht_key(publisher_public, name):
+    return b"spore/name/" + publisher_public + name.encode()
+
+
+whole = [pub1_record, pub2_record, pub3_record]
+other_name = sign("publication", dict(pub1, name="billing.refund"), publisher_secret)
+chain_messages = [
+    {"about": "the whole chain, to a node holding none of it", "records": whole, "held": 0, "result": 3},
+    {"about": "its latest two, to a node holding the first", "records": whole[1:], "held": 1, "result": 2},
+    {"about": "the whole chain, to a node holding it all", "records": whole, "held": 3, "result": 0},
+    {"about": "its first two, to a node holding all three: a replay", "records": whole[:2], "held": 3, "result": "replayed"},
+    {"about": "its latest, to a node holding none: it needs the chain from the start", "records": whole[2:], "held": 0, "result": "broken_chain"},
+    {"about": "a record missing between two", "records": [pub1_record, pub3_record], "held": 0, "result": "broken_chain"},
+    {"about": "two names in one message", "records": [pub1_record, other_name], "held": 0, "result": "malformed"},
+]
+chain_messages = [
+    {
+        "about": m["about"],
+        "cbor": chain_message(m["records"]).hex(),
+        "held": m["held"],
+        "result": m["result"],
+    }
+    for m in chain_messages
+]
+dht_keys = [{
+    "about": "the DHT key of the publisher's chain of billing.charge",
+    "publisher": public_text(PUBLISHER),
+    "name": "billing.charge",
+    "key": dht_key(PUBLISHER, "billing.charge").hex(),
+}]
+# Trust policies: which publishers a node believes for a name (most specific pattern).
+policy = {"*": [public_text(STRANGER)], "billing.*": [public_text(PUBLISHER)], "billing.charge": [public_text(MESH), public_text(PUBLISHER)]}
+policies = [
+    {"policy": policy, "name": "math.add", "publishers": [public_text(STRANGER)]},
+    {"policy": policy, "name": "billing.refund", "publishers": [public_text(PUBLISHER)]},
+    {"policy": policy, "name": "billing.charge", "publishers": [public_text(MESH), public_text(PUBLISHER)]},
+    {"policy": policy, "name": "billingx.charge", "publishers": [public_text(STRANGER)]},
+    {"policy": {"billing.*": [public_text(PUBLISHER)]}, "name": "math.add", "publishers": []},
+]
+
 doc = {
     "about": "spec/trust.md: keys, signed records (membership certificates, revocations, publications), how a certificate is judged, and the hello message. All bytes in hex.",
     "keys": keys,
@@ -198,6 +245,9 @@ doc = {
     "checks": checks,
     "chain": chain,
     "hellos": hellos,
+    "chain_messages": chain_messages,
+    "dht_keys": dht_keys,
+    "policies": policies,
 }
 with open("spec/vectors/trust.json", "w") as out:
     json.dump(doc, out, indent=2, ensure_ascii=False)

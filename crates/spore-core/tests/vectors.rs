@@ -216,7 +216,8 @@ mod trust {
     use super::{unhex, vectors};
     use serde_json::Value as Json;
     use spore_core::trust::{
-        Body, Hello, Membership, PublicKey, Publication, Revocation, SecretKey, Signed, TrustError,
+        Body, ChainRun, Hello, Membership, PublicKey, Publication, Revocation, SecretKey, Signed,
+        TrustError,
     };
 
     /// Checks that `bytes` are a record of kind `B` equal to the vector's.
@@ -319,6 +320,58 @@ mod trust {
                 Err(refusal) => refusal.code(),
             };
             assert_eq!(said, step["result"].as_str().unwrap(), "{step}");
+        }
+        let publications: Vec<Signed<Publication>> = doc["chain"].as_array().unwrap()[..4]
+            .iter()
+            .filter(|step| step["result"] == "appended")
+            .map(|step| Signed::from_bytes(&unhex(step["bytes"].as_str().unwrap())).unwrap())
+            .collect();
+        for vector in doc["chain_messages"].as_array().unwrap() {
+            let bytes = unhex(vector["cbor"].as_str().unwrap());
+            let held = vector["held"].as_u64().unwrap() as usize;
+            let mut chain = spore_core::trust::NameChain::default();
+            for record in &publications[..held] {
+                chain.accept(record.clone()).unwrap();
+            }
+            let said = ChainRun::from_bytes(&bytes)
+                .and_then(|run| {
+                    assert_eq!(run.to_bytes(), bytes, "{vector}");
+                    chain.accept_run(&run)
+                })
+                .map_or_else(|e| serde_json::json!(e.code()), |n| serde_json::json!(n));
+            assert_eq!(said, vector["result"], "{vector}");
+        }
+        for vector in doc["dht_keys"].as_array().unwrap() {
+            let publisher: PublicKey = vector["publisher"].as_str().unwrap().parse().unwrap();
+            let key = spore_core::trust::chain_key(&publisher, vector["name"].as_str().unwrap());
+            assert_eq!(
+                hex::encode(key),
+                vector["key"].as_str().unwrap(),
+                "{vector}"
+            );
+        }
+        for vector in doc["policies"].as_array().unwrap() {
+            let rules = vector["policy"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(pattern, keys)| {
+                    let keys = keys
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|k| k.as_str().unwrap().parse().unwrap())
+                        .collect();
+                    (pattern.parse().unwrap(), keys)
+                })
+                .collect();
+            let policy = spore_core::trust::NamePolicy::new(rules);
+            let found: Vec<String> = policy
+                .publishers_for(vector["name"].as_str().unwrap())
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(serde_json::json!(found), vector["publishers"], "{vector}");
         }
         for hello in doc["hellos"].as_array().unwrap() {
             let bytes = unhex(hello["cbor"].as_str().unwrap());
