@@ -67,6 +67,8 @@ max_bytes = "{memo_total}"         # the memo's size; the oldest results go firs
 # A call a peer forwards here may use a binding only if its `callers` admit the peer:
 # callers = ["*"] (every member of the mesh), ["role:cloud"], ["peer:12D3KooW..."].
 # None do by default; `call` is always allowed, and holds what it calls to the same.
+# publishers = ["ed25519:..."] also requires the code to be published, signed, by one
+# of those keys (`spore names publish`, `spore publish --sign`).
 {everywhere}[abilities.kv]
 provider = "kv"
 namespace = "{kv_namespace}"
@@ -84,6 +86,11 @@ max_value_bytes = "{kv_max}"
 # provider = "process"
 # operations = ["read"]
 # command = ["python3", "examples/sensor-provider/sensor.py"]
+
+# Mesh names this node believes, by name pattern (a name, "prefix.*" or "*"), from the
+# publishers' keys listed (`spore key ls` on the publisher's home). None by default.
+# [trust.names]
+# "billing.*" = ["ed25519:..."]
 "#,
         timeout = duration(d::TIMEOUT),
         pad_t = pad(&duration(d::TIMEOUT), 8),
