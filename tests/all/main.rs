@@ -14,6 +14,7 @@ mod http_server;
 mod invoke;
 mod limits;
 mod mesh;
+mod mesh_names;
 mod names;
 mod publish;
 mod rejoin;

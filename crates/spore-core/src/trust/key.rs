@@ -61,14 +61,24 @@ impl FromStr for PublicKey {
     }
 }
 
+/// In records (CBOR) a key is its 32 bytes; in human-readable formats (JSON: the API,
+/// `--json`) its text form.
 impl Serialize for PublicKey {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            serializer.serialize_bytes(&self.0)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for PublicKey {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<PublicKey, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            return text.parse().map_err(serde::de::Error::custom);
+        }
         let bytes = serde_bytes::ByteBuf::deserialize(deserializer)?;
         let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
             serde::de::Error::custom(format!("a public key is 32 bytes, not {}", bytes.len()))
