@@ -6,10 +6,12 @@
 #               the edges; its certificate lets it serve `sensor` to the mesh
 #   plain-edge  binds neither
 # and a stranger, in no mesh, that tries to use them and is refused.
-# The cloud publishes `telemetry` and `sensors`. The plain edge invokes
-# telemetry:collect, which reads the sensor (so runs on the sensor edge) and stores the
-# reading through kv (so on the cloud). The function's code names no address: placement
-# follows the abilities. The --explain path shows where each step ran.
+# The cloud publishes `telemetry` and `sensors` under names signed by its `release` key,
+# which every node trusts for `telemetry.*` and `sensors.*`. The plain edge invokes
+# telemetry.collect by its mesh name, which reads the sensor (so runs on the sensor
+# edge) and stores the reading through kv (so on the cloud, whose kv runs only code the
+# release key signed). The code names no address: placement follows the abilities.
+# The --explain path shows where each step ran.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -46,8 +48,20 @@ admit() { # name, roles and abilities as flags...
 admit sensor-edge --role edge --serves sensor
 admit plain-edge --role edge
 
+echo "== the cloud's release key signs the names every node believes"
+release=$("$spore" --home "$work/cloud" key new release)
+echo "release    $release"
+for node in cloud sensor-edge plain-edge; do
+  cat >> "$work/$node/config.toml" <<TOML
+
+[trust.names]
+"telemetry.*" = ["$release"]
+"sensors.*" = ["$release"]
+TOML
+done
+
 # The cloud's kv and the sensor edge's sensor serve the edges' calls.
-awk '{print} /^\[abilities.kv\]$/ {print "callers = [\"role:edge\"]"}' "$work/cloud/config.toml" \
+awk -v key="$release" '{print} /^\[abilities.kv\]$/ {print "callers = [\"role:edge\"]"; print "publishers = [\"" key "\"]"}' "$work/cloud/config.toml" \
   > "$work/cloud/config.new"
 mv "$work/cloud/config.new" "$work/cloud/config.toml"
 cat >> "$work/cloud/config.toml" <<TOML
@@ -87,18 +101,32 @@ start sensor-edge "$cloud_addr"
 start plain-edge "$cloud_addr"
 for node in cloud sensor-edge plain-edge; do printf '%-12s %s\n' "$node" "$(peer_of $node)"; done
 
-echo "== publishing on the cloud"
-telemetry=$("$spore" --home "$work/cloud" build codebase/telemetry 2>/dev/null | tail -n 1)
-sensors=$("$spore" --home "$work/cloud" build codebase/sensors 2>/dev/null | tail -n 1)
+echo "== publishing on the cloud, the names signed by the release key"
+telemetry=$("$spore" --home "$work/cloud" build codebase/telemetry --name telemetry --sign release 2>/dev/null | tail -n 1)
+sensors=$("$spore" --home "$work/cloud" build codebase/sensors --name sensors --sign release 2>/dev/null | tail -n 1)
 echo "telemetry  $telemetry"
 echo "sensors    $sensors"
 
-echo "== invoking telemetry:collect on the plain edge"
-"$spore" --home "$work/plain-edge" invoke "$telemetry:collect" \
-  "\"$sensors:read\"" "\"$telemetry:store\"" '"attic"' '"readings/attic"' --explain
+echo "== the plain edge's names: mesh names, and who signed them"
+for _ in $(seq 1 100); do
+  "$spore" --home "$work/plain-edge" names ls | grep -q '^telemetry.collect' && break
+  sleep 0.1
+done
+"$spore" --home "$work/plain-edge" names ls | sed 's/   */  /g'
+
+echo "== invoking telemetry.collect by its mesh name on the plain edge"
+"$spore" --home "$work/plain-edge" invoke telemetry.collect \
+  '"sensors.read"' '"telemetry.store"' '"attic"' '"readings/attic"' --explain
 
 echo "== the reading is in the cloud's kv"
-"$spore" --home "$work/cloud" invoke "$telemetry:load" '"readings/attic"' --local
+"$spore" --home "$work/cloud" invoke telemetry.load '"readings/attic"' --local
+
+echo "== the plain edge's own, unsigned code may not use the cloud's kv"
+visits=$("$spore" --home "$work/plain-edge" build codebase/visits 2>/dev/null | tail -n 1)
+if "$spore" --home "$work/plain-edge" invoke "$visits:hit" '"attic"' 2>"$work/visits.err"; then
+  echo "unsigned code used the cloud's kv: this must not happen"; exit 1
+fi
+echo "refused: $(head -c 300 "$work/visits.err")"
 
 echo "== a stranger (no certificate) joins through the cloud and tries the same"
 start stranger "$cloud_addr"
