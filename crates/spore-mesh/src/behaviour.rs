@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::liveness::{DEAD_AFTER, PING_INTERVAL};
 use crate::membership::HELLO_PROTOCOL;
+use crate::record_store::SporeStore;
 use crate::wire::{FETCH_PROTOCOL, INVOKE_PROTOCOL};
 use crate::{MeshConfig, MeshError, MeshTuning, peers, streams};
 
@@ -34,13 +35,14 @@ const GOSSIP_MAX_TRANSMIT: usize = 64 << 10;
 /// A node provides one key per module it holds; the in-memory store's defaults (1024
 /// keys) would silently stop announcing past that.
 const MAX_PROVIDED_KEYS: usize = 1 << 20;
-/// Keys this node stores records or provider lists for on behalf of others.
-const MAX_STORED_KEYS: usize = 1 << 20;
+/// Chains of mesh names (value records) this node keeps in the DHT for others; their
+/// bytes are bounded too (`crate::record_store`).
+const MAX_NAME_RECORDS: usize = 1 << 16;
 const MAX_PROVIDERS_PER_KEY: usize = 64;
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub kad: kad::Behaviour<SporeStore>,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
     pub gossipsub: gossipsub::Behaviour,
@@ -124,14 +126,11 @@ pub(crate) fn build_swarm(config: &MeshConfig, tuning: &MeshTuning) -> Result<Bu
     })
 }
 
-fn kademlia(
-    peer_id: libp2p::PeerId,
-    tuning: &MeshTuning,
-) -> kad::Behaviour<kad::store::MemoryStore> {
+fn kademlia(peer_id: libp2p::PeerId, tuning: &MeshTuning) -> kad::Behaviour<SporeStore> {
     let store = kad::store::MemoryStore::with_config(
         peer_id,
         kad::store::MemoryStoreConfig {
-            max_records: MAX_STORED_KEYS,
+            max_records: MAX_NAME_RECORDS,
             // A value record is a name's whole chain (`crate::names`).
             max_value_bytes: spore_core::trust::MAX_CHAIN_MESSAGE_BYTES,
             max_providers_per_key: MAX_PROVIDERS_PER_KEY,
@@ -150,7 +149,7 @@ fn kademlia(
         .set_record_filtering(kad::StoreInserts::FilterBoth)
         // A name's chain, with the message's key and envelope.
         .set_max_packet_size(spore_core::trust::MAX_CHAIN_MESSAGE_BYTES + 4096);
-    let mut kad = kad::Behaviour::with_config(peer_id, store, config);
+    let mut kad = kad::Behaviour::with_config(peer_id, SporeStore::new(store), config);
     // Without a confirmed external address Kademlia stays a client and answers no one,
     // which on loopback and LANs means never; every spore node serves the DHT.
     kad.set_mode(Some(kad::Mode::Server));

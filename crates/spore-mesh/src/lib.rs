@@ -39,6 +39,7 @@ mod membership;
 mod mesh;
 mod names;
 mod peers;
+mod record_store;
 mod streams;
 mod swarm;
 #[cfg(test)]

@@ -4,8 +4,9 @@
 //!
 //! A chain is taken in whole or in part only when it links to what is held: a replayed
 //! older record, two records with one number, or a record that skips are refused, saying
-//! which. Whatever is believed or not, every valid chain is kept, so that a policy
-//! changed later needs nothing from the mesh.
+//! which. Only the chains of keys this node has a use for are kept (those its policy
+//! trusts for the name, and those a binding's `publishers` names): any member can sign
+//! chains with keys of its own, and the home must not fill with them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -34,6 +35,8 @@ pub struct Believed {
 /// Every chain held, and the policy that says which are believed.
 pub struct MeshNames {
     policy: NamePolicy,
+    /// The keys of every binding's `publishers`.
+    binding_publishers: BTreeSet<PublicKey>,
     state: Mutex<State>,
 }
 
@@ -59,7 +62,11 @@ impl State {
 impl MeshNames {
     /// The chains `codebase` keeps, with `policy`. A kept record that no longer verifies
     /// or links is left out with a log line; the mesh can give the chain again.
-    pub fn load(codebase: &Codebase, policy: NamePolicy) -> Result<MeshNames, NodeError> {
+    pub fn load(
+        codebase: &Codebase,
+        policy: NamePolicy,
+        binding_publishers: BTreeSet<PublicKey>,
+    ) -> Result<MeshNames, NodeError> {
         let mut state = State::default();
         for bytes in codebase.publications()? {
             let record = match Signed::<Publication>::from_bytes(&bytes) {
@@ -78,8 +85,15 @@ impl MeshNames {
         }
         Ok(MeshNames {
             policy,
+            binding_publishers,
             state: Mutex::new(state),
         })
+    }
+
+    /// Whether this node has a use for `publisher`'s publications of `name`.
+    pub fn wanted(&self, name: &str, publisher: &PublicKey) -> bool {
+        self.binding_publishers.contains(publisher)
+            || self.policy.publishers_for(name).contains(publisher)
     }
 
     pub fn policy(&self) -> &NamePolicy {
@@ -217,9 +231,17 @@ impl Node {
         })
     }
 
-    /// Takes in publications a peer sent: kept if they verify and link to what is held;
-    /// returns how many were new.
+    /// Takes in publications a peer sent: kept if this node has a use for their key
+    /// (`MeshNames::wanted`) and they link to what is held; returns how many were new.
     pub fn receive_chain(&self, run: &ChainRun) -> Result<usize, NodeError> {
+        if !self.mesh_names.wanted(run.name(), &run.publisher()) {
+            tracing::debug!(
+                name = run.name(),
+                publisher = %run.publisher(),
+                "not keeping publications of a key this node neither trusts for the name nor names in a binding"
+            );
+            return Ok(0);
+        }
         let added = self.mesh_names.take(&self.codebase, run)?;
         if let Some(latest) = added.last() {
             tracing::info!(

@@ -130,7 +130,16 @@ impl Node {
         let handle = NodeHandle::default();
         let bindings = Arc::new(bindings::build(&config, &codebase, &handle)?);
         let peer_limits = crate::peer_limits::PeerLimits::new(config.forwarded);
-        let mesh_names = crate::mesh_names::MeshNames::load(&codebase, config.names.clone())?;
+        let binding_publishers = config
+            .abilities
+            .values()
+            .flat_map(|ability| ability.publishers.iter().copied())
+            .collect();
+        let mesh_names = crate::mesh_names::MeshNames::load(
+            &codebase,
+            config.names.clone(),
+            binding_publishers,
+        )?;
         let node = Arc::new(Node {
             home,
             shapes: bindings::shapes(&config),

@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 use super::{NameChain, PublicKey, Publication, Signed, TrustError};
 use crate::value;
 
-/// The most bytes a chain message may have: the largest Kademlia message spore accepts
-/// (`spec/wire.md`). At about 250 bytes a publication, some 4,000 publications of one
-/// name by one publisher.
-pub const MAX_CHAIN_MESSAGE_BYTES: usize = 1024 * 1024;
+/// The most bytes a chain message may have (`spec/trust.md`): at about 250 bytes a
+/// publication, some 1,000 publications of one name by one publisher. Each node keeps
+/// chains for others in the DHT, in memory, so this bounds what members can make it
+/// hold (with `spore-mesh`'s limit on the number of chains).
+pub const MAX_CHAIN_MESSAGE_BYTES: usize = 256 * 1024;
 
 /// Consecutive publications of one name by one publisher, each following the one before
 /// (`previous` is its hash): a whole chain, or its latest records.
