@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use spore_core::trust::{ChainRun, NameChain, NamePolicy, PublicKey, Publication, Signed};
 use spore_core::{FunctionRef, Hash, Name};
-use spore_store::Codebase;
+use spore_store::{Codebase, NameEntry, NameEvent};
 
 use crate::trust::{TrustStore, TrustStoreError};
 use crate::{Node, NodeError};
@@ -161,6 +161,27 @@ impl MeshNames {
                     at_ms: latest.body().at_ms,
                 })
             })
+    }
+
+    /// The believed publisher's whole chain of `name`, as a name's history: each
+    /// publication an event numbered as the publisher numbered it.
+    pub fn believed_history(&self, name: &Name) -> Option<Vec<NameEntry>> {
+        let believed = self.believed(name)?;
+        let chain = self.chain(name.as_str(), &believed.publisher)?;
+        Some(
+            chain
+                .records()
+                .iter()
+                .map(|record| NameEntry {
+                    seq: record.body().seq,
+                    event: match target_of(record) {
+                        Some(target) => NameEvent::Set(target),
+                        None => NameEvent::Removed,
+                    },
+                    at_ms: record.body().at_ms,
+                })
+                .collect(),
+        )
     }
 
     /// Every mesh name believed now that points somewhere, sorted by name.

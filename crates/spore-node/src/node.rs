@@ -406,8 +406,16 @@ impl Node {
         Ok(self.codebase.names()?)
     }
 
+    /// The history of a name of this home, else of the mesh name it believes: its
+    /// publisher's chain.
     pub fn name_history(&self, name: &Name) -> Result<Vec<NameEntry>, NodeError> {
-        Ok(self.codebase.name_history(name)?)
+        match self.codebase.name_history(name) {
+            Err(StoreError::NameNotFound(_)) => self
+                .mesh_names
+                .believed_history(name)
+                .ok_or_else(|| StoreError::NameNotFound(name.clone()).into()),
+            history => Ok(history?),
+        }
     }
 
     /// Checks every stored record (`Codebase::verify`).

@@ -105,6 +105,10 @@ fn a_mesh_name_published_on_one_node_resolves_on_another_from_a_trusted_key_and_
         (3, billing().public(), Some(add.clone()))
     );
 
+    let history = reader.node.name_history(&charge).unwrap();
+    let targets: Vec<_> = history.iter().map(|e| e.target().cloned()).collect();
+    assert_eq!(targets, [Some(add.clone()), Some(mul), Some(add.clone())]);
+
     // A node that joins later finds the name in the DHT; gossip has long passed.
     let late = TestNode::open(&trusting_billing(&defaults_and(""))).join(&rt, &[&publisher]);
     connect(&rt, &late, &publisher);
