@@ -108,3 +108,6 @@ impl ChainQueries {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;
