@@ -65,16 +65,16 @@ impl Node {
 
     /// Refuses a call made for a peer that would use a binding whose `publishers` (in
     /// `config.toml`) signed no publication of `function`'s module. Calls made on the
-    /// node itself are not held to it. A call made for a peer is told by its bindings:
-    /// they are always the set filtered for that peer (`NodeHost::bindings_for`), never
-    /// the node's own.
+    /// node itself, and the operator's handlers, are not held to it. A call made for a
+    /// peer is told by its bindings: the set filtered for that peer
+    /// (`NodeHost::bindings_for`), which the calls it makes inherit.
     fn check_publishers(
         &self,
         function: &FunctionRef,
         reach: &[&str],
         env: &CallEnv,
     ) -> Result<(), NodeError> {
-        if Arc::ptr_eq(&env.bindings, &self.bindings) {
+        if !env.bindings.on_behalf() {
             return Ok(());
         }
         let restricted: Vec<(&str, &[spore_core::trust::PublicKey])> = reach

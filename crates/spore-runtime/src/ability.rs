@@ -259,6 +259,8 @@ pub struct Bindings {
     providers: BTreeMap<String, Arc<dyn Provider>>,
     /// Where these bindings come from, for errors ("/home/x/config.toml").
     origin: String,
+    /// Made by [`Bindings::only`]: what calls made on someone else's behalf may use.
+    on_behalf: bool,
 }
 
 impl Bindings {
@@ -266,7 +268,14 @@ impl Bindings {
         Bindings {
             providers: BTreeMap::new(),
             origin: origin.into(),
+            on_behalf: false,
         }
+    }
+
+    /// Whether these are bindings kept for calls made on someone else's behalf (a peer
+    /// of the mesh): made by [`Bindings::only`], and inherited by the calls those make.
+    pub fn on_behalf(&self) -> bool {
+        self.on_behalf
     }
 
     pub fn bind(&mut self, ability: impl Into<String>, provider: Arc<dyn Provider>) {
@@ -298,6 +307,7 @@ impl Bindings {
                 .map(|(name, provider)| (name.clone(), provider.clone()))
                 .collect(),
             origin: origin.into(),
+            on_behalf: true,
         }
     }
 }
