@@ -42,6 +42,9 @@ pub struct Remote {
 pub struct NodeFile {
     pub pid: u32,
     pub api: String,
+    /// Where the HTTP routes are served, when they are (`--http`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
     pub peer_id: String,
     pub listen: Vec<String>,
 }

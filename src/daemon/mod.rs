@@ -2,6 +2,7 @@
 //! mesh), and `spore node info`.
 
 mod api;
+mod gateway;
 mod mesh_state;
 mod server;
 
@@ -47,6 +48,10 @@ pub struct RunArgs {
     /// Where to serve the local HTTP API.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub api: SocketAddr,
+    /// Serve the routes of config.toml (`[[routes]]`) on this address: the public HTTP
+    /// listener, apart from the API (spec/http.md).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
     /// Do not discover peers on the local network with mDNS.
     #[arg(long)]
     pub no_mdns: bool,
@@ -84,9 +89,19 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
     let saver = tokio::spawn(save_peers(home.clone(), mesh.clone(), remembered.clone()));
     let listener = tokio::net::TcpListener::bind(args.api).await?;
     let api = listener.local_addr()?;
+    let http = match args.http {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for HTTP routes on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    let http_addr = http.as_ref().map(|l| l.local_addr()).transpose()?;
     let file = NodeFile {
         pid: std::process::id(),
         api: api.to_string(),
+        http: http_addr.map(|a| a.to_string()),
         peer_id: mesh.peer_id().to_string(),
         listen: mesh
             .listen_addrs()
@@ -106,6 +121,11 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
     for addr in &file.listen {
         eprintln!("  listening on {addr}");
     }
+    if let Some(addr) = http_addr {
+        let routes = node.config().routes.iter().count();
+        tracing::info!(%addr, routes, "serving HTTP routes");
+        eprintln!("  serving {routes} HTTP route(s) on http://{addr}");
+    }
     if !api.ip().to_canonical().is_loopback() {
         let token_file = home.root().join(TOKEN_FILE);
         tracing::warn!(
@@ -120,9 +140,36 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
         );
     }
 
+    // One signal stops both listeners; each then lets its requests in flight finish.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let routes = http.map(|listener| {
+        let gateway = Arc::new(gateway::Gateway {
+            routes: node.config().routes.clone(),
+            node: node.clone(),
+        });
+        tokio::spawn(server::serve(
+            listener,
+            gateway::router(gateway),
+            until_stopped(),
+        ))
+    });
     let served = Arc::new(api::Served { node, file });
     let guard = api::Guard { token, bound: api };
-    server::serve(listener, api::router(served, guard), shutdown_signal()).await;
+    let api_server = server::serve(listener, api::router(served, guard), until_stopped());
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    tokio::join!(api_server, signal);
+    if let Some(routes) = routes {
+        let _ = routes.await;
+    }
     saver.abort();
     let _ = saver.await;
     let remembered = MeshState {

@@ -18,6 +18,7 @@ mod mesh_names;
 mod names;
 mod publish;
 mod rejoin;
+mod routes;
 mod support;
 mod test_mesh;
 mod trust_cli;

@@ -269,6 +269,8 @@ pub struct RunningNode {
     pub listen: String,
     /// Its local API's `host:port`.
     pub api: String,
+    /// Where it serves its HTTP routes (`--http`), `host:port`.
+    pub http: Option<String>,
 }
 
 impl RunningNode {
@@ -351,6 +353,7 @@ impl RunningNode {
         RunningNode {
             peer_id: file["peer_id"].as_str().unwrap().to_owned(),
             api: file["api"].as_str().unwrap().to_owned(),
+            http: file["http"].as_str().map(str::to_owned),
             listen,
             spore,
             child,

@@ -31,6 +31,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ability::AbilityError;
 
+mod serve;
+pub use serve::{HttpRequest, HttpResponse};
+
 spore_guest_macros::ability!(ops = "http" { request });
 
 /// An HTTP request: the `{url, method?, headers?, body?}` map of spec/abilities.md.

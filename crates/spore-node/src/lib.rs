@@ -20,6 +20,7 @@ mod mesh_names;
 mod node;
 mod peer_limits;
 mod placement;
+pub mod routes;
 mod size;
 pub mod trust;
 

@@ -172,6 +172,11 @@ impl Node {
             .collect()
     }
 
+    /// The configuration in force (read when the node was opened).
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
     pub fn config_file(&self) -> &std::path::Path {
         &self.config.file
     }

@@ -58,3 +58,5 @@ pub const HTTP_TIMEOUT: Duration = spore_abilities::HttpSettings::DEFAULT_TIMEOU
 pub const HTTP_MAX_RESPONSE: u64 = spore_abilities::HttpSettings::DEFAULT_MAX_RESPONSE_BYTES;
 /// `abilities.NAME.timeout` of a process binding.
 pub const PROCESS_TIMEOUT: Duration = spore_abilities::ProcessSettings::DEFAULT_TIMEOUT;
+/// `routes.max_body`: the largest request body a route accepts.
+pub const ROUTE_MAX_BODY: u64 = 1 << 20;

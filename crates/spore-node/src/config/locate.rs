@@ -11,6 +11,7 @@ use spore_core::manifest::{ModuleLimit, ModuleLimits, is_ability_word};
 use spore_runtime::CompileLimits;
 use toml::Spanned;
 
+mod routes;
 mod trust;
 
 use super::defaults as default;
@@ -53,9 +54,11 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
     )?;
     let module = limits.module.unwrap_or_default();
     let compile = limits.compile.unwrap_or_default();
+    let timeout = locate.duration(limits.timeout, "limits.timeout", default::TIMEOUT)?;
+    let routes = locate.routes(raw.routes.unwrap_or_default(), timeout)?;
     Ok(NodeConfig {
         file: file.to_owned(),
-        timeout: locate.duration(limits.timeout, "limits.timeout", default::TIMEOUT)?,
+        timeout,
         memory_bytes: locate.memory(
             limits.memory,
             "limits.memory",
@@ -138,6 +141,7 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
         values,
         abilities,
         names,
+        routes,
     })
 }
 
@@ -149,6 +153,7 @@ struct RawConfig {
     config: Option<toml::Table>,
     abilities: Option<BTreeMap<String, Spanned<RawAbility>>>,
     trust: Option<trust::RawTrust>,
+    routes: Option<Vec<Spanned<routes::RawRoute>>>,
 }
 
 #[derive(Deserialize, Default)]

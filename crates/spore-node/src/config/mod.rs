@@ -58,6 +58,8 @@ pub struct NodeConfig {
     pub abilities: BTreeMap<String, AbilityConfig>,
     /// `[trust.names]`: whose publications of which mesh names this node believes.
     pub names: spore_core::trust::NamePolicy,
+    /// `[[routes]]`: what the node serves with `--http` (`spec/http.md`).
+    pub routes: crate::routes::Routes,
 }
 
 /// `[limits.forwarded]`: the most a call forwarded by a peer gets on this node. A longer

@@ -1,0 +1,255 @@
+//! HTTP routes (`spec/http.md`) with real `spore node run --http` processes: requests
+//! through a route to a function on the same node and on another, every failure status,
+//! and bodies over the limit refused before they are read.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::support::{RunningNode, Spore};
+
+/// A node serving `routes` (TOML `[[routes]]` tables) on `--http`, with `webfront`
+/// published as `web`.
+fn serving(routes: &str, config: Option<&str>, bootstrap: &[&RunningNode]) -> RunningNode {
+    let spore = Spore::new();
+    let base = config.map_or_else(spore_node::config::default_config, str::to_owned);
+    spore.write_config(&format!("{base}\n{routes}"));
+    let addrs: Vec<&str> = bootstrap.iter().map(|n| n.listen.as_str()).collect();
+    let node = RunningNode::launch(
+        spore,
+        &addrs,
+        &["--listen", "/ip4/127.0.0.1/tcp/0", "--http", "127.0.0.1:0"],
+    );
+    assert!(node.http.is_some(), "node.json names the HTTP address");
+    node
+}
+
+fn route(method: &str, path: &str, function: &str, extra: &str) -> String {
+    format!(
+        "[[routes]]\nmethod = \"{method}\"\npath = \"{path}\"\nfunction = \"{function}\"\n{extra}\n"
+    )
+}
+
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build(),
+    )
+}
+
+fn send(node: &RunningNode, method: &str, path: &str, body: Option<&str>) -> Answer {
+    let url = format!("http://{}{path}", node.http.as_ref().unwrap());
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(&url)
+        .header("content-type", "text/plain")
+        .body(body.unwrap_or("").to_owned())
+        .unwrap();
+    let mut response = agent().run(request).unwrap();
+    Answer {
+        status: response.status().as_u16(),
+        headers: response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect(),
+        body: response.body_mut().read_to_string().unwrap(),
+    }
+}
+
+fn publish_web(node: &RunningNode) -> String {
+    node.spore.publish("webfront", Some("web"))
+}
+
+#[test]
+fn a_route_calls_its_function_with_the_request_and_answers_what_it_returns() {
+    let routes = [
+        route("POST", "/echo/{kind}", "web.echo", ""),
+        route("GET", "/hello/{name}", "web.hello", ""),
+        route("GET", "/hits/{page}", "web.hits", ""),
+    ]
+    .concat();
+    let node = serving(&routes, None, &[]);
+    publish_web(&node);
+
+    let echoed = send(&node, "POST", "/echo/a%20b?x=1&y=two", Some("payload"));
+    assert_eq!(echoed.status, 200, "{}", echoed.body);
+    assert_eq!(echoed.header("content-type"), Some("application/json"));
+    let echoed = echoed.json();
+    assert_eq!(echoed["method"], "POST");
+    assert_eq!(echoed["path"], "/echo/a%20b");
+    assert_eq!(echoed["params"], serde_json::json!({ "kind": "a b" }));
+    assert_eq!(echoed["query"], serde_json::json!({ "x": "1", "y": "two" }));
+    assert_eq!(echoed["body"], "payload");
+    assert_eq!(echoed["content_type"], "text/plain");
+
+    let hello = send(&node, "GET", "/hello/ada", None);
+    assert_eq!((hello.status, hello.body.as_str()), (200, "hello, ada"));
+    assert_eq!(
+        hello.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+
+    // A plain value is sent as JSON.
+    assert_eq!(send(&node, "GET", "/hits/home", None).json(), 1);
+    assert_eq!(send(&node, "GET", "/hits/home", None).json(), 2);
+
+    // Routing failures.
+    let missing = send(&node, "GET", "/nowhere", None);
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"]["kind"], "not_found");
+    let wrong_method = send(&node, "DELETE", "/hello/ada", None);
+    assert_eq!(wrong_method.status, 405);
+    assert_eq!(wrong_method.header("allow"), Some("GET"));
+}
+
+#[test]
+fn each_failure_of_a_call_has_the_status_spec_http_gives_it() {
+    let routes = [
+        route("GET", "/teapot", "web.teapot", ""),
+        route("GET", "/broken", "web.broken", ""),
+        route("GET", "/stall", "web.stall", "timeout = \"1s\""),
+        route("GET", "/unpublished", "nobody.home", ""),
+        route("GET", "/args", "arith.add", ""),
+        route("GET", "/hits/{page}", "web.hits", ""),
+    ]
+    .concat();
+    // No kv here, and no peer binds it.
+    let defaults = spore_node::config::default_config();
+    let start = defaults.find("[abilities.kv]").unwrap();
+    let end = start + defaults[start..].find("\n\n").unwrap();
+    let without_kv = format!("{}{}", &defaults[..start], &defaults[end..]);
+    let node = serving(&routes, Some(&without_kv), &[]);
+    publish_web(&node);
+    node.spore.publish("arith", Some("arith"));
+
+    let teapot = send(&node, "GET", "/teapot", None);
+    assert_eq!(
+        (teapot.status, teapot.body.as_str()),
+        (418, "short and stout")
+    );
+    let broken = send(&node, "GET", "/broken", None);
+    assert_eq!(broken.status, 500);
+    assert_eq!(broken.json()["error"]["kind"], "guest_error");
+    assert_eq!(
+        broken.json()["error"]["value"],
+        "the frobnicator is out of order"
+    );
+    let started = Instant::now();
+    let stalled = send(&node, "GET", "/stall", None);
+    assert_eq!(stalled.status, 504, "{}", stalled.body);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let unpublished = send(&node, "GET", "/unpublished", None);
+    assert_eq!(unpublished.status, 503, "{}", unpublished.body);
+    let bad_args = send(&node, "GET", "/args", None);
+    assert_eq!(bad_args.status, 400, "{}", bad_args.body);
+    let unbound = send(&node, "GET", "/hits/home", None);
+    assert_eq!(unbound.status, 503, "{}", unbound.body);
+    assert_eq!(unbound.json()["error"]["kind"], "unbound");
+}
+
+#[test]
+fn a_route_runs_its_function_where_the_abilities_it_needs_are_bound() {
+    // The cloud binds kv for the mesh's members; the gateway binds none.
+    let cloud_spore = Spore::new();
+    cloud_spore.write_config(&spore_node::config::default_config().replacen(
+        "[abilities.kv]\n",
+        "[abilities.kv]\ncallers = [\"role:test\"]\n",
+        1,
+    ));
+    let cloud = RunningNode::start_with(cloud_spore, &[]);
+    let defaults = spore_node::config::default_config();
+    let start = defaults.find("[abilities.kv]").unwrap();
+    let end = start + defaults[start..].find("\n\n").unwrap();
+    let without_kv = format!("{}{}", &defaults[..start], &defaults[end..]);
+    let gateway = serving(
+        &route("GET", "/hits/{page}", "web.hits", ""),
+        Some(&without_kv),
+        &[&cloud],
+    );
+    publish_web(&gateway);
+    let started = Instant::now();
+    loop {
+        let hits = send(&gateway, "GET", "/hits/home", None);
+        if hits.status == 200 {
+            assert_eq!(hits.json(), 1);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{} {}",
+            hits.status,
+            hits.body
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The count is kept where it ran: the gateway binds no kv.
+    assert_eq!(send(&gateway, "GET", "/hits/home", None).json(), 2);
+}
+
+#[test]
+fn a_body_over_the_routes_limit_is_refused_before_it_is_read() {
+    let node = serving(
+        &route("POST", "/echo/{kind}", "web.echo", "max_body = \"1KiB\""),
+        None,
+        &[],
+    );
+    publish_web(&node);
+    let fits = send(&node, "POST", "/echo/x", Some(&"a".repeat(1024)));
+    assert_eq!(fits.status, 200, "{}", fits.body);
+
+    // Declared too long: 413 at once, though the body never comes.
+    let addr = node.http.clone().unwrap();
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /echo/x HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 1048576\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).unwrap();
+    let head = String::from_utf8_lossy(&head[..n]);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+
+    // Chunked, with no length declared: refused once it grows past the limit.
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /echo/x HTTP/1.1\r\nhost: {addr}\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+    .unwrap();
+    for _ in 0..4 {
+        write!(stream, "200\r\n{}\r\n", "b".repeat(512)).unwrap();
+    }
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).unwrap();
+    let head = String::from_utf8_lossy(&head[..n]);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+}
