@@ -212,7 +212,7 @@ impl Backend {
 impl Remote {
     /// The API of the node recorded in `home`, if it answers; an error if it answers but
     /// will not serve this client: its token is unreadable, or not the one it takes.
-    fn find(home: &Path) -> anyhow::Result<Option<Remote>> {
+    pub fn find(home: &Path) -> anyhow::Result<Option<Remote>> {
         let Some(file) = std::fs::read_to_string(home.join(NODE_FILE))
             .ok()
             .and_then(|text| serde_json::from_str::<NodeFile>(&text).ok())

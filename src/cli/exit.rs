@@ -31,6 +31,9 @@ fn classify(error: &anyhow::Error) -> (ErrorKind, Option<serde_json::Value>) {
     if let Some(remote) = error.downcast_ref::<RemoteError>() {
         return (remote.kind, remote.value.clone());
     }
+    if error.downcast_ref::<spore_node::ConfigError>().is_some() {
+        return (ErrorKind::BadRequest, None);
+    }
     if let Some(token) = error.downcast_ref::<TokenError>() {
         return (token.kind(), None);
     }

@@ -12,6 +12,7 @@ pub mod mesh;
 mod names;
 pub mod output;
 mod publish;
+mod routes;
 
 use std::path::PathBuf;
 
@@ -63,6 +64,9 @@ pub enum Command {
     /// Point names at functions, list them, and see their history.
     #[command(subcommand)]
     Names(names::NamesCommand),
+    /// The HTTP routes a node serves with `spore node run --http` (config.toml).
+    #[command(subcommand)]
+    Routes(routes::RoutesCommand),
     /// List the abilities this node knows and the providers bound to them.
     Abilities,
     /// Manage memoized results of pure functions.
@@ -103,6 +107,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Rm(args) => codebase::rm(args, &backend()?, &out),
         Command::Gc => codebase::gc(&backend()?, &out),
         Command::Names(command) => names::run(command, &backend()?, &out),
+        Command::Routes(command) => routes::run(command, &home, &out),
         Command::Abilities => abilities::list(&backend()?, &out),
         Command::Memo(command) => abilities::memo(command, &backend()?, &out),
         Command::Compile => unreachable!("served by main before anything else"),

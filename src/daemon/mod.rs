@@ -148,18 +148,24 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
             let _ = stopped.wait_for(|stop| *stop).await;
         }
     };
-    let routes = http.map(|listener| {
-        let gateway = Arc::new(gateway::Gateway {
-            routes: node.config().routes.clone(),
-            node: node.clone(),
-        });
+    let gateway = http.as_ref().map(|_| {
+        Arc::new(gateway::Gateway::new(
+            node.clone(),
+            node.config().routes.clone(),
+        ))
+    });
+    let routes = http.zip(gateway.clone()).map(|(listener, gateway)| {
         tokio::spawn(server::serve(
             listener,
             gateway::router(gateway),
             until_stopped(),
         ))
     });
-    let served = Arc::new(api::Served { node, file });
+    let served = Arc::new(api::Served {
+        node,
+        file,
+        gateway,
+    });
     let guard = api::Guard { token, bound: api };
     let api_server = server::serve(listener, api::router(served, guard), until_stopped());
     let signal = async move {

@@ -245,6 +245,30 @@ where
     }
 }
 
+/// Reads `config.toml` again and serves its `[[routes]]` from the next request on
+/// (`spore routes add|rm`); the rest of the configuration takes a restart.
+pub async fn reload_routes(State(served): State<Arc<Served>>) -> Answer<Value> {
+    let home = served.node.home().root().to_owned();
+    let config = tokio::task::spawn_blocking(move || spore_node::NodeConfig::load_or_create(&home))
+        .await
+        .map_err(|panic| {
+            ApiError::new(
+                ErrorKind::Internal,
+                format!("reading the configuration failed: {panic}"),
+            )
+        })?
+        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    let count = config.routes.iter().count();
+    match &served.gateway {
+        Some(gateway) => {
+            gateway.replace_routes(config.routes);
+            tracing::info!(routes = count, "HTTP routes reloaded");
+            Ok(Json(json!({ "serving": true, "routes": count })))
+        }
+        None => Ok(Json(json!({ "serving": false, "routes": count }))),
+    }
+}
+
 /// Cancels a call when the request serving it is dropped before it answers.
 struct CancelOnDrop(spore_node::Cancel);
 

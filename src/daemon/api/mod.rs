@@ -22,10 +22,12 @@ use spore_node::Node;
 use crate::cli::backend::NodeFile;
 pub use guard::Guard;
 
-/// What the API serves: the node, and what it wrote into `node.json`.
+/// What the API serves: the node, what it wrote into `node.json`, and its HTTP routes
+/// when it serves them (`--http`).
 pub struct Served {
     pub node: Arc<Node>,
     pub file: NodeFile,
+    pub gateway: Option<Arc<super::gateway::Gateway>>,
 }
 
 /// Every route of docs/api.md, behind `guard`; anything else is answered with the error
@@ -49,6 +51,7 @@ pub fn router(served: Arc<Served>, guard: Guard) -> Router {
         .route("/v1/repair", post(handlers::repair))
         .route("/v1/gc", post(handlers::gc))
         .route("/v1/modules/remove", post(handlers::remove_module))
+        .route("/v1/routes/reload", post(handlers::reload_routes))
         .fallback(handlers::no_route)
         .method_not_allowed_fallback(handlers::wrong_method)
         .with_state(served)

@@ -6,7 +6,7 @@
 mod answer;
 mod request;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use axum::Router;
@@ -20,10 +20,30 @@ use tracing::Instrument;
 
 use answer::{failure, failure_response};
 
-/// What the listener serves: the node, and its routes as configured when it started.
+/// What the listener serves: the node, and its routes (`spore routes` replaces them
+/// while it runs).
 pub struct Gateway {
     pub node: Arc<Node>,
-    pub routes: Routes,
+    routes: RwLock<Arc<Routes>>,
+}
+
+impl Gateway {
+    pub fn new(node: Arc<Node>, routes: Routes) -> Gateway {
+        Gateway {
+            node,
+            routes: RwLock::new(Arc::new(routes)),
+        }
+    }
+
+    /// Serves `routes` from the next request on; requests already routed finish as
+    /// they were.
+    pub fn replace_routes(&self, routes: Routes) {
+        *self.routes.write().expect("routes poisoned") = Arc::new(routes);
+    }
+
+    fn routes(&self) -> Arc<Routes> {
+        self.routes.read().expect("routes poisoned").clone()
+    }
 }
 
 pub fn router(gateway: Arc<Gateway>) -> Router {
@@ -34,7 +54,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
 /// route's function with the request value.
 async fn serve_route(State(gateway): State<Arc<Gateway>>, request: Request<Body>) -> Response {
     let (parts, body) = request.into_parts();
-    let (route, params) = match gateway.routes.find(parts.method.as_str(), parts.uri.path()) {
+    let routes = gateway.routes();
+    let (route, params) = match routes.find(parts.method.as_str(), parts.uri.path()) {
         Found::Route { route, params } => (route.clone(), params),
         Found::NotFound => {
             return failure_response(
