@@ -114,6 +114,9 @@ fn print_info(info: &ModuleInfo) {
             .map(|max| format!("{} maximum", bytes(max * 65536)))
             .unwrap_or_else(|| "no maximum".into())
     );
+    for signature in &info.signatures {
+        outln!("signature  {signature}");
+    }
     for (name, target) in &info.names {
         outln!("name       {name} -> {target}");
     }

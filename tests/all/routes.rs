@@ -305,3 +305,44 @@ fn routes_added_and_removed_with_the_cli_are_served_by_the_running_node_at_once(
             .contains("no route takes")
     );
 }
+
+#[test]
+fn a_typed_function_gets_its_arguments_by_name_from_the_path_the_query_or_a_json_body() {
+    let routes = [
+        route("GET", "/add/{a}", "arith.add", ""),
+        route("POST", "/add", "arith.add", ""),
+        route("GET", "/sum", "arith.sum", ""),
+    ]
+    .concat();
+    let node = serving(&routes, None, &[]);
+    node.spore.publish("arith", Some("arith"));
+
+    let inspected = node.spore.run(&["inspect", "arith.add"]).ok().to_owned();
+    assert!(
+        inspected.contains("signature  add(a: i64, b: i64) -> Result<i64, String>"),
+        "{inspected}"
+    );
+
+    assert_eq!(send(&node, "GET", "/add/2?b=3", None).json(), 5);
+    let posted = send(&node, "POST", "/add", Some(r#"{"a": 40, "b": 2}"#));
+    assert_eq!(posted.json(), 42, "{}", posted.body);
+    assert_eq!(send(&node, "GET", "/sum?values=[1,2,3]", None).json(), 6);
+
+    let not_a_number = send(&node, "GET", "/add/two?b=3", None);
+    assert_eq!(not_a_number.status, 400);
+    let message = not_a_number.json()["error"]["message"].to_string();
+    assert!(
+        message.contains("`a` is `two`, not an integer"),
+        "{message}"
+    );
+    let missing = send(&node, "GET", "/add/2", None);
+    assert_eq!(missing.status, 400);
+    assert!(
+        missing.body.contains("`b` (i64) is missing"),
+        "{}",
+        missing.body
+    );
+    let not_json = send(&node, "POST", "/add", Some("a=1&b=2"));
+    assert_eq!(not_json.status, 400);
+    assert!(not_json.body.contains("not JSON"), "{}", not_json.body);
+}

@@ -16,6 +16,7 @@ pub mod hash;
 pub mod manifest;
 pub mod name;
 pub mod reference;
+pub mod signature;
 pub mod text;
 pub mod trust;
 pub mod value;

@@ -5,9 +5,12 @@
 //! the argument buffer to `spore_guest::__private` and calls the annotated fn;
 //! `ability!` the imports of an ability's operations, each wrapped in a fn that hands
 //! the request to `spore_guest::ability`. All decoding, encoding and error wording lives
-//! in `spore-guest`, so this crate knows nothing about CBOR or the host.
+//! in `spore-guest`, so this crate knows nothing about the host, and of CBOR only the
+//! few heads of a function's signature record (`signature`), which must be bytes when
+//! the module is compiled.
 
 mod ability;
+mod signature;
 
 use proc_macro::TokenStream;
 use proc_macro2::Span;
@@ -103,6 +106,13 @@ fn expand(func: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
         param_names.push(pat.ident.unraw().to_string());
         param_types.push(&*typed.ty);
     }
+    let params: Vec<(String, &Type)> = param_names
+        .iter()
+        .cloned()
+        .zip(param_types.iter().copied())
+        .collect();
+    let record = signature::record(&export_name, &params, &sig.output);
+    let record_len = record.len();
     let bindings: Vec<_> = (0..param_names.len())
         .map(|i| format_ident!("__spore_arg{i}"))
         .collect();
@@ -118,6 +128,14 @@ fn expand(func: &ItemFn) -> syn::Result<proc_macro2::TokenStream> {
         #func
 
         const _: () = {
+            // The function's signature (spec/abi.md, "Signatures"), in the module's
+            // `spore.signatures` custom section: the linker concatenates every
+            // function's record there.
+            #[cfg(target_arch = "wasm32")]
+            #[unsafe(link_section = "spore.signatures")]
+            #[used]
+            static __SPORE_SIGNATURE: [u8; #record_len] = [#(#record),*];
+
             // Exported only on wasm32: natively, unmangled names such as `div` would
             // collide with libc, and the fn above is what native callers want anyway.
             // Every local is prefixed so that no user function name is shadowed.

@@ -61,6 +61,10 @@ pub struct ModuleInfo {
     pub manifest: Manifest,
     pub manifest_hash: Hash,
     pub names: Vec<(Name, FunctionRef)>,
+    /// Its functions' signatures, when it carries them (`spec/abi.md`); given by
+    /// `inspect`, not by listings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<spore_core::signature::Signature>,
 }
 
 /// How a process uses its node.
@@ -310,6 +314,19 @@ impl Node {
         Ok((target.module, target.export))
     }
 
+    /// The signatures module `module` carries (`spec/abi.md`), fetching it from the mesh
+    /// by `deadline` when this node does not hold it.
+    pub fn signatures(
+        &self,
+        module: &Hash,
+        deadline: Instant,
+    ) -> Result<Vec<spore_core::signature::Signature>, NodeError> {
+        self.fetch(module, deadline, &mut spore_core::Path::new())?;
+        Ok(spore_core::signature::signatures(
+            &self.codebase.module_bytes(module)?,
+        ))
+    }
+
     pub fn manifest(&self, module: &Hash) -> Result<Manifest, NodeError> {
         Ok(self.codebase.manifest(module)?)
     }
@@ -381,6 +398,7 @@ impl Node {
                     manifest_hash: manifest.hash(),
                     manifest,
                     names,
+                    signatures: Vec::new(),
                 }
             })
             .collect())
@@ -393,6 +411,7 @@ impl Node {
         Ok(ModuleInfo {
             manifest_hash: manifest.hash(),
             names: self.codebase.names_for_module(&module)?,
+            signatures: spore_core::signature::signatures(&self.codebase.module_bytes(&module)?),
             manifest,
         })
     }

@@ -309,7 +309,12 @@ impl Node {
     }
 
     /// Makes sure module `hash` is here, fetching it from the mesh by `deadline` if not.
-    fn fetch(&self, hash: &Hash, deadline: Instant, path: &mut Path) -> Result<(), NodeError> {
+    pub(crate) fn fetch(
+        &self,
+        hash: &Hash,
+        deadline: Instant,
+        path: &mut Path,
+    ) -> Result<(), NodeError> {
         if self.codebase.has_module(hash)? {
             return Ok(());
         }

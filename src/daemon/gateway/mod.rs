@@ -4,9 +4,11 @@
 //! and nothing but the routes.
 
 mod answer;
+mod arguments;
 mod request;
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use axum::Router;
@@ -14,8 +16,10 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use spore_core::signature::Signature;
+use spore_core::{FunctionRef, Hash};
 use spore_node::routes::{Found, Routes};
-use spore_node::{Args, Cancel, ErrorKind, Node};
+use spore_node::{Args, Cancel, ErrorKind, Node, NodeError};
 use tracing::Instrument;
 
 use answer::{failure, failure_response};
@@ -25,6 +29,8 @@ use answer::{failure, failure_response};
 pub struct Gateway {
     pub node: Arc<Node>,
     routes: RwLock<Arc<Routes>>,
+    /// The signatures of each module a route called (`spec/abi.md`).
+    signatures: Mutex<HashMap<Hash, Arc<[Signature]>>>,
 }
 
 impl Gateway {
@@ -32,6 +38,7 @@ impl Gateway {
         Gateway {
             node,
             routes: RwLock::new(Arc::new(routes)),
+            signatures: Mutex::default(),
         }
     }
 
@@ -43,6 +50,61 @@ impl Gateway {
 
     fn routes(&self) -> Arc<Routes> {
         self.routes.read().expect("routes poisoned").clone()
+    }
+
+    /// The arguments of a call of `function` for `incoming`: the request value for a
+    /// function that takes the request (or whose module says nothing of its
+    /// parameters), else its parameters filled by name.
+    fn arguments(
+        &self,
+        function: &FunctionRef,
+        incoming: &request::Incoming,
+        deadline: Instant,
+    ) -> Result<Args, NodeError> {
+        let signature = self.signature(function, deadline)?;
+        let values = match signature.filter(|s| !arguments::takes_request(s)) {
+            Some(signature) => arguments::fill(&signature, incoming)
+                .map_err(|why| NodeError::placement(ErrorKind::BadRequest, why))?,
+            None => vec![incoming.value()],
+        };
+        Args::encode(&values)
+            .map_err(|e| NodeError::placement(ErrorKind::BadRequest, format!("the arguments: {e}")))
+    }
+
+    /// The signature of `function`, from its module's (kept for good: a module's
+    /// signatures never change).
+    fn signature(
+        &self,
+        function: &FunctionRef,
+        deadline: Instant,
+    ) -> Result<Option<Signature>, NodeError> {
+        let module = function.module;
+        let cached = self
+            .signatures
+            .lock()
+            .expect("signatures poisoned")
+            .get(&module)
+            .cloned();
+        let signatures = match cached {
+            Some(signatures) => signatures,
+            None => {
+                let signatures: Arc<[Signature]> = self.node.signatures(&module, deadline)?.into();
+                self.signatures
+                    .lock()
+                    .expect("signatures poisoned")
+                    .insert(module, signatures.clone());
+                signatures
+            }
+        };
+        let export = function.export.as_ref().map(|e| e.as_str().to_owned());
+        Ok(match export {
+            Some(export) => signatures.iter().find(|s| s.name == export).cloned(),
+            // A reference without a function is to a module's only function.
+            None => match &*signatures {
+                [only] => Some(only.clone()),
+                _ => None,
+            },
+        })
     }
 }
 
@@ -82,7 +144,7 @@ async fn serve_route(State(gateway): State<Arc<Gateway>>, request: Request<Body>
         }
     };
     let span = tracing::info_span!("route", method = %parts.method, path = %route.path, function = %route.function);
-    call_route(route, params, parts, body, gateway.node.clone())
+    call_route(route, params, parts, body, gateway)
         .instrument(span)
         .await
 }
@@ -93,29 +155,21 @@ async fn call_route(
     params: std::collections::BTreeMap<String, String>,
     parts: axum::http::request::Parts,
     body: Body,
-    node: Arc<Node>,
+    gateway: Arc<Gateway>,
 ) -> Response {
     let deadline = Instant::now() + route.timeout;
     let body = match request::read_body(&parts, body, route.max_body_bytes, deadline).await {
         Ok(body) => body,
         Err(refused) => return refused,
     };
-    let value = request::value(&parts, params, body);
-    let args = match Args::encode(&[value]) {
-        Ok(args) => args,
-        Err(e) => {
-            return failure_response(
-                StatusCode::BAD_REQUEST,
-                ErrorKind::BadRequest,
-                format!("the request does not make a value: {e}"),
-            );
-        }
-    };
+    let incoming = request::Incoming::new(&parts, params, body);
     // A client that hangs up stops the call (`server::hung_up` drops this future).
     let cancel = Cancel::new();
     let _cancel_on_hang_up = CancelOnDrop(cancel.clone());
     let called = tokio::task::spawn_blocking(move || {
+        let node = &gateway.node;
         let function = node.function_ref(&route.function)?;
+        let args = gateway.arguments(&function, &incoming, deadline)?;
         let request = spore_node::CallRequest {
             deadline,
             ..node.request(function, args)

@@ -55,44 +55,64 @@ pub async fn read_body(
     }
 }
 
-/// The request value: `{method, path, params, query, headers, body}`.
-pub fn value(parts: &Parts, params: BTreeMap<String, String>, body: Vec<u8>) -> Value {
-    let text_map = |pairs: BTreeMap<String, String>| {
-        Value::Map(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (Value::Text(k), Value::Text(v)))
-                .collect(),
-        )
-    };
-    let query: BTreeMap<String, String> = parts
-        .uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
-    let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in &parts.headers {
-        let Ok(value) = value.to_str() else { continue };
-        headers
-            .entry(name.as_str().to_owned())
-            .and_modify(|held| {
-                held.push_str(", ");
-                held.push_str(value);
-            })
-            .or_insert_with(|| value.to_owned());
+/// A request as a route's function sees it.
+pub struct Incoming {
+    pub method: String,
+    pub path: String,
+    pub params: BTreeMap<String, String>,
+    pub query: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Incoming {
+    pub fn new(parts: &Parts, params: BTreeMap<String, String>, body: Vec<u8>) -> Incoming {
+        let query: BTreeMap<String, String> = parts
+            .uri
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let mut headers: BTreeMap<String, String> = BTreeMap::new();
+        for (name, value) in &parts.headers {
+            let Ok(value) = value.to_str() else { continue };
+            headers
+                .entry(name.as_str().to_owned())
+                .and_modify(|held| {
+                    held.push_str(", ");
+                    held.push_str(value);
+                })
+                .or_insert_with(|| value.to_owned());
+        }
+        Incoming {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            params,
+            query,
+            headers,
+            body,
+        }
     }
-    Value::Map(vec![
-        (
-            Value::Text("method".into()),
-            Value::Text(parts.method.to_string()),
-        ),
-        (
-            Value::Text("path".into()),
-            Value::Text(parts.uri.path().to_owned()),
-        ),
-        (Value::Text("params".into()), text_map(params)),
-        (Value::Text("query".into()), text_map(query)),
-        (Value::Text("headers".into()), text_map(headers)),
-        (Value::Text("body".into()), Value::Bytes(body)),
-    ])
+
+    /// The request value: `{method, path, params, query, headers, body}`.
+    pub fn value(&self) -> Value {
+        let text_map = |pairs: &BTreeMap<String, String>| {
+            Value::Map(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (Value::Text(k.clone()), Value::Text(v.clone())))
+                    .collect(),
+            )
+        };
+        Value::Map(vec![
+            (
+                Value::Text("method".into()),
+                Value::Text(self.method.clone()),
+            ),
+            (Value::Text("path".into()), Value::Text(self.path.clone())),
+            (Value::Text("params".into()), text_map(&self.params)),
+            (Value::Text("query".into()), text_map(&self.query)),
+            (Value::Text("headers".into()), text_map(&self.headers)),
+            (Value::Text("body".into()), Value::Bytes(self.body.clone())),
+        ])
+    }
 }
