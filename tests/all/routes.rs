@@ -346,3 +346,40 @@ fn a_typed_function_gets_its_arguments_by_name_from_the_path_the_query_or_a_json
     assert_eq!(not_json.status, 400);
     assert!(not_json.body.contains("not JSON"), "{}", not_json.body);
 }
+
+#[test]
+fn a_stopping_node_finishes_the_requests_in_flight_and_takes_no_new_ones() {
+    let node = serving(
+        &route("GET", "/sha/{mib}", "cpu.sha256", "timeout = \"30s\""),
+        None,
+        &[],
+    );
+    node.spore.publish("cpu", Some("cpu"));
+    let addr = node.http.clone().unwrap();
+    let started = Instant::now();
+    let in_flight = std::thread::spawn({
+        let addr = addr.clone();
+        move || {
+            let response = agent()
+                .get(format!("http://{addr}/sha/96"))
+                .call()
+                .map(|mut r| (r.status().as_u16(), r.body_mut().read_to_string().unwrap()));
+            (response, started.elapsed())
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let stopping = Instant::now();
+    let _ = node.stop();
+    let ((status, body), took) = match in_flight.join().unwrap() {
+        (Ok(answer), took) => (answer, took),
+        (Err(e), _) => panic!("the request in flight was dropped: {e}"),
+    };
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.trim_matches('"').len(), 64, "a SHA-256 in hex: {body}");
+    assert!(took > Duration::from_millis(300), "it was in flight when the node stopped");
+    assert!(stopping.elapsed() < Duration::from_secs(20));
+    assert!(
+        TcpStream::connect(&addr).is_err(),
+        "the stopped node takes no new connections"
+    );
+}

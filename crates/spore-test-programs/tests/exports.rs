@@ -55,6 +55,11 @@ const EXPECTED: &[Expected] = &[
         &[("kv", "put"), ("kv", "get"), ("call", "invoke")],
     ),
     (
+        "webfront",
+        &["echo", "hello", "teapot", "broken", "stall", "hits"],
+        &[("kv", "get"), ("kv", "put")],
+    ),
+    (
         "kvprefix",
         &["get", "put", "delete", "list", "cas"],
         &[
@@ -211,5 +216,13 @@ fn modules_follow_the_abi() {
             .collect();
         let expected: BTreeSet<_> = functions.iter().copied().collect();
         assert_eq!(spore_functions, expected, "{name}");
+
+        // spore-guest describes every function in the signatures section (spec/abi.md).
+        let described: BTreeSet<String> = spore_core::signature::signatures(&wasm)
+            .into_iter()
+            .map(|signature| signature.name)
+            .collect();
+        let expected: BTreeSet<String> = functions.iter().map(|f| f.to_string()).collect();
+        assert_eq!(described, expected, "{name}: signatures");
     }
 }
