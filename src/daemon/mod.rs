@@ -4,6 +4,7 @@
 mod api;
 mod gateway;
 mod mesh_state;
+mod schedules;
 mod server;
 
 use std::net::SocketAddr;
@@ -161,6 +162,7 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
             until_stopped(),
         ))
     });
+    let schedules = schedules::start(&node);
     let served = Arc::new(api::Served {
         node,
         file,
@@ -173,6 +175,7 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
         let _ = stop.send(true);
     };
     tokio::join!(api_server, signal);
+    drop(schedules);
     if let Some(routes) = routes {
         let _ = routes.await;
     }

@@ -19,6 +19,7 @@ mod names;
 mod publish;
 mod rejoin;
 mod routes;
+mod schedules;
 mod support;
 mod test_mesh;
 mod trust_cli;

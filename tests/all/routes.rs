@@ -376,7 +376,10 @@ fn a_stopping_node_finishes_the_requests_in_flight_and_takes_no_new_ones() {
     };
     assert_eq!(status, 200, "{body}");
     assert_eq!(body.trim_matches('"').len(), 64, "a SHA-256 in hex: {body}");
-    assert!(took > Duration::from_millis(300), "it was in flight when the node stopped");
+    assert!(
+        took > Duration::from_millis(300),
+        "it was in flight when the node stopped"
+    );
     assert!(stopping.elapsed() < Duration::from_secs(20));
     assert!(
         TcpStream::connect(&addr).is_err(),

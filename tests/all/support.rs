@@ -293,6 +293,24 @@ impl RunningNode {
         Self::launch_serving(spore, bootstrap, listen_args, "127.0.0.1:0", Stdio::null())
     }
 
+    /// [`RunningNode::launch`], its log (stderr) written to [`RunningNode::log`]'s file.
+    pub fn launch_logged(spore: Spore, bootstrap: &[&str], listen_args: &[&str]) -> RunningNode {
+        crate::test_mesh::join(spore.home());
+        let log = std::fs::File::create(spore.home().join("node.log")).unwrap();
+        Self::launch_serving(
+            spore,
+            bootstrap,
+            listen_args,
+            "127.0.0.1:0",
+            Stdio::from(log),
+        )
+    }
+
+    /// What a node started with [`RunningNode::launch_logged`] has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.spore.home().join("node.log")).unwrap_or_default()
+    }
+
     /// Starts a node on `spore`'s home as it is: a member of no mesh unless the home
     /// holds a certificate.
     pub fn launch_as_is(spore: Spore, bootstrap: &[&str], listen_args: &[&str]) -> RunningNode {

@@ -21,6 +21,7 @@ mod node;
 mod peer_limits;
 mod placement;
 pub mod routes;
+pub mod schedules;
 mod size;
 pub mod trust;
 

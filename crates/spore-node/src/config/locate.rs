@@ -12,6 +12,7 @@ use spore_runtime::CompileLimits;
 use toml::Spanned;
 
 mod routes;
+mod schedules;
 mod trust;
 
 use super::defaults as default;
@@ -56,6 +57,7 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
     let compile = limits.compile.unwrap_or_default();
     let timeout = locate.duration(limits.timeout, "limits.timeout", default::TIMEOUT)?;
     let routes = locate.routes(raw.routes.unwrap_or_default(), timeout)?;
+    let schedules = locate.schedules(raw.schedules.unwrap_or_default(), timeout)?;
     Ok(NodeConfig {
         file: file.to_owned(),
         timeout,
@@ -142,6 +144,7 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
         abilities,
         names,
         routes,
+        schedules,
     })
 }
 
@@ -154,6 +157,7 @@ struct RawConfig {
     abilities: Option<BTreeMap<String, Spanned<RawAbility>>>,
     trust: Option<trust::RawTrust>,
     routes: Option<Vec<Spanned<routes::RawRoute>>>,
+    schedules: Option<Vec<Spanned<schedules::RawSchedule>>>,
 }
 
 #[derive(Deserialize, Default)]

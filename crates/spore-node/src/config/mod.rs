@@ -60,6 +60,8 @@ pub struct NodeConfig {
     pub names: spore_core::trust::NamePolicy,
     /// `[[routes]]`: what the node serves with `--http` (`spec/http.md`).
     pub routes: crate::routes::Routes,
+    /// `[[schedules]]`: what a running node calls on its own.
+    pub schedules: Vec<crate::schedules::Schedule>,
 }
 
 /// `[limits.forwarded]`: the most a call forwarded by a peer gets on this node. A longer
@@ -197,6 +199,58 @@ mod tests {
 
     fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
         NodeConfig::parse(Path::new("/home/x/config.toml"), text)
+    }
+
+    #[test]
+    fn routes_and_schedules_are_read_and_their_mistakes_located() {
+        let config = parse(
+            "[[routes]]\nmethod = \"GET\"\npath = \"/orders/{id}\"\nfunction = \"orders.get\"\nmax_body = \"4KiB\"\n\
+             [[schedules]]\ncron = \"*/5 * * * *\"\nfunction = \"links.expire\"\nargs = [30]\n\
+             [[schedules]]\nevery = \"30s\"\nfunction = \"stats.roll\"\n",
+        )
+        .unwrap();
+        let route = config.routes.iter().next().unwrap();
+        assert_eq!((route.method_text(), route.max_body_bytes), ("GET", 4096));
+        assert_eq!(route.timeout, defaults::TIMEOUT);
+        let whens: Vec<String> = config.schedules.iter().map(|s| s.when.describe()).collect();
+        assert_eq!(whens, ["*/5 * * * *", "every 30s"]);
+        assert_eq!(
+            config.schedules[0].args,
+            [ciborium::Value::Integer(30.into())]
+        );
+
+        for (text, key, why) in [
+            (
+                "[[schedules]]\nfunction = \"f\"\n",
+                "schedules[0]",
+                "either `cron`",
+            ),
+            (
+                "[[schedules]]\nfunction = \"f\"\ncron = \"* * *\"\n",
+                "schedules[0].cron",
+                "five fields",
+            ),
+            (
+                "[[schedules]]\nfunction = \"f\"\nevery = \"10ms\"\n",
+                "schedules[0].every",
+                "at least 1s",
+            ),
+            (
+                "[[routes]]\nmethod = \"get\"\npath = \"/\"\nfunction = \"f\"\n",
+                "routes[0].method",
+                "in capitals",
+            ),
+            (
+                "[[routes]]\nmethod = \"GET\"\npath = \"/a/{b\"\nfunction = \"f\"\n",
+                "routes[0].path",
+                "takes the whole segment",
+            ),
+        ] {
+            let error = parse(text).unwrap_err();
+            assert_eq!(error.key, key, "{text}: {error}");
+            assert!(error.message.contains(why), "{text}: {error}");
+            assert!(error.line >= 1);
+        }
     }
 
     #[test]
