@@ -15,6 +15,7 @@ mod invoke;
 mod limits;
 mod mesh;
 mod mesh_names;
+mod metrics;
 mod names;
 mod publish;
 mod rejoin;

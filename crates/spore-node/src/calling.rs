@@ -90,6 +90,12 @@ impl Node {
         }
         let outcome = self.run_or_remember(request, reach, env, path);
         let function = &request.function;
+        self.metrics.call(
+            function,
+            started.elapsed(),
+            outcome.as_ref().err().map(NodeError::kind),
+            matches!(&outcome, Ok(Outcome { stats: None, .. })),
+        );
         let what = match &outcome {
             Ok(Outcome {
                 stats: Some(stats),

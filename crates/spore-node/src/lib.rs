@@ -17,6 +17,7 @@ mod host;
 mod identity;
 mod memo;
 mod mesh_names;
+pub mod metrics;
 mod node;
 mod peer_limits;
 mod placement;

@@ -30,6 +30,7 @@ pub struct Node {
     pub(crate) peer_limits: Arc<crate::peer_limits::PeerLimits>,
     /// The mesh names held, and whose are believed.
     pub(crate) mesh_names: crate::mesh_names::MeshNames,
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 /// One ability as this node knows it.
@@ -154,6 +155,7 @@ impl Node {
             mesh: std::sync::OnceLock::new(),
             peer_limits,
             mesh_names,
+            metrics: crate::metrics::Metrics::default(),
         });
         handle.set(&node);
         Ok(node)
@@ -174,6 +176,11 @@ impl Node {
                 provider: self.bindings.get(ability).map(|p| p.describe()),
             })
             .collect()
+    }
+
+    /// What the node counts, for `/metrics`.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// The configuration in force (read when the node was opened).

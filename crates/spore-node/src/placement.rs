@@ -335,6 +335,8 @@ impl Node {
         // never taken from a peer.
         let manifest = self.derive(&fetched.bytes)?;
         self.codebase.put_module(&fetched.bytes, &manifest)?;
+        self.metrics
+            .fetched(fetched.bytes.len() as u64, started.elapsed());
         let sources: Vec<String> = fetched
             .sources
             .iter()

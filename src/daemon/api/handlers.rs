@@ -245,6 +245,26 @@ where
     }
 }
 
+/// The node's metrics in the OpenMetrics text format, which Prometheus reads.
+pub async fn metrics(State(served): State<Arc<Served>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let metrics = served.node.metrics();
+    if let Some(mesh) = served.node.mesh() {
+        metrics.set_peers(
+            mesh.connected_peers().await.len(),
+            mesh.member_peers().await.len(),
+        );
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.encode(),
+    )
+        .into_response()
+}
+
 /// Reads `config.toml` again and serves its `[[routes]]` from the next request on
 /// (`spore routes add|rm`); the rest of the configuration takes a restart.
 pub async fn reload_routes(State(served): State<Arc<Served>>) -> Answer<Value> {

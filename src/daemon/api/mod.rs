@@ -52,6 +52,7 @@ pub fn router(served: Arc<Served>, guard: Guard) -> Router {
         .route("/v1/gc", post(handlers::gc))
         .route("/v1/modules/remove", post(handlers::remove_module))
         .route("/v1/routes/reload", post(handlers::reload_routes))
+        .route("/metrics", get(handlers::metrics))
         .fallback(handlers::no_route)
         .method_not_allowed_fallback(handlers::wrong_method)
         .with_state(served)

@@ -115,15 +115,30 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
 /// Finds the request's route, reads its body within the route's limits, and calls the
 /// route's function with the request value.
 async fn serve_route(State(gateway): State<Arc<Gateway>>, request: Request<Body>) -> Response {
+    let (route, response) = route_request(gateway.clone(), request).await;
+    gateway
+        .node
+        .metrics()
+        .http_response(&route, response.status().as_u16());
+    response
+}
+
+/// The answer to `request`, and the route that took it (`GET /orders/{id}`, or `none`),
+/// for the metrics.
+async fn route_request(gateway: Arc<Gateway>, request: Request<Body>) -> (String, Response) {
     let (parts, body) = request.into_parts();
+    let none = || "none".to_owned();
     let routes = gateway.routes();
     let (route, params) = match routes.find(parts.method.as_str(), parts.uri.path()) {
         Found::Route { route, params } => (route.clone(), params),
         Found::NotFound => {
-            return failure_response(
-                StatusCode::NOT_FOUND,
-                ErrorKind::NotFound,
-                format!("no route takes {}", parts.uri.path()),
+            return (
+                none(),
+                failure_response(
+                    StatusCode::NOT_FOUND,
+                    ErrorKind::NotFound,
+                    format!("no route takes {}", parts.uri.path()),
+                ),
             );
         }
         Found::MethodNotAllowed(allowed) => {
@@ -140,13 +155,15 @@ async fn serve_route(State(gateway): State<Arc<Gateway>>, request: Request<Body>
             if let Ok(allow) = HeaderValue::from_str(&allowed.join(", ")) {
                 response.headers_mut().insert(header::ALLOW, allow);
             }
-            return response;
+            return (none(), response);
         }
     };
     let span = tracing::info_span!("route", method = %parts.method, path = %route.path, function = %route.function);
-    call_route(route, params, parts, body, gateway)
+    let label = format!("{} {}", route.method_text(), route.path);
+    let response = call_route(route, params, parts, body, gateway)
         .instrument(span)
-        .await
+        .await;
+    (label, response)
 }
 
 /// Reads the body of a request `route` takes and calls the route's function.

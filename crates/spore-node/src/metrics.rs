@@ -1,0 +1,177 @@
+//! What a node counts for `/metrics` (docs/api.md): calls by function, outcome and
+//! error kind, their latency, memo hits, code fetched, peers, and the statuses of its
+//! HTTP routes. Counted where the thing happens; encoded in the OpenMetrics text format
+//! (which Prometheus reads) when scraped.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use spore_core::{ErrorKind, FunctionRef};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    function: String,
+    outcome: &'static str,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FunctionLabel {
+    function: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+    status: u16,
+}
+
+/// The node's metrics.
+pub struct Metrics {
+    registry: Registry,
+    calls: Family<CallLabels, Counter>,
+    call_seconds: Family<FunctionLabel, Histogram>,
+    memo_hits: Counter,
+    fetched_bytes: Counter,
+    fetch_seconds: Histogram,
+    http_responses: Family<RouteLabels, Counter>,
+    peers: Gauge,
+    members: Gauge,
+}
+
+/// Latency buckets from 50 µs to about 27 minutes, doubling: a memo hit to a long job.
+fn seconds_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 25))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("spore");
+        let calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "calls",
+            "Calls run on this node (a memo hit included), by function, outcome (ok, error) and error kind",
+            calls.clone(),
+        );
+        let call_seconds = Family::<FunctionLabel, Histogram>::new_with_constructor(
+            seconds_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "call_seconds",
+            "How long calls run on this node took, by function",
+            call_seconds.clone(),
+        );
+        let memo_hits = Counter::default();
+        registry.register(
+            "memo_hits",
+            "Calls answered from the memo",
+            memo_hits.clone(),
+        );
+        let fetched_bytes = Counter::default();
+        registry.register(
+            "fetched_bytes",
+            "Bytes of modules fetched from peers, verified",
+            fetched_bytes.clone(),
+        );
+        let fetch_seconds = seconds_histogram();
+        registry.register(
+            "fetch_seconds",
+            "How long fetching a module from peers took",
+            fetch_seconds.clone(),
+        );
+        let http_responses = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "http_responses",
+            "Responses of the HTTP routes (--http), by route and status",
+            http_responses.clone(),
+        );
+        let peers = Gauge::default();
+        registry.register(
+            "peers_connected",
+            "Peers with an open connection",
+            peers.clone(),
+        );
+        let members = Gauge::default();
+        registry.register(
+            "members_connected",
+            "Connected peers admitted to this node's mesh",
+            members.clone(),
+        );
+        Metrics {
+            registry,
+            calls,
+            call_seconds,
+            memo_hits,
+            fetched_bytes,
+            fetch_seconds,
+            http_responses,
+            peers,
+            members,
+        }
+    }
+}
+
+impl Metrics {
+    /// A call of `function` that ran here (or was answered from the memo) in `took`.
+    pub(crate) fn call(
+        &self,
+        function: &FunctionRef,
+        took: Duration,
+        failed: Option<ErrorKind>,
+        memo_hit: bool,
+    ) {
+        let function = function.to_string();
+        let (outcome, kind) = match failed {
+            None => ("ok", String::new()),
+            Some(kind) => ("error", kind.to_string()),
+        };
+        self.calls
+            .get_or_create(&CallLabels {
+                function: function.clone(),
+                outcome,
+                kind,
+            })
+            .inc();
+        self.call_seconds
+            .get_or_create(&FunctionLabel { function })
+            .observe(took.as_secs_f64());
+        if memo_hit {
+            self.memo_hits.inc();
+        }
+    }
+
+    pub(crate) fn fetched(&self, bytes: u64, took: Duration) {
+        self.fetched_bytes.inc_by(bytes);
+        self.fetch_seconds.observe(took.as_secs_f64());
+    }
+
+    /// A response of the HTTP route `route` (`GET /orders/{id}`; `none` when no route
+    /// took the request).
+    pub fn http_response(&self, route: &str, status: u16) {
+        self.http_responses
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+                status,
+            })
+            .inc();
+    }
+
+    /// The peers now: with a connection, and admitted to the mesh.
+    pub fn set_peers(&self, connected: usize, members: usize) {
+        self.peers.set(connected as i64);
+        self.members.set(members as i64);
+    }
+
+    /// Everything, in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
