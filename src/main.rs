@@ -23,7 +23,17 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(code);
     }
-    cli::init_tracing(args.verbose);
+    // A running node also writes its log into its home, for `spore logs`.
+    let log_file = matches!(
+        &args.command,
+        cli::Command::Node(daemon::NodeCommand::Run(_))
+    )
+    .then(|| {
+        spore_node::Home::locate(args.home.as_deref())
+            .root()
+            .join(cli::logs::LOG_FILE)
+    });
+    cli::logs::init_tracing(args.verbose, log_file.as_deref());
     let outcome = cli::run(&args).and_then(|()| match cli::output::stdout_failure() {
         Some(error) => Err(anyhow::anyhow!("cannot write to standard output: {error}")),
         None => Ok(()),

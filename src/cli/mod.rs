@@ -8,6 +8,7 @@ mod exit;
 mod invoke;
 mod key;
 mod limits;
+pub mod logs;
 pub mod mesh;
 mod names;
 pub mod output;
@@ -64,6 +65,8 @@ pub enum Command {
     /// Point names at functions, list them, and see their history.
     #[command(subcommand)]
     Names(names::NamesCommand),
+    /// Print the running node's log (`node.log` in the home), and follow it with -f.
+    Logs(logs::LogsArgs),
     /// The HTTP routes a node serves with `spore node run --http` (config.toml).
     #[command(subcommand)]
     Routes(routes::RoutesCommand),
@@ -108,6 +111,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Gc => codebase::gc(&backend()?, &out),
         Command::Names(command) => names::run(command, &backend()?, &out),
         Command::Routes(command) => routes::run(command, &home, &out),
+        Command::Logs(args) => logs::logs(args, &home),
         Command::Abilities => abilities::list(&backend()?, &out),
         Command::Memo(command) => abilities::memo(command, &backend()?, &out),
         Command::Compile => unreachable!("served by main before anything else"),
@@ -128,26 +132,4 @@ pub fn compiler() -> spore_node::Compiler {
             spore_node::Compiler::InProcess
         }
     }
-}
-
-pub fn init_tracing(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
-    // Kademlia warns when its periodic bootstrap finds no peer, which is the normal state
-    // of a mesh's first node, and when record replication fails, which spore does not
-    // use; the node reports unreachable bootstrap peers itself.
-    let default = format!("{default},libp2p_kad::behaviour=error");
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SPORE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Colours only for a terminal: a node's log is often a file (`2>node.log`).
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(terminal)
-        .init();
 }

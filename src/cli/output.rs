@@ -47,6 +47,11 @@ pub fn stderr_line(line: fmt::Arguments<'_>) {
     let _ = writeln!(io::stderr().lock(), "{line}");
 }
 
+/// Whether stdout can no longer be written (its reader went away, or it failed).
+pub fn stdout_gone() -> bool {
+    STDOUT_FAILED.get().is_some()
+}
+
 /// The error stdout failed with, unless it was only that its reader went away (a
 /// broken pipe), which ends a command's output, quietly, and not the command.
 pub fn stdout_failure() -> Option<&'static io::Error> {

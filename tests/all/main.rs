@@ -13,6 +13,7 @@ mod housekeeping;
 mod http_server;
 mod invoke;
 mod limits;
+mod logs;
 mod mesh;
 mod mesh_names;
 mod metrics;

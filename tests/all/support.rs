@@ -296,7 +296,7 @@ impl RunningNode {
     /// [`RunningNode::launch`], its log (stderr) written to [`RunningNode::log`]'s file.
     pub fn launch_logged(spore: Spore, bootstrap: &[&str], listen_args: &[&str]) -> RunningNode {
         crate::test_mesh::join(spore.home());
-        let log = std::fs::File::create(spore.home().join("node.log")).unwrap();
+        let log = std::fs::File::create(spore.home().join("stderr.log")).unwrap();
         Self::launch_serving(
             spore,
             bootstrap,
@@ -308,7 +308,7 @@ impl RunningNode {
 
     /// What a node started with [`RunningNode::launch_logged`] has logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.spore.home().join("node.log")).unwrap_or_default()
+        std::fs::read_to_string(self.spore.home().join("stderr.log")).unwrap_or_default()
     }
 
     /// Starts a node on `spore`'s home as it is: a member of no mesh unless the home

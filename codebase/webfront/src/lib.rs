@@ -3,11 +3,12 @@
 //! that chooses its status.
 
 use spore_guest::http::{HttpRequest, HttpResponse};
-use spore_guest::{function, kv};
+use spore_guest::{function, kv, log};
 
 /// What the request was, as JSON: method, path, parameters, query and body text.
 #[function]
 fn echo(request: HttpRequest) -> HttpResponse {
+    log::info(&format!("echo {} {}", request.method, request.path));
     let described = serde_json::json!({
         "method": request.method,
         "path": request.path,

@@ -57,7 +57,7 @@ const EXPECTED: &[Expected] = &[
     (
         "webfront",
         &["echo", "hello", "teapot", "broken", "stall", "hits"],
-        &[("kv", "get"), ("kv", "put")],
+        &[("kv", "get"), ("kv", "put"), ("log", "info")],
     ),
     (
         "kvprefix",
