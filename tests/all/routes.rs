@@ -24,6 +24,14 @@ fn serving(routes: &str, config: Option<&str>, bootstrap: &[&RunningNode]) -> Ru
     node
 }
 
+/// The default configuration without its `kv` binding.
+fn without_kv() -> String {
+    let defaults = spore_node::config::default_config();
+    let start = defaults.find("[abilities.kv]").unwrap();
+    let end = start + defaults[start..].find("\n\n").unwrap();
+    format!("{}{}", &defaults[..start], &defaults[end..])
+}
+
 fn route(method: &str, path: &str, function: &str, extra: &str) -> String {
     format!(
         "[[routes]]\nmethod = \"{method}\"\npath = \"{path}\"\nfunction = \"{function}\"\n{extra}\n"
@@ -136,11 +144,7 @@ fn each_failure_of_a_call_has_the_status_spec_http_gives_it() {
     ]
     .concat();
     // No kv here, and no peer binds it.
-    let defaults = spore_node::config::default_config();
-    let start = defaults.find("[abilities.kv]").unwrap();
-    let end = start + defaults[start..].find("\n\n").unwrap();
-    let without_kv = format!("{}{}", &defaults[..start], &defaults[end..]);
-    let node = serving(&routes, Some(&without_kv), &[]);
+    let node = serving(&routes, Some(&without_kv()), &[]);
     publish_web(&node);
     node.spore.publish("arith", Some("arith"));
 
@@ -179,13 +183,9 @@ fn a_route_runs_its_function_where_the_abilities_it_needs_are_bound() {
         1,
     ));
     let cloud = RunningNode::start_with(cloud_spore, &[]);
-    let defaults = spore_node::config::default_config();
-    let start = defaults.find("[abilities.kv]").unwrap();
-    let end = start + defaults[start..].find("\n\n").unwrap();
-    let without_kv = format!("{}{}", &defaults[..start], &defaults[end..]);
     let gateway = serving(
         &route("GET", "/hits/{page}", "web.hits", ""),
-        Some(&without_kv),
+        Some(&without_kv()),
         &[&cloud],
     );
     publish_web(&gateway);

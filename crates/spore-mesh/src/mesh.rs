@@ -543,7 +543,6 @@ mod tests {
 
     use super::*;
     use crate::testing::{echo, echo_request};
-    use crate::{Keypair, MeshConfig};
     use spore_core::Cancel;
 
     /// Holds one module and echoes invocations.
@@ -566,23 +565,7 @@ mod tests {
     }
 
     async fn start_as(bootstrap: Vec<Multiaddr>, module: Vec<u8>, member: bool) -> Mesh {
-        let keypair = Keypair::generate_ed25519();
-        let config = MeshConfig {
-            membership: crate::testing::member(&keypair, &[]).filter(|_| member),
-            keypair,
-            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-            announce: Vec::new(),
-            bootstrap,
-            mdns: false,
-            abilities: Vec::new(),
-        };
-        let tuning = MeshTuning {
-            trust_everyone: !member,
-            ..MeshTuning::default()
-        };
-        Mesh::start_tuned(config, Arc::new(OneModule(module)), tuning)
-            .await
-            .unwrap()
+        crate::testing::start_mesh(bootstrap, member, Arc::new(OneModule(module))).await
     }
 
     /// Sends only a length prefix far over the protocol's limit; the server must reset

@@ -15,6 +15,33 @@ pub(crate) fn member(keypair: &Keypair, serves: &[&str]) -> Option<Membership> {
     Some(Membership::admit(&mesh, keypair, &[], serves).expect("a test membership"))
 }
 
+/// A mesh on loopback serving `host`: a member of the tests' mesh, or (`member` false) a
+/// stranger that skips its own checks, so that it routes, gossips and speaks the
+/// protocols to the node it dials before that node could judge it.
+pub(crate) async fn start_mesh(
+    bootstrap: Vec<libp2p::Multiaddr>,
+    member: bool,
+    host: std::sync::Arc<dyn crate::MeshHost>,
+) -> crate::Mesh {
+    let keypair = Keypair::generate_ed25519();
+    let config = crate::MeshConfig {
+        membership: self::member(&keypair, &[]).filter(|_| member),
+        keypair,
+        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("a multiaddr")],
+        announce: Vec::new(),
+        bootstrap,
+        mdns: false,
+        abilities: Vec::new(),
+    };
+    let tuning = crate::MeshTuning {
+        trust_everyone: !member,
+        ..crate::MeshTuning::default()
+    };
+    crate::Mesh::start_tuned(config, host, tuning)
+        .await
+        .expect("a test mesh starts")
+}
+
 /// A call of `hash:main` with `args` (a CBOR array) and a deadline `after` from now.
 pub(crate) fn echo_request(hash: Hash, args: &[u8], after: Duration) -> CallRequest {
     CallRequest::new(

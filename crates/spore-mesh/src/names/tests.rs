@@ -9,7 +9,7 @@ use spore_core::trust::{ChainRun, Publication, SecretKey, Signed};
 use spore_core::{CallRequest, Cancel};
 use tokio::time::Instant;
 
-use crate::{InvokeResponse, Keypair, Mesh, MeshConfig, MeshHost, MeshTuning, Multiaddr};
+use crate::{InvokeResponse, Mesh, MeshHost, Multiaddr};
 
 /// A host that holds nothing and remembers the chains it is told of.
 #[derive(Default)]
@@ -31,22 +31,7 @@ impl MeshHost for Names {
 }
 
 async fn start(bootstrap: Vec<Multiaddr>, member: bool, host: Arc<Names>) -> Mesh {
-    let keypair = Keypair::generate_ed25519();
-    let config = MeshConfig {
-        membership: crate::testing::member(&keypair, &[]).filter(|_| member),
-        keypair,
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-        announce: Vec::new(),
-        bootstrap,
-        mdns: false,
-        abilities: Vec::new(),
-    };
-    // The stranger skips its own checks, so that it routes and gossips to the member.
-    let tuning = MeshTuning {
-        trust_everyone: !member,
-        ..MeshTuning::default()
-    };
-    Mesh::start_tuned(config, host, tuning).await.unwrap()
+    crate::testing::start_mesh(bootstrap, member, host).await
 }
 
 fn chain(key: &SecretKey, name: &str) -> ChainRun {

@@ -23,6 +23,20 @@ pub(super) struct RawRoute {
 }
 
 impl Locator<'_> {
+    /// What a route or a schedule calls: a name or a reference, not checked further
+    /// here (it is resolved at each call, so it may name what is published later).
+    pub(super) fn function(&self, raw: &Spanned<String>, key: &str) -> Result<String, ConfigError> {
+        let function = raw.get_ref().trim();
+        if function.is_empty() {
+            return Err(self.error(
+                raw.span(),
+                key,
+                "the function to call: a name or a hash with `:function`",
+            ));
+        }
+        Ok(function.to_owned())
+    }
+
     /// Every `[[routes]]` entry, checked; a route's deadline is `limits.timeout` unless
     /// it says otherwise.
     pub(super) fn routes(
@@ -52,14 +66,7 @@ impl Locator<'_> {
                 .get_ref()
                 .parse()
                 .map_err(|why: String| self.error(raw.path.span(), &key("path"), why))?;
-            let function = raw.function.get_ref().trim().to_owned();
-            if function.is_empty() {
-                return Err(self.error(
-                    raw.function.span(),
-                    &key("function"),
-                    "the function to call: a name or a hash with `:function`",
-                ));
-            }
+            let function = self.function(&raw.function, &key("function"))?;
             let route = Route {
                 method,
                 path,

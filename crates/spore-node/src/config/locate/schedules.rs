@@ -69,14 +69,7 @@ impl Locator<'_> {
                         ));
                     }
                 };
-                let function = raw.function.get_ref().trim().to_owned();
-                if function.is_empty() {
-                    return Err(self.error(
-                        raw.function.span(),
-                        &key("function"),
-                        "the function to call: a name or a hash with `:function`",
-                    ));
-                }
+                let function = self.function(&raw.function, &key("function"))?;
                 Ok(Schedule {
                     function,
                     when,
