@@ -15,6 +15,10 @@ use crate::trust::TrustStore;
 use crate::placement::returned;
 use crate::{Called, Node};
 
+/// How many peers' bindings are kept ([`Node::bindings_for`]); past it, all are built
+/// again as they are needed.
+const MAX_KEPT_PEER_BINDINGS: usize = 4096;
+
 /// How long a forwarded call may run on the mesh's own thread ([`MeshHost::invoke_now`]);
 /// the runtime may overrun a deadline by one epoch tick (5 ms). Plenty for a short
 /// function, and the mesh is never held up for long.
@@ -167,6 +171,18 @@ impl Node {
                     format!("peer {peer} is not admitted to this node's mesh"),
                 )
             })?;
+        // Kept per peer and its roles: building them formats the peer id, which cost a
+        // measurable part of a warm remote call. A peer admitted again with other roles
+        // gets them built again.
+        let mut kept = self.peer_bindings.lock().expect("peer bindings poisoned");
+        if let Some((roles, bindings)) = kept.get(peer)
+            && *roles == admitted.roles
+        {
+            return Ok(bindings.clone());
+        }
+        if kept.len() >= MAX_KEPT_PEER_BINDINGS {
+            kept.clear();
+        }
         let may_use = |ability: &str| {
             ability == "call"
                 || self.config.abilities.get(ability).is_some_and(|config| {
@@ -185,7 +201,9 @@ impl Node {
                 admitted.roles.join(", ")
             }
         );
-        Ok(Arc::new(self.bindings.only(may_use, origin)))
+        let bindings = Arc::new(self.bindings.only(may_use, origin));
+        kept.insert(*peer, (admitted.roles.clone(), bindings.clone()));
+        Ok(bindings)
     }
 }
 

@@ -31,7 +31,13 @@ pub struct Node {
     /// The mesh names held, and whose are believed.
     pub(crate) mesh_names: crate::mesh_names::MeshNames,
     pub(crate) metrics: crate::metrics::Metrics,
+    /// The bindings each peer's forwarded calls may use (`host.rs`).
+    pub(crate) peer_bindings: std::sync::Mutex<PeerBindings>,
 }
+
+/// The bindings kept for each peer, with the roles they were built for.
+pub(crate) type PeerBindings =
+    std::collections::HashMap<spore_mesh::PeerId, (Vec<String>, Arc<Bindings>)>;
 
 /// One ability as this node knows it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -156,6 +162,7 @@ impl Node {
             peer_limits,
             mesh_names,
             metrics: crate::metrics::Metrics::default(),
+            peer_bindings: Default::default(),
         });
         handle.set(&node);
         Ok(node)
