@@ -101,8 +101,11 @@ async fn invokes_a_peer_and_fails_promptly_once_it_is_gone() {
             "took {:?}",
             started.elapsed()
         );
+        // Unreachable once the dial fails; on a loaded machine the dial (QUIC's handshake
+        // timeout) can outlast the call's deadline, which then ends it, naming the peer.
         assert!(
-            matches!(err, MeshError::Unreachable { peer, .. } if peer == b.peer_id()),
+            matches!(err, MeshError::Unreachable { peer, .. } if peer == b.peer_id())
+                || matches!(&err, MeshError::Deadline { during } if during.contains(&b.peer_id().to_string())),
             "{err}"
         );
         a.shutdown().await;
