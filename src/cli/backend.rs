@@ -251,6 +251,22 @@ impl Remote {
         }
     }
 
+    /// The API of the node running on `home`, for the commands that only a running node
+    /// can answer (`spore node info`, `spore node status`).
+    pub fn running(home: &spore_node::Home) -> anyhow::Result<Remote> {
+        let text =
+            std::fs::read_to_string(home.root().join(NODE_FILE)).map_err(|_| RemoteError {
+                kind: spore_node::ErrorKind::NotFound,
+                message: format!(
+                    "no node is running on {}; start one with `spore node run`",
+                    home.root().display()
+                ),
+                value: None,
+            })?;
+        let file: NodeFile = serde_json::from_str(&text)?;
+        Ok(Remote::new(&file.api, ApiToken::read(home.root())?))
+    }
+
     /// A client of the API at `api` that presents `token`.
     pub fn new(api: &str, token: ApiToken) -> Remote {
         Remote {

@@ -6,6 +6,7 @@ mod gateway;
 mod mesh_state;
 mod schedules;
 mod server;
+mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +30,9 @@ pub enum NodeCommand {
     Run(RunArgs),
     /// Print the running node's peer id, listen addresses and API address.
     Info,
+    /// Show what the running node is doing: peers with their roles and connections,
+    /// adverts, calls running, the functions that took it the most time.
+    Status,
     /// Print this node's peer id and identity key (made on first use).
     Id,
 }
@@ -70,6 +74,7 @@ pub fn run(command: &NodeCommand, home: &Home, out: &Output) -> anyhow::Result<(
             runtime.block_on(serve(home.clone(), args))
         }
         NodeCommand::Info => info(home, out),
+        NodeCommand::Status => status::show(home, out),
         NodeCommand::Id => crate::cli::mesh::node_id(home, out),
     }
 }
@@ -310,19 +315,7 @@ async fn shutdown_signal() {
 }
 
 fn info(home: &Home, out: &Output) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(home.root().join(NODE_FILE)).map_err(|_| {
-        crate::cli::backend::RemoteError {
-            kind: spore_node::ErrorKind::NotFound,
-            message: format!(
-                "no node is running on {}; start one with `spore node run`",
-                home.root().display()
-            ),
-            value: None,
-        }
-    })?;
-    let file: NodeFile = serde_json::from_str(&text)?;
-    let token = ApiToken::read(home.root())?;
-    let info: serde_json::Value = Remote::new(&file.api, token).get("/v1/info", &[])?;
+    let info: serde_json::Value = Remote::running(home)?.get("/v1/info", &[])?;
     if !out.json(&info)? {
         outln!("peer id  {}", info["peer_id"].as_str().unwrap_or("-"));
         for addr in info["listen"].as_array().into_iter().flatten() {

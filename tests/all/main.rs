@@ -22,6 +22,7 @@ mod publish;
 mod rejoin;
 mod routes;
 mod schedules;
+mod status;
 mod support;
 mod test_mesh;
 mod trust_cli;

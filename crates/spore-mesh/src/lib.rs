@@ -29,6 +29,7 @@
 //! invocations peers send.
 
 mod behaviour;
+mod connections;
 mod discovery;
 mod error;
 mod fetch;
@@ -52,6 +53,7 @@ use std::time::Duration;
 
 pub use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
 
+pub use connections::PeerConnection;
 pub use error::{FailureReason, FetchError, MeshError, ProviderFailure};
 pub use fetch::Fetched;
 pub use identity::{keypair_key, node_key, peer_id_of};

@@ -180,6 +180,11 @@ impl Mesh {
         self.ask(Command::ConnectedPeers).await.unwrap_or_default()
     }
 
+    /// Every open connection: peer, address, direction, age, round trip.
+    pub async fn connections(&self) -> Vec<crate::PeerConnection> {
+        self.ask(Command::Connections).await.unwrap_or_default()
+    }
+
     /// The connected peers this node's mesh admits.
     pub async fn member_peers(&self) -> Vec<PeerId> {
         let mut peers = self.connected_peers().await;

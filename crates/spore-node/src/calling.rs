@@ -88,7 +88,9 @@ impl Node {
                 config: self.config.file.display().to_string(),
             });
         }
+        let running = self.metrics.running();
         let outcome = self.run_or_remember(request, reach, env, path);
+        drop(running);
         let function = &request.function;
         self.metrics.call(
             function,

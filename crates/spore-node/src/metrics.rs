@@ -3,7 +3,11 @@
 //! HTTP routes. Counted where the thing happens; encoded in the OpenMetrics text format
 //! (which Prometheus reads) when scraped.
 
+use std::collections::HashMap;
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
+
+use std::sync::{Mutex, MutexGuard};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -42,6 +46,27 @@ pub struct Metrics {
     http_responses: Family<RouteLabels, Counter>,
     peers: Gauge,
     members: Gauge,
+    in_flight: Gauge<i64, AtomicI64>,
+    /// Calls by function, for `spore node status`'s busiest functions.
+    by_function: Mutex<HashMap<FunctionRef, FunctionCalls>>,
+}
+
+/// The calls of one function run on this node since it started.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FunctionCalls {
+    pub calls: u64,
+    pub errors: u64,
+    /// The time all of them took.
+    pub total: Duration,
+}
+
+/// A call running on this node, counted in `spore_calls_in_flight` until dropped.
+pub(crate) struct InFlight<'a>(&'a Gauge<i64, AtomicI64>);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Latency buckets from 50 µs to about 27 minutes, doubling: a memo hit to a long job.
@@ -102,7 +127,15 @@ impl Default for Metrics {
             "Connected peers admitted to this node's mesh",
             members.clone(),
         );
+        let in_flight = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "calls_in_flight",
+            "Calls running on this node now",
+            in_flight.clone(),
+        );
         Metrics {
+            in_flight,
+            by_function: Mutex::default(),
             registry,
             calls,
             call_seconds,
@@ -125,6 +158,16 @@ impl Metrics {
         failed: Option<ErrorKind>,
         memo_hit: bool,
     ) {
+        {
+            let mut by_function = self.by_function();
+            let counted = match by_function.get_mut(function) {
+                Some(counted) => counted,
+                None => by_function.entry(function.clone()).or_default(),
+            };
+            counted.calls += 1;
+            counted.errors += u64::from(failed.is_some());
+            counted.total += took;
+        }
         let function = function.to_string();
         let (outcome, kind) = match failed {
             None => ("ok", String::new()),
@@ -143,6 +186,36 @@ impl Metrics {
         if memo_hit {
             self.memo_hits.inc();
         }
+    }
+
+    fn by_function(&self) -> MutexGuard<'_, HashMap<FunctionRef, FunctionCalls>> {
+        // Counts only: one a panic interrupted is still worth reading.
+        self.by_function.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a call as running until the guard is dropped.
+    pub(crate) fn running(&self) -> InFlight<'_> {
+        self.in_flight.inc();
+        InFlight(&self.in_flight)
+    }
+
+    /// How many calls are running on this node now.
+    pub fn calls_in_flight(&self) -> i64 {
+        self.in_flight.get()
+    }
+
+    /// The `n` functions that took the most time here, with their counts, busiest first.
+    pub fn busiest_functions(&self, n: usize) -> Vec<(FunctionRef, FunctionCalls)> {
+        let mut all: Vec<(FunctionRef, FunctionCalls)> = self
+            .by_function()
+            .iter()
+            .map(|(function, calls)| (function.clone(), calls.clone()))
+            .collect();
+        all.sort_by(|(a_fn, a), (b_fn, b)| {
+            (b.total, b.calls, a_fn.to_string()).cmp(&(a.total, a.calls, b_fn.to_string()))
+        });
+        all.truncate(n);
+        all
     }
 
     pub(crate) fn fetched(&self, bytes: u64, took: Duration) {

@@ -245,6 +245,11 @@ where
     }
 }
 
+/// What the node is doing now (`spore node status`).
+pub async fn status(State(served): State<Arc<Served>>) -> Json<super::super::status::NodeStatus> {
+    Json(super::super::status::of(&served.node, served.file.peer_id.clone()).await)
+}
+
 /// The node's metrics in the OpenMetrics text format, which Prometheus reads.
 pub async fn metrics(State(served): State<Arc<Served>>) -> axum::response::Response {
     use axum::response::IntoResponse;

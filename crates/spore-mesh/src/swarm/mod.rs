@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use crate::MeshError;
 use crate::MeshHost;
 use crate::behaviour::{Behaviour, BehaviourEvent, GOSSIP_TOPIC, KAD_PROTOCOL};
+use crate::connections::Connections;
 use crate::discovery::{Announcement, Hints, PROVIDER_GRACE, ProviderQueries, ProviderQuery};
 use crate::liveness::{self, Liveness};
 use crate::membership::Members;
@@ -32,6 +33,8 @@ mod names;
 pub(crate) enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
     ConnectedPeers(oneshot::Sender<Vec<PeerId>>),
+    /// Every open connection.
+    Connections(oneshot::Sender<Vec<crate::PeerConnection>>),
     /// The kept peers' addresses, each with `/p2p/`.
     KnownPeers(oneshot::Sender<Vec<Multiaddr>>),
     /// Become a provider of the key (module or ability) in the DHT; `stored` is told
@@ -86,6 +89,7 @@ pub(crate) struct SwarmTask {
     /// Addresses given to peers instead of the listen addresses, if any.
     announce: Vec<Multiaddr>,
     liveness: Liveness,
+    connections: Connections,
     /// The remote address of the latest connection to each peer, to tell whether its
     /// loopback listen addresses can be ours to dial.
     remote_addrs: HashMap<PeerId, Multiaddr>,
@@ -124,6 +128,7 @@ impl SwarmTask {
             warned_unreachable: HashSet::new(),
             announce,
             liveness: Liveness::default(),
+            connections: Connections::default(),
             remote_addrs: HashMap::new(),
             provide_waiters: HashMap::new(),
             republished: false,
@@ -268,6 +273,9 @@ impl SwarmTask {
             Command::ConnectedPeers(reply) => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
+            Command::Connections(reply) => {
+                let _ = reply.send(self.connections.list());
+            }
             Command::KnownPeers(reply) => {
                 let _ = reply.send(self.swarm.behaviour().peers.known());
             }
@@ -407,7 +415,10 @@ impl SwarmTask {
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 connection, result, ..
             })) => match result {
-                Ok(_) => self.liveness.answered(connection, Instant::now()),
+                Ok(round_trip) => {
+                    self.liveness.answered(connection, Instant::now());
+                    self.connections.pinged(connection, round_trip);
+                }
                 Err(ping::Failure::Unsupported) => self.liveness.forget(connection),
                 // Silence is what counts, and `close_dead_links` measures it.
                 Err(_) => {}
@@ -424,6 +435,7 @@ impl SwarmTask {
                 }
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
                 self.liveness.opened(connection_id, peer_id, Instant::now());
+                self.connections.opened(connection_id, peer_id, &endpoint);
                 self.remote_addrs
                     .insert(peer_id, endpoint.get_remote_address().clone());
                 if self.warned_unreachable.remove(&peer_id) {
@@ -437,6 +449,7 @@ impl SwarmTask {
                 ..
             } => {
                 self.liveness.forget(connection_id);
+                self.connections.closed(connection_id);
                 if num_established == 0 {
                     debug!(peer = %peer_id, "disconnected");
                     self.remote_addrs.remove(&peer_id);

@@ -1,0 +1,182 @@
+//! `spore node status` and `GET /v1/status`: what a running node is doing now: its
+//! peers (roles, what they may serve, their connections), the abilities it advertises,
+//! the calls running on it, and the functions that took it the most time.
+//!
+//! [`NodeStatus`] is the API's answer as it travels; the CLI reads it back as is.
+
+use serde::{Deserialize, Serialize};
+use spore_node::{Home, Node, mesh};
+
+use crate::cli::backend::Remote;
+use crate::cli::output::{Output, outln};
+
+/// How many functions the status lists, busiest first.
+const BUSIEST: usize = 10;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub peer_id: String,
+    /// This node's mesh key, if it belongs to a mesh.
+    pub mesh: Option<String>,
+    /// The abilities this node advertises to the mesh.
+    pub adverts: Vec<String>,
+    pub calls_in_flight: i64,
+    pub peers: Vec<PeerStatus>,
+    pub functions: Vec<FunctionStatus>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub peer_id: String,
+    /// Whether its certificate admits it to this node's mesh; a peer not (yet) admitted
+    /// is served nothing.
+    pub member: bool,
+    pub roles: Vec<String>,
+    /// The abilities its certificate lets it serve to the mesh.
+    pub serves: Vec<String>,
+    pub connections: Vec<ConnectionStatus>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConnectionStatus {
+    pub address: String,
+    /// `dialed` (this node opened it) or `accepted`.
+    pub direction: String,
+    /// Whether it goes through a relay rather than direct.
+    pub relayed: bool,
+    pub open_seconds: u64,
+    /// The latest ping's round trip, once one was answered.
+    pub round_trip_ms: Option<f64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FunctionStatus {
+    pub function: String,
+    pub calls: u64,
+    pub errors: u64,
+    pub total_ms: f64,
+}
+
+/// The status of `node`, whose peer id is `peer_id` (and of its mesh, if it has joined
+/// one) now.
+pub async fn of(node: &Node, peer_id: String) -> NodeStatus {
+    let metrics = node.metrics();
+    let functions = metrics
+        .busiest_functions(BUSIEST)
+        .into_iter()
+        .map(|(function, counted)| FunctionStatus {
+            function: function.to_string(),
+            calls: counted.calls,
+            errors: counted.errors,
+            total_ms: counted.total.as_secs_f64() * 1e3,
+        })
+        .collect();
+    let (mesh_key, peers) = match node.mesh() {
+        Some(mesh) => (mesh.mesh().map(|key| key.to_string()), peers(mesh).await),
+        None => (None, Vec::new()),
+    };
+    NodeStatus {
+        peer_id,
+        mesh: mesh_key,
+        adverts: node.served_abilities(),
+        calls_in_flight: metrics.calls_in_flight(),
+        peers,
+        functions,
+    }
+}
+
+async fn peers(mesh: &mesh::Mesh) -> Vec<PeerStatus> {
+    let mut peers: Vec<PeerStatus> = Vec::new();
+    // Listed by peer, so each peer's connections come together.
+    for connection in mesh.connections().await {
+        let status = ConnectionStatus {
+            address: connection.remote.to_string(),
+            direction: if connection.dialed {
+                "dialed"
+            } else {
+                "accepted"
+            }
+            .to_owned(),
+            relayed: connection.relayed,
+            open_seconds: connection.open_for.as_secs(),
+            round_trip_ms: connection.round_trip.map(|rtt| rtt.as_secs_f64() * 1e3),
+        };
+        let peer_id = connection.peer.to_string();
+        if let Some(last) = peers.last_mut().filter(|p| p.peer_id == peer_id) {
+            last.connections.push(status);
+            continue;
+        }
+        let admitted = mesh.admitted(&connection.peer);
+        peers.push(PeerStatus {
+            peer_id,
+            member: admitted.is_some(),
+            roles: admitted
+                .as_ref()
+                .map(|a| a.roles.clone())
+                .unwrap_or_default(),
+            serves: admitted.map(|a| a.serves).unwrap_or_default(),
+            connections: vec![status],
+        });
+    }
+    peers
+}
+
+/// `spore node status`: asks the node running on `home`.
+pub fn show(home: &Home, out: &Output) -> anyhow::Result<()> {
+    let status: NodeStatus = Remote::running(home)?.get("/v1/status", &[])?;
+    if out.json(&status)? {
+        return Ok(());
+    }
+    outln!("peer id   {}", status.peer_id);
+    outln!("mesh      {}", status.mesh.as_deref().unwrap_or("none"));
+    outln!("adverts   {}", list(&status.adverts));
+    outln!("running   {} call(s)", status.calls_in_flight);
+    let members = status.peers.iter().filter(|p| p.member).count();
+    outln!(
+        "peers     {} connected, {members} admitted",
+        status.peers.len()
+    );
+    for peer in &status.peers {
+        let standing = if peer.member {
+            format!("roles {}; serves {}", list(&peer.roles), list(&peer.serves))
+        } else {
+            "not admitted".to_owned()
+        };
+        outln!("  {}  {standing}", peer.peer_id);
+        for c in &peer.connections {
+            let rtt = c
+                .round_trip_ms
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms:.1} ms"));
+            let path = if c.relayed { "relayed" } else { "direct" };
+            outln!(
+                "    {} {path} {}, open {} s, round trip {rtt}",
+                c.direction,
+                c.address,
+                c.open_seconds
+            );
+        }
+    }
+    if status.functions.is_empty() {
+        outln!("functions none called yet");
+    } else {
+        outln!("functions by time taken (calls, errors, total)");
+        for f in &status.functions {
+            outln!(
+                "  {}  {} calls, {} errors, {:.1} ms",
+                f.function,
+                f.calls,
+                f.errors,
+                f.total_ms
+            );
+        }
+    }
+    Ok(())
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
