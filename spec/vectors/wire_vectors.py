@@ -197,6 +197,8 @@ def vectors():
     module_key = b"spore/module/" + hash_
     ability_key = b"spore/ability/" + "sensor".encode()
     message = f"no module {hash_.hex()}"
+    topic_data = cmap(("id", cbytes(bytes(range(16)))),
+                      ("message", cmap(("n", uint(1)), ("text", text("hello")))))
     return {
         "fetch_slice": {
             "description": "A module of 7000 bytes, byte i = (7i + floor(i / 1000)) mod 256, "
@@ -230,6 +232,18 @@ def vectors():
             "peer": peer,
             "data": announcement.hex(),
             "message_id": blake3.blake3(announcement).digest().hex(),
+        },
+        "topic_message": {
+            "description": "A message published with the gossip provider of the topic ability: "
+                           "its gossipsub topic, its data (the canonical map {id, message}, "
+                           "here id = bytes 0 to 15 and message = {n: 1, text: \"hello\"}), "
+                           "its message id (BLAKE3 of the data) and the delivery id (hex of id).",
+            "topic": "orders.created",
+            "gossipsub_topic": "spore/topic/1/orders.created",
+            "message_json": {"n": 1, "text": "hello"},
+            "data": topic_data.hex(),
+            "message_id": blake3.blake3(topic_data).digest().hex(),
+            "delivery_id": bytes(range(16)).hex(),
         },
         "dht_keys": {
             "description": "Kademlia keys, raw bytes. kademlia_point is SHA-256 of the key: "

@@ -7,6 +7,7 @@ mod mesh_state;
 mod schedules;
 mod server;
 mod status;
+mod subscriptions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -168,6 +169,7 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
         ))
     });
     let schedules = schedules::start(&node);
+    let subscriptions = subscriptions::start(&node);
     let served = Arc::new(api::Served {
         node,
         file,
@@ -181,6 +183,7 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
     };
     tokio::join!(api_server, signal);
     drop(schedules);
+    drop(subscriptions);
     if let Some(routes) = routes {
         let _ = routes.await;
     }

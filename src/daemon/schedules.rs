@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use spore_node::schedules::{Schedule, When};
-use spore_node::{Args, Cancel, Node};
+use spore_node::{Cancel, Node};
 use tokio::task::JoinHandle;
 
 /// The running schedules; dropping them stops them and their runs in flight.
@@ -93,20 +93,7 @@ fn call(node: &Node, schedule: &Schedule, cancel: Cancel) {
     let span = tracing::info_span!("schedule", function = %schedule.function);
     let _entered = span.enter();
     let started = Instant::now();
-    let outcome = node.function_ref(&schedule.function).and_then(|function| {
-        let args = Args::encode(&schedule.args).map_err(|e| {
-            spore_node::NodeError::placement(
-                spore_node::ErrorKind::BadRequest,
-                format!("the schedule's args: {e}"),
-            )
-        })?;
-        let request = spore_node::CallRequest {
-            deadline: Instant::now() + schedule.timeout,
-            memo: false,
-            ..node.request(function, args)
-        };
-        node.call_cancellable(request, cancel).result
-    });
+    let outcome = node.call_on_own(&schedule.function, &schedule.args, schedule.timeout, cancel);
     let took = started.elapsed();
     match outcome {
         Ok(outcome) => tracing::info!(

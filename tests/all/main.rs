@@ -25,4 +25,5 @@ mod schedules;
 mod status;
 mod support;
 mod test_mesh;
+mod topics;
 mod trust_cli;

@@ -400,6 +400,15 @@ impl RunningNode {
         spore
     }
 
+    /// Kills the node with SIGKILL: no chance to finish or clean up anything.
+    pub fn kill(mut self) -> Spore {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let spore = std::mem::replace(&mut self.spore, Spore::new());
+        std::mem::forget(self);
+        spore
+    }
+
     fn terminate(&mut self) {
         let _ = Command::new("kill")
             .arg("-TERM")

@@ -1,5 +1,6 @@
-//! The built-in ability providers: `log`, `clock`, `random`, `kv`, `http`, and
-//! external provider processes for any ability (`spec/abilities.md`).
+//! The built-in ability providers: `log`, `clock`, `random`, `kv`, `http`, `topic` on
+//! NATS JetStream, and external provider processes for any ability
+//! (`spec/abilities.md`).
 //!
 //! Each provider implements `spore_runtime::Provider` and is configured by a plain
 //! settings struct. This crate must not know about configuration files, names,
@@ -11,6 +12,7 @@ mod basic;
 pub mod http;
 mod kv;
 pub mod process;
+pub mod topic;
 
 pub use basic::{ClockProvider, ConfigProvider, LogProvider, RandomProvider};
 pub use http::{HttpProvider, HttpSettings};
@@ -65,6 +67,11 @@ pub const BUILTINS: &[Builtin] = &[
         name: "random",
         operations: &["bytes"],
         everywhere: true,
+    },
+    Builtin {
+        name: "topic",
+        operations: &["publish"],
+        everywhere: false,
     },
 ];
 

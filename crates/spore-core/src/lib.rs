@@ -18,6 +18,7 @@ pub mod name;
 pub mod reference;
 pub mod signature;
 pub mod text;
+pub mod topic;
 pub mod trust;
 pub mod value;
 

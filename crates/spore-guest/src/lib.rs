@@ -44,6 +44,7 @@
 //! | [`random`] | [`bytes`](random::bytes)                                    |
 //! | [`kv`]     | [`get`](kv::get), [`put`](kv::put), [`delete`](kv::delete), [`list`](kv::list), [`cas`](kv::cas) |
 //! | [`http`]   | [`get`](http::get), [`request`](http::request)              |
+//! | [`topic`]  | [`publish`](topic::publish); subscribers get a [`Delivery`](topic::Delivery) |
 //! | [`config`] | [`get`](config::get)                                        |
 //! | [`call`](mod@call) | [`invoke`](call::invoke), also as [`call()`]                |
 //!
@@ -87,6 +88,7 @@ pub mod log;
 pub mod random;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
+pub mod topic;
 
 #[doc(hidden)]
 pub mod __private;

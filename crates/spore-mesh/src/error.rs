@@ -22,6 +22,8 @@ pub enum MeshError {
     Protocol { peer: PeerId, reason: String },
     #[error("peer {peer} is not admitted to this node's mesh: {why}")]
     NotAdmitted { peer: PeerId, why: String },
+    #[error("cannot publish on gossip: {reason}")]
+    Gossip { reason: String },
     #[error("the mesh has shut down")]
     ShutDown,
 }
@@ -105,7 +107,7 @@ impl MeshError {
             MeshError::Unreachable { .. } | MeshError::ShutDown => ErrorKind::Unavailable,
             MeshError::Deadline { .. } => ErrorKind::Timeout,
             MeshError::FrameTooLarge { .. } => ErrorKind::TooLarge,
-            MeshError::Protocol { .. } => ErrorKind::Failed,
+            MeshError::Protocol { .. } | MeshError::Gossip { .. } => ErrorKind::Failed,
             MeshError::NotAdmitted { .. } => ErrorKind::NotAllowed,
         }
     }

@@ -45,6 +45,7 @@ mod streams;
 mod swarm;
 #[cfg(test)]
 mod testing;
+mod topics;
 mod verify;
 mod wire;
 
@@ -60,6 +61,7 @@ pub use identity::{keypair_key, node_key, peer_id_of};
 pub use membership::{Admitted, Membership};
 pub use mesh::Mesh;
 pub use spore_core::{CallRequest, Cancel, Failure, Path, PathStep};
+pub use topics::{MAX_TOPIC_MESSAGE_BYTES, TopicMessage};
 pub use wire::{InvokeResponse, Returned};
 
 /// How a node joins the mesh.

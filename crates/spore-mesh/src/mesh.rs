@@ -180,6 +180,46 @@ impl Mesh {
         self.ask(Command::ConnectedPeers).await.unwrap_or_default()
     }
 
+    /// The messages published on `topic` from now on, by admitted members and by this
+    /// node itself; at most once, best effort (`spec/wire.md`, "Topics"). The receiver
+    /// holds at most a thousand or so: past that, new messages are dropped and logged.
+    pub async fn subscribe_topic(
+        &self,
+        topic: spore_core::topic::Topic,
+    ) -> Result<mpsc::Receiver<crate::TopicMessage>, MeshError> {
+        let (deliver, receive) = mpsc::channel(crate::topics::SUBSCRIBER_QUEUE);
+        self.send(Command::SubscribeTopic { topic, deliver })
+            .await?;
+        Ok(receive)
+    }
+
+    /// Publishes `message` on `topic` to the members subscribed now (and this node's
+    /// own subscribers); returns its id once gossip has taken it. No subscriber is not an
+    /// error. A message over [`MAX_TOPIC_MESSAGE_BYTES`](crate::MAX_TOPIC_MESSAGE_BYTES)
+    /// encoded is refused.
+    pub async fn publish_topic(
+        &self,
+        topic: spore_core::topic::Topic,
+        message: ciborium::Value,
+        id: [u8; 16],
+    ) -> Result<(), MeshError> {
+        let data = crate::topics::encode(&id, &message);
+        let limit = crate::MAX_TOPIC_MESSAGE_BYTES + crate::topics::ENVELOPE_BYTES;
+        if data.len() > limit {
+            return Err(MeshError::FrameTooLarge {
+                len: data.len(),
+                limit,
+            });
+        }
+        self.ask(|reply| Command::PublishTopic {
+            topic,
+            encoded: (id, data),
+            message,
+            reply,
+        })
+        .await?
+    }
+
     /// Every open connection: peer, address, direction, age, round trip.
     pub async fn connections(&self) -> Vec<crate::PeerConnection> {
         self.ask(Command::Connections).await.unwrap_or_default()

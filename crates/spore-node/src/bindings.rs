@@ -150,6 +150,13 @@ impl Builder<'_> {
                     uses,
                 ))
             }
+            ProviderConfig::Gossip => Arc::new(crate::topic_gossip::GossipTopicProvider {
+                node: self.node.clone(),
+            }),
+            ProviderConfig::Nats(settings) => Arc::new(
+                spore_abilities::topic::nats::NatsTopicProvider::new(settings.clone())
+                    .map_err(|e| invalid(format!("cannot start the NATS client: {e}")))?,
+            ),
         };
         Ok(Some(provider))
     }

@@ -38,6 +38,31 @@ impl Node {
         self.call_cancellable(request, Cancel::never())
     }
 
+    /// Calls `function` (a name or a reference, resolved now, so that moving a name
+    /// moves what runs) with `args`, within `timeout`, never from the memo: how the node
+    /// runs what it calls on its own (schedules, subscriptions).
+    pub fn call_on_own(
+        &self,
+        function: &str,
+        args: &[Value],
+        timeout: std::time::Duration,
+        cancel: Cancel,
+    ) -> Result<Outcome, NodeError> {
+        let function = self.function_ref(function)?;
+        let args = spore_core::Args::encode(args).map_err(|e| {
+            NodeError::placement(
+                spore_core::ErrorKind::BadRequest,
+                format!("the arguments: {e}"),
+            )
+        })?;
+        let request = CallRequest {
+            deadline: Instant::now() + timeout,
+            memo: false,
+            ..self.request(function, args)
+        };
+        self.call_cancellable(request, cancel).result
+    }
+
     /// [`Node::call`], stopped when `cancel` is set: an edge that can tell when its
     /// caller is gone (a closed connection) passes its flag here.
     pub fn call_cancellable(&self, request: CallRequest, cancel: Cancel) -> Called {

@@ -24,6 +24,8 @@ mod placement;
 pub mod routes;
 pub mod schedules;
 mod size;
+pub mod subscriptions;
+mod topic_gossip;
 pub mod trust;
 
 pub use bindings::Shapes;

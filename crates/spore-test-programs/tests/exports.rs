@@ -60,6 +60,23 @@ const EXPECTED: &[Expected] = &[
         &[("kv", "get"), ("kv", "put"), ("log", "info")],
     ),
     (
+        "topics",
+        &[
+            "announce",
+            "remember",
+            "flaky",
+            "refuse",
+            "stall_first",
+            "seen",
+        ],
+        &[
+            ("kv", "get"),
+            ("kv", "list"),
+            ("kv", "put"),
+            ("topic", "publish"),
+        ],
+    ),
+    (
         "kvprefix",
         &["get", "put", "delete", "list", "cas"],
         &[

@@ -29,6 +29,7 @@ use crate::streams::Control;
 
 mod admission;
 mod names;
+mod topics;
 
 pub(crate) enum Command {
     ListenAddrs(oneshot::Sender<Vec<Multiaddr>>),
@@ -64,6 +65,20 @@ pub(crate) enum Command {
         key: kad::RecordKey,
         deadline: Instant,
         reply: oneshot::Sender<Option<spore_core::trust::ChainRun>>,
+    },
+    /// Deliver the messages published on the topic to `deliver` (this node's own
+    /// publications included).
+    SubscribeTopic {
+        topic: spore_core::topic::Topic,
+        deliver: mpsc::Sender<crate::TopicMessage>,
+    },
+    /// Publish an encoded topic message (`crate::topics`) on gossip and to this node's
+    /// subscribers.
+    PublishTopic {
+        topic: spore_core::topic::Topic,
+        encoded: ([u8; 16], Vec<u8>),
+        message: ciborium::Value,
+        reply: oneshot::Sender<Result<(), crate::MeshError>>,
     },
     /// Connect to the peer if no connection is open or being opened (to have it judged).
     Dial(PeerId),
@@ -105,6 +120,8 @@ pub(crate) struct SwarmTask {
     identified: HashMap<PeerId, Vec<Multiaddr>>,
     names_topic: gossipsub::IdentTopic,
     chain_queries: ChainQueries,
+    /// The topics this node subscribes to, by gossipsub topic.
+    topics: HashMap<gossipsub::TopicHash, topics::Subscribed>,
     /// Told of the mesh names members send.
     host: Arc<dyn MeshHost>,
 }
@@ -139,6 +156,7 @@ impl SwarmTask {
             identified: HashMap::new(),
             names_topic: gossipsub::IdentTopic::new(crate::names::NAMES_TOPIC),
             chain_queries: ChainQueries::default(),
+            topics: HashMap::new(),
             host,
         };
         if !task.announce.is_empty() {
@@ -318,6 +336,15 @@ impl SwarmTask {
                 }
             }
             Command::PublishChain(chain) => self.publish_chain(chain),
+            Command::SubscribeTopic { topic, deliver } => self.subscribe_topic(topic, deliver),
+            Command::PublishTopic {
+                topic,
+                encoded,
+                message,
+                reply,
+            } => {
+                let _ = reply.send(self.publish_topic(topic, encoded, message));
+            }
             Command::FindChain {
                 key,
                 deadline,
@@ -523,6 +550,9 @@ impl SwarmTask {
     fn on_gossip(&mut self, message: gossipsub::Message) {
         if message.topic == self.names_topic.hash() {
             return self.on_names_gossip(message);
+        }
+        if self.on_topic_gossip(&message) {
+            return;
         }
         let Some(announcement) = Announcement::from_bytes(&message.data) else {
             debug!("ignoring a malformed announcement");

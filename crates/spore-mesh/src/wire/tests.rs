@@ -465,6 +465,26 @@ mod vectors {
     }
 
     #[test]
+    fn a_topic_message_is_that_of_the_spec() {
+        let doc = doc();
+        let v = &doc["topic_message"];
+        let topic: spore_core::topic::Topic = text(&v["topic"]).parse().unwrap();
+        assert_eq!(
+            crate::topics::gossip_topic(&topic).to_string(),
+            text(&v["gossipsub_topic"])
+        );
+        let id: [u8; 16] = unhex(&v["delivery_id"]).try_into().unwrap();
+        let message = spore_core::value::from_json(&v["message_json"]).unwrap();
+        let data = unhex(&v["data"]);
+        assert_eq!(crate::topics::encode(&id, &message), data);
+        assert_eq!(crate::topics::decode(&data), Some((id, message)));
+        assert_eq!(
+            crate::behaviour::gossip_message_id(&data),
+            libp2p::gossipsub::MessageId::new(&unhex(&v["message_id"]))
+        );
+    }
+
+    #[test]
     fn dht_keys_are_those_of_the_spec() {
         use crate::discovery::{ability_key, module_key};
         use libp2p::kad::KBucketKey;

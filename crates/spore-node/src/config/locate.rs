@@ -13,6 +13,7 @@ use toml::Spanned;
 
 mod routes;
 mod schedules;
+mod topics;
 mod trust;
 
 use super::defaults as default;
@@ -38,7 +39,7 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
         .into_iter()
         .map(|(key, value)| (key, toml_to_cbor(value)))
         .collect();
-    let abilities = raw
+    let abilities: BTreeMap<String, AbilityConfig> = raw
         .abilities
         .unwrap_or_default()
         .into_iter()
@@ -58,6 +59,12 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
     let timeout = locate.duration(limits.timeout, "limits.timeout", default::TIMEOUT)?;
     let routes = locate.routes(raw.routes.unwrap_or_default(), timeout)?;
     let schedules = locate.schedules(raw.schedules.unwrap_or_default(), timeout)?;
+    let topic_bound = abilities
+        .get("topic")
+        .and_then(|topic| topic.provider.as_ref())
+        .is_some_and(|p| matches!(p, ProviderConfig::Gossip | ProviderConfig::Nats(_)));
+    let subscriptions =
+        locate.subscriptions(raw.subscriptions.unwrap_or_default(), timeout, topic_bound)?;
     Ok(NodeConfig {
         file: file.to_owned(),
         timeout,
@@ -145,6 +152,7 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
         names,
         routes,
         schedules,
+        subscriptions,
     })
 }
 
@@ -158,6 +166,7 @@ struct RawConfig {
     trust: Option<trust::RawTrust>,
     routes: Option<Vec<Spanned<routes::RawRoute>>>,
     schedules: Option<Vec<Spanned<schedules::RawSchedule>>>,
+    subscriptions: Option<Vec<Spanned<topics::RawSubscription>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -247,6 +256,10 @@ struct RawAbility {
     uses: Option<Spanned<BTreeMap<String, Spanned<RawAbility>>>>,
     callers: Option<Spanned<Vec<String>>>,
     publishers: Option<Spanned<Vec<String>>>,
+    url: Option<Spanned<String>>,
+    stream: Option<Spanned<String>>,
+    max_deliver: Option<Spanned<i64>>,
+    ack_wait: Option<Spanned<String>>,
 }
 
 struct Locator<'a> {
@@ -475,6 +488,10 @@ impl Locator<'_> {
         // The built-in kinds serve only their own ability; a custom ability needs a
         // provider that can serve any shape.
         let own_kind = spore_abilities::builtin(kind).is_some();
+        // So do the providers of `topic`.
+        if matches!(kind, "gossip" | "nats") && name != "topic" {
+            return Err(self.error(provider.span(), &format!("{key}.provider"), format!("provider `{kind}` serves only the `topic` ability; `{name}` needs \"process\" or \"handler\"")));
+        }
         if own_kind && kind != name {
             return Err(self.error(provider.span(), &format!("{key}.provider"), format!("provider `{kind}` serves only the `{kind}` ability; `{name}` needs \"process\" or \"handler\"")));
         }
@@ -599,15 +616,20 @@ impl Locator<'_> {
                     uses,
                 }
             }
+            "gossip" => {
+                self.only(raw, key, &[])?;
+                ProviderConfig::Gossip
+            }
+            "nats" => ProviderConfig::Nats(self.nats(key, provider, raw)?),
             other => {
-                return Err(self.error(provider.span(), &format!("{key}.provider"), format!("unknown provider `{other}`; one of log, clock, random, config, call, kv, http, process, handler")));
+                return Err(self.error(provider.span(), &format!("{key}.provider"), format!("unknown provider `{other}`; one of log, clock, random, config, call, kv, http, gossip, nats, process, handler")));
             }
         })
     }
 
     /// Refuses keys that do not apply to the provider (or to a bare declaration).
     fn only(&self, raw: &RawAbility, key: &str, allowed: &[&str]) -> Result<(), ConfigError> {
-        let present: [(&str, Option<Range<usize>>); 10] = [
+        let present: [(&str, Option<Range<usize>>); 14] = [
             ("namespace", raw.namespace.as_ref().map(Spanned::span)),
             (
                 "max_value_bytes",
@@ -624,6 +646,10 @@ impl Locator<'_> {
             ("env", raw.env.as_ref().map(Spanned::span)),
             ("function", raw.function.as_ref().map(Spanned::span)),
             ("uses", raw.uses.as_ref().map(Spanned::span)),
+            ("url", raw.url.as_ref().map(Spanned::span)),
+            ("stream", raw.stream.as_ref().map(Spanned::span)),
+            ("max_deliver", raw.max_deliver.as_ref().map(Spanned::span)),
+            ("ack_wait", raw.ack_wait.as_ref().map(Spanned::span)),
         ];
         let provider = raw
             .provider

@@ -62,6 +62,9 @@ pub struct NodeConfig {
     pub routes: crate::routes::Routes,
     /// `[[schedules]]`: what a running node calls on its own.
     pub schedules: Vec<crate::schedules::Schedule>,
+    /// `[[subscriptions]]`: the functions a running node calls with what is published
+    /// on a topic.
+    pub subscriptions: Vec<crate::subscriptions::Subscription>,
 }
 
 /// `[limits.forwarded]`: the most a call forwarded by a peer gets on this node. A longer
@@ -152,6 +155,10 @@ pub enum ProviderConfig {
         function: String,
         uses: BTreeMap<String, AbilityConfig>,
     },
+    /// `topic` across the mesh over gossip.
+    Gossip,
+    /// `topic` on NATS JetStream.
+    Nats(spore_abilities::topic::nats::NatsSettings),
 }
 
 impl ProviderConfig {
@@ -166,6 +173,8 @@ impl ProviderConfig {
             ProviderConfig::Http { .. } => "http",
             ProviderConfig::Process { .. } => "process",
             ProviderConfig::Handler { .. } => "handler",
+            ProviderConfig::Gossip => "gossip",
+            ProviderConfig::Nats(_) => "nats",
         }
     }
 }
