@@ -45,6 +45,9 @@ pub struct NodeFile {
     /// Where the HTTP routes are served, when they are (`--http`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<String>,
+    /// Where `/metrics` is served without the token, when it is (`--metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
     pub peer_id: String,
     pub listen: Vec<String>,
 }

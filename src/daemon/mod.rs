@@ -58,6 +58,10 @@ pub struct RunArgs {
     /// listener, apart from the API (spec/http.md).
     #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
+    /// Also serve `/metrics` on this address, without the API token: for a Prometheus
+    /// server on another host. Bind it where only that server can reach it.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
     /// Do not discover peers on the local network with mDNS.
     #[arg(long)]
     pub no_mdns: bool,
@@ -105,10 +109,20 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
         None => None,
     };
     let http_addr = http.as_ref().map(|l| l.local_addr()).transpose()?;
+    let metrics = match args.metrics {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen for metrics on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics.as_ref().map(|l| l.local_addr()).transpose()?;
     let file = NodeFile {
         pid: std::process::id(),
         api: api.to_string(),
         http: http_addr.map(|a| a.to_string()),
+        metrics: metrics_addr.map(|a| a.to_string()),
         peer_id: mesh.peer_id().to_string(),
         listen: mesh
             .listen_addrs()
@@ -132,6 +146,10 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
         let routes = node.config().routes.iter().count();
         tracing::info!(%addr, routes, "serving HTTP routes");
         eprintln!("  serving {routes} HTTP route(s) on http://{addr}");
+    }
+    if let Some(addr) = metrics_addr {
+        tracing::info!(%addr, "serving metrics");
+        eprintln!("  serving metrics on http://{addr}/metrics");
     }
     if !api.ip().to_canonical().is_loopback() {
         let token_file = home.root().join(TOKEN_FILE);
@@ -175,6 +193,13 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
         file,
         gateway,
     });
+    let metrics_server = metrics.map(|listener| {
+        tokio::spawn(server::serve(
+            listener,
+            api::metrics_router(served.clone()),
+            until_stopped(),
+        ))
+    });
     let guard = api::Guard { token, bound: api };
     let api_server = server::serve(listener, api::router(served, guard), until_stopped());
     let signal = async move {
@@ -184,8 +209,8 @@ async fn serve(home: Home, args: &RunArgs) -> anyhow::Result<()> {
     tokio::join!(api_server, signal);
     drop(schedules);
     drop(subscriptions);
-    if let Some(routes) = routes {
-        let _ = routes.await;
+    for server in routes.into_iter().chain(metrics_server) {
+        let _ = server.await;
     }
     saver.abort();
     let _ = saver.await;

@@ -215,7 +215,7 @@ fn a_custom_ability_served_by_a_provider_process() {
 
 /// A provider process for `sensor` that misbehaves on request: `crash` exits, `hang`
 /// never answers; anything else is a reading of 1.0.
-const FLAKY_PROVIDER: &str = r#"
+pub(crate) const FLAKY_PROVIDER: &str = r#"
 import struct, sys
 def read_exact(n):
     data = b""

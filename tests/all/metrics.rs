@@ -108,3 +108,75 @@ fn metrics_count_the_calls_and_requests_made() {
         .unwrap();
     assert_eq!(refused.status(), 401);
 }
+
+#[test]
+fn metrics_count_the_restarts_of_a_provider_process() {
+    let spore = Spore::new();
+    let (_dir, script) =
+        crate::support::temp_file("flaky.py", crate::abilities::FLAKY_PROVIDER.as_bytes());
+    spore.configure(&format!(
+        "[abilities.sensor]\nprovider = \"process\"\noperations = [\"read\"]\ncommand = [\"python3\", \"{}\"]\ntimeout = \"2s\"\n",
+        script.display()
+    ));
+    let node = RunningNode::launch(spore, &[], &["--listen", "/ip4/127.0.0.1/tcp/0"]);
+    node.spore.publish("sensors", Some("sensors"));
+    let scrape = || {
+        let mut scraped = ureq::get(format!("http://{}/metrics", node.api))
+            .header("authorization", node.spore.api_authorization())
+            .call()
+            .unwrap();
+        scraped.body_mut().read_to_string().unwrap()
+    };
+    assert_eq!(
+        node.spore.invoke("sensors.read", &[r#""ok""#])["value"],
+        1.0
+    );
+    let series = "spore_provider_restarts_total{ability=\"sensor\"}";
+    assert_eq!(sample(&scrape(), series), None, "no restart yet");
+
+    // The provider exits on `crash`; the supervisor starts it again.
+    node.spore.run(&["invoke", "sensors.read", r#""crash""#]);
+    let started = std::time::Instant::now();
+    while node.spore.run(&["invoke", "sensors.read", r#""ok""#]).code != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never restarted"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let text = scrape();
+    assert_eq!(sample(&text, series), Some(1.0), "{text}");
+}
+
+#[test]
+fn metrics_on_their_own_address_need_no_token_and_nothing_else_is_served_there() {
+    let spore = Spore::new();
+    let node = RunningNode::launch(
+        spore,
+        &[],
+        &[
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+    );
+    let file: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(node.spore.home().join("node.json")).unwrap(),
+    )
+    .unwrap();
+    let addr = file["metrics"]
+        .as_str()
+        .expect("node.json names the metrics address");
+    let agent = ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build(),
+    );
+    let mut scraped = agent.get(format!("http://{addr}/metrics")).call().unwrap();
+    assert_eq!(scraped.status(), 200);
+    let text = scraped.body_mut().read_to_string().unwrap();
+    assert!(text.contains("spore_calls_in_flight 0"), "{text}");
+    let other = agent.get(format!("http://{addr}/v1/info")).call().unwrap();
+    assert_eq!(other.status(), 404, "only /metrics");
+}

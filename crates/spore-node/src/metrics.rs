@@ -30,6 +30,11 @@ struct FunctionLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AbilityLabel {
+    ability: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: String,
     status: u16,
@@ -47,6 +52,7 @@ pub struct Metrics {
     peers: Gauge,
     members: Gauge,
     in_flight: Gauge<i64, AtomicI64>,
+    provider_restarts: Family<AbilityLabel, Counter>,
     /// Calls by function, for `spore node status`'s busiest functions.
     by_function: Mutex<HashMap<FunctionRef, FunctionCalls>>,
 }
@@ -133,8 +139,15 @@ impl Default for Metrics {
             "Calls running on this node now",
             in_flight.clone(),
         );
+        let provider_restarts = Family::<AbilityLabel, Counter>::default();
+        registry.register(
+            "provider_restarts",
+            "Restarts of provider processes, by the ability they serve",
+            provider_restarts.clone(),
+        );
         Metrics {
             in_flight,
+            provider_restarts,
             by_function: Mutex::default(),
             registry,
             calls,
@@ -232,6 +245,17 @@ impl Metrics {
                 status,
             })
             .inc();
+    }
+
+    /// The restarts of each binding's provider process so far (counted by the
+    /// providers; copied here when scraped).
+    pub fn set_provider_restarts(&self, restarts: impl IntoIterator<Item = (String, u64)>) {
+        for (ability, total) in restarts {
+            let counter = self
+                .provider_restarts
+                .get_or_create(&AbilityLabel { ability });
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
     }
 
     /// The peers now: with a connection, and admitted to the mesh.

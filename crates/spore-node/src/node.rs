@@ -190,6 +190,15 @@ impl Node {
         &self.metrics
     }
 
+    /// How many times each binding's provider process has been restarted.
+    pub fn provider_restarts(&self) -> Vec<(String, u64)> {
+        self.bindings
+            .iter()
+            .filter(|(_, provider)| provider.restarts() > 0)
+            .map(|(ability, provider)| (ability.to_owned(), provider.restarts()))
+            .collect()
+    }
+
     /// The configuration in force (read when the node was opened).
     pub fn config(&self) -> &NodeConfig {
         &self.config

@@ -29,6 +29,12 @@ pub trait Provider: Send + Sync + 'static {
 
     /// One line for `spore abilities`: what this provider is and its main settings.
     fn describe(&self) -> String;
+
+    /// How many times this provider's process has been restarted since it started (for
+    /// `/metrics`); providers without a process have none.
+    fn restarts(&self) -> u64 {
+        0
+    }
 }
 
 /// What a provider knows about the call it serves. One per call, shared by the call's

@@ -254,6 +254,7 @@ pub async fn status(State(served): State<Arc<Served>>) -> Json<super::super::sta
 pub async fn metrics(State(served): State<Arc<Served>>) -> axum::response::Response {
     use axum::response::IntoResponse;
     let metrics = served.node.metrics();
+    metrics.set_provider_restarts(served.node.provider_restarts());
     if let Some(mesh) = served.node.mesh() {
         metrics.set_peers(
             mesh.connected_peers().await.len(),

@@ -30,6 +30,13 @@ pub struct Served {
     pub gateway: Option<Arc<super::gateway::Gateway>>,
 }
 
+/// `/metrics` alone, without the token (`spore node run --metrics ADDR`).
+pub fn metrics_router(served: Arc<Served>) -> Router {
+    Router::new()
+        .route("/metrics", get(handlers::metrics))
+        .with_state(served)
+}
+
 /// Every route of docs/api.md, behind `guard`; anything else is answered with the error
 /// record.
 pub fn router(served: Arc<Served>, guard: Guard) -> Router {

@@ -250,6 +250,10 @@ impl Provider for ProcessProvider {
         self.call_until(cx.deadline, operation, request)
     }
 
+    fn restarts(&self) -> u64 {
+        ProcessProvider::restarts(self)
+    }
+
     fn describe(&self) -> String {
         let shared = &self.shared;
         let state = lock(&shared.state);
