@@ -32,13 +32,18 @@ def frame(v):
 H = "7c4cba6e3d6bbdbb2ef2a2e05e1d9a6d4a1d7c6c7e5bd8c0f0a1b2c3d4e5f607"
 PEER = "12D3KooWD5hnQD22gFFXrQEZYvNMsXMiq19B48UTKSMVLBrLBatx"
 trace = bytes(range(16))
-def call(id, placement_json, placement_cbor, memo, hops):
+def call(id, placement_json, placement_cbor, memo, hops, span=None):
     msg = {"function": H + ":add", "args": bytes([0x82, 2, 3]), "deadline_ms": 10000,
            "memory_bytes": 64 << 20, "memo": memo, "placement": placement_cbor, "hops": hops,
            "trace": trace}
-    return {"id": id, "function": H + ":add", "args": "820203", "deadline_ms": 10000,
-            "memory_bytes": 64 << 20, "memo": memo, "placement": placement_json, "hops": hops,
-            "trace": trace.hex(), "frame": frame({"id": id, "message": msg}).hex()}
+    entry = {"id": id, "function": H + ":add", "args": "820203", "deadline_ms": 10000,
+             "memory_bytes": 64 << 20, "memo": memo, "placement": placement_json, "hops": hops,
+             "trace": trace.hex()}
+    if span is not None:
+        msg["span"] = span
+        entry["span"] = span.hex()
+    entry["frame"] = frame({"id": id, "message": msg}).hex()
+    return entry
 steps = [{"node": PEER, "step": "ran " + H + ":add", "micros": 12}]
 path = {"steps": steps, "omitted": 0}
 stats = {"load": "memory", "load_us": 1, "instantiate_us": 3, "run_us": 2, "memory_bytes": 1114112}
@@ -53,6 +58,7 @@ err = {"id": 1, "kind": "guest_error", "message": "division by zero", "value": e
                         "value": err_value}, "path": errp}}).hex()}
 out = {"invoke_call": call(0, "anywhere", "anywhere", True, 0),
        "invoke_call_pinned": call(7, {"on": PEER}, {"on": PEER}, False, 1),
+       "invoke_call_traced": call(3, "anywhere", "anywhere", True, 1, bytes(range(0xa0, 0xa8))),
        "invoke_answer_ok": ok, "invoke_answer_error": err}
 doc = json.load(open(sys.argv[1]))
 for k, v in out.items(): doc[k] = v

@@ -10,6 +10,7 @@ mod costs;
 mod crash;
 mod damage;
 mod housekeeping;
+mod http_api_example;
 mod http_server;
 mod invoke;
 mod limits;

@@ -348,10 +348,12 @@ impl RunningNode {
         let child = command.spawn().expect("start spore node run");
         let node_file = spore.home().join("node.json");
         let started = Instant::now();
+        // A node killed on this home leaves its node.json behind: wait for this one's.
         let file: serde_json::Value = loop {
             if let Some(file) = std::fs::read_to_string(&node_file)
                 .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .filter(|file| file["pid"] == child.id())
             {
                 break file;
             }

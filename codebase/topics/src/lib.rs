@@ -17,11 +17,11 @@ fn remember(delivery: Delivery) -> Result<(), String> {
     keep(&delivery)
 }
 
-/// Fails the first attempt at each message, then keeps it: a durable provider delivers
-/// it again.
+/// Fails the first two attempts at each message, then keeps it: a durable provider
+/// delivers it again.
 #[function]
 fn flaky(delivery: Delivery) -> Result<(), String> {
-    if delivery.delivery < 2 {
+    if delivery.delivery < 3 {
         return Err(format!("not on attempt {}", delivery.delivery));
     }
     keep(&delivery)

@@ -46,6 +46,10 @@ pub struct CallRequest {
     pub hops: u32,
     /// Ties together the log lines and path steps of one call across nodes.
     pub trace: TraceId,
+    /// The span of the caller's trace this call continues, when the caller exports
+    /// traces: a call forwarded to a peer carries the forwarding node's span, so that the
+    /// peer's spans join the same trace under it.
+    pub parent_span: Option<SpanId>,
 }
 
 impl CallRequest {
@@ -67,6 +71,7 @@ impl CallRequest {
             placement: Placement::Anywhere,
             hops: 0,
             trace,
+            parent_span: None,
         }
     }
 
@@ -160,6 +165,29 @@ impl fmt::Debug for TraceId {
     }
 }
 
+/// A span id within a trace: 8 bytes (the size of a W3C parent id).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SpanId(#[serde(with = "serde_bytes")] [u8; 8]);
+
+impl SpanId {
+    pub const fn from_bytes(bytes: [u8; 8]) -> SpanId {
+        SpanId(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SpanId(")?;
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))?;
+        write!(f, ")")
+    }
+}
+
 /// The map a [`CallRequest`] is on the wire (`spec/wire.md`).
 #[derive(Serialize, Deserialize)]
 struct CallRequestWire {
@@ -173,6 +201,8 @@ struct CallRequestWire {
     placement: Placement,
     hops: u32,
     trace: TraceId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    span: Option<SpanId>,
 }
 
 impl Serialize for CallRequest {
@@ -187,6 +217,7 @@ impl Serialize for CallRequest {
             placement: self.placement.clone(),
             hops: self.hops,
             trace: self.trace,
+            span: self.parent_span,
         }
         .serialize(serializer)
     }
@@ -205,6 +236,7 @@ impl<'de> Deserialize<'de> for CallRequest {
             placement: wire.placement,
             hops: wire.hops,
             trace: wire.trace,
+            parent_span: wire.span,
         })
     }
 }
@@ -418,6 +450,7 @@ mod tests {
             placement: Placement::On("12D3KooWpeer".into()),
             hops: 2,
             trace: TraceId::from_bytes([7; 16]),
+            parent_span: Some(SpanId::from_bytes([9; 8])),
         }
     }
 
@@ -435,6 +468,7 @@ mod tests {
         assert_eq!(received.placement, sent.placement);
         assert_eq!(received.hops, 2);
         assert_eq!(received.trace, sent.trace);
+        assert_eq!(received.parent_span, sent.parent_span);
         let left = received.remaining();
         assert!(
             left <= Duration::from_secs(5) && left > Duration::from_secs(4),

@@ -76,7 +76,7 @@ impl Node {
     }
 
     /// Runs `request` in `env` (a `call`'s or a handler's): the path is collected here.
-    pub(crate) fn call_in(&self, request: CallRequest, env: &CallEnv) -> Called {
+    pub(crate) fn call_in(&self, mut request: CallRequest, env: &CallEnv) -> Called {
         let span = tracing::info_span!(
             "call",
             function = %request.function,
@@ -84,6 +84,20 @@ impl Node {
             depth = env.depth,
             hops = request.hops
         );
+        // When traces are exported, a call from a peer joins the trace it continues, and
+        // any other call takes the trace of the span it runs under (its own, for a call
+        // made from outside): one id in the log, in the path and in the exporter.
+        if let Some(bridge) = crate::trace_bridge::get() {
+            match request.parent_span {
+                Some(parent) => bridge.adopt(&span, request.trace, parent),
+                None => {
+                    if let Some(trace) = bridge.trace_of(&span) {
+                        request.trace = trace;
+                        span.record("trace", tracing::field::display(trace));
+                    }
+                }
+            }
+        }
         let _entered = span.enter();
         let mut path = Path::new();
         let result = self.place(request, env, &mut path);

@@ -26,6 +26,7 @@ pub mod schedules;
 mod size;
 pub mod subscriptions;
 mod topic_gossip;
+pub mod trace_bridge;
 pub mod trust;
 
 pub use bindings::Shapes;

@@ -280,8 +280,12 @@ impl Node {
         path: &mut Path,
     ) -> Result<Outcome, NodeError> {
         let function = request.function.clone();
+        // The peer's spans continue this call's (the span `call_in` entered).
+        let parent_span =
+            crate::trace_bridge::get().and_then(|bridge| bridge.span_id(&tracing::Span::current()));
         let request = CallRequest {
             hops: request.hops + 1,
+            parent_span,
             ..request
         };
         let mut last_error = None;

@@ -60,6 +60,28 @@ const EXPECTED: &[Expected] = &[
         &[("kv", "get"), ("kv", "put"), ("log", "info")],
     ),
     (
+        "links",
+        &[
+            "shorten",
+            "follow",
+            "stats",
+            "on_created",
+            "recent",
+            "expire",
+        ],
+        &[
+            ("clock", "now"),
+            ("kv", "cas"),
+            ("kv", "delete"),
+            ("kv", "get"),
+            ("kv", "list"),
+            ("kv", "put"),
+            ("log", "info"),
+            ("random", "bytes"),
+            ("topic", "publish"),
+        ],
+    ),
+    (
         "topics",
         &[
             "announce",

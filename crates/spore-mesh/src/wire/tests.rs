@@ -219,6 +219,10 @@ mod vectors {
         assert_eq!(call.placement, placement);
         assert_eq!(u64::from(call.hops), uint(&v["hops"]));
         assert_eq!(call.trace.to_string(), text(&v["trace"]));
+        let span = v["span"]
+            .as_str()
+            .map(|_| spore_core::SpanId::from_bytes(unhex(&v["span"]).try_into().unwrap()));
+        assert_eq!(call.parent_span, span);
         let left = call.remaining().as_millis() as u64;
         let sent = uint(&v["deadline_ms"]);
         assert!(
@@ -250,6 +254,7 @@ mod vectors {
 
         call_agrees(&doc["invoke_call"]).await;
         call_agrees(&doc["invoke_call_pinned"]).await;
+        call_agrees(&doc["invoke_call_traced"]).await;
 
         let v = &doc["invoke_answer_ok"];
         let ok = Numbered {
