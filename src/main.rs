@@ -6,6 +6,7 @@ mod daemon;
 mod housekeeping;
 mod kind;
 mod report;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -23,17 +24,30 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(code);
     }
-    // A running node also writes its log into its home, for `spore logs`.
-    let log_file = matches!(
-        &args.command,
-        cli::Command::Node(daemon::NodeCommand::Run(_))
-    )
-    .then(|| {
-        spore_node::Home::locate(args.home.as_deref())
-            .root()
-            .join(cli::logs::LOG_FILE)
-    });
-    cli::logs::init_tracing(args.verbose, log_file.as_deref());
+    // A running node also writes its log into its home, for `spore logs`, and exports
+    // its spans when given a collector.
+    let (log_file, otlp) = match &args.command {
+        cli::Command::Node(daemon::NodeCommand::Run(run)) => {
+            let home = spore_node::Home::locate(args.home.as_deref());
+            let otlp = match run.otlp.as_deref().filter(|url| !url.is_empty()) {
+                None => None,
+                Some(url) => match spore_node::Identity::load_or_create(&home) {
+                    Ok(identity) => Some((url, identity.peer_id().to_string())),
+                    Err(error) => return cli::report(&error.into(), args.json),
+                },
+            };
+            (Some(home.root().join(cli::logs::LOG_FILE)), otlp)
+        }
+        _ => (None, None),
+    };
+    let outputs = cli::logs::NodeOutputs {
+        log_file: log_file.as_deref(),
+        otlp,
+    };
+    let _exporter = match cli::logs::init_tracing(args.verbose, outputs) {
+        Ok(exporter) => exporter,
+        Err(error) => return cli::report(&error, args.json),
+    };
     let outcome = cli::run(&args).and_then(|()| match cli::output::stdout_failure() {
         Some(error) => Err(anyhow::anyhow!("cannot write to standard output: {error}")),
         None => Ok(()),

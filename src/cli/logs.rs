@@ -29,11 +29,25 @@ pub struct LogsArgs {
     pub lines: usize,
 }
 
+/// Where a running node's spans and log lines go besides stderr.
+#[derive(Default)]
+pub struct NodeOutputs<'a> {
+    /// Its log file in the home.
+    pub log_file: Option<&'a Path>,
+    /// An OTLP/HTTP collector for its spans, and its peer id to name it there.
+    pub otlp: Option<(&'a str, String)>,
+}
+
 /// Sets up the CLI's tracing: `SPORE_LOG` when set, else `-v` levels over a default of
 /// warnings and guests' `log` lines (at `info`, with the function and the call). Colour
-/// only on a terminal, never with `NO_COLOR`. With `file`, every line also goes there,
-/// without colour.
-pub fn init_tracing(verbose: u8, file: Option<&Path>) {
+/// only on a terminal, never with `NO_COLOR`. A running node also writes every line to
+/// its log file, without colour, and exports its spans when given a collector; keep the
+/// exporter returned until the end, when it sends what it still holds.
+pub fn init_tracing(
+    verbose: u8,
+    outputs: NodeOutputs<'_>,
+) -> anyhow::Result<Option<crate::telemetry::Exporter>> {
+    let file = outputs.log_file;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
 
@@ -71,10 +85,20 @@ pub fn init_tracing(verbose: u8, file: Option<&Path>) {
             None
         }
     });
+    let (otlp, exporter) = match outputs.otlp {
+        Some((endpoint, instance)) => {
+            let (layer, exporter) = crate::telemetry::layer(endpoint, &instance)?;
+            let exported = tracing_subscriber::EnvFilter::new(crate::telemetry::EXPORTED);
+            (Some(layer.with_filter(exported)), Some(exporter))
+        }
+        None => (None, None),
+    };
     tracing_subscriber::registry()
         .with(stderr)
         .with(file)
+        .with(otlp)
         .init();
+    Ok(exporter)
 }
 
 use tracing_subscriber::Layer as _;

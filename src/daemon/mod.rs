@@ -62,6 +62,11 @@ pub struct RunArgs {
     /// server on another host. Bind it where only that server can reach it.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+    /// Export spans to this OpenTelemetry collector (OTLP over HTTP/protobuf, e.g.
+    /// http://127.0.0.1:4318): each call, route, schedule run and delivery, one trace
+    /// across every node a call reaches. Off without it.
+    #[arg(long, value_name = "URL", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp: Option<String>,
     /// Do not discover peers on the local network with mDNS.
     #[arg(long)]
     pub no_mdns: bool,

@@ -27,4 +27,5 @@ mod status;
 mod support;
 mod test_mesh;
 mod topics;
+mod traces;
 mod trust_cli;

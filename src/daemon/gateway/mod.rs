@@ -183,7 +183,10 @@ async fn call_route(
     // A client that hangs up stops the call (`server::hung_up` drops this future).
     let cancel = Cancel::new();
     let _cancel_on_hang_up = CancelOnDrop(cancel.clone());
+    // The call's span is a child of the route's, in the log and in exported traces.
+    let span = tracing::Span::current();
     let called = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
         let node = &gateway.node;
         let function = node.function_ref(&route.function)?;
         let args = gateway.arguments(&function, &incoming, deadline)?;
