@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: build spore and the codebase functions, publish them into a fresh
 # embedded home, invoke them, and print hashes and results; then the mesh demo
-# (examples/cloud-edge): three nodes on loopback, placement by abilities.
+# (examples/cloud-edge): three nodes on loopback, placement by abilities; then a service
+# on HTTP routes (examples/http-api).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,3 +81,6 @@ done
 
 step "The mesh: three nodes on loopback (examples/cloud-edge/run.sh)"
 "$(dirname "$0")/../examples/cloud-edge/run.sh"
+
+step "Serving traffic: a URL shortener on HTTP routes, a topic and a schedule (examples/http-api/run.sh)"
+"$(dirname "$0")/../examples/http-api/run.sh"
