@@ -37,7 +37,7 @@ step "Run the node, serving the routes on a port of its own"
 "$spore" node run --listen /ip4/127.0.0.1/tcp/0 --http 127.0.0.1:0 2>"$work/node.log" &
 node=$!
 for _ in $(seq 100); do
-  http=$(json '["http"]' < "$SPORE_HOME/node.json" 2>/dev/null) && break
+  http=$( { json '["http"]' < "$SPORE_HOME/node.json"; } 2>/dev/null) && break
   sleep 0.1
 done
 [ -n "${http:-}" ] || { cat "$work/node.log"; exit 1; }
