@@ -65,7 +65,7 @@ pub async fn of(node: &Node, peer_id: String) -> NodeStatus {
         .busiest_functions(BUSIEST)
         .into_iter()
         .map(|(function, counted)| FunctionStatus {
-            function: function.to_string(),
+            function,
             calls: counted.calls,
             errors: counted.errors,
             total_ms: counted.total.as_secs_f64() * 1e3,

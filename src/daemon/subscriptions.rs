@@ -45,8 +45,10 @@ pub fn start(node: &Arc<Node>) -> Subscriptions {
         .get("topic")
         .and_then(|topic| topic.provider.clone());
     let tasks = match provider {
-        // The configuration refuses subscriptions without one of these.
-        None => Vec::new(),
+        Some(ProviderConfig::Gossip) => subscriptions
+            .into_iter()
+            .map(|s| tokio::spawn(on_gossip(node.clone(), s, cancel.clone())))
+            .collect(),
         Some(ProviderConfig::Nats(settings)) => {
             let jetstream = Arc::new(Jetstream::new(settings));
             subscriptions
@@ -54,10 +56,8 @@ pub fn start(node: &Arc<Node>) -> Subscriptions {
                 .map(|s| tokio::spawn(on_nats(node.clone(), jetstream.clone(), s, cancel.clone())))
                 .collect()
         }
-        Some(_) => subscriptions
-            .into_iter()
-            .map(|s| tokio::spawn(on_gossip(node.clone(), s, cancel.clone())))
-            .collect(),
+        // The configuration refuses subscriptions without one of those.
+        _ => Vec::new(),
     };
     Subscriptions { tasks, cancel }
 }
@@ -72,12 +72,7 @@ async fn on_gossip(node: Arc<Node>, subscription: Subscription, cancel: Cancel) 
     };
     tracing::info!(topic = %subscription.topic, function = %subscription.function, "subscribed (gossip: at most once)");
     while let Some(received) = messages.recv().await {
-        let delivery = Delivery {
-            topic: received.topic,
-            message: received.message,
-            delivery: 1,
-            id: hex(&received.id),
-        };
+        let delivery = received.delivery();
         tracing::debug!(from = %received.from, id = %delivery.id, "topic message");
         if let Err(error) = call(&node, &subscription, delivery, &cancel).await {
             tracing::warn!(
@@ -193,8 +188,4 @@ async fn call(
             format!("the call's thread ended: {e}"),
         )),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

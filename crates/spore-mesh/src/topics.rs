@@ -30,6 +30,19 @@ pub struct TopicMessage {
     pub message: Value,
 }
 
+impl TopicMessage {
+    /// What a subscribed function is given: gossip delivers once, and the delivery's
+    /// id is the message's 16 bytes in lowercase hex (`spec/wire.md`, "Topics").
+    pub fn delivery(&self) -> spore_core::topic::Delivery {
+        spore_core::topic::Delivery {
+            topic: self.topic.clone(),
+            message: self.message.clone(),
+            delivery: 1,
+            id: self.id.iter().map(|b| format!("{b:02x}")).collect(),
+        }
+    }
+}
+
 pub(crate) fn gossip_topic(topic: &Topic) -> libp2p::gossipsub::IdentTopic {
     libp2p::gossipsub::IdentTopic::new(format!("{TOPIC_PREFIX}{topic}"))
 }

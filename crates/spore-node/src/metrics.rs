@@ -5,9 +5,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicI64;
-use std::time::Duration;
-
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -53,8 +52,18 @@ pub struct Metrics {
     members: Gauge,
     in_flight: Gauge<i64, AtomicI64>,
     provider_restarts: Family<AbilityLabel, Counter>,
-    /// Calls by function, for `spore node status`'s busiest functions.
-    by_function: Mutex<HashMap<FunctionRef, FunctionCalls>>,
+    /// What is kept per function: its label formatted once and its series, so that a
+    /// call costs a map lookup and no text; its counts, for `spore node status`.
+    by_function: Mutex<HashMap<FunctionRef, PerFunction>>,
+}
+
+struct PerFunction {
+    /// The function as its series' label (`HASH:export`).
+    label: String,
+    /// Its `outcome="ok"` series, made at its first success.
+    ok: Option<Counter>,
+    seconds: Histogram,
+    counts: FunctionCalls,
 }
 
 /// The calls of one function run on this node since it started.
@@ -171,37 +180,56 @@ impl Metrics {
         failed: Option<ErrorKind>,
         memo_hit: bool,
     ) {
-        {
-            let mut by_function = self.by_function();
-            let counted = match by_function.get_mut(function) {
-                Some(counted) => counted,
-                None => by_function.entry(function.clone()).or_default(),
-            };
-            counted.calls += 1;
-            counted.errors += u64::from(failed.is_some());
-            counted.total += took;
-        }
-        let function = function.to_string();
-        let (outcome, kind) = match failed {
-            None => ("ok", String::new()),
-            Some(kind) => ("error", kind.to_string()),
+        let mut by_function = self.by_function();
+        let entry = match by_function.get_mut(function) {
+            Some(entry) => entry,
+            None => {
+                let label = function.to_string();
+                let seconds = self
+                    .call_seconds
+                    .get_or_create(&FunctionLabel {
+                        function: label.clone(),
+                    })
+                    .clone();
+                by_function.entry(function.clone()).or_insert(PerFunction {
+                    label,
+                    ok: None,
+                    seconds,
+                    counts: FunctionCalls::default(),
+                })
+            }
         };
-        self.calls
-            .get_or_create(&CallLabels {
-                function: function.clone(),
-                outcome,
-                kind,
-            })
-            .inc();
-        self.call_seconds
-            .get_or_create(&FunctionLabel { function })
-            .observe(took.as_secs_f64());
+        entry.counts.calls += 1;
+        entry.counts.total += took;
+        entry.seconds.observe(took.as_secs_f64());
+        let series = |outcome, kind| CallLabels {
+            function: entry.label.clone(),
+            outcome,
+            kind,
+        };
+        match failed {
+            None => entry
+                .ok
+                .get_or_insert_with(|| {
+                    self.calls
+                        .get_or_create(&series("ok", String::new()))
+                        .clone()
+                })
+                .inc(),
+            Some(kind) => {
+                entry.counts.errors += 1;
+                self.calls
+                    .get_or_create(&series("error", kind.to_string()))
+                    .inc()
+            }
+        };
+        drop(by_function);
         if memo_hit {
             self.memo_hits.inc();
         }
     }
 
-    fn by_function(&self) -> MutexGuard<'_, HashMap<FunctionRef, FunctionCalls>> {
+    fn by_function(&self) -> MutexGuard<'_, HashMap<FunctionRef, PerFunction>> {
         // Counts only: one a panic interrupted is still worth reading.
         self.by_function.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -217,16 +245,15 @@ impl Metrics {
         self.in_flight.get()
     }
 
-    /// The `n` functions that took the most time here, with their counts, busiest first.
-    pub fn busiest_functions(&self, n: usize) -> Vec<(FunctionRef, FunctionCalls)> {
-        let mut all: Vec<(FunctionRef, FunctionCalls)> = self
+    /// The `n` functions (as `HASH:export`) that took the most time here, with their
+    /// counts, busiest first.
+    pub fn busiest_functions(&self, n: usize) -> Vec<(String, FunctionCalls)> {
+        let mut all: Vec<(String, FunctionCalls)> = self
             .by_function()
-            .iter()
-            .map(|(function, calls)| (function.clone(), calls.clone()))
+            .values()
+            .map(|entry| (entry.label.clone(), entry.counts.clone()))
             .collect();
-        all.sort_by(|(a_fn, a), (b_fn, b)| {
-            (b.total, b.calls, a_fn.to_string()).cmp(&(a.total, a.calls, b_fn.to_string()))
-        });
+        all.sort_by(|(a_fn, a), (b_fn, b)| (b.total, b.calls, a_fn).cmp(&(a.total, a.calls, b_fn)));
         all.truncate(n);
         all
     }

@@ -194,8 +194,10 @@ impl Node {
     pub fn provider_restarts(&self) -> Vec<(String, u64)> {
         self.bindings
             .iter()
-            .filter(|(_, provider)| provider.restarts() > 0)
-            .map(|(ability, provider)| (ability.to_owned(), provider.restarts()))
+            .filter_map(|(ability, provider)| {
+                let restarts = provider.restarts();
+                (restarts > 0).then(|| (ability.to_owned(), restarts))
+            })
             .collect()
     }
 

@@ -482,11 +482,18 @@ mod vectors {
         let message = spore_core::value::from_json(&v["message_json"]).unwrap();
         let data = unhex(&v["data"]);
         assert_eq!(crate::topics::encode(&id, &message), data);
-        assert_eq!(crate::topics::decode(&data), Some((id, message)));
+        assert_eq!(crate::topics::decode(&data), Some((id, message.clone())));
         assert_eq!(
             crate::behaviour::gossip_message_id(&data),
             libp2p::gossipsub::MessageId::new(&unhex(&v["message_id"]))
         );
+        let received = crate::TopicMessage {
+            topic,
+            from: libp2p::PeerId::random(),
+            id,
+            message,
+        };
+        assert_eq!(received.delivery().id, text(&v["delivery_id"]));
     }
 
     #[test]
