@@ -386,3 +386,35 @@ fn a_stopping_node_finishes_the_requests_in_flight_and_takes_no_new_ones() {
         "the stopped node takes no new connections"
     );
 }
+
+#[test]
+fn a_route_follows_its_name_at_once_though_its_answers_are_remembered() {
+    let node = serving(&route("GET", "/greet/{name}", "greet", ""), None, &[]);
+    publish_web(&node);
+    node.spore.run(&["names", "set", "greet", "web.hello"]).ok();
+    // The first request reads the name and runs the function; the next are answered
+    // from what the node holds in memory (the name resolved, the result remembered).
+    for _ in 0..3 {
+        let hello = send(&node, "GET", "/greet/ada", None);
+        assert_eq!((hello.status, hello.body.as_str()), (200, "hello, ada"));
+    }
+
+    node.spore
+        .run(&["names", "set", "greet", "web.teapot"])
+        .ok();
+    let moved = send(&node, "GET", "/greet/ada", None);
+    assert_eq!(
+        (moved.status, moved.body.as_str()),
+        (418, "short and stout"),
+        "the route calls where the name points now"
+    );
+
+    node.spore.run(&["names", "set", "greet", "web.hello"]).ok();
+    let back = send(&node, "GET", "/greet/ada", None);
+    assert_eq!((back.status, back.body.as_str()), (200, "hello, ada"));
+    // A route whose function cannot be found is unavailable (`spec/http.md`).
+    node.spore.run(&["names", "rm", "greet"]).ok();
+    let gone = send(&node, "GET", "/greet/ada", None);
+    assert_eq!(gone.status, 503, "{}", gone.body);
+    assert_eq!(gone.json()["error"]["kind"], "not_found");
+}

@@ -75,6 +75,51 @@ impl Node {
         self.call_in(request, &env)
     }
 
+    /// `request` answered from memory, or `None`: call it. Answered when the call may be
+    /// memoized and is not pinned to a peer, its module is loaded here and the function
+    /// can reach no ability but `call` (so it is pure, and runs here), and its result is
+    /// remembered in memory. Nothing blocks: an async task (the HTTP gateway) asks this
+    /// before it hands a call to a blocking thread, a hop that cost about as much as the
+    /// rest of a routed request (`docs/performance.md`).
+    pub fn answer_from_memory(&self, request: &CallRequest) -> Option<Outcome> {
+        if !(request.memo && self.config.memo)
+            || matches!(request.placement, spore_core::Placement::On(_))
+            || request.memory_bytes > self.config.max_memory_bytes
+        {
+            return None;
+        }
+        let manifest = self.runtime.loaded_manifest(&request.function.module)?;
+        let export = manifest
+            .resolve_export(request.function.export.as_ref())
+            .ok()?;
+        let function = FunctionRef::new(request.function.module, export);
+        if !self
+            .reach(&manifest, &function)
+            .iter()
+            .all(|a| *a == "call")
+        {
+            return None;
+        }
+        let started = Instant::now();
+        let entry = self
+            .codebase
+            .memo_get_hot(&memo::key_for(&function, request))?;
+        // A remembered error is left to `call`, which reports it as errors are reported.
+        let Some(Ok(value)) = memo::decode(&entry) else {
+            return None;
+        };
+        let _span =
+            tracing::info_span!("call", %function, trace = %request.trace, memo = "hit").entered();
+        self.metrics.call(&function, started.elapsed(), None, true);
+        Some(Outcome {
+            function,
+            value,
+            memo: MemoUse::Hit,
+            stats: None,
+            effectful: false,
+        })
+    }
+
     /// Runs `request` in `env` (a `call`'s or a handler's): the path is collected here.
     pub(crate) fn call_in(&self, mut request: CallRequest, env: &CallEnv) -> Called {
         let span = tracing::info_span!(

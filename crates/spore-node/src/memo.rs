@@ -1,7 +1,7 @@
 //! Memoization of pure functions: the key of a call and the stored form of its outcome.
 
 use ciborium::Value;
-use spore_core::{CallRequest, Hash, value};
+use spore_core::{CallRequest, FunctionRef, Hash, value};
 
 /// The memo key of `request` (its export resolved): the module hash and export name,
 /// every limit that can change what a call returns (the memory cap), and the arguments as
@@ -10,7 +10,11 @@ use spore_core::{CallRequest, Hash, value};
 /// returns nothing to remember. (Memoized results are derivable: a change to this key
 /// only makes old entries unreachable.)
 pub(crate) fn key(request: &CallRequest) -> Hash {
-    let function = &request.function;
+    key_for(&request.function, request)
+}
+
+/// [`key`] of `request` calling `function` (the request's function, its export resolved).
+pub(crate) fn key_for(function: &FunctionRef, request: &CallRequest) -> Hash {
     let mut hasher = blake3::Hasher::new();
     hasher.update(function.module.as_bytes());
     hasher.update(

@@ -33,7 +33,14 @@ pub struct Node {
     pub(crate) metrics: crate::metrics::Metrics,
     /// The bindings each peer's forwarded calls may use (`host.rs`).
     pub(crate) peer_bindings: std::sync::Mutex<PeerBindings>,
+    /// What this home's names resolved to, at the codebase's names generation then.
+    resolved_names: std::sync::Mutex<ResolvedNames>,
 }
+
+/// Each name resolved here, with the [`Codebase::names_generation`] it was read at: a
+/// route resolves its name on every request, and reading it from the index each time
+/// cost about a tenth of a routed request (perf, `docs/performance.md`).
+type ResolvedNames = std::collections::HashMap<Name, (u64, Hash, Option<ExportName>)>;
 
 /// The bindings kept for each peer, with the roles they were built for.
 pub(crate) type PeerBindings =
@@ -163,6 +170,7 @@ impl Node {
             mesh_names,
             metrics: crate::metrics::Metrics::default(),
             peer_bindings: Default::default(),
+            resolved_names: Default::default(),
         });
         handle.set(&node);
         Ok(node)
@@ -323,12 +331,39 @@ impl Node {
     /// A name of this home first, else a trusted mesh name (whose module may still be
     /// on other nodes only: calling it fetches it).
     fn locate_name(&self, name: &Name) -> Result<(Hash, Option<ExportName>), NodeError> {
+        let generation = self.codebase.names_generation();
+        if let Some((seen, module, export)) = self.resolved_names().get(name)
+            && *seen == generation
+        {
+            return Ok((*module, export.clone()));
+        }
+        if let Some((module, export)) = self.locate_name_in_codebase(name)? {
+            let mut resolved = self.resolved_names();
+            // Names are few, but a caller may try any text: keep the map bounded.
+            if resolved.len() >= 4096 {
+                resolved.clear();
+            }
+            resolved.insert(name.clone(), (generation, module, export.clone()));
+            return Ok((module, export));
+        }
+        match self.mesh_name(name) {
+            Some(target) => Ok((target.module, target.export)),
+            None => Err(StoreError::NameNotFound(name.clone()).into()),
+        }
+    }
+
+    fn resolved_names(&self) -> std::sync::MutexGuard<'_, ResolvedNames> {
+        self.resolved_names.lock().expect("resolved names poisoned")
+    }
+
+    /// Where `name` of this home points, if it does, its module here.
+    fn locate_name_in_codebase(
+        &self,
+        name: &Name,
+    ) -> Result<Option<(Hash, Option<ExportName>)>, NodeError> {
         let local = self.codebase.name(name)?;
         let Some(target) = local.as_ref().and_then(|entry| entry.target()).cloned() else {
-            return match self.mesh_name(name) {
-                Some(target) => Ok((target.module, target.export)),
-                None => Err(StoreError::NameNotFound(name.clone()).into()),
-            };
+            return Ok(None);
         };
         if !self.codebase.has_module(&target.module)? {
             return Err(NodeError::DanglingName {
@@ -336,7 +371,27 @@ impl Node {
                 target: target.to_string(),
             });
         }
-        Ok((target.module, target.export))
+        Ok(Some((target.module, target.export)))
+    }
+
+    /// [`Node::function_ref`] when it needs no read of the codebase: a full hash, or a
+    /// name of this home resolved before and unchanged since. `None` otherwise.
+    pub fn known_function_ref(&self, text: &str) -> Option<FunctionRef> {
+        match text.parse::<RefText>().ok()? {
+            RefText::Hash { prefix, export } => Some(FunctionRef {
+                module: prefix.as_full()?,
+                export,
+            }),
+            RefText::Name(name) => {
+                let resolved = self.resolved_names();
+                let (seen, module, export) = resolved.get(&name)?;
+                (*seen == self.codebase.names_generation()).then(|| FunctionRef {
+                    module: *module,
+                    export: export.clone(),
+                })
+            }
+            RefText::NameOrHash(..) => None,
+        }
     }
 
     /// The signatures module `module` carries (`spec/abi.md`), fetching it from the mesh

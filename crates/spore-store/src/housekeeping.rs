@@ -101,6 +101,7 @@ impl Codebase {
                         .map_err(|e| index.err(e))?;
                     Ok(())
                 })?;
+                self.names_changed();
                 self.remove_module_file(hash)?;
                 self.remove_artifacts_of(hash)?;
             }
@@ -121,6 +122,7 @@ impl Codebase {
                 .map_err(|e| index.err(e))?;
             Ok(())
         })?;
+        self.names_changed();
         for damage in &verified.damaged {
             tracing::warn!(item = %damage.item, what = %damage.what, "dropped a damaged item");
         }

@@ -30,6 +30,7 @@ mod salvage;
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,10 @@ struct Inner {
     staged: RwLock<HashMap<Hash, Arc<StagedModule>>>,
     kv: kv::Writer,
     memo_max_bytes: u64,
+    /// Counts the commits that moved a name or dropped a module (see
+    /// [`Codebase::names_generation`]).
+    names_generation: AtomicU64,
+    hot_memo: std::sync::Mutex<memo::HotMemo>,
     /// Held for as long as the codebase is open: its lock is the home's.
     _lock: File,
 }
@@ -117,6 +122,8 @@ impl Codebase {
                 staged: RwLock::default(),
                 kv: kv::Writer::default(),
                 memo_max_bytes: options.memo_max_bytes,
+                names_generation: AtomicU64::new(0),
+                hot_memo: Default::default(),
                 _lock: lock,
             }),
         })
@@ -125,6 +132,19 @@ impl Codebase {
     /// Where the codebase lives.
     pub fn path(&self) -> &Path {
         &self.inner.layout.root
+    }
+
+    /// A number that changes after every commit that moves a name or drops a module, so
+    /// a caller may keep what a name resolved to for as long as it stays the same (the
+    /// codebase is this process's alone: nothing else writes it meanwhile).
+    pub fn names_generation(&self) -> u64 {
+        self.inner.names_generation.load(Ordering::Acquire)
+    }
+
+    /// Marks a committed change of names or modules: bumped after the commit, so a
+    /// resolution read before it carries the old number and is not trusted after it.
+    pub(crate) fn names_changed(&self) {
+        self.inner.names_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     fn index(&self) -> &Index {

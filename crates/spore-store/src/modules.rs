@@ -102,6 +102,9 @@ impl Codebase {
             }
             Ok(had)
         })?;
+        if !names.is_empty() {
+            self.names_changed();
+        }
         Ok(file_written || !had_manifest)
     }
 
@@ -338,6 +341,7 @@ impl Codebase {
             }
             Ok(())
         })?;
+        self.names_changed();
         // Once the manifest is gone the file is invisible; removing it (and the artifacts)
         // after the commit means a crash in between leaves only what gc collects.
         self.remove_module_file(hash)?;

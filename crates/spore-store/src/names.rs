@@ -198,9 +198,11 @@ impl Codebase {
 
     fn append_name_event(&self, name: &Name, event: NameEvent) -> Result<NameEntry, StoreError> {
         let index = self.index();
-        index.write(Durability::Immediate, |txn| {
+        let entry = index.write(Durability::Immediate, |txn| {
             self.append_name_event_in(txn, name, event)
-        })
+        })?;
+        self.names_changed();
+        Ok(entry)
     }
 
     /// Appends `event` to `name`'s history and makes it the name's current event, in `txn`.

@@ -52,60 +52,84 @@ impl Gateway {
         self.routes.read().expect("routes poisoned").clone()
     }
 
-    /// The arguments of a call of `function` for `incoming`: the request value for a
-    /// function that takes the request (or whose module says nothing of its
-    /// parameters), else its parameters filled by name.
+    /// The arguments of a call of `function` for `incoming` ([`arguments_for`]), its
+    /// module's signatures read (or fetched) by `deadline` the first time.
     fn arguments(
         &self,
         function: &FunctionRef,
         incoming: &request::Incoming,
         deadline: Instant,
     ) -> Result<Args, NodeError> {
-        let signature = self.signature(function, deadline)?;
-        let values = match signature.filter(|s| !arguments::takes_request(s)) {
-            Some(signature) => arguments::fill(&signature, incoming)
-                .map_err(|why| NodeError::placement(ErrorKind::BadRequest, why))?,
-            None => vec![incoming.value()],
-        };
-        Args::encode(&values)
-            .map_err(|e| NodeError::placement(ErrorKind::BadRequest, format!("the arguments: {e}")))
-    }
-
-    /// The signature of `function`, from its module's (kept for good: a module's
-    /// signatures never change).
-    fn signature(
-        &self,
-        function: &FunctionRef,
-        deadline: Instant,
-    ) -> Result<Option<Signature>, NodeError> {
-        let module = function.module;
-        let cached = self
-            .signatures
-            .lock()
-            .expect("signatures poisoned")
-            .get(&module)
-            .cloned();
-        let signatures = match cached {
+        let signatures = match self.known_signatures(&function.module) {
             Some(signatures) => signatures,
             None => {
-                let signatures: Arc<[Signature]> = self.node.signatures(&module, deadline)?.into();
+                let signatures: Arc<[Signature]> =
+                    self.node.signatures(&function.module, deadline)?.into();
                 self.signatures
                     .lock()
                     .expect("signatures poisoned")
-                    .insert(module, signatures.clone());
+                    .insert(function.module, signatures.clone());
                 signatures
             }
         };
-        let export = function.export.as_ref().map(|e| e.as_str().to_owned());
-        Ok(match export {
-            Some(export) => signatures.iter().find(|s| s.name == export).cloned(),
-            // A reference without a function is to a module's only function.
-            None => match &*signatures {
-                [only] => Some(only.clone()),
-                _ => None,
-            },
-        })
+        arguments_for(function, &signatures, incoming)
     }
+
+    /// The signatures of `module` read before (kept for good: a module's signatures
+    /// never change).
+    fn known_signatures(&self, module: &Hash) -> Option<Arc<[Signature]>> {
+        self.signatures
+            .lock()
+            .expect("signatures poisoned")
+            .get(module)
+            .cloned()
+    }
+
+    /// The route's answer when the node has it at hand (`Node::answer_from_memory`): the
+    /// name resolved before, the module's signatures read before, and the result
+    /// remembered in memory. Nothing here blocks, so it runs on the task that took the
+    /// request; `None` sends the call to a blocking thread.
+    fn answer_from_memory(
+        &self,
+        function: &str,
+        incoming: &request::Incoming,
+        deadline: Instant,
+    ) -> Option<spore_node::Outcome> {
+        let function = self.node.known_function_ref(function)?;
+        let signatures = self.known_signatures(&function.module)?;
+        let args = arguments_for(&function, &signatures, incoming).ok()?;
+        let request = spore_node::CallRequest {
+            deadline,
+            ..self.node.request(function, args)
+        };
+        self.node.answer_from_memory(&request)
+    }
+}
+
+/// The arguments of a call of `function` (of a module with `signatures`) for `incoming`:
+/// the request value for a function that takes the request (or whose module says
+/// nothing of its parameters), else its parameters filled by name.
+fn arguments_for(
+    function: &FunctionRef,
+    signatures: &[Signature],
+    incoming: &request::Incoming,
+) -> Result<Args, NodeError> {
+    let export = function.export.as_ref().map(|e| e.as_str());
+    let signature = match export {
+        Some(export) => signatures.iter().find(|s| s.name == export),
+        // A reference without a function is to a module's only function.
+        None => match signatures {
+            [only] => Some(only),
+            _ => None,
+        },
+    };
+    let values = match signature.filter(|s| !arguments::takes_request(s)) {
+        Some(signature) => arguments::fill(signature, incoming)
+            .map_err(|why| NodeError::placement(ErrorKind::BadRequest, why))?,
+        None => vec![incoming.value()],
+    };
+    Args::encode(&values)
+        .map_err(|e| NodeError::placement(ErrorKind::BadRequest, format!("the arguments: {e}")))
 }
 
 pub fn router(gateway: Arc<Gateway>) -> Router {
@@ -180,6 +204,9 @@ async fn call_route(
         Err(refused) => return refused,
     };
     let incoming = request::Incoming::new(&parts, params, body);
+    if let Some(outcome) = gateway.answer_from_memory(&route.function, &incoming, deadline) {
+        return answer::returned(&outcome.value).into_response();
+    }
     // A client that hangs up stops the call (`server::hung_up` drops this future).
     let cancel = Cancel::new();
     let _cancel_on_hang_up = CancelOnDrop(cancel.clone());
