@@ -4,7 +4,11 @@
 //! - `axum`: the same logic as `webfront.hello` in a native axum handler, on a
 //!   multi-threaded tokio runtime like the node's;
 //! - `spore route`: `GET /hello/{name}` routed by a real `spore node run --http` to
-//!   `webfront.hello` (its module compiled and cached, a fresh instance per request);
+//!   `webfront.hello`, a pure function, so after the first request the node answers
+//!   from its memo (in memory, without leaving the task that took the request);
+//! - `route, runs`: the same route on a node with the memo off (`[memo] enabled =
+//!   false`): a fresh instance of the compiled module runs for every request, on a
+//!   blocking thread;
 //! - `gateway alone`: a path no route takes, so the node answers 404 without calling
 //!   anything: the listener, the router and the response, the route's overhead.
 //!
@@ -30,10 +34,12 @@ fn main() {
         }
     }
     let axum = native_server();
-    let node = SporeNode::start();
+    let node = SporeNode::start(true);
+    let running = SporeNode::start(false);
     let targets = [
         ("axum", format!("http://{axum}/hello/ada")),
         ("spore route", format!("http://{}/hello/ada", node.http)),
+        ("route, runs", format!("http://{}/hello/ada", running.http)),
         ("gateway alone", format!("http://{}/nowhere", node.http)),
     ];
     // Warm up: the module compiled and cached, connections and allocators in use.
@@ -63,8 +69,9 @@ fn main() {
         medians.push(median);
     }
     println!(
-        "spore route / axum: {:.2} of the requests per second",
-        medians[1].rate / medians[0].rate
+        "spore route / axum: {:.2} of the requests per second; route, runs / axum: {:.2}",
+        medians[1].rate / medians[0].rate,
+        medians[2].rate / medians[0].rate
     );
 
     let half = medians[1].rate / 2.0;
@@ -73,7 +80,7 @@ fn main() {
         "{:<14} {:>10} {:>10} {:>10}",
         "target", "req/s", "p50 ms", "p99 ms"
     );
-    for (name, url) in &targets[..2] {
+    for (name, url) in &targets[..3] {
         let held = hey(url, half, SECONDS);
         println!(
             "{name:<14} {:>10.0} {:>10.2} {:>10.2}",
@@ -190,7 +197,7 @@ fn native_server() -> std::net::SocketAddr {
 }
 
 /// A `spore node run --http` on a fresh home serving `GET /hello/{name}` with
-/// `webfront.hello`; stopped when dropped.
+/// `webfront.hello`, its memo on or off; stopped when dropped.
 struct SporeNode {
     child: Child,
     http: String,
@@ -198,7 +205,7 @@ struct SporeNode {
 }
 
 impl SporeNode {
-    fn start() -> SporeNode {
+    fn start(memo: bool) -> SporeNode {
         let home = tempfile::tempdir().unwrap();
         let spore = env!("CARGO_BIN_EXE_spore");
         let run = |args: &[&str]| {
@@ -216,6 +223,15 @@ impl SporeNode {
         run(&["publish", module, "--name", "web"]);
         let config = home.path().join("config.toml");
         let mut text = std::fs::read_to_string(&config).unwrap();
+        if !memo {
+            let on = text
+                .find("[memo]\nenabled = true")
+                .expect("the template's memo table");
+            text.replace_range(
+                on..on + "[memo]\nenabled = true".len(),
+                "[memo]\nenabled = false",
+            );
+        }
         text.push_str(
             "\n[[routes]]\nmethod = \"GET\"\npath = \"/hello/{name}\"\nfunction = \"web.hello\"\n",
         );
