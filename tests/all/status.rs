@@ -124,7 +124,7 @@ fn fetches_are_gone_once_a_fetch_succeeded_or_failed_and_a_pipe_gets_no_bars() {
     assert_eq!(run.stderr, "", "nothing drawn on a pipe");
     let listed = edge.spore.run(&["ls"]);
     assert!(
-        listed.ok().contains(&arith),
+        listed.ok().contains(&arith[..12]),
         "the edge fetched it: {listed:#?}"
     );
     assert_eq!(get_fetches(&edge), (200, serde_json::json!([])));
