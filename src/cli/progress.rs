@@ -81,9 +81,10 @@ fn draw_fetches(remote: &Remote, stop: &mpsc::Receiver<()>) {
 
 /// A fetch whose size is not known yet: the node is still looking for a provider.
 const UNSIZED: &str = "{spinner} fetching {msg} {bytes} ({elapsed})";
-/// A fetch whose size a provider has proven.
+/// A fetch whose size a provider has proven. The bar takes the width the rest leaves,
+/// so that the line fits the terminal rather than wrap.
 const SIZED: &str =
-    "{spinner} fetching {msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ({elapsed})";
+    "{spinner} fetching {msg} [{wide_bar}] {bytes}/{total_bytes} {binary_bytes_per_sec}";
 
 /// Draws `fetch` on `bar`: a spinner while its size is unknown ([`UNSIZED`]), then
 /// bytes of the total, the rate and a bar ([`SIZED`]).
