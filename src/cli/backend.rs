@@ -270,6 +270,17 @@ impl Remote {
         Ok(Remote::new(&file.api, ApiToken::read(home.root())?))
     }
 
+    /// The fetches the node has in flight (`GET /v1/fetches`). Asked with a short
+    /// timeout: the progress bars that poll it must not hang on a node that does.
+    pub fn fetches(&self) -> anyhow::Result<Vec<crate::daemon::FetchStatus>> {
+        let request = self
+            .request_get("/v1/fetches")
+            .config()
+            .timeout_global(Some(Duration::from_secs(2)))
+            .build();
+        self.read(request.call())
+    }
+
     /// A client of the API at `api` that presents `token`.
     pub fn new(api: &str, token: ApiToken) -> Remote {
         Remote {

@@ -45,7 +45,7 @@ pub fn invoke(args: &InvokeArgs, backend: &Backend, out: &Output) -> anyhow::Res
         local: args.local,
         on: args.on.clone(),
     };
-    let report = backend.invoke(&call)?;
+    let report = super::progress::while_fetching(backend, out, || backend.invoke(&call))?;
     if !out.json(&report)? {
         outln!("{}", report["result"]);
         if args.explain {
@@ -65,7 +65,7 @@ pub fn invoke(args: &InvokeArgs, backend: &Backend, out: &Output) -> anyhow::Res
 }
 
 /// The last `n` characters of `text`: a peer id is told apart by its end.
-fn last_chars(text: &str, n: usize) -> &str {
+pub(super) fn last_chars(text: &str, n: usize) -> &str {
     let start = text
         .char_indices()
         .rev()

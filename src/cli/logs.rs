@@ -64,11 +64,9 @@ pub fn init_tracing(
         tracing_subscriber::EnvFilter::try_from_env("SPORE_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&default))
     };
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !no_color;
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(colour)
+        .with_ansi(super::output::colour_on_stderr())
         .with_filter(filter());
     let file = file.and_then(|path| match RotatingFile::open(path) {
         Ok(writer) => Some(

@@ -12,6 +12,7 @@ pub mod logs;
 pub mod mesh;
 mod names;
 pub mod output;
+mod progress;
 mod publish;
 mod routes;
 

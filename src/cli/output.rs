@@ -60,6 +60,19 @@ pub fn stdout_failure() -> Option<&'static io::Error> {
         .filter(|error| error.kind() != io::ErrorKind::BrokenPipe)
 }
 
+/// Whether stderr is a terminal, where a person watches: the one test behind colour in
+/// the logs ([`colour_on_stderr`]) and the progress bars (`super::progress`).
+pub fn stderr_is_terminal() -> bool {
+    io::IsTerminal::is_terminal(&io::stderr())
+}
+
+/// Whether what goes to stderr may be coloured: on a terminal, unless `NO_COLOR` is set
+/// (to anything but the empty string, as no-color.org says).
+pub fn colour_on_stderr() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    stderr_is_terminal() && !no_color
+}
+
 pub struct Output {
     json: bool,
 }
@@ -67,6 +80,11 @@ pub struct Output {
 impl Output {
     pub fn new(json: bool) -> Output {
         Output { json }
+    }
+
+    /// Whether the output is for programs (`--json`) rather than people.
+    pub fn is_json(&self) -> bool {
+        self.json
     }
 
     /// Prints `value` as one line of JSON (only in `--json` mode; returns whether it did).

@@ -8,6 +8,7 @@ use spore_core::{Hash, Name};
 use spore_node::Published;
 
 use super::backend::Backend;
+use super::progress::Steps;
 
 use super::output::{Output, bytes, errln, outln};
 
@@ -73,11 +74,18 @@ pub fn build(args: &BuildArgs, backend: &Backend, out: &Output) -> anyhow::Resul
         ))
         .into());
     }
+    // cargo, above, draws its own progress on the terminal; a bar of ours over it would
+    // overwrite its lines. Ours counts the modules as each is hashed and published (the
+    // node compiles it then, which can take seconds).
+    let steps = Steps::new(out, "publishing", built.len());
     for module in &built {
+        steps.begin(&module.name);
         let bytes = read(&module.path)?;
         let published = backend.publish(&bytes, args.name.as_ref())?;
-        out.text(format!("{}: {}", module.name, module.path.display()));
-        report(&published, args.sign.as_deref(), backend, out)?;
+        steps.print(|| {
+            out.text(format!("{}: {}", module.name, module.path.display()));
+            report(&published, args.sign.as_deref(), backend, out)
+        })?;
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ use crate::api_token::{ApiToken, TOKEN_FILE};
 use crate::cli::backend::{NODE_FILE, NodeFile, Remote};
 use crate::cli::output::{Output, outln};
 use mesh_state::MeshState;
+pub use status::FetchStatus;
 
 /// How often the known peers are written to the home while the node runs, so that a
 /// node killed rather than stopped still rejoins the peers it knew 10 s before.

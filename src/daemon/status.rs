@@ -1,14 +1,17 @@
 //! `spore node status` and `GET /v1/status`: what a running node is doing now: its
 //! peers (roles, what they may serve, their connections), the abilities it advertises,
-//! the calls running on it, and the functions that took it the most time.
+//! the calls running on it, the modules it is fetching, and the functions that took it
+//! the most time. `GET /v1/fetches` answers the fetches alone, for the CLI's progress
+//! bars to poll.
 //!
-//! [`NodeStatus`] is the API's answer as it travels; the CLI reads it back as is.
+//! [`NodeStatus`] and [`FetchStatus`] are the API's answers as they travel; the CLI
+//! reads them back as they are.
 
 use serde::{Deserialize, Serialize};
 use spore_node::{Home, Node, mesh};
 
 use crate::cli::backend::Remote;
-use crate::cli::output::{Output, outln};
+use crate::cli::output::{Output, bytes, outln};
 
 /// How many functions the status lists, busiest first.
 const BUSIEST: usize = 10;
@@ -21,8 +24,28 @@ pub struct NodeStatus {
     /// The abilities this node advertises to the mesh.
     pub adverts: Vec<String>,
     pub calls_in_flight: i64,
+    /// The modules being fetched from the mesh now. Absent from a node older than this
+    /// field: none, then.
+    #[serde(default)]
+    pub fetches: Vec<FetchStatus>,
     pub peers: Vec<PeerStatus>,
     pub functions: Vec<FunctionStatus>,
+}
+
+/// One fetch in flight (`GET /v1/fetches`, and `fetches` in `GET /v1/status`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FetchStatus {
+    /// Tells fetches apart from one answer to the next, even two of one module.
+    pub id: u64,
+    /// The module's hash.
+    pub hash: spore_core::Hash,
+    /// The peers that delivered part of it so far, first first.
+    pub peers: Vec<String>,
+    /// Verified bytes received so far.
+    pub received: u64,
+    /// The module's size, once a peer has proven it.
+    pub size: Option<u64>,
+    pub elapsed_ms: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -80,9 +103,28 @@ pub async fn of(node: &Node, peer_id: String) -> NodeStatus {
         mesh: mesh_key,
         adverts: node.served_abilities(),
         calls_in_flight: metrics.calls_in_flight(),
+        fetches: fetches(node),
         peers,
         functions,
     }
+}
+
+/// The fetches `node` has in flight, the oldest first; none without a mesh.
+pub fn fetches(node: &Node) -> Vec<FetchStatus> {
+    let Some(mesh) = node.mesh() else {
+        return Vec::new();
+    };
+    mesh.fetches()
+        .into_iter()
+        .map(|fetch| FetchStatus {
+            id: fetch.id,
+            hash: fetch.hash,
+            peers: fetch.peers.iter().map(ToString::to_string).collect(),
+            received: fetch.received,
+            size: fetch.size,
+            elapsed_ms: fetch.elapsed.as_millis() as u64,
+        })
+        .collect()
 }
 
 async fn peers(mesh: &mesh::Mesh) -> Vec<PeerStatus> {
@@ -131,6 +173,19 @@ pub fn show(home: &Home, out: &Output) -> anyhow::Result<()> {
     outln!("mesh      {}", status.mesh.as_deref().unwrap_or("none"));
     outln!("adverts   {}", list(&status.adverts));
     outln!("running   {} call(s)", status.calls_in_flight);
+    if status.fetches.is_empty() {
+        outln!("fetching  none");
+    }
+    for fetch in &status.fetches {
+        let size = fetch.size.map_or_else(|| "?".to_owned(), bytes);
+        outln!(
+            "fetching  {} {} of {size}, {:.1} s, from {}",
+            fetch.hash.short(12),
+            bytes(fetch.received),
+            fetch.elapsed_ms as f64 / 1e3,
+            list(&fetch.peers)
+        );
+    }
     let members = status.peers.iter().filter(|p| p.member).count();
     outln!(
         "peers     {} connected, {members} admitted",

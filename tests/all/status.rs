@@ -64,3 +64,80 @@ fn node_status_without_a_running_node_says_how_to_start_one() {
     let stderr = spore.run(&["node", "status"]).fails_with(3).to_owned();
     assert!(stderr.contains("spore node run"), "{stderr}");
 }
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(30)))
+            .build(),
+    )
+}
+
+/// `GET /v1/fetches` with the node's token: the status and the body as JSON.
+fn get_fetches(node: &RunningNode) -> (u16, serde_json::Value) {
+    let mut answer = agent()
+        .get(format!("http://{}/v1/fetches", node.api))
+        .header("authorization", node.spore.api_authorization())
+        .call()
+        .unwrap();
+    let body = answer.body_mut().read_to_string().unwrap();
+    let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    (answer.status().as_u16(), json)
+}
+
+#[test]
+fn fetches_of_an_idle_node_are_an_empty_list_given_only_with_the_token() {
+    let node = RunningNode::start(&[]);
+    assert_eq!(get_fetches(&node), (200, serde_json::json!([])));
+
+    let url = format!("http://{}/v1/fetches", node.api);
+    let refused = agent().get(&url).call().unwrap();
+    assert_eq!(refused.status(), 401, "without a token");
+    let wrong = format!("Bearer {}", "0".repeat(64));
+    let refused = agent()
+        .get(&url)
+        .header("authorization", wrong)
+        .call()
+        .unwrap();
+    assert_eq!(refused.status(), 401, "with another token");
+
+    let status = node.spore.run(&["--json", "node", "status"]).json();
+    assert_eq!(status["fetches"], serde_json::json!([]), "{status}");
+    let text = node.spore.run(&["node", "status"]);
+    assert!(text.ok().contains("fetching  none"), "{}", text.ok());
+}
+
+/// A node lists a fetch only while it runs: once its module arrived, or once no peer
+/// had it, the list is empty again. And a CLI whose stderr is no terminal (a pipe,
+/// here) draws no progress while its call waits on a fetch.
+#[test]
+fn fetches_are_gone_once_a_fetch_succeeded_or_failed_and_a_pipe_gets_no_bars() {
+    let origin = RunningNode::start(&[]);
+    let edge = RunningNode::start(&[&origin]);
+    let arith = origin.spore.publish("arith", None);
+
+    let run = edge
+        .spore
+        .run(&["invoke", &format!("{arith}:add"), "2", "3"]);
+    assert_eq!(run.ok(), "5");
+    assert_eq!(run.stderr, "", "nothing drawn on a pipe");
+    let listed = edge.spore.run(&["ls"]);
+    assert!(
+        listed.ok().contains(&arith[..12]),
+        "the edge fetched it: {listed:#?}"
+    );
+    assert_eq!(get_fetches(&edge), (200, serde_json::json!([])));
+
+    let nobody_has = blake3::hash(b"held by no node").to_hex().to_string();
+    let failed = edge.spore.run(&[
+        "invoke",
+        &format!("{nobody_has}:add"),
+        "1",
+        "2",
+        "--timeout",
+        "3s",
+    ]);
+    assert_ne!(failed.code, 0, "{failed:#?}");
+    assert_eq!(get_fetches(&edge), (200, serde_json::json!([])));
+}

@@ -56,7 +56,7 @@ pub use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
 
 pub use connections::PeerConnection;
 pub use error::{FailureReason, FetchError, MeshError, ProviderFailure};
-pub use fetch::Fetched;
+pub use fetch::{FetchProgress, Fetched};
 pub use identity::{keypair_key, node_key, peer_id_of};
 pub use membership::{Admitted, Membership};
 pub use mesh::Mesh;

@@ -14,7 +14,7 @@ use tracing::{Instrument, debug, debug_span, info};
 use crate::behaviour::{GOSSIP_TOPIC, build_swarm};
 use crate::discovery::{ability_key, module_key};
 use crate::error::{FetchError, MeshError};
-use crate::fetch::{Candidates, Fetched, ServeCache};
+use crate::fetch::{Candidates, FetchProgress, Fetched, Fetches, ServeCache};
 use crate::invoke::Channels;
 use crate::membership::{self, Admitted, HELLO_PROTOCOL, HELLO_TIMEOUT, Members};
 use crate::streams::{Control, Inbound};
@@ -44,6 +44,8 @@ struct Inner {
     channels: Channels,
     members: Arc<Members>,
     tuning: MeshTuning,
+    /// The fetches in flight, for [`Mesh::fetches`].
+    fetches: Fetches,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -161,6 +163,7 @@ impl Mesh {
                 control: built.control,
                 members,
                 tuning,
+                fetches: Fetches::default(),
                 shutdown,
                 tasks: Mutex::new(tasks),
             }),
@@ -315,12 +318,15 @@ impl Mesh {
         found.ok().flatten()
     }
 
-    /// Fetches module `hash` from whichever peers hold it, verifying every byte.
+    /// Fetches module `hash` from whichever peers hold it, verifying every byte. It is
+    /// listed by [`Mesh::fetches`] from now until it returns or is dropped.
     pub async fn fetch(
         &self,
         hash: spore_core::Hash,
         deadline: Instant,
     ) -> Result<Fetched, FetchError> {
+        // Before the search for providers, which can take most of a fetch's time.
+        let progress = self.inner.fetches.begin(hash);
         let (found, dht) = mpsc::unbounded_channel();
         self.send(Command::FindProviders {
             key: module_key(&hash),
@@ -352,8 +358,15 @@ impl Mesh {
             Candidates { known, dht },
             deadline,
             &self.inner.tuning,
+            progress,
         )
         .await
+    }
+
+    /// The fetches in flight now, the oldest first: each module's hash, the providers
+    /// that delivered to it so far, its verified bytes and its size once proven.
+    pub fn fetches(&self) -> Vec<FetchProgress> {
+        self.inner.fetches.list()
     }
 
     /// Passes on the peers `found` gives that this node's mesh admits (connecting to each

@@ -250,6 +250,14 @@ pub async fn status(State(served): State<Arc<Served>>) -> Json<super::super::sta
     Json(super::super::status::of(&served.node, served.file.peer_id.clone()).await)
 }
 
+/// The modules the node is fetching from the mesh now, the oldest first: what the
+/// CLI's progress bars poll while a call waits.
+pub async fn fetches(
+    State(served): State<Arc<Served>>,
+) -> Json<Vec<super::super::status::FetchStatus>> {
+    Json(super::super::status::fetches(&served.node))
+}
+
 /// The node's metrics in the OpenMetrics text format, which Prometheus reads.
 pub async fn metrics(State(served): State<Arc<Served>>) -> axum::response::Response {
     use axum::response::IntoResponse;

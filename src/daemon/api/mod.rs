@@ -43,6 +43,7 @@ pub fn router(served: Arc<Served>, guard: Guard) -> Router {
     Router::new()
         .route("/v1/info", get(handlers::info))
         .route("/v1/status", get(handlers::status))
+        .route("/v1/fetches", get(handlers::fetches))
         .route("/v1/publish", post(handlers::publish))
         .route("/v1/invoke", post(handlers::invoke))
         .route("/v1/modules", get(handlers::modules))

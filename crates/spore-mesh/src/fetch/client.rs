@@ -22,6 +22,7 @@ use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
 use crate::MeshTuning;
 use crate::error::{FailureReason, FetchError, ProviderFailure};
+use crate::fetch::Tracked;
 use crate::streams::{Control, OpenError};
 use crate::verify::verify_slice;
 use crate::wire::{
@@ -62,12 +63,15 @@ pub(crate) struct Candidates {
     pub dht: mpsc::UnboundedReceiver<PeerId>,
 }
 
+/// Fetches `hash`, reporting its progress through `progress` (dropped, so removed from
+/// the registry, when the fetch ends however it ends).
 pub(crate) async fn fetch(
     control: Control,
     hash: spore_core::Hash,
     candidates: Candidates,
     deadline: Instant,
     tuning: &MeshTuning,
+    progress: Tracked,
 ) -> Result<Fetched, FetchError> {
     let started = Instant::now();
     let span = info_span!("fetch", hash = %hash.short(12));
@@ -87,6 +91,7 @@ pub(crate) async fn fetch(
         received: 0,
         in_flight: FuturesUnordered::new(),
         delivery_order: Vec::new(),
+        progress,
     };
     for (peer, advertised) in candidates.known {
         engine.add_candidate(peer, advertised);
@@ -179,6 +184,7 @@ struct Engine {
     received: u64,
     in_flight: FuturesUnordered<BoxFuture<'static, Outcome>>,
     delivery_order: Vec<usize>,
+    progress: Tracked,
 }
 
 impl Engine {
@@ -390,6 +396,7 @@ impl Engine {
     /// The size is proven: lay out the ranges and drop providers that claimed another.
     fn accept_size(&mut self, size: u64) {
         self.size = Some(size);
+        self.progress.sized(size);
         self.buffer = vec![0; size as usize];
         let count = size.div_ceil(RANGE_LEN).max(1) as usize;
         self.ranges = (0..count).map(|_| RangeState::default()).collect();
@@ -408,6 +415,8 @@ impl Engine {
         self.buffer[start..start + bytes.len()].copy_from_slice(bytes);
         self.received += bytes.len() as u64;
         self.providers[i].delivered += bytes.len() as u64;
+        self.progress
+            .delivered(self.providers[i].peer, bytes.len() as u64);
         if !self.delivery_order.contains(&i) {
             self.delivery_order.push(i);
         }

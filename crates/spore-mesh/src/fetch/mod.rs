@@ -1,12 +1,16 @@
 //! `/spore/fetch/1`: verified module transfer (`spec/wire.md`). `client` fetches a
 //! module from the peers that hold it, verifying every range; `server` answers peers'
-//! requests for ranges of the modules this node holds. The frames and their limits,
+//! requests for ranges of the modules this node holds; `progress` lists the fetches in
+//! flight. The frames and their limits,
 //! which both sides share, are in [`crate::wire`]; the bao encoding in
 //! [`crate::verify`].
 
 pub(crate) mod client;
+pub(crate) mod progress;
 pub(crate) mod server;
 
 pub use client::Fetched;
 pub(crate) use client::{Candidates, MAX_MODULE_SIZE, fetch};
+pub use progress::FetchProgress;
+pub(crate) use progress::{Fetches, Tracked};
 pub(crate) use server::{ServeCache, serve_one};

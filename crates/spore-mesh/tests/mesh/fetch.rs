@@ -223,6 +223,140 @@ async fn a_fetch_continues_from_another_provider_when_one_disappears() {
     .await
 }
 
+/// `Mesh::fetches` lists a fetch while it runs, its verified bytes growing range by
+/// range, and no longer once it has succeeded. The holder is reached through a
+/// throttled proxy (2 MiB/s), so that an 8 MiB fetch lasts long enough to watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_in_flight_is_listed_with_its_growing_progress_until_it_succeeds() {
+    bounded(async {
+        let bytes = blob(8 * MIB, 5);
+        let a_host = MemHost::new();
+        let hash = a_host.insert(bytes.clone());
+        let a = start(NodeSpec::default(), a_host).await;
+        let proxy =
+            ThrottledProxy::start(socket_addr(&tcp_addrs(&a).await[0]), 2 * MIB as u64).await;
+        let via_proxy: Multiaddr = format!(
+            "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+            proxy.addr.port(),
+            a.peer_id()
+        )
+        .parse()
+        .unwrap();
+        let b = start(
+            NodeSpec {
+                bootstrap: vec![via_proxy],
+                ..NodeSpec::default()
+            },
+            MemHost::new(),
+        )
+        .await;
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                b.connected_peers().await.contains(&a.peer_id())
+            })
+            .await
+        );
+        assert!(b.fetches().is_empty(), "{:?}", b.fetches());
+
+        let fetch = {
+            let b = b.clone();
+            tokio::spawn(async move {
+                b.fetch(hash, Instant::now() + Duration::from_secs(30))
+                    .await
+            })
+        };
+        let mut seen = Vec::new();
+        while !fetch.is_finished() {
+            match b.fetches().as_slice() {
+                [] => {}
+                [one] => {
+                    assert_eq!(one.hash, hash);
+                    assert!(one.received <= bytes.len() as u64, "{one:?}");
+                    if one.received > 0 {
+                        // The final range proves the size before any byte is kept.
+                        assert_eq!(one.size, Some(bytes.len() as u64), "{one:?}");
+                        assert_eq!(one.peers, vec![a.peer_id()], "{one:?}");
+                    }
+                    seen.push(one.received);
+                }
+                more => panic!("one fetch runs, {} are listed: {more:?}", more.len()),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let fetched = fetch.await.unwrap().expect("fetch succeeds");
+        assert!(fetched.bytes == bytes, "fetched bytes differ");
+        assert!(b.fetches().is_empty(), "{:?}", b.fetches());
+
+        assert!(
+            seen.windows(2).all(|w| w[0] <= w[1]),
+            "the bytes received went back: {seen:?}"
+        );
+        let mut partial: Vec<u64> = seen
+            .iter()
+            .copied()
+            .filter(|&n| n > 0 && n < bytes.len() as u64)
+            .collect();
+        partial.dedup();
+        assert!(
+            partial.len() >= 3,
+            "the fetch was not seen growing range by range: {seen:?}"
+        );
+
+        proxy.task.abort();
+        shutdown_all(&[&a, &b]).await;
+    })
+    .await
+}
+
+/// A fetch that fails leaves `Mesh::fetches` too. The only peer holds every request
+/// back until the test opens its gate, so the fetch is surely listed first, with
+/// nothing received and no size; then the peer answers that it does not hold the
+/// module.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_is_listed_until_it_fails() {
+    bounded(async {
+        let gate = Gate::new();
+        let a = start(NodeSpec::default(), MemHost::gated(gate.clone())).await;
+        let b = start_joining(&a, MemHost::new()).await;
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                b.member_peers().await.contains(&a.peer_id())
+            })
+            .await
+        );
+        let unknown = Hash::of(b"held by nobody");
+        let fetch = {
+            let b = b.clone();
+            tokio::spawn(async move {
+                b.fetch(unknown, Instant::now() + Duration::from_secs(8))
+                    .await
+            })
+        };
+        assert!(
+            eventually(Duration::from_secs(5), || async {
+                matches!(b.fetches().as_slice(), [one] if one.hash == unknown)
+            })
+            .await,
+            "the fetch is not listed: {:?}",
+            b.fetches()
+        );
+        let listed = &b.fetches()[0];
+        assert_eq!((listed.received, listed.size), (0, None), "{listed:?}");
+        assert!(listed.peers.is_empty(), "{listed:?}");
+
+        gate.open();
+        let err = fetch.await.unwrap().unwrap_err();
+        assert!(
+            matches!(err, FetchError::NoProviders { hash } if hash == unknown),
+            "{err}"
+        );
+        assert!(b.fetches().is_empty(), "{:?}", b.fetches());
+
+        shutdown_all(&[&a, &b]).await;
+    })
+    .await
+}
+
 /// Not a benchmark with assertions: prints the throughput it saw, for reports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetches_64_mib_between_two_local_nodes() {
