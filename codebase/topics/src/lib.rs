@@ -1,6 +1,7 @@
 //! Topics: a function that publishes, and subscribers that keep what they receive in
 //! `kv` (under `seen/ID`), fail, or stall, so that the tests can watch delivery: at most
-//! once over gossip, at least once over NATS JetStream.
+//! once over gossip, at least once over NATS JetStream; and one that takes a delivery
+//! and does nothing, for the delivery benchmark (benches/jetstream.rs).
 
 use spore_guest::topic::{self, Delivery};
 use spore_guest::{Value, function, kv};
@@ -15,6 +16,14 @@ fn announce(topic: String, message: Value) -> Result<(), String> {
 #[function]
 fn remember(delivery: Delivery) -> Result<(), String> {
     keep(&delivery)
+}
+
+/// Takes the delivery (its argument decoded) and does nothing else: what a delivery
+/// costs without a function's own work.
+#[function]
+fn accept(delivery: Delivery) -> Result<(), String> {
+    let _ = delivery;
+    Ok(())
 }
 
 /// Fails the first two attempts at each message, then keeps it: a durable provider

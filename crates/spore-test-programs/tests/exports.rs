@@ -86,6 +86,7 @@ const EXPECTED: &[Expected] = &[
         &[
             "announce",
             "remember",
+            "accept",
             "flaky",
             "refuse",
             "stall_first",
