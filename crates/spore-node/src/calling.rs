@@ -12,6 +12,29 @@ use spore_runtime::{CallEnv, InvokeError};
 
 use crate::{Node, NodeError, memo};
 
+/// When traces are exported, joins a call's `span` to its trace: a call from a peer
+/// (`parent` set) continues the trace it came with, and any other call takes the trace of
+/// the span it runs under (its own, for a call made from outside), recorded in `trace`
+/// and on the span: one id in the log, in the path and in the exporter.
+fn join_exported_trace(
+    span: &tracing::Span,
+    trace: &mut spore_core::TraceId,
+    parent: Option<spore_core::SpanId>,
+) {
+    let Some(bridge) = crate::trace_bridge::get() else {
+        return;
+    };
+    match parent {
+        Some(parent) => bridge.adopt(span, *trace, parent),
+        None => {
+            if let Some(exported) = bridge.trace_of(span) {
+                *trace = exported;
+                span.record("trace", tracing::field::display(exported));
+            }
+        }
+    }
+}
+
 /// A finished call, run or answered from the memo, here or on a peer.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -108,8 +131,11 @@ impl Node {
         let Some(Ok(value)) = memo::decode(&entry) else {
             return None;
         };
-        let _span =
-            tracing::info_span!("call", %function, trace = %request.trace, memo = "hit").entered();
+        let span = tracing::info_span!("call", %function, trace = %request.trace, memo = "hit");
+        // Only the span is joined: an answer from memory goes on to no hop that would
+        // carry the trace.
+        join_exported_trace(&span, &mut request.trace.clone(), request.parent_span);
+        let _entered = span.enter();
         self.metrics.call(&function, started.elapsed(), None, true);
         Some(Outcome {
             function,
@@ -129,20 +155,7 @@ impl Node {
             depth = env.depth,
             hops = request.hops
         );
-        // When traces are exported, a call from a peer joins the trace it continues, and
-        // any other call takes the trace of the span it runs under (its own, for a call
-        // made from outside): one id in the log, in the path and in the exporter.
-        if let Some(bridge) = crate::trace_bridge::get() {
-            match request.parent_span {
-                Some(parent) => bridge.adopt(&span, request.trace, parent),
-                None => {
-                    if let Some(trace) = bridge.trace_of(&span) {
-                        request.trace = trace;
-                        span.record("trace", tracing::field::display(trace));
-                    }
-                }
-            }
-        }
+        join_exported_trace(&span, &mut request.trace, request.parent_span);
         let _entered = span.enter();
         let mut path = Path::new();
         let result = self.place(request, env, &mut path);
