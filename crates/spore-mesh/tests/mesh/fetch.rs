@@ -158,29 +158,7 @@ async fn a_fetch_continues_from_another_provider_when_one_disappears() {
         let c = start_joining(&a, c_host).await;
         c.announce(hash).await;
 
-        let a_socket = socket_addr(&tcp_addrs(&a).await[0]);
-        let proxy = ThrottledProxy::start(a_socket, 4 * MIB as u64).await;
-        let via_proxy: Multiaddr = format!(
-            "/ip4/127.0.0.1/tcp/{}/p2p/{}",
-            proxy.addr.port(),
-            a.peer_id()
-        )
-        .parse()
-        .unwrap();
-        let b = start(
-            NodeSpec {
-                bootstrap: vec![via_proxy],
-                ..NodeSpec::default()
-            },
-            MemHost::new(),
-        )
-        .await;
-        assert!(
-            eventually(Duration::from_secs(10), || async {
-                b.connected_peers().await.contains(&a.peer_id())
-            })
-            .await
-        );
+        let (b, proxy) = start_behind_proxy(&a, 4 * MIB as u64).await;
 
         let fetch = {
             let b = b.clone();
@@ -233,29 +211,7 @@ async fn a_fetch_in_flight_is_listed_with_its_growing_progress_until_it_succeeds
         let a_host = MemHost::new();
         let hash = a_host.insert(bytes.clone());
         let a = start(NodeSpec::default(), a_host).await;
-        let proxy =
-            ThrottledProxy::start(socket_addr(&tcp_addrs(&a).await[0]), 2 * MIB as u64).await;
-        let via_proxy: Multiaddr = format!(
-            "/ip4/127.0.0.1/tcp/{}/p2p/{}",
-            proxy.addr.port(),
-            a.peer_id()
-        )
-        .parse()
-        .unwrap();
-        let b = start(
-            NodeSpec {
-                bootstrap: vec![via_proxy],
-                ..NodeSpec::default()
-            },
-            MemHost::new(),
-        )
-        .await;
-        assert!(
-            eventually(Duration::from_secs(10), || async {
-                b.connected_peers().await.contains(&a.peer_id())
-            })
-            .await
-        );
+        let (b, proxy) = start_behind_proxy(&a, 2 * MIB as u64).await;
         assert!(b.fetches().is_empty(), "{:?}", b.fetches());
 
         let fetch = {
@@ -383,6 +339,37 @@ async fn fetches_64_mib_between_two_local_nodes() {
         shutdown_all(&[&a, &b]).await;
     })
     .await
+}
+
+/// A node that knows `a` only through a proxy passing `bytes_per_second`, connected to
+/// `a` when this returns.
+async fn start_behind_proxy(
+    a: &spore_mesh::Mesh,
+    bytes_per_second: u64,
+) -> (spore_mesh::Mesh, ThrottledProxy) {
+    let proxy = ThrottledProxy::start(socket_addr(&tcp_addrs(a).await[0]), bytes_per_second).await;
+    let via_proxy: Multiaddr = format!(
+        "/ip4/127.0.0.1/tcp/{}/p2p/{}",
+        proxy.addr.port(),
+        a.peer_id()
+    )
+    .parse()
+    .unwrap();
+    let b = start(
+        NodeSpec {
+            bootstrap: vec![via_proxy],
+            ..NodeSpec::default()
+        },
+        MemHost::new(),
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            b.connected_peers().await.contains(&a.peer_id())
+        })
+        .await
+    );
+    (b, proxy)
 }
 
 fn socket_addr(addr: &Multiaddr) -> SocketAddr {
