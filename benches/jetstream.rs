@@ -28,11 +28,15 @@
 //!
 //!     cargo bench --bench jetstream
 
+#[path = "support/nats.rs"]
+mod nats;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
+use nats::NatsServer;
 
 const ROUNDS: usize = 3;
 /// Messages per run: a few seconds of spore's deliveries.
@@ -65,13 +69,9 @@ impl Target {
 }
 
 fn main() {
-    let Some(nats_server) = nats_server_binary() else {
-        eprintln!(
-            "jetstream: `nats-server` is not installed (apt-get install nats-server); skipping"
-        );
+    let Some(nats) = NatsServer::start(true) else {
         return;
     };
-    let nats = NatsServer::start(&nats_server);
     let home = SporeHome::new(&nats.url());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -80,7 +80,7 @@ fn main() {
     let context =
         runtime.block_on(async { jetstream::new(async_nats::connect(nats.url()).await.unwrap()) });
     let measure = |target: Target, messages: u64| -> Run {
-        runtime.block_on(run(&context, &home, nats.child.id(), target, messages))
+        runtime.block_on(run(&context, &home, nats.pid(), target, messages))
     };
 
     // Warm up: the module compiled and cached, the server's store in use.
@@ -327,68 +327,6 @@ fn cpu_seconds(pid: u32) -> f64 {
 }
 
 /// `nats-server` on the PATH, or where Debian's package puts it.
-fn nats_server_binary() -> Option<String> {
-    ["nats-server", "/usr/sbin/nats-server"]
-        .into_iter()
-        .find(|binary| Command::new(binary).arg("--version").output().is_ok())
-        .map(str::to_owned)
-}
-
-/// A `nats-server -js` on a free loopback port with its store in a temporary directory,
-/// killed when dropped.
-struct NatsServer {
-    child: Child,
-    port: u16,
-    _store: tempfile::TempDir,
-}
-
-impl NatsServer {
-    fn start(binary: &str) -> NatsServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let store = tempfile::tempdir().unwrap();
-        let child = Command::new(binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut server = NatsServer {
-            child,
-            port,
-            _store: store,
-        };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("nats-server exited before accepting connections: {status}");
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "nats-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A spore home with `topics` published and a subscription of `topics.accept` to the
 /// topic on the NATS server; each spore run starts a node on it.
 struct SporeHome {

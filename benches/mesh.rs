@@ -37,10 +37,12 @@
 //! 2-worker tokio runtime per group (`new_connection`'s clients excepted); the measured loops
 //! run on a worker, as the daemon's would.
 
+#[path = "support/nats.rs"]
+mod nats;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::hint::black_box;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,6 +50,7 @@ use bytes::Bytes;
 use ciborium::Value;
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
+use nats::NatsServer;
 use spore_core::{Args, CallRequest, Cancel, FunctionRef, Hash, MemoUse, Path, TraceId, value};
 use spore_mesh::{
     InvokeNow, InvokeResponse, Keypair, Mesh, MeshConfig, MeshHost, Multiaddr, PeerId, Returned,
@@ -226,65 +229,6 @@ impl Drop for MeshNode {
 // ---------------------------------------------------------------------------------
 // NATS
 
-/// A `nats-server` child process on a free loopback port, killed when dropped.
-struct NatsServer {
-    child: Child,
-    port: u16,
-}
-
-impl NatsServer {
-    /// Starts the server and waits until it accepts connections; `None` when
-    /// `nats-server` is not installed.
-    fn start() -> Option<NatsServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = match Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                eprintln!(
-                    "nats-server not found; install it with `apt-get install nats-server` \
-                     — skipping the NATS baseline"
-                );
-                return None;
-            }
-            Err(e) => panic!("cannot start nats-server: {e}"),
-        };
-        let mut server = NatsServer { child, port };
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!("nats-server exited before accepting connections: {status}");
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "nats-server did not accept connections on port {port} within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        Some(server)
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 // ---------------------------------------------------------------------------------
 // Plain TCP
 
@@ -454,7 +398,7 @@ fn remote_invoke_add(c: &mut Criterion) {
 
     // NATS: a responder on its own connection answers every request with a reply as
     // large as spore's response.
-    let nats_server = NatsServer::start();
+    let nats_server = NatsServer::start(false);
     let nats = nats_server.as_ref().map(|server| {
         let url = server.url();
         let request_payload = Bytes::from(request_body.clone());
