@@ -85,24 +85,24 @@ impl Gateway {
             .cloned()
     }
 
-    /// The route's answer when the node has it at hand (`Node::answer_from_memory`): the
-    /// name resolved before, the module's signatures read before, and the result
-    /// remembered in memory. Nothing here blocks, so it runs on the task that took the
-    /// request; `None` sends the call to a blocking thread.
-    fn answer_from_memory(
+    /// The route's call, when it can be made without blocking: the name resolved
+    /// before and the module's signatures read before. Built on the task that took the
+    /// request, it is answered there when the node holds its result in memory
+    /// (`Node::answer_from_memory`), else taken as it is to a blocking thread. `None`
+    /// (or arguments that do not fill, which the blocking path reports) builds it there.
+    fn known_call(
         &self,
         function: &str,
         incoming: &request::Incoming,
         deadline: Instant,
-    ) -> Option<spore_node::Outcome> {
+    ) -> Option<spore_node::CallRequest> {
         let function = self.node.known_function_ref(function)?;
         let signatures = self.known_signatures(&function.module)?;
         let args = arguments_for(&function, &signatures, incoming).ok()?;
-        let request = spore_node::CallRequest {
+        Some(spore_node::CallRequest {
             deadline,
             ..self.node.request(function, args)
-        };
-        self.node.answer_from_memory(&request)
+        })
     }
 }
 
@@ -204,7 +204,11 @@ async fn call_route(
         Err(refused) => return refused,
     };
     let incoming = request::Incoming::new(&parts, params, body);
-    if let Some(outcome) = gateway.answer_from_memory(&route.function, &incoming, deadline) {
+    let known = gateway.known_call(&route.function, &incoming, deadline);
+    if let Some(outcome) = known
+        .as_ref()
+        .and_then(|request| gateway.node.answer_from_memory(request))
+    {
         return answer::returned(&outcome.value).into_response();
     }
     // A client that hangs up stops the call (`server::hung_up` drops this future).
@@ -215,11 +219,16 @@ async fn call_route(
     let called = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
         let node = &gateway.node;
-        let function = node.function_ref(&route.function)?;
-        let args = gateway.arguments(&function, &incoming, deadline)?;
-        let request = spore_node::CallRequest {
-            deadline,
-            ..node.request(function, args)
+        let request = match known {
+            Some(request) => request,
+            None => {
+                let function = node.function_ref(&route.function)?;
+                let args = gateway.arguments(&function, &incoming, deadline)?;
+                spore_node::CallRequest {
+                    deadline,
+                    ..node.request(function, args)
+                }
+            }
         };
         node.call_cancellable(request, cancel).result
     })
