@@ -12,6 +12,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: a routed HTTP request allocates a few dozen small
+/// blocks across two worker threads, and glibc's malloc and free were a tenth of the
+/// node's samples under `wrk` (perf, `docs/performance.md`, "HTTP routes").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     // A compile for a parent spore: its stderr is the message the parent reports, so
