@@ -24,6 +24,7 @@ mod placement;
 pub mod routes;
 pub mod schedules;
 mod size;
+pub mod suggest;
 pub mod subscriptions;
 mod topic_gossip;
 pub mod trace_bridge;
