@@ -7,13 +7,15 @@ mod housekeeping;
 mod kind;
 mod report;
 mod telemetry;
+mod version;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = match cli::parse() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     // A compile for a parent spore: its stderr is the message the parent reports, so
     // nothing else may be written there.
     if let cli::Command::Compile = args.command {

@@ -43,6 +43,7 @@ pub async fn info(State(served): State<Arc<Served>>) -> Json<Value> {
         "pid": served.file.pid,
         "home": served.node.home().root(),
         "mesh": mesh,
+        "version": crate::version::VERSION,
     }))
 }
 
