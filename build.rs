@@ -43,8 +43,10 @@ fn watch_head(dir: &Path) {
         watched.push(branch);
     }
     for name in watched {
-        if let Some(path) = git(dir, &["rev-parse", "--path-format=absolute", "--git-path", &name])
-            && Path::new(&path).exists()
+        if let Some(path) = git(
+            dir,
+            &["rev-parse", "--path-format=absolute", "--git-path", &name],
+        ) && Path::new(&path).exists()
         {
             println!("cargo:rerun-if-changed={path}");
         }

@@ -3,9 +3,4 @@
 
 /// `0.1.0 (0123456789ab 2026-11-30)`: the package version, then the commit and its
 /// date as `build.rs` found them (or `SPORE_BUILD_COMMIT`, or `unknown commit`).
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (",
-    env!("SPORE_COMMIT"),
-    ")"
-);
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SPORE_COMMIT"), ")");

@@ -86,7 +86,10 @@ impl Backend {
 
     pub fn invoke(&self, call: &InvokeCall) -> anyhow::Result<serde_json::Value> {
         match self {
-            Backend::Local(node) => local(node, report::invoke(node, call, spore_node::Cancel::never())),
+            Backend::Local(node) => local(
+                node,
+                report::invoke(node, call, spore_node::Cancel::never()),
+            ),
             Backend::Remote(remote) => remote.post("/v1/invoke", call),
         }
     }

@@ -13,12 +13,13 @@ fn completions_for_each_shell_name_the_real_subcommands() {
     for shell in ["bash", "zsh", "fish"] {
         let script = spore.run(&["completions", shell]).ok().to_owned();
         for command in ["invoke", "node", "names", "completions"] {
-            assert!(script.contains(command), "{shell}: no `{command}` in\n{script}");
+            assert!(
+                script.contains(command),
+                "{shell}: no `{command}` in\n{script}"
+            );
         }
     }
-    spore
-        .run(&["completions", "tcsh"])
-        .fails_with(exit::USAGE);
+    spore.run(&["completions", "tcsh"]).fails_with(exit::USAGE);
 }
 
 #[test]
@@ -190,11 +191,17 @@ fn argument_errors_in_json_mode_are_one_json_error_record() {
         "{unknown}"
     );
     // `--json` given after the command counts too.
-    error_record(&spore.run(&["invoke", "--timeout", "soon", "--json"]), exit::USAGE);
+    error_record(
+        &spore.run(&["invoke", "--timeout", "soon", "--json"]),
+        exit::USAGE,
+    );
 
     // Without `--json`, clap's own text.
     let text = spore.run(&["frobnicate"]);
-    assert!(text.fails_with(exit::USAGE).starts_with("error: "), "{text:?}");
+    assert!(
+        text.fails_with(exit::USAGE).starts_with("error: "),
+        "{text:?}"
+    );
     // Help is no error, with `--json` or without.
     let help = spore.run(&["--json", "--help"]);
     assert!(help.ok().contains("Usage: spore"), "{help:?}");
@@ -231,7 +238,10 @@ fn assert_suggests(spore: &Spore) {
         exit::NOT_FOUND,
     );
     assert_eq!(record["error"]["kind"], "not_found");
-    assert_eq!(record["error"]["suggestions"], serde_json::json!(["math.add"]));
+    assert_eq!(
+        record["error"]["suggestions"],
+        serde_json::json!(["math.add"])
+    );
 
     let stderr = spore
         .run(&["inspect", "math.su"])
@@ -259,6 +269,9 @@ fn assert_suggests(spore: &Spore) {
         .fails_with(exit::NOT_FOUND)
         .to_owned();
     assert!(!stderr.contains("did you mean"), "{stderr}");
-    let record = error_record(&spore.run(&["--json", "invoke", "orders.create"]), exit::NOT_FOUND);
+    let record = error_record(
+        &spore.run(&["--json", "invoke", "orders.create"]),
+        exit::NOT_FOUND,
+    );
     assert!(record["error"].get("suggestions").is_none(), "{record}");
 }

@@ -102,9 +102,7 @@ mod tests {
 
     #[test]
     fn at_most_three_closest_first_each_once() {
-        let known = [
-            "api.v3", "api.v1", "api.v2", "api.v4", "api.v11", "api.v1",
-        ];
+        let known = ["api.v3", "api.v1", "api.v2", "api.v4", "api.v11", "api.v1"];
         assert_eq!(suggested("api.v", &known), ["api.v1", "api.v2", "api.v3"]);
         // `orders.less` is 2 edits away: after both at 1, though its name sorts first.
         let known = ["orders.less", "orders.list", "orders.last"];

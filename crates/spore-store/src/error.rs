@@ -32,11 +32,11 @@ pub enum StoreError {
     /// `suggestions`: existing names close to `name`, the likely typo's fix. Empty as
     /// the codebase reports it; filled by whoever answers a person
     /// (`spore_node::Node::suggest`), so that a lookup that fails often pays nothing.
-    #[error("no name `{name}` in this codebase (list names with `spore names ls`){}", did_you_mean(suggestions))]
-    NameNotFound {
-        name: Name,
-        suggestions: Vec<Name>,
-    },
+    #[error(
+        "no name `{name}` in this codebase (list names with `spore names ls`){}",
+        did_you_mean(suggestions)
+    )]
+    NameNotFound { name: Name, suggestions: Vec<Name> },
     /// Stored data failed its integrity check. `item` says what it belongs to.
     #[error("{item} is corrupt ({what}); it was not used. {}", item.remedy())]
     Corrupt { item: Damaged, what: String },
