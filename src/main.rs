@@ -7,10 +7,9 @@ mod housekeeping;
 mod kind;
 mod report;
 mod telemetry;
+mod version;
 
 use std::process::ExitCode;
-
-use clap::Parser;
 
 /// mimalloc instead of glibc's malloc: a routed HTTP request allocates a few dozen small
 /// blocks across two worker threads, and glibc's malloc and free were a tenth of the
@@ -19,7 +18,10 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = match cli::parse() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     // A compile for a parent spore: its stderr is the message the parent reports, so
     // nothing else may be written there.
     if let cli::Command::Compile = args.command {

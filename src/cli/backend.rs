@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use spore_core::Name;
-use spore_node::{AbilityInfo, Believed, ModuleInfo, NameEntry, Node, Published};
+use spore_node::{AbilityInfo, Believed, ModuleInfo, NameEntry, Node, NodeError, Published};
 use ureq::http::header::AUTHORIZATION;
 
 use crate::api_token::ApiToken;
@@ -22,6 +22,8 @@ pub struct RemoteError {
     pub kind: spore_node::ErrorKind,
     pub message: String,
     pub value: Option<serde_json::Value>,
+    /// The names the node suggests for one it does not know (`spec/errors.md`).
+    pub suggestions: Vec<String>,
 }
 
 pub enum Backend {
@@ -71,7 +73,7 @@ impl Backend {
 
     pub fn publish(&self, bytes: &[u8], name: Option<&Name>) -> anyhow::Result<Published> {
         match self {
-            Backend::Local(node) => Ok(node.publish(bytes, name)?),
+            Backend::Local(node) => local(node, node.publish(bytes, name)),
             Backend::Remote(remote) => {
                 let mut request = remote.request_post("/v1/publish");
                 if let Some(name) = name {
@@ -84,28 +86,31 @@ impl Backend {
 
     pub fn invoke(&self, call: &InvokeCall) -> anyhow::Result<serde_json::Value> {
         match self {
-            Backend::Local(node) => Ok(report::invoke(node, call, spore_node::Cancel::never())?),
+            Backend::Local(node) => local(
+                node,
+                report::invoke(node, call, spore_node::Cancel::never()),
+            ),
             Backend::Remote(remote) => remote.post("/v1/invoke", call),
         }
     }
 
     pub fn modules(&self) -> anyhow::Result<Vec<ModuleInfo>> {
         match self {
-            Backend::Local(node) => Ok(node.modules()?),
+            Backend::Local(node) => local(node, node.modules()),
             Backend::Remote(remote) => remote.get("/v1/modules", &[]),
         }
     }
 
     pub fn inspect(&self, reference: &str) -> anyhow::Result<ModuleInfo> {
         match self {
-            Backend::Local(node) => Ok(node.inspect(reference)?),
+            Backend::Local(node) => local(node, node.inspect(reference)),
             Backend::Remote(remote) => remote.get("/v1/inspect", &[("reference", reference)]),
         }
     }
 
     pub fn set_name(&self, name: &Name, reference: &str) -> anyhow::Result<NameEntry> {
         match self {
-            Backend::Local(node) => Ok(node.set_name(name, reference)?),
+            Backend::Local(node) => local(node, node.set_name(name, reference)),
             Backend::Remote(remote) => remote.post(
                 "/v1/names/set",
                 &json!({ "name": name, "reference": reference }),
@@ -115,14 +120,14 @@ impl Backend {
 
     pub fn remove_name(&self, name: &Name) -> anyhow::Result<NameEntry> {
         match self {
-            Backend::Local(node) => Ok(node.remove_name(name)?),
+            Backend::Local(node) => local(node, node.remove_name(name)),
             Backend::Remote(remote) => remote.post("/v1/names/remove", &json!({ "name": name })),
         }
     }
 
     pub fn names(&self) -> anyhow::Result<Vec<(Name, NameEntry)>> {
         match self {
-            Backend::Local(node) => Ok(node.names()?),
+            Backend::Local(node) => local(node, node.names()),
             Backend::Remote(remote) => remote.get("/v1/names", &[]),
         }
     }
@@ -143,7 +148,7 @@ impl Backend {
         key: &str,
     ) -> anyhow::Result<Believed> {
         match self {
-            Backend::Local(node) => Ok(node.publish_name(name, reference, key)?),
+            Backend::Local(node) => local(node, node.publish_name(name, reference, key)),
             Backend::Remote(remote) => remote.post(
                 "/v1/names/publish",
                 &json!({ "name": name, "reference": reference, "key": key }),
@@ -153,7 +158,7 @@ impl Backend {
 
     pub fn name_history(&self, name: &Name) -> anyhow::Result<Vec<NameEntry>> {
         match self {
-            Backend::Local(node) => Ok(node.name_history(name)?),
+            Backend::Local(node) => local(node, node.name_history(name)),
             Backend::Remote(remote) => remote.get("/v1/names/history", &[("name", name.as_str())]),
         }
     }
@@ -176,7 +181,7 @@ impl Backend {
 
     pub fn clear_memo(&self) -> anyhow::Result<usize> {
         match self {
-            Backend::Local(node) => Ok(node.clear_memo()?),
+            Backend::Local(node) => local(node, node.clear_memo()),
             Backend::Remote(remote) => {
                 let body: serde_json::Value = remote.post("/v1/memo/clear", &json!({}))?;
                 Ok(body["cleared"].as_u64().unwrap_or(0) as usize)
@@ -188,7 +193,7 @@ impl Backend {
     /// `crate::housekeeping::verify`.
     pub fn verify(&self, repair: bool) -> anyhow::Result<serde_json::Value> {
         match self {
-            Backend::Local(node) => Ok(housekeeping::verify(node, repair)?),
+            Backend::Local(node) => local(node, housekeeping::verify(node, repair)),
             Backend::Remote(remote) if repair => remote.post("/v1/repair", &json!({})),
             Backend::Remote(remote) => remote.get("/v1/verify", &[]),
         }
@@ -196,20 +201,26 @@ impl Backend {
 
     pub fn gc(&self) -> anyhow::Result<serde_json::Value> {
         match self {
-            Backend::Local(node) => Ok(housekeeping::gc(node)?),
+            Backend::Local(node) => local(node, housekeeping::gc(node)),
             Backend::Remote(remote) => remote.post("/v1/gc", &json!({})),
         }
     }
 
     pub fn remove_module(&self, reference: &str, force: bool) -> anyhow::Result<serde_json::Value> {
         match self {
-            Backend::Local(node) => Ok(housekeeping::remove(node, reference, force)?),
+            Backend::Local(node) => local(node, housekeeping::remove(node, reference, force)),
             Backend::Remote(remote) => remote.post(
                 "/v1/modules/remove",
                 &json!({ "reference": reference, "force": force }),
             ),
         }
     }
+}
+
+/// What a node of this home answered, a mistyped name with the names likely meant, as
+/// the API answers it (`Node::suggest`).
+fn local<T>(node: &Node, answer: Result<T, NodeError>) -> anyhow::Result<T> {
+    answer.map_err(|error| node.suggest(error).into())
 }
 
 impl Remote {
@@ -265,6 +276,7 @@ impl Remote {
                     home.root().display()
                 ),
                 value: None,
+                suggestions: Vec::new(),
             })?;
         let file: NodeFile = serde_json::from_str(&text)?;
         Ok(Remote::new(&file.api, ApiToken::read(home.root())?))
@@ -350,6 +362,7 @@ impl Remote {
             kind: spore_node::ErrorKind::Unavailable,
             message: format!("the node's API at {} did not answer: {e}", self.base),
             value: None,
+            suggestions: Vec::new(),
         })?;
         let status = response.status();
         let text = response
@@ -375,6 +388,8 @@ impl Remote {
                 .map(str::to_owned)
                 .unwrap_or(text),
             value: body["error"].get("value").cloned(),
+            suggestions: serde_json::from_value(body["error"]["suggestions"].clone())
+                .unwrap_or_default(),
         }
     }
 }

@@ -191,6 +191,7 @@ pub fn verify(args: &VerifyArgs, home: &Home, out: &Output) -> anyhow::Result<()
                 first["item"].as_str().unwrap_or_default()
             ),
             value: None,
+            suggestions: Vec::new(),
         }
         .into()),
     }

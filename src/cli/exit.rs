@@ -18,34 +18,69 @@ use spore_node::ErrorKind;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-fn classify(error: &anyhow::Error) -> (ErrorKind, Option<serde_json::Value>) {
+/// What the error record says of a failure besides its message (`spec/errors.md`).
+struct Record {
+    kind: ErrorKind,
+    /// A guest error's value.
+    value: Option<serde_json::Value>,
+    /// For an unknown name, the names likely meant.
+    suggestions: Vec<String>,
+}
+
+impl Record {
+    fn of(kind: ErrorKind) -> Record {
+        Record {
+            kind,
+            value: None,
+            suggestions: Vec::new(),
+        }
+    }
+}
+
+fn classify(error: &anyhow::Error) -> Record {
     if error.downcast_ref::<UsageError>().is_some() {
-        return (ErrorKind::BadRequest, None);
+        return Record::of(ErrorKind::BadRequest);
     }
     if let Some(trust) = error.downcast_ref::<TrustStoreError>() {
-        return (trust.kind(), None);
+        return Record::of(trust.kind());
     }
     if let Some(refused) = error.downcast_ref::<TrustError>() {
-        return (spore_node::trust::refusal_kind(refused), None);
+        return Record::of(spore_node::trust::refusal_kind(refused));
     }
     if let Some(remote) = error.downcast_ref::<RemoteError>() {
-        return (remote.kind, remote.value.clone());
+        return Record {
+            kind: remote.kind,
+            value: remote.value.clone(),
+            suggestions: remote.suggestions.clone(),
+        };
     }
     if error.downcast_ref::<spore_node::ConfigError>().is_some() {
-        return (ErrorKind::BadRequest, None);
+        return Record::of(ErrorKind::BadRequest);
     }
     if let Some(token) = error.downcast_ref::<TokenError>() {
-        return (token.kind(), None);
+        return Record::of(token.kind());
     }
     match error.downcast_ref::<NodeError>() {
-        Some(node_error) => (node_error.kind(), kind::guest_value(node_error)),
-        None => (ErrorKind::Internal, None),
+        Some(node_error) => Record {
+            kind: node_error.kind(),
+            value: kind::guest_value(node_error),
+            suggestions: node_error
+                .suggestions()
+                .iter()
+                .map(|name| name.as_str().to_owned())
+                .collect(),
+        },
+        None => Record::of(ErrorKind::Internal),
     }
 }
 
 /// Prints `error` to stderr and returns the exit code for its kind.
 pub fn report(error: &anyhow::Error, json: bool) -> ExitCode {
-    let (kind, value) = classify(error);
+    let Record {
+        kind,
+        value,
+        suggestions,
+    } = classify(error);
     // A message may carry what a guest, a provider process or a peer wrote: it must not
     // reach a terminal with the control characters that move its cursor or forge lines.
     let message = render(error);
@@ -54,6 +89,9 @@ pub fn report(error: &anyhow::Error, json: bool) -> ExitCode {
         let mut body = serde_json::json!({ "error": { "kind": kind, "message": message } });
         if let Some(value) = value {
             body["error"]["value"] = value;
+        }
+        if !suggestions.is_empty() {
+            body["error"]["suggestions"] = serde_json::json!(suggestions);
         }
         errln!("{body}");
     } else {

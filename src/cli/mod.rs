@@ -4,6 +4,7 @@
 mod abilities;
 pub mod backend;
 mod codebase;
+mod completions;
 mod exit;
 mod invoke;
 mod key;
@@ -12,6 +13,7 @@ pub mod logs;
 pub mod mesh;
 mod names;
 pub mod output;
+mod parse;
 mod progress;
 mod publish;
 mod routes;
@@ -22,10 +24,11 @@ use clap::{Parser, Subcommand};
 use spore_node::Home;
 
 pub use exit::report;
+pub use parse::parse;
 
 /// spore: publish WebAssembly functions by hash and run them anywhere.
 #[derive(Parser, Debug)]
-#[command(name = "spore", version, about, long_about = None)]
+#[command(name = "spore", version = crate::version::VERSION, about, long_about = None)]
 pub struct Cli {
     /// The spore home (codebase, configuration). Default: $SPORE_HOME, else the
     /// platform data directory.
@@ -85,6 +88,8 @@ pub enum Command {
     /// Run a long-lived node in the mesh, ask about the one running, or print its id.
     #[command(subcommand)]
     Node(crate::daemon::NodeCommand),
+    /// Print the completion script for a shell: `spore completions bash > /etc/bash_completion.d/spore`.
+    Completions(completions::CompletionsArgs),
     /// Compile one module for the spore process that started this one: a request on
     /// stdin, the compiled artifact on stdout (`spore_runtime::serve_compile`).
     #[command(name = "__compile", hide = true)]
@@ -99,6 +104,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     let backend = || backend::Backend::for_home(&home);
     match &cli.command {
         Command::Hash(args) => publish::hash(args, &out),
+        Command::Completions(args) => completions::print(args),
         Command::Node(command) => crate::daemon::run(command, &home, &out),
         Command::Key(command) => key::run(command, &home, &out),
         Command::Mesh(command) => mesh::run(command, &home, &out),

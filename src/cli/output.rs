@@ -66,11 +66,26 @@ pub fn stderr_is_terminal() -> bool {
     io::IsTerminal::is_terminal(&io::stderr())
 }
 
-/// Whether what goes to stderr may be coloured: on a terminal, unless `NO_COLOR` is set
-/// (to anything but the empty string, as no-color.org says).
+/// Whether what goes to stderr may be coloured: on a terminal, unless `NO_COLOR` is set.
 pub fn colour_on_stderr() -> bool {
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    stderr_is_terminal() && !no_color
+    stderr_is_terminal() && !no_color()
+}
+
+/// How clap colours its help and its argument errors: never with `NO_COLOR` set; else
+/// clap colours a stream only when it is a terminal (it checks the one it writes to:
+/// stdout for help, stderr for errors).
+pub fn clap_colour() -> clap::ColorChoice {
+    if no_color() {
+        clap::ColorChoice::Never
+    } else {
+        clap::ColorChoice::Auto
+    }
+}
+
+/// Whether `NO_COLOR` asks for no colour: set to anything but the empty string, as
+/// no-color.org says.
+fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }
 
 pub struct Output {

@@ -360,6 +360,8 @@ fn info(home: &Home, out: &Output) -> anyhow::Result<()> {
             info["api"].as_str().unwrap_or_default()
         );
         outln!("home     {}", info["home"].as_str().unwrap_or_default());
+        // A node started by an older binary may run on while the CLI is upgraded.
+        outln!("version  {}", info["version"].as_str().unwrap_or("-"));
         match info["mesh"].as_object() {
             Some(mesh) => {
                 outln!("mesh     {}", mesh["key"].as_str().unwrap_or_default());

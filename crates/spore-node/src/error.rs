@@ -136,6 +136,15 @@ impl NodeError {
         }
     }
 
+    /// For a name that does not exist, the names a person likely meant
+    /// ([`Node::suggest`](crate::Node::suggest) fills them).
+    pub fn suggestions(&self) -> &[Name] {
+        match self {
+            NodeError::Store(StoreError::NameNotFound { suggestions, .. }) => suggestions,
+            _ => &[],
+        }
+    }
+
     /// The error as it travels to a peer, the HTTP API or `--json` (`spec/errors.md`):
     /// its kind, its message, and for a guest error the value the function returned.
     pub fn to_failure(&self) -> Failure {

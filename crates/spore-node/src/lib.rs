@@ -25,6 +25,7 @@ pub mod routes;
 pub mod schedules;
 mod size;
 pub mod subscriptions;
+pub mod suggest;
 mod topic_gossip;
 pub mod trace_bridge;
 pub mod trust;

@@ -317,7 +317,7 @@ impl Node {
         match text.parse::<RefText>()? {
             RefText::Name(name) => self.locate_name(&name),
             RefText::NameOrHash(name, prefix) => match self.locate_name(&name) {
-                Err(NodeError::Store(StoreError::NameNotFound(_))) => {
+                Err(NodeError::Store(StoreError::NameNotFound { .. })) => {
                     Ok((self.codebase.resolve_prefix(&prefix)?, None))
                 }
                 located => located,
@@ -348,7 +348,7 @@ impl Node {
         }
         match self.mesh_name(name) {
             Some(target) => Ok((target.module, target.export)),
-            None => Err(StoreError::NameNotFound(name.clone()).into()),
+            None => Err(StoreError::name_not_found(name).into()),
         }
     }
 
@@ -514,10 +514,10 @@ impl Node {
     /// publisher's chain.
     pub fn name_history(&self, name: &Name) -> Result<Vec<NameEntry>, NodeError> {
         match self.codebase.name_history(name) {
-            Err(StoreError::NameNotFound(_)) => self
+            Err(StoreError::NameNotFound { .. }) => self
                 .mesh_names
                 .believed_history(name)
-                .ok_or_else(|| StoreError::NameNotFound(name.clone()).into()),
+                .ok_or_else(|| StoreError::name_not_found(name).into()),
             history => Ok(history?),
         }
     }

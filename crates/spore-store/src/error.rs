@@ -29,8 +29,14 @@ pub enum StoreError {
         prefix: HashPrefix,
         candidates: Vec<Hash>,
     },
-    #[error("no name `{0}` in this codebase (list names with `spore names ls`)")]
-    NameNotFound(Name),
+    /// `suggestions`: existing names close to `name`, the likely typo's fix. Empty as
+    /// the codebase reports it; filled by whoever answers a person
+    /// (`spore_node::Node::suggest`), so that a lookup that fails often pays nothing.
+    #[error(
+        "no name `{name}` in this codebase (list names with `spore names ls`){}",
+        did_you_mean(suggestions)
+    )]
+    NameNotFound { name: Name, suggestions: Vec<Name> },
     /// Stored data failed its integrity check. `item` says what it belongs to.
     #[error("{item} is corrupt ({what}); it was not used. {}", item.remedy())]
     Corrupt { item: Damaged, what: String },
@@ -106,6 +112,16 @@ impl fmt::Display for Damaged {
     }
 }
 
+/// `; did you mean `a`, `b` or `c`?`, or nothing without suggestions.
+fn did_you_mean(names: &[Name]) -> String {
+    let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
+    match quoted.as_slice() {
+        [] => String::new(),
+        [one] => format!("; did you mean {one}?"),
+        [first @ .., last] => format!("; did you mean {} or {last}?", first.join(", ")),
+    }
+}
+
 fn list(hashes: &[Hash]) -> String {
     hashes
         .iter()
@@ -121,7 +137,7 @@ impl StoreError {
         match self {
             StoreError::ModuleNotFound(_)
             | StoreError::PrefixNotFound(_)
-            | StoreError::NameNotFound(_) => ErrorKind::NotFound,
+            | StoreError::NameNotFound { .. } => ErrorKind::NotFound,
             StoreError::AmbiguousPrefix { .. } | StoreError::ModuleInUse { .. } => {
                 ErrorKind::BadRequest
             }
@@ -130,6 +146,14 @@ impl StoreError {
             StoreError::Locked { .. } => ErrorKind::Unavailable,
             StoreError::Io { .. } | StoreError::Index(_) => ErrorKind::Internal,
             StoreError::Shared(error) => error.kind(),
+        }
+    }
+
+    /// No name `name`, with no suggestions yet.
+    pub fn name_not_found(name: &Name) -> StoreError {
+        StoreError::NameNotFound {
+            name: name.clone(),
+            suggestions: Vec::new(),
         }
     }
 
@@ -143,5 +167,32 @@ impl StoreError {
             item,
             what: what.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn not_found(suggestions: &[&str]) -> String {
+        StoreError::NameNotFound {
+            name: "math.ad".parse().unwrap(),
+            suggestions: suggestions.iter().map(|s| s.parse().unwrap()).collect(),
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn an_unknown_name_says_which_names_were_likely_meant() {
+        let plain = "no name `math.ad` in this codebase (list names with `spore names ls`)";
+        assert_eq!(not_found(&[]), plain);
+        assert_eq!(
+            not_found(&["math.add"]),
+            format!("{plain}; did you mean `math.add`?")
+        );
+        assert_eq!(
+            not_found(&["math.add", "math.and", "math.abs"]),
+            format!("{plain}; did you mean `math.add`, `math.and` or `math.abs`?")
+        );
     }
 }

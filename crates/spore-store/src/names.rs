@@ -48,7 +48,7 @@ impl Codebase {
     /// Removes `name`; its history stays.
     pub fn remove_name(&self, name: &Name) -> Result<NameEntry, StoreError> {
         if self.name(name)?.is_none() {
-            return Err(StoreError::NameNotFound(name.clone()));
+            return Err(StoreError::name_not_found(name));
         }
         self.append_name_event(name, NameEvent::Removed)
     }
@@ -131,7 +131,7 @@ impl Codebase {
         let (history, current) =
             index.read(|txn| Ok((self.history_in(txn, name)?, self.current(txn, name)?)))?;
         if history.is_empty() {
-            return Err(StoreError::NameNotFound(name.clone()));
+            return Err(StoreError::name_not_found(name));
         }
         let history: Vec<NameEntry> = history.into_iter().collect::<Result<_, _>>()?;
         // Events are numbered 1, 2, ... and the name's record is the last: a history that

@@ -138,11 +138,11 @@ fn names_keep_their_history_and_roll_back() {
     );
     assert!(matches!(
         codebase.remove_name(&add),
-        Err(StoreError::NameNotFound(_))
+        Err(StoreError::NameNotFound { .. })
     ));
     assert!(matches!(
         codebase.name_history(&name("nope")),
-        Err(StoreError::NameNotFound(_))
+        Err(StoreError::NameNotFound { .. })
     ));
 }
 

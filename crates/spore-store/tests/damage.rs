@@ -174,7 +174,7 @@ fn classify<T: PartialEq + std::fmt::Debug>(
         Ok(Some(value)) => Seen::Wrong(format!("{what}: {value:?}")),
         Ok(None) => Seen::Gone(what.to_owned()),
         Err(error) if names_it(&error, item) => Seen::Reported,
-        Err(StoreError::ModuleNotFound(_)) | Err(StoreError::NameNotFound(_)) => {
+        Err(StoreError::ModuleNotFound(_)) | Err(StoreError::NameNotFound { .. }) => {
             Seen::Gone(what.to_owned())
         }
         Err(error) => Seen::Misreported(format!("{what}: {error}")),

@@ -1,12 +1,12 @@
 //! How the API answers a failure: the error record of `spec/errors.md`,
-//! `{"error": {kind, message, value?}}`, with the HTTP status of its kind (`crate::kind`).
+//! `{"error": {kind, message, value?, suggestions?}}`, with the HTTP status of its kind (`crate::kind`).
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::http::header::WWW_AUTHENTICATE;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use spore_core::{ErrorKind, Failure};
+use spore_core::{ErrorKind, Failure, Name};
 use spore_node::NodeError;
 
 use crate::kind;
@@ -21,6 +21,9 @@ pub struct ApiError {
     /// the CLI and scripts match on (a policy refused it); 401 is what HTTP clients
     /// know to mean "send credentials".
     unauthenticated: bool,
+    /// For a name that does not exist, the names likely meant (`NodeError::suggestions`):
+    /// the record's `suggestions` (`spec/errors.md`).
+    suggestions: Vec<Name>,
 }
 
 impl ApiError {
@@ -46,13 +49,17 @@ impl From<Failure> for ApiError {
         ApiError {
             failure,
             unauthenticated: false,
+            suggestions: Vec::new(),
         }
     }
 }
 
 impl From<NodeError> for ApiError {
     fn from(error: NodeError) -> Self {
-        ApiError::from(error.to_failure())
+        ApiError {
+            suggestions: error.suggestions().to_vec(),
+            ..ApiError::from(error.to_failure())
+        }
     }
 }
 
@@ -66,6 +73,9 @@ impl IntoResponse for ApiError {
         let mut error = json!({ "kind": kind, "message": message });
         if let Some(value) = value {
             error["value"] = spore_core::value::to_json(&value);
+        }
+        if !self.suggestions.is_empty() {
+            error["suggestions"] = json!(self.suggestions);
         }
         let body = Json(json!({ "error": error }));
         if self.unauthenticated {

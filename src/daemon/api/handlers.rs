@@ -43,6 +43,7 @@ pub async fn info(State(served): State<Arc<Served>>) -> Json<Value> {
         "pid": served.file.pid,
         "home": served.node.home().root(),
         "mesh": mesh,
+        "version": crate::version::VERSION,
     }))
 }
 
@@ -236,7 +237,9 @@ where
     F: FnOnce(&Node) -> Result<T, NodeError> + Send + 'static,
 {
     let node = served.node.clone();
-    match tokio::task::spawn_blocking(move || operation(&node)).await {
+    // What a client mistyped is answered with what it likely meant.
+    let run = move || operation(&node).map_err(|error| node.suggest(error));
+    match tokio::task::spawn_blocking(run).await {
         Ok(answer) => Ok(Json(answer?)),
         Err(panic) => Err(ApiError::new(
             ErrorKind::Internal,
