@@ -1,6 +1,7 @@
 // The `@spore` transform: turns every `@spore export function f(a: A, b: B): R` of the
-// compiled files into a spore function (spec/abi.md). The typed function is renamed
-// `__spore_f` and kept private; a generated export `f(ptr: i32, len: i32): i64` reads
+// compiled files into a spore function (spec/abi.md). The typed function stays as it
+// is (so the file's own code can still call it) but is no longer exported; a generated
+// function `__spore_export_f(ptr: i32, len: i32): i64`, exported as `f`, reads
 // the argument array as `A`, `B` (status 0x02 naming the argument when one does not
 // fit), calls it and encodes its result (a `Result` error is status 0x01). The
 // functions' parameter names and types go into the module's `spore.signatures` custom
@@ -73,7 +74,7 @@ export default class SporeTransform extends Transform {
     return null;
   }
 
-  /** Renames `fn` and returns the text of its exported wrapper. */
+  /** Unexports `fn` and returns the text of its wrapper, exported under its name. */
   wrap(source, fn) {
     const name = fn.name.text;
     const where = `${source.normalizedPath}: @spore function \`${name}\``;
@@ -95,11 +96,9 @@ export default class SporeTransform extends Transform {
     fn.decorators = fn.decorators.filter((d) => !isSporeDecorator(d));
     if (!fn.decorators.length) fn.decorators = null;
     fn.flags &= ~CommonFlags.Export;
-    const inner = `__spore_${name}`;
-    fn.name.text = inner;
 
     const locals = params.map((_, i) => `__spore_arg${i}`);
-    const call = `${inner}(${locals.join(", ")})`;
+    const call = `${name}(${locals.join(", ")})`;
     let body = `  const __spore_args = new __spore_abi.Args(ptr, len, ${JSON.stringify(name)}, [${params.map((p) => JSON.stringify(p.name)).join(", ")}]);\n`;
     params.forEach((p, i) => (body += `  const ${locals[i]} = __spore_args.take<${p.type}>();\n`));
     body += "  if (__spore_args.failed) return __spore_args.refusal();\n";
@@ -108,7 +107,8 @@ export default class SporeTransform extends Transform {
       const [ok, err] = returnType.typeArguments.map(text);
       body += `  return __spore_abi.replyResult<${ok}, ${err}>(${call});\n`;
     } else body += `  return __spore_abi.reply<${returns}>(${call});\n`;
-    return `export function ${name}(ptr: i32, len: i32): i64 {\n${body}}\n`;
+    const wrapper = `__spore_export_${name}`;
+    return `function ${wrapper}(ptr: i32, len: i32): i64 {\n${body}}\nexport { ${wrapper} as ${name} };\n`;
   }
 }
 
