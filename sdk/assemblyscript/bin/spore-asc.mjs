@@ -15,7 +15,7 @@
 //   `spore_panic_message` and traps.
 // - no WASI, no bindings: the only imports are the ability operations the code calls.
 
-import path from "node:path";
+import fs from "node:fs";
 import { fileURLToPath } from "node:url";
 import asc from "assemblyscript/asc";
 import SporeTransform from "../transform/spore.mjs";
@@ -33,7 +33,8 @@ export async function build(args, options = {}) {
   return result;
 }
 
-if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+// Run as a command (also through node_modules/.bin's symlink), not when imported.
+if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
   if (args.length === 0 || args.includes("--help")) {
     process.stderr.write("usage: spore-asc ENTRY.ts... -o OUT.wasm [asc options]\n");
