@@ -225,18 +225,14 @@ fn the_typescript_template_builds_with_npm_and_its_functions_run() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let project = dir.path().join("greeter");
-    crate::support::copy_dir(&npm::sdk_dir().join("template"), &project);
-    let sdk = format!("file:{}", npm::sdk_dir().display());
-    for file in ["package.json", "README.md", "assembly/index.ts"] {
-        let path = project.join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let filled = text.replace("{{name}}", "greeter").replace("{{sdk}}", &sdk);
-        assert!(!filled.contains("{{"), "{file} has a placeholder left");
-        std::fs::write(&path, filled).unwrap();
-    }
-    npm::run(&project, "npm", &["install", "--no-audit", "--no-fund"]);
-    npm::run(&project, "npm", &["run", "build"]);
+    let project = new_from_template(&dir.path().join("greeter"));
+    // The same sources give the same module, wherever they are built.
+    let elsewhere = new_from_template(&dir.path().join("elsewhere/greeter"));
+    assert_eq!(
+        std::fs::read(project.join("build/greeter.wasm")).unwrap(),
+        std::fs::read(elsewhere.join("build/greeter.wasm")).unwrap(),
+        "two builds of one template differ"
+    );
 
     let spore = Spore::new();
     let module = project.join("build/greeter.wasm");
@@ -255,4 +251,20 @@ fn the_typescript_template_builds_with_npm_and_its_functions_run() {
         inspected.contains("hello(name: string) -> string"),
         "{inspected}"
     );
+}
+
+/// Copies the template to `project`, fills its placeholders, installs and builds it.
+fn new_from_template(project: &Path) -> std::path::PathBuf {
+    crate::support::copy_dir(&npm::sdk_dir().join("template"), project);
+    let sdk = format!("file:{}", npm::sdk_dir().display());
+    for file in ["package.json", "README.md", "assembly/index.ts"] {
+        let path = project.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let filled = text.replace("{{name}}", "greeter").replace("{{sdk}}", &sdk);
+        assert!(!filled.contains("{{"), "{file} has a placeholder left");
+        std::fs::write(&path, filled).unwrap();
+    }
+    npm::run(project, "npm", &["install", "--no-audit", "--no-fund"]);
+    npm::run(project, "npm", &["run", "build"]);
+    project.to_path_buf()
 }

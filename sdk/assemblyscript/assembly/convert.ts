@@ -34,7 +34,8 @@ function refused<T>(expected: string, value: Value): Converted<T> {
 export function describe(value: Value): string {
   switch (value.kind) {
     case Kind.Int:
-      return value.negative ? `integer -${value.magnitude}-1` : `integer ${value.magnitude}`;
+      if (value.isI64()) return `integer ${value.toI64()}`;
+      return value.negative ? `integer -${value.magnitude} - 1` : `integer ${value.magnitude}`;
     case Kind.Float:
       return `float ${value.float}`;
     case Kind.Bytes:
