@@ -22,14 +22,19 @@ fn publish_ts(spore: &Spore, dir: &Path, name: &str, as_name: Option<&str>) -> S
 }
 
 #[test]
-fn the_sdk_passes_the_value_vectors_and_its_abi_tests() {
+fn the_sdk_passes_the_value_vectors_and_its_abi_and_client_tests() {
     if npm::modules().is_none() {
         return;
     }
     let output = npm::run(
         &npm::sdk_dir(),
         "node",
-        &["--test", "tests/vectors.mjs", "tests/abi.mjs"],
+        &[
+            "--test",
+            "tests/vectors.mjs",
+            "tests/abi.mjs",
+            "tests/clients.mjs",
+        ],
     );
     assert!(output.contains("# fail 0"), "{output}");
     assert!(!output.contains("# pass 0\n"), "{output}");

@@ -82,7 +82,8 @@ export default class SporeTransform extends Transform {
       this.problems.push(`${where}: a spore function's name is 1 to 128 of [A-Za-z0-9_], not starting with a digit or spore_`);
     }
     if (fn.typeParameters && fn.typeParameters.length) this.problems.push(`${where}: cannot be generic`);
-    const text = (node) => node.range.source.text.substring(node.range.start, node.range.end);
+    // Types as written, on one line: `Result<i64,\n string>` is `Result<i64, string>`.
+    const text = (node) => node.range.source.text.substring(node.range.start, node.range.end).replace(/\s+/g, " ").trim();
     const params = fn.signature.parameters.map((p) => {
       if (p.parameterKind !== ParameterKind.Default || p.initializer) {
         this.problems.push(`${where}: parameter \`${p.name.text}\` must be plain (no ?, default or ...rest)`);
