@@ -151,7 +151,7 @@ fn typescript_and_rust_functions_call_each_other() {
     let Some(ts) = npm::modules() else { return };
     let spore = Spore::new();
     let ts_arith = publish_ts(&spore, ts, "arith", None);
-    publish_ts(&spore, ts, "caller", Some("tscaller"));
+    let ts_caller = publish_ts(&spore, ts, "caller", Some("tscaller"));
     let rust_arith = spore.publish("arith", None);
     spore.publish("caller", Some("caller"));
 
@@ -170,6 +170,9 @@ fn typescript_and_rust_functions_call_each_other() {
             .contains("returned an error: 0 / 0: division by zero"),
         "{failed:?}"
     );
+    // Recursion through `call` stops at the node's depth limit, in TypeScript too.
+    let itself = format!("\"{ts_caller}:depth\"");
+    assert_eq!(spore.invoke("tscaller.depth", &[&itself, "0"]), 8);
     let rust_div = format!("\"{rust_arith}:div\"");
     let failed = spore.run(&["invoke", "tscaller.call_twice", &rust_div, "0"]);
     assert!(

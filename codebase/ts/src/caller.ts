@@ -29,3 +29,19 @@ function failed(fn: string, error: AbilityError): string {
   }
   return `calling ${fn}: ${error.toString()}`;
 }
+
+/**
+ * Calls `fn` (this very export, passed in by reference) with `(fn, n + 1)` until the
+ * node's depth limit stops it, and returns the deepest `n` reached: the innermost call
+ * returns its `n` when its own call fails with kind `depth`.
+ */
+@spore
+export function depth(fn: string, n: u64): Result<u64, string> {
+  const result = call.invoke(fn, [Value.str(fn), Value.uint(n + 1)]);
+  if (result.isOk) {
+    if (!result.value.isU64()) return Result.err<u64, string>(`${fn} returned something other than a u64`);
+    return Result.ok<u64, string>(result.value.magnitude);
+  }
+  if (result.error.kind == kind.DEPTH) return Result.ok<u64, string>(n);
+  return Result.err<u64, string>(failed(fn, result.error));
+}
