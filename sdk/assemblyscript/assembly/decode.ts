@@ -149,7 +149,7 @@ class Reader {
             `the CBOR nests arrays, maps and tags more than ${MAX_DEPTH} deep at byte ${start}`,
           );
         }
-        if (major == 4) return this.array(start, depth + 1);
+        if (major == 4) return this.array(depth + 1);
         if (major == 5) return this.map(start, depth + 1);
         return this.tag(start, depth + 1);
       default:
@@ -209,7 +209,7 @@ class Reader {
     return bytes;
   }
 
-  private array(start: i32, depth: i32): Value | null {
+  private array(depth: i32): Value | null {
     const items = new Array<Value>();
     if (this.info == 31) {
       while (true) {
@@ -269,10 +269,14 @@ class Reader {
 
   private tag(start: i32, depth: i32): Value | null {
     const tag = this.arg;
+    const bignum = tag == 2 || tag == 3;
+    // Checked before the content is read, so that the error is the one the host names.
+    if (bignum && this.pos < this.len && this.byteAt(this.pos) >> 5 != 2) {
+      return this.malformed(start, "a bignum must enclose a byte string");
+    }
     const inner = this.item(depth);
     if (inner === null) return null;
-    if (tag == 2 || tag == 3) {
-      if (inner.bytes === null) return this.malformed(start, "a bignum must enclose a byte string");
+    if (bignum) {
       // Leading zeros do not count; one that fits is that integer.
       const bytes = inner.bytes!;
       let first = 0;

@@ -92,3 +92,14 @@ test("every refused CBOR vector is refused with its kind, offset and simple valu
   }
   assert.ok(checked >= 20, `only ${checked} refusals`);
 });
+
+test("where two problems compete, the SDK names the one the host's check names first", () => {
+  // (spore_core::value::check) a bignum's content type is checked before the content.
+  assert.deepEqual(canonical(unhex("c281ff")), { error: "malformed 0 -1" });
+  // A break in place of a map's value is a break outside an item, at its offset.
+  assert.deepEqual(canonical(unhex("bf6161ffff")), { error: "malformed 3 -1" });
+  // An indefinite string without its break ends where its next chunk would start.
+  assert.deepEqual(canonical(unhex("7f6161")), { error: "truncated 3 -1" });
+  // Reserved additional information, even with no bytes after it.
+  assert.deepEqual(canonical(unhex("5f5c")), { error: "malformed 1 -1" });
+});
