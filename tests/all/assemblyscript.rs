@@ -215,7 +215,9 @@ fn a_typescript_function_is_placed_on_the_node_that_binds_kv() {
         assert!(ran_on_cloud, "{report}");
     }
     // The count lives in the cloud's kv, where the Rust counter reads it too.
-    let visits = cloud.spore.run(&["publish", module_path("visits").to_str().unwrap()]);
+    let visits = cloud
+        .spore
+        .run(&["publish", module_path("visits").to_str().unwrap()]);
     let visits = visits.ok().to_owned();
     assert_eq!(
         cloud

@@ -72,8 +72,8 @@ fn install_and_build() -> Option<PathBuf> {
     run(&sdk_dir(), "npm", &["ci", "--no-audit", "--no-fund"]);
     let codebase = repo_root().join("codebase/ts");
     run(&codebase, "npm", &["ci", "--no-audit", "--no-fund"]);
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("codebase-ts-{}", std::process::id()));
+    let out =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("codebase-ts-{}", std::process::id()));
     run(
         &codebase,
         "node",
