@@ -93,6 +93,23 @@ fn inspect_shows_the_signatures_a_typescript_module_carries() {
 }
 
 #[test]
+fn an_http_route_fills_a_typescript_functions_arguments_by_name_from_its_signature() {
+    use crate::routes::{route, send, serving};
+    let Some(ts) = npm::modules() else { return };
+    let node = serving(&route("GET", "/add/{a}", "tsmath.add", ""), None, &[]);
+    publish_ts(&node.spore, ts, "arith", Some("tsmath"));
+    assert_eq!(send(&node, "GET", "/add/2?b=3", None).json(), 5);
+    // The section says `a` is an int, so the route refuses text before any call.
+    let not_a_number = send(&node, "GET", "/add/two?b=3", None);
+    assert_eq!(not_a_number.status, 400);
+    let message = not_a_number.json()["error"]["message"].to_string();
+    assert!(
+        message.contains("`a` is `two`, not an integer"),
+        "{message}"
+    );
+}
+
+#[test]
 fn a_typescript_function_reshapes_nested_json() {
     let Some(ts) = npm::modules() else { return };
     let spore = Spore::new();
