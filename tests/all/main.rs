@@ -3,6 +3,7 @@
 
 mod abilities;
 mod api;
+mod assemblyscript;
 mod cli_conventions;
 mod cli_output;
 mod codebase;

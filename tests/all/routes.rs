@@ -10,7 +10,11 @@ use crate::support::{RunningNode, Spore};
 
 /// A node serving `routes` (TOML `[[routes]]` tables) on `--http`, with `webfront`
 /// published as `web`.
-fn serving(routes: &str, config: Option<&str>, bootstrap: &[&RunningNode]) -> RunningNode {
+pub(crate) fn serving(
+    routes: &str,
+    config: Option<&str>,
+    bootstrap: &[&RunningNode],
+) -> RunningNode {
     let spore = Spore::new();
     let base = config.map_or_else(spore_node::config::default_config, str::to_owned);
     spore.write_config(&format!("{base}\n{routes}"));
@@ -32,16 +36,16 @@ fn without_kv() -> String {
     format!("{}{}", &defaults[..start], &defaults[end..])
 }
 
-fn route(method: &str, path: &str, function: &str, extra: &str) -> String {
+pub(crate) fn route(method: &str, path: &str, function: &str, extra: &str) -> String {
     format!(
         "[[routes]]\nmethod = \"{method}\"\npath = \"{path}\"\nfunction = \"{function}\"\n{extra}\n"
     )
 }
 
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Answer {
@@ -52,7 +56,7 @@ impl Answer {
             .map(|(_, v)| v.as_str())
     }
 
-    fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
 }
@@ -66,7 +70,7 @@ fn agent() -> ureq::Agent {
     )
 }
 
-fn send(node: &RunningNode, method: &str, path: &str, body: Option<&str>) -> Answer {
+pub(crate) fn send(node: &RunningNode, method: &str, path: &str, body: Option<&str>) -> Answer {
     let url = format!("http://{}{path}", node.http.as_ref().unwrap());
     let request = ureq::http::Request::builder()
         .method(method)
