@@ -31,6 +31,13 @@ fn classify(error: &anyhow::Error) -> (ErrorKind, Option<serde_json::Value>) {
     if let Some(remote) = error.downcast_ref::<RemoteError>() {
         return (remote.kind, remote.value.clone());
     }
+    // A bad crate name, or a directory `spore new` will not overwrite.
+    if error
+        .downcast_ref::<spore_scaffold::template::NewError>()
+        .is_some_and(|new| !matches!(new, spore_scaffold::template::NewError::Write { .. }))
+    {
+        return (ErrorKind::BadRequest, None);
+    }
     if error.downcast_ref::<spore_node::ConfigError>().is_some() {
         return (ErrorKind::BadRequest, None);
     }
