@@ -27,7 +27,11 @@ fn main() {
     for (relative, absolute) in &files {
         let relative = relative.to_str().expect("the SDK's file names are UTF-8");
         let absolute = absolute.to_str().expect("the repository has a UTF-8 path");
-        writeln!(generated, "    ({relative:?}, include_bytes!({absolute:?})),").unwrap();
+        writeln!(
+            generated,
+            "    ({relative:?}, include_bytes!({absolute:?})),"
+        )
+        .unwrap();
     }
     generated.push(']');
 
@@ -63,7 +67,11 @@ fn collect(dir: &Path, relative: &Path, files: &mut Vec<(PathBuf, PathBuf)>) {
 /// the SDK's manifests keep it.
 fn package_version(manifest: &str) -> Option<&str> {
     manifest.lines().find_map(|line| {
-        let value = line.trim().strip_prefix("version")?.trim().strip_prefix('=')?;
+        let value = line
+            .trim()
+            .strip_prefix("version")?
+            .trim()
+            .strip_prefix('=')?;
         Some(value.trim().trim_matches('"'))
     })
 }

@@ -21,6 +21,9 @@ pub fn new(args: &NewArgs, home: &Home, out: &Output) -> anyhow::Result<()> {
     // Checked before anything is written, the SDK included.
     template::validate_name(&args.name)?;
     let dir = std::path::absolute(args.path.as_ref().unwrap_or(&PathBuf::from(&args.name)))?;
+    if !template::is_free(&dir)? {
+        return Err(template::NewError::NotEmpty(dir).into());
+    }
     let sdk_dir = sdk::install(&std::path::absolute(home.rust_sdk_dir())?)?;
     let created = template::write_crate(&dir, &args.name, &sdk_dir)?;
     if out.json(&serde_json::json!({

@@ -99,10 +99,10 @@ pub fn source_name(manifest: &Path) -> String {
                 .map(str::to_owned)
         });
     package.unwrap_or_else(|| {
-        manifest
-            .parent()
-            .and_then(Path::file_name)
-            .map_or_else(|| "crate".to_owned(), |name| name.to_string_lossy().into_owned())
+        manifest.parent().and_then(Path::file_name).map_or_else(
+            || "crate".to_owned(),
+            |name| name.to_string_lossy().into_owned(),
+        )
     })
 }
 
@@ -136,17 +136,25 @@ mod tests {
 
     #[test]
     fn the_users_rustflags_are_kept_and_extended() {
-        let flags = add_rustflags(&env(&[("RUSTFLAGS", " --cfg  fast -Copt-level=1 ")]), &[REMAP.into()]);
+        let flags = add_rustflags(
+            &env(&[("RUSTFLAGS", " --cfg  fast -Copt-level=1 ")]),
+            &[REMAP.into()],
+        );
         assert_eq!(
             flags,
-            RustFlags::Environment("--cfg\x1ffast\x1f-Copt-level=1\x1f--remap-path-prefix=/a=/b".into())
+            RustFlags::Environment(
+                "--cfg\x1ffast\x1f-Copt-level=1\x1f--remap-path-prefix=/a=/b".into()
+            )
         );
     }
 
     #[test]
     fn encoded_rustflags_win_over_rustflags_as_in_cargo() {
         let flags = add_rustflags(
-            &env(&[("RUSTFLAGS", "--cfg ignored"), ("CARGO_ENCODED_RUSTFLAGS", "--cfg\x1fwith space")]),
+            &env(&[
+                ("RUSTFLAGS", "--cfg ignored"),
+                ("CARGO_ENCODED_RUSTFLAGS", "--cfg\x1fwith space"),
+            ]),
             &[REMAP.into()],
         );
         assert_eq!(
@@ -176,10 +184,19 @@ mod tests {
     fn a_crate_is_named_by_its_package_and_a_workspace_by_its_directory() {
         let dir = tempfile::tempdir().unwrap();
         let manifest = dir.path().join("Cargo.toml");
-        std::fs::write(&manifest, "[package]\nname = \"hello\"\nversion = \"0.1.0\"\n").unwrap();
+        std::fs::write(
+            &manifest,
+            "[package]\nname = \"hello\"\nversion = \"0.1.0\"\n",
+        )
+        .unwrap();
         assert_eq!(source_name(&manifest), "hello");
         std::fs::write(&manifest, "[workspace]\nmembers = []\n").unwrap();
-        let leaf = dir.path().file_name().unwrap().to_string_lossy().into_owned();
+        let leaf = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         assert_eq!(source_name(&manifest), leaf);
     }
 }

@@ -22,7 +22,9 @@ use serde::Deserialize;
 
 mod flags;
 
-pub use flags::{RustFlags, add_rustflags, cargo_home, remap_flags, source_name, target_dir_from_environment};
+pub use flags::{
+    RustFlags, add_rustflags, cargo_home, remap_flags, source_name, target_dir_from_environment,
+};
 
 /// The target every spore module is built for.
 pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
@@ -202,7 +204,9 @@ pub fn build_guest(dir: &Path, options: &BuildOptions) -> Result<Vec<BuiltModule
     let mut remap = vec![(cargo_home(), "/cargo".to_owned())];
     remap.extend(options.remap.iter().cloned());
     remap.push((
-        root.parent().expect("a manifest path has a parent").to_path_buf(),
+        root.parent()
+            .expect("a manifest path has a parent")
+            .to_path_buf(),
         format!("/spore/{}", source_name(&root)),
     ));
     match add_rustflags(&kept, &remap_flags(&remap)) {
@@ -251,7 +255,10 @@ pub fn test_native(dir: &Path, options: &BuildOptions) -> Result<(), BuildError>
     let status = spawn(&mut command)?.wait().map_err(BuildError::Output)?;
     if !status.success() {
         return Err(BuildError::TestsFailed {
-            dir: manifest.parent().expect("a manifest path has a parent").to_path_buf(),
+            dir: manifest
+                .parent()
+                .expect("a manifest path has a parent")
+                .to_path_buf(),
             status,
         });
     }
@@ -280,7 +287,10 @@ fn cargo_command(
     let manifest = std::path::absolute(&manifest).map_err(BuildError::Output)?;
     let dir = manifest.parent().expect("a manifest path has a parent");
     let mut command = Command::new(cargo_program());
-    command.arg(subcommand).arg("--manifest-path").arg(&manifest);
+    command
+        .arg(subcommand)
+        .arg("--manifest-path")
+        .arg(&manifest);
     if let Some(target_dir) = &options.target_dir {
         command
             .arg("--target-dir")

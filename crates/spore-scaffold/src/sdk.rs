@@ -110,9 +110,15 @@ mod tests {
             "spore-guest-macros/Cargo.toml",
             "spore-guest-macros/src/lib.rs",
         ] {
-            assert!(paths.contains(&expected), "{expected} missing from {paths:?}");
+            assert!(
+                paths.contains(&expected),
+                "{expected} missing from {paths:?}"
+            );
         }
-        assert!(!paths.iter().any(|path| path.contains("/target/")), "{paths:?}");
+        assert!(
+            !paths.iter().any(|path| path.contains("/target/")),
+            "{paths:?}"
+        );
     }
 
     #[test]
@@ -142,7 +148,10 @@ mod tests {
             })
             .collect();
         for install in installs {
-            assert_eq!(install.join().unwrap().unwrap(), root.path().join(dir_name()));
+            assert_eq!(
+                install.join().unwrap().unwrap(),
+                root.path().join(dir_name())
+            );
         }
         let entries: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
         assert_eq!(entries.len(), 1, "{entries:?}");

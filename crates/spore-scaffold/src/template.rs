@@ -26,17 +26,28 @@ pub enum NewError {
 /// Names cargo or rustc refuse for a package, or that would clash with what the crate
 /// depends on.
 const RESERVED: &[&str] = &[
-    "alloc", "core", "proc_macro", "std", "test", "self", "crate", "super", "Self",
-    "spore_guest", "spore_guest_macros", "ciborium", "serde",
+    "alloc",
+    "core",
+    "proc_macro",
+    "std",
+    "test",
+    "self",
+    "crate",
+    "super",
+    "Self",
+    "spore_guest",
+    "spore_guest_macros",
+    "ciborium",
+    "serde",
 ];
 
 /// Rust's keywords, which cannot name a library (its crate name is the package name).
 const KEYWORDS: &[&str] = &[
-    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "do",
-    "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl", "in",
-    "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref",
-    "return", "static", "struct", "trait", "true", "try", "type", "typeof", "unsafe",
-    "unsized", "use", "virtual", "where", "while", "yield",
+    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "do", "dyn",
+    "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl", "in", "let",
+    "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref", "return",
+    "static", "struct", "trait", "true", "try", "type", "typeof", "unsafe", "unsized", "use",
+    "virtual", "where", "while", "yield",
 ];
 
 /// Checks `name` as a cargo package name whose library can be a spore module: ASCII
@@ -74,6 +85,18 @@ pub fn validate_name(name: &str) -> Result<(), NewError> {
     Ok(())
 }
 
+/// Whether a crate can be written into `dir`: it is missing or empty.
+pub fn is_free(dir: &Path) -> Result<bool, NewError> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_none()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(source) => Err(NewError::Write {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
 /// A crate just written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCrate {
@@ -92,17 +115,10 @@ pub fn write_crate(dir: &Path, name: &str, sdk_dir: &Path) -> Result<NewCrate, N
         let path = path.to_path_buf();
         move |source| NewError::Write { path, source }
     };
-    match std::fs::read_dir(dir) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                return Err(NewError::NotEmpty(dir.to_path_buf()));
-            }
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).map_err(write_error(dir))?;
-        }
-        Err(error) => return Err(write_error(dir)(error)),
+    if !is_free(dir)? {
+        return Err(NewError::NotEmpty(dir.to_path_buf()));
     }
+    std::fs::create_dir_all(dir).map_err(write_error(dir))?;
     let guest = sdk_dir.join(crate::sdk::GUEST_CRATE);
     let files = [
         ("Cargo.toml", manifest(name, &guest)),
@@ -223,9 +239,24 @@ mod tests {
 
     #[test]
     fn names_cargo_or_rustc_refuse_are_rejected() {
-        for name in ["", "2fast", "-x", "_x", "my fn", "my.fn", "é", "fn", "std", "test", "spore-guest"] {
+        for name in [
+            "",
+            "2fast",
+            "-x",
+            "_x",
+            "my fn",
+            "my.fn",
+            "é",
+            "fn",
+            "std",
+            "test",
+            "spore-guest",
+        ] {
             let error = validate_name(name).unwrap_err();
-            assert!(matches!(error, NewError::InvalidName { .. }), "{name}: {error}");
+            assert!(
+                matches!(error, NewError::InvalidName { .. }),
+                "{name}: {error}"
+            );
         }
     }
 
@@ -236,7 +267,10 @@ mod tests {
         let error = write_crate(dir.path(), "hello", Path::new("/sdk")).unwrap_err();
         assert!(matches!(error, NewError::NotEmpty(_)), "{error}");
         assert!(!dir.path().join("Cargo.toml").exists());
-        assert_eq!(std::fs::read_to_string(dir.path().join("keep.txt")).unwrap(), "mine");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("keep.txt")).unwrap(),
+            "mine"
+        );
     }
 
     #[test]
@@ -253,10 +287,19 @@ mod tests {
             Some("/home/someone/with \"quotes\"/sdk/spore-guest"),
             "{manifest}"
         );
-        for line in ["crate-type = [\"cdylib\", \"rlib\"]", "lto = true", "panic = \"abort\"", "codegen-units = 1", "strip = true"] {
+        for line in [
+            "crate-type = [\"cdylib\", \"rlib\"]",
+            "lto = true",
+            "panic = \"abort\"",
+            "codegen-units = 1",
+            "strip = true",
+        ] {
             assert!(manifest.contains(line), "{line} missing: {manifest}");
         }
         let lib = std::fs::read_to_string(target.join("src/lib.rs")).unwrap();
-        assert!(lib.contains("#[function]") && lib.contains("spore_guest::testing"), "{lib}");
+        assert!(
+            lib.contains("#[function]") && lib.contains("spore_guest::testing"),
+            "{lib}"
+        );
     }
 }
