@@ -273,7 +273,7 @@ fn cargo_command(
     subcommand: &str,
     dir: &Path,
     options: &BuildOptions,
-) -> Result<(Command, PathBuf, Vec<(OsString, OsString)>), BuildError> {
+) -> Result<(Command, PathBuf, Environ), BuildError> {
     let (dir, manifest) = if dir.is_file() {
         (dir.parent().unwrap_or(Path::new(".")), dir.to_path_buf())
     } else {
@@ -334,6 +334,9 @@ fn workspace_root(manifest: &Path) -> PathBuf {
         _ => manifest.to_path_buf(),
     }
 }
+
+/// Environment variables, as `(name, value)`.
+type Environ = Vec<(OsString, OsString)>;
 
 fn cargo_program() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"))
