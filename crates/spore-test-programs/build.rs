@@ -19,9 +19,10 @@ fn main() {
     if let Err(error) = spore_build::ensure_wasm_target() {
         panic!("cannot build codebase/: {error}");
     }
+    // Isolated (the default): this script's environment is the outer cargo's.
     let options = spore_build::BuildOptions {
         target_dir: Some(codebase.join("target")),
-        packages: Vec::new(),
+        ..Default::default()
     };
     let modules = match spore_build::build_guest(&codebase, &options) {
         Ok(modules) => modules,

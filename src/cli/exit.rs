@@ -54,6 +54,13 @@ fn classify(error: &anyhow::Error) -> Record {
             suggestions: remote.suggestions.clone(),
         };
     }
+    // A bad crate name, or a directory `spore new` will not overwrite.
+    if error
+        .downcast_ref::<spore_scaffold::template::NewError>()
+        .is_some_and(|new| !matches!(new, spore_scaffold::template::NewError::Write { .. }))
+    {
+        return Record::of(ErrorKind::BadRequest);
+    }
     if error.downcast_ref::<spore_node::ConfigError>().is_some() {
         return Record::of(ErrorKind::BadRequest);
     }

@@ -5,6 +5,7 @@ mod abilities;
 pub mod backend;
 mod codebase;
 mod completions;
+mod dev;
 mod exit;
 mod invoke;
 mod key;
@@ -12,6 +13,7 @@ mod limits;
 pub mod logs;
 pub mod mesh;
 mod names;
+mod new;
 pub mod output;
 mod parse;
 mod progress;
@@ -52,6 +54,10 @@ pub enum Command {
     Build(publish::BuildArgs),
     /// Print the hash of a file without publishing it.
     Hash(publish::HashArgs),
+    /// Write a new function crate, using the Rust SDK this binary carries.
+    New(new::NewArgs),
+    /// Build, test, publish and name a guest crate, then again on every change.
+    Dev(dev::DevArgs),
     /// Run a function by hash, prefix or name; arguments are JSON values.
     Invoke(invoke::InvokeArgs),
     /// List the modules in the codebase.
@@ -108,7 +114,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Command::Node(command) => crate::daemon::run(command, &home, &out),
         Command::Key(command) => key::run(command, &home, &out),
         Command::Mesh(command) => mesh::run(command, &home, &out),
-        Command::Build(args) => publish::build(args, &backend()?, &out),
+        Command::Build(args) => publish::build(args, &home, &out),
+        Command::New(args) => new::new(args, &home, &out),
+        Command::Dev(args) => dev::dev(args, &home, &out),
         Command::Publish(args) => publish::publish(args, &backend()?, &out),
         Command::Invoke(args) => invoke::invoke(args, &backend()?, &out),
         Command::Ls => codebase::ls(&backend()?, &out),

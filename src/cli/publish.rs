@@ -1,11 +1,11 @@
 //! `spore publish`, `spore build` and `spore hash`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
 use spore_core::{Hash, Name};
-use spore_node::Published;
+use spore_node::{Home, Published};
 
 use super::backend::Backend;
 use super::progress::Steps;
@@ -61,12 +61,8 @@ pub fn publish(args: &PublishArgs, backend: &Backend, out: &Output) -> anyhow::R
     report(&published, args.sign.as_deref(), backend, out)
 }
 
-pub fn build(args: &BuildArgs, backend: &Backend, out: &Output) -> anyhow::Result<()> {
-    let options = spore_build::BuildOptions {
-        packages: args.package.clone(),
-        ..Default::default()
-    };
-    let built = spore_build::build_guest(&args.dir, &options)?;
+pub fn build(args: &BuildArgs, home: &Home, out: &Output) -> anyhow::Result<()> {
+    let built = build_modules(&args.dir, &args.package, home)?;
     if args.name.is_some() && built.len() > 1 {
         return Err(super::exit::UsageError(format!(
             "--name needs exactly one module, but {} were built; pick one with --package",
@@ -74,17 +70,73 @@ pub fn build(args: &BuildArgs, backend: &Backend, out: &Output) -> anyhow::Resul
         ))
         .into());
     }
+    // Opened after the build: a build can take minutes, and a node may start meanwhile.
+    let backend = Backend::for_home(home)?;
+    publish_modules(
+        &built,
+        |_| args.name.clone(),
+        args.sign.as_deref(),
+        &backend,
+        out,
+    )
+}
+
+/// Builds the guest crate at `dir` as a user's build: their `RUSTFLAGS`,
+/// `CARGO_TARGET_DIR` and `RUSTC_WRAPPER` apply, and without a target directory of
+/// theirs every crate shares the home's ([`Home::build_target_dir`]).
+pub(super) fn build_modules(
+    dir: &Path,
+    packages: &[String],
+    home: &Home,
+) -> anyhow::Result<Vec<spore_build::BuiltModule>> {
+    spore_build::ensure_wasm_target()?;
+    Ok(spore_build::build_guest(
+        dir,
+        &build_options(packages, home)?,
+    )?)
+}
+
+/// The options of a user's build on `home` (see [`build_modules`]).
+pub(super) fn build_options(
+    packages: &[String],
+    home: &Home,
+) -> anyhow::Result<spore_build::BuildOptions> {
+    let target_dir = match spore_build::target_dir_from_environment() {
+        Some(_) => None,
+        None => Some(std::path::absolute(home.build_target_dir())?),
+    };
+    Ok(spore_build::BuildOptions {
+        target_dir,
+        packages: packages.to_vec(),
+        environment: spore_build::Environment::User,
+        // The SDK `spore new` installed is under the home, whose path differs between
+        // machines and people: remapped, it leaves no trace in the module.
+        remap: vec![(
+            std::path::absolute(home.rust_sdk_dir())?,
+            "/spore-sdk/rust".to_owned(),
+        )],
+    })
+}
+
+/// Publishes each built module, named as `name_of` says, and reports each.
+pub(super) fn publish_modules(
+    built: &[spore_build::BuiltModule],
+    name_of: impl Fn(&spore_build::BuiltModule) -> Option<Name>,
+    sign: Option<&str>,
+    backend: &Backend,
+    out: &Output,
+) -> anyhow::Result<()> {
     // cargo, above, draws its own progress on the terminal; a bar of ours over it would
     // overwrite its lines. Ours counts the modules as each is hashed and published (the
     // node compiles it then, which can take seconds).
     let steps = Steps::new(out, "publishing", built.len());
-    for module in &built {
+    for module in built {
         steps.begin(&module.name);
         let bytes = read(&module.path)?;
-        let published = backend.publish(&bytes, args.name.as_ref())?;
+        let published = backend.publish(&bytes, name_of(module).as_ref())?;
         steps.print(|| {
             out.text(format!("{}: {}", module.name, module.path.display()));
-            report(&published, args.sign.as_deref(), backend, out)
+            report(&published, sign, backend, out)
         })?;
     }
     Ok(())

@@ -107,7 +107,8 @@ impl Spore {
             .arg("--home")
             .arg(self.home())
             .env_remove("SPORE_HOME")
-            .env_remove("SPORE_LOG");
+            .env_remove("SPORE_LOG")
+            .env("CARGO_TARGET_DIR", guest_target_dir());
         command
     }
 
@@ -173,6 +174,18 @@ impl Spore {
         let echoed = self.invoke(&format!("{faults_hash}:echo"), &[r#"{"still":"fine"}"#]);
         assert_eq!(echoed, serde_json::json!({"still": "fine"}));
     }
+}
+
+/// The target directory of the guest crates the tests build with `spore build`, `spore
+/// dev` and `cargo test`: one for all of them, so that their dependencies are compiled
+/// once, and not the tests' own, which the cargo running them may hold locked.
+pub fn guest_target_dir() -> PathBuf {
+    let binary = Path::new(env!("CARGO_BIN_EXE_spore"));
+    binary
+        .parent()
+        .and_then(Path::parent)
+        .expect("the binary is in <target>/<profile>/")
+        .join("spore-guests")
 }
 
 /// The repository root (tests run in the package directory, which is the root).

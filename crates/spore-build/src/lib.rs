@@ -5,6 +5,11 @@
 //! files cargo produced. It is used by the `spore` CLI and by build scripts, so it
 //! shields the inner cargo from the environment an outer cargo leaves behind.
 //!
+//! A build is reproducible: the directories whose paths the compiler could write into a
+//! module (the crate's own, cargo's home, and any the caller names) are rewritten to
+//! fixed ones with `--remap-path-prefix`, added to the user's own flags, so the same
+//! sources give the same module, and the same hash, wherever they are.
+//!
 //! It knows nothing about what is inside a module (that is the runtime's business), nor
 //! about stores or nodes: it only drives cargo.
 
@@ -14,6 +19,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
 use serde::Deserialize;
+
+mod flags;
+
+pub use flags::{
+    RustFlags, add_rustflags, cargo_home, remap_flags, source_name, target_dir_from_environment,
+};
 
 /// The target every spore module is built for.
 pub const WASM_TARGET: &str = "wasm32-unknown-unknown";
@@ -51,6 +62,8 @@ pub enum BuildError {
     },
     #[error("cargo build of {} failed; the compiler's errors are above ({status})", .dir.display())]
     CargoFailed { dir: PathBuf, status: ExitStatus },
+    #[error("the native tests of {} failed; cargo's report is above ({status})", .dir.display())]
+    TestsFailed { dir: PathBuf, status: ExitStatus },
     #[error(
         "building {} produced no WebAssembly module: a spore function crate needs \
          `crate-type = [\"cdylib\"]` in the [lib] section of its Cargo.toml",
@@ -62,10 +75,31 @@ pub enum BuildError {
 /// Options for [`build_guest`].
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {
-    /// Where cargo puts its output; cargo's default (`target/` of the workspace) if unset.
+    /// Where cargo puts its output (`--target-dir`); else what the environment or cargo's
+    /// configuration says, else `target/` of the workspace.
     pub target_dir: Option<PathBuf>,
     /// Build only these packages (`cargo -p`); all default members if empty.
     pub packages: Vec<String>,
+    /// Which of this process's variables the inner cargo sees.
+    pub environment: Environment,
+    /// Path prefixes rewritten in what the compiler emits, as `(prefix, replacement)`,
+    /// besides the two always rewritten (see [`remap_flags`]).
+    pub remap: Vec<(PathBuf, String)>,
+}
+
+/// Which of this process's environment variables reach the inner cargo.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Environment {
+    /// For a build script, or any program an outer cargo runs: every variable in
+    /// [`is_leaked_cargo_variable`] is removed, including the user's `RUSTFLAGS`,
+    /// `CARGO_TARGET_DIR` and `RUSTC_WRAPPER`, which were meant for the outer, native
+    /// build (and whose target directory the outer cargo holds locked).
+    #[default]
+    Isolated,
+    /// For a person building their crate: only what cargo sets for the programs it runs
+    /// ([`is_set_by_cargo`]) is removed, so the user's `RUSTFLAGS` (or
+    /// `CARGO_ENCODED_RUSTFLAGS`), `CARGO_TARGET_DIR` and `RUSTC_WRAPPER` apply.
+    User,
 }
 
 /// One module produced by a build.
@@ -152,51 +186,42 @@ fn stderr_detail(stderr: &[u8]) -> String {
 /// name.
 ///
 /// Compiler diagnostics go to this process's stderr as cargo renders them. The inner
-/// cargo does not see the variables an outer cargo sets for build scripts (see
-/// [`is_leaked_cargo_variable`]), so this is safe to call from `build.rs`. Call
-/// [`ensure_wasm_target`] first if the target may be missing.
+/// cargo sees this process's environment as [`BuildOptions::environment`] says; the
+/// default, [`Environment::Isolated`], is safe to use from `build.rs`. Paths are
+/// remapped: cargo's home to `/cargo`, the workspace's root directory to `/spore/<its
+/// package name>` (a virtual workspace: its directory's name), and `options.remap` in
+/// between. Call [`ensure_wasm_target`] first if the target may
+/// be missing.
 pub fn build_guest(dir: &Path, options: &BuildOptions) -> Result<Vec<BuiltModule>, BuildError> {
-    let (dir, manifest) = if dir.is_file() {
-        (dir.parent().unwrap_or(Path::new(".")), dir.to_path_buf())
-    } else {
-        (dir, dir.join("Cargo.toml"))
-    };
-    if !manifest.is_file() {
-        return Err(BuildError::NotACrate(dir.to_path_buf()));
-    }
-    // cargo runs in the crate's directory (below), so relative paths the caller gave
-    // must be made absolute against the caller's directory first.
-    let manifest = std::path::absolute(&manifest).map_err(BuildError::Output)?;
+    let (mut command, manifest, kept) = cargo_command("build", dir, options)?;
     let dir = manifest.parent().expect("a manifest path has a parent");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
-    let mut command = Command::new(&cargo);
     command
-        .args(["build", "--release", "--target", WASM_TARGET])
-        .arg("--message-format=json-render-diagnostics")
-        .arg("--manifest-path")
-        .arg(&manifest);
-    if let Some(target_dir) = &options.target_dir {
-        command
-            .arg("--target-dir")
-            .arg(std::path::absolute(target_dir).map_err(BuildError::Output)?);
-    }
-    for package in &options.packages {
-        command.arg("--package").arg(package);
-    }
-    // cargo reads `.cargo/config.toml` from the working directory up, not from the
-    // manifest, so run it where the crate is.
-    command.current_dir(dir);
-    for (name, _) in std::env::vars_os() {
-        if name.to_str().is_some_and(is_leaked_cargo_variable) {
-            command.env_remove(name);
+        .args(["--release", "--target", WASM_TARGET])
+        .arg("--message-format=json-render-diagnostics");
+    // rustc runs in the workspace's root, and sees the paths of the workspace's members
+    // relative to it and every other path whole: the root is what to rewrite.
+    let root = workspace_root(&manifest);
+    let mut remap = vec![(cargo_home(), "/cargo".to_owned())];
+    remap.extend(options.remap.iter().cloned());
+    remap.push((
+        root.parent()
+            .expect("a manifest path has a parent")
+            .to_path_buf(),
+        format!("/spore/{}", source_name(&root)),
+    ));
+    match add_rustflags(&kept, &remap_flags(&remap)) {
+        RustFlags::Environment(flags) => {
+            command
+                .env_remove("RUSTFLAGS")
+                .env("CARGO_ENCODED_RUSTFLAGS", flags);
+        }
+        RustFlags::Config(value) => {
+            command.arg("--config").arg(value);
         }
     }
     command.stdout(Stdio::piped()).stderr(Stdio::inherit());
 
-    let mut child = command.spawn().map_err(|source| BuildError::Spawn {
-        program: cargo.to_string_lossy().into_owned(),
-        source,
-    })?;
+    let mut child = spawn(&mut command)?;
     let stdout = child.stdout.take().expect("stdout is piped");
     let parsed = collect_modules(BufReader::new(stdout));
     // Wait even when parsing failed, so no zombie is left behind.
@@ -217,6 +242,113 @@ pub fn build_guest(dir: &Path, options: &BuildOptions) -> Result<Vec<BuiltModule
     Ok(modules)
 }
 
+/// Runs the native tests of the crate or workspace at `dir` (`cargo test` for the host),
+/// in the environment and target directory `options` give; cargo's whole output goes
+/// to this process's stderr. Fails with [`BuildError::TestsFailed`] when a test does.
+pub fn test_native(dir: &Path, options: &BuildOptions) -> Result<(), BuildError> {
+    let (mut command, manifest, _) = cargo_command("test", dir, options)?;
+    // Test results are printed on stdout; this process's stdout is for its own results.
+    command
+        .arg("--quiet")
+        .stdout(Stdio::from(io::stderr()))
+        .stderr(Stdio::inherit());
+    let status = spawn(&mut command)?.wait().map_err(BuildError::Output)?;
+    if !status.success() {
+        return Err(BuildError::TestsFailed {
+            dir: manifest
+                .parent()
+                .expect("a manifest path has a parent")
+                .to_path_buf(),
+            status,
+        });
+    }
+    Ok(())
+}
+
+/// `cargo <subcommand>` for the crate at `dir` (a directory or its `Cargo.toml`): with
+/// its manifest, target directory and packages, run in the crate's directory, in the
+/// environment `options.environment` allows. Returns the command, the manifest's
+/// absolute path, and the variables of this process the command keeps.
+fn cargo_command(
+    subcommand: &str,
+    dir: &Path,
+    options: &BuildOptions,
+) -> Result<(Command, PathBuf, Environ), BuildError> {
+    let (dir, manifest) = if dir.is_file() {
+        (dir.parent().unwrap_or(Path::new(".")), dir.to_path_buf())
+    } else {
+        (dir, dir.join("Cargo.toml"))
+    };
+    if !manifest.is_file() {
+        return Err(BuildError::NotACrate(dir.to_path_buf()));
+    }
+    // cargo runs in the crate's directory (below), so relative paths the caller gave
+    // must be made absolute against the caller's directory first.
+    let manifest = std::path::absolute(&manifest).map_err(BuildError::Output)?;
+    let dir = manifest.parent().expect("a manifest path has a parent");
+    let mut command = Command::new(cargo_program());
+    command
+        .arg(subcommand)
+        .arg("--manifest-path")
+        .arg(&manifest);
+    if let Some(target_dir) = &options.target_dir {
+        command
+            .arg("--target-dir")
+            .arg(std::path::absolute(target_dir).map_err(BuildError::Output)?);
+    }
+    for package in &options.packages {
+        command.arg("--package").arg(package);
+    }
+    // cargo reads `.cargo/config.toml` from the working directory up, not from the
+    // manifest, so run it where the crate is.
+    command.current_dir(dir);
+    let removed = match options.environment {
+        Environment::Isolated => is_leaked_cargo_variable,
+        Environment::User => is_set_by_cargo,
+    };
+    let mut kept = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        match name.to_str() {
+            Some(text) if removed(text) => {
+                command.env_remove(&name);
+            }
+            _ => kept.push((name, value)),
+        }
+    }
+    Ok((command, manifest, kept))
+}
+
+/// The manifest of the workspace `manifest` belongs to, as `cargo locate-project`
+/// finds it; `manifest` itself when cargo cannot say (the build then reports why).
+fn workspace_root(manifest: &Path) -> PathBuf {
+    let output = Command::new(cargo_program())
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
+        .arg("--manifest-path")
+        .arg(manifest)
+        .stderr(Stdio::null())
+        .output();
+    match output {
+        Ok(output) if output.status.success() => {
+            PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+        }
+        _ => manifest.to_path_buf(),
+    }
+}
+
+/// Environment variables, as `(name, value)`.
+type Environ = Vec<(OsString, OsString)>;
+
+fn cargo_program() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"))
+}
+
+fn spawn(command: &mut Command) -> Result<std::process::Child, BuildError> {
+    command.spawn().map_err(|source| BuildError::Spawn {
+        program: cargo_program().to_string_lossy().into_owned(),
+        source,
+    })
+}
+
 fn collect_modules(output: impl BufRead) -> Result<Vec<BuiltModule>, BuildError> {
     let mut modules = Vec::new();
     for line in output.lines() {
@@ -234,6 +366,12 @@ fn collect_modules(output: impl BufRead) -> Result<Vec<BuiltModule>, BuildError>
 /// cargo holds), wrappers such as clippy-driver, the jobserver, package metadata and
 /// profile overrides.
 pub fn is_leaked_cargo_variable(name: &str) -> bool {
+    is_build_configuration(name) || is_set_by_cargo(name)
+}
+
+/// Whether `name` configures a cargo build: flags, target directory, wrappers, profile
+/// overrides. A user sets these on purpose for their own build.
+fn is_build_configuration(name: &str) -> bool {
     const EXACT: &[&str] = &[
         "RUSTFLAGS",
         "RUSTDOCFLAGS",
@@ -245,6 +383,17 @@ pub fn is_leaked_cargo_variable(name: &str) -> bool {
         "CARGO_BUILD_RUSTFLAGS",
         "CARGO_BUILD_RUSTC_WRAPPER",
         "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ];
+    EXACT.contains(&name) || name.starts_with("CARGO_PROFILE_")
+}
+
+/// Whether `name` is set by cargo for a program it runs (a build script, a test, `cargo
+/// run`) and describes that program's package or build, never the one spore starts:
+/// the jobserver, package metadata, cfgs, features, links.
+pub fn is_set_by_cargo(name: &str) -> bool {
+    const EXACT: &[&str] = &[
         "CARGO_MAKEFLAGS",
         "CARGO_PRIMARY_PACKAGE",
         "CARGO_MANIFEST_DIR",
@@ -253,8 +402,6 @@ pub fn is_leaked_cargo_variable(name: &str) -> bool {
         "CARGO_CRATE_NAME",
         "CARGO_BIN_NAME",
         "CARGO_RUSTC_CURRENT_DIR",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
         "RUSTC_LINKER",
         "OUT_DIR",
         "TARGET",
@@ -265,7 +412,6 @@ pub fn is_leaked_cargo_variable(name: &str) -> bool {
         "NUM_JOBS",
     ];
     const PREFIXES: &[&str] = &[
-        "CARGO_PROFILE_",
         "CARGO_PKG_",
         "CARGO_CFG_",
         "CARGO_FEATURE_",

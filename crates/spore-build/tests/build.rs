@@ -87,3 +87,68 @@ fn a_directory_without_manifest_is_refused() {
     let error = build_guest(dir.path(), &BuildOptions::default()).unwrap_err();
     assert!(matches!(error, BuildError::NotACrate(_)), "{error:?}");
 }
+
+#[test]
+fn paths_are_remapped_in_the_module() {
+    ensure_wasm_target().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A path dependency outside the crate's workspace: rustc sees its whole path.
+    write_crate(
+        &dir.path().join("helper"),
+        "helper",
+        "\"rlib\"",
+        "pub fn at() -> &'static str { file!() }\n",
+    );
+    let app = dir.path().join("app");
+    let source = "#[unsafe(no_mangle)]\npub extern \"C\" fn at() -> u64 {\n    \
+                  let at = helper::at();\n    ((at.as_ptr() as u64) << 32) | at.len() as u64\n}\n";
+    write_crate(&app, "app", "\"cdylib\"", source);
+    let manifest = fs::read_to_string(app.join("Cargo.toml")).unwrap();
+    fs::write(
+        app.join("Cargo.toml"),
+        manifest.replace(
+            "[workspace]",
+            "[dependencies]\nhelper = { path = \"../helper\" }\n\n[workspace]",
+        ),
+    )
+    .unwrap();
+    let options = BuildOptions {
+        target_dir: Some(dir.path().join("out")),
+        remap: vec![(dir.path().join("helper"), "/elsewhere/helper".to_owned())],
+        ..BuildOptions::default()
+    };
+
+    let modules = build_guest(&app, &options).unwrap();
+
+    let bytes = fs::read(&modules[0].path).unwrap();
+    let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|window| window == needle);
+    assert!(
+        contains(b"/elsewhere/helper/src/lib.rs"),
+        "the remapped path is missing"
+    );
+    assert!(
+        !contains(dir.path().to_str().unwrap().as_bytes()),
+        "the real path is in the module"
+    );
+}
+
+#[test]
+fn native_tests_are_run_and_a_failing_one_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let source =
+        "pub fn two() -> u32 { 2 }\n\n#[test]\nfn two_is_two() { assert_eq!(two(), 2); }\n";
+    write_crate(dir.path(), "checked", "\"cdylib\", \"rlib\"", source);
+    let options = BuildOptions {
+        target_dir: Some(dir.path().join("out")),
+        ..BuildOptions::default()
+    };
+    spore_build::test_native(dir.path(), &options).unwrap();
+
+    fs::write(
+        dir.path().join("src/lib.rs"),
+        source.replace("assert_eq!(two(), 2)", "assert_eq!(two(), 3)"),
+    )
+    .unwrap();
+    let error = spore_build::test_native(dir.path(), &options).unwrap_err();
+    assert!(matches!(error, BuildError::TestsFailed { .. }), "{error:?}");
+}

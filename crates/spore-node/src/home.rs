@@ -35,6 +35,19 @@ impl Home {
     pub fn codebase_dir(&self) -> PathBuf {
         self.root.join("codebase")
     }
+
+    /// Where `spore new` installs the Rust SDK the binary carries (one directory per
+    /// version of it, see `spore_scaffold::sdk`).
+    pub fn rust_sdk_dir(&self) -> PathBuf {
+        self.root.join("sdk").join("rust")
+    }
+
+    /// The cargo target directory `spore build` and `spore dev` share between every
+    /// crate they build, when the user set none (`CARGO_TARGET_DIR`): the dependencies
+    /// every function crate has (the SDK, serde) are then compiled once.
+    pub fn build_target_dir(&self) -> PathBuf {
+        self.root.join("target")
+    }
 }
 
 /// Creates `path` holding `bytes`, readable only by its owner, unless it exists already;
