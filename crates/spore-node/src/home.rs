@@ -42,6 +42,12 @@ impl Home {
         self.root.join("sdk").join("rust")
     }
 
+    /// Where `spore new --lang ts` installs the TypeScript SDK the binary carries, one
+    /// directory per build of it.
+    pub fn typescript_sdk_dir(&self) -> PathBuf {
+        self.root.join("sdk").join("assemblyscript")
+    }
+
     /// The cargo target directory `spore build` and `spore dev` share between every
     /// crate they build, when the user set none (`CARGO_TARGET_DIR`): the dependencies
     /// every function crate has (the SDK, serde) are then compiled once.

@@ -38,17 +38,7 @@ pub fn files() -> &'static [(&'static str, &'static [u8])] {
 /// BLAKE3 of the carried files (each path, its length and its bytes), in hex.
 pub fn content_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        let mut hasher = blake3::Hasher::new();
-        for (path, bytes) in FILES {
-            // Lengths first, so that no two different file lists hash alike.
-            hasher.update(&(path.len() as u64).to_le_bytes());
-            hasher.update(path.as_bytes());
-            hasher.update(&(bytes.len() as u64).to_le_bytes());
-            hasher.update(bytes);
-        }
-        hasher.finalize().to_hex().to_string()
-    })
+    HASH.get_or_init(|| hash_files(FILES))
 }
 
 /// The name of this SDK's directory: `<version>-<first 12 hex digits of its hash>`.
@@ -63,7 +53,25 @@ pub fn dir_name() -> String {
 /// there whole, so a concurrent `spore new`, or one killed half-way, never leaves or
 /// sees a partial SDK. An installed SDK is not rewritten.
 pub fn install(root: &Path) -> Result<PathBuf, InstallError> {
-    let dir = root.join(dir_name());
+    install_files(
+        root,
+        &dir_name(),
+        FILES,
+        &Path::new(GUEST_CRATE).join("Cargo.toml"),
+        "the Rust SDK",
+    )
+}
+
+/// Installs `files` as `root/name` unless it is there, staged and renamed whole;
+/// `marker` (a file every install has) tells a finished install from a partial one.
+pub(crate) fn install_files(
+    root: &Path,
+    name: &str,
+    files: &[(&str, &[u8])],
+    marker: &Path,
+    what: &str,
+) -> Result<PathBuf, InstallError> {
+    let dir = root.join(name);
     let fail = |source| InstallError {
         dir: dir.clone(),
         source,
@@ -76,7 +84,7 @@ pub fn install(root: &Path) -> Result<PathBuf, InstallError> {
         .prefix(".installing-")
         .tempdir_in(root)
         .map_err(fail)?;
-    for (path, bytes) in FILES {
+    for (path, bytes) in files {
         let file = staged.path().join(path);
         if let Some(parent) = file.parent() {
             std::fs::create_dir_all(parent).map_err(fail)?;
@@ -87,14 +95,27 @@ pub fn install(root: &Path) -> Result<PathBuf, InstallError> {
         Ok(()) => {
             // Renamed: nothing is left for the guard to remove.
             let _ = staged.keep();
-            tracing::info!(dir = %dir.display(), "installed the Rust SDK");
+            tracing::info!(dir = %dir.display(), "installed {what}");
             Ok(dir)
         }
         // Another process installed it first (rename onto a non-empty directory fails);
         // its copy has the same files. The staged one is removed by its guard.
-        Err(_) if dir.join(GUEST_CRATE).join("Cargo.toml").is_file() => Ok(dir),
+        Err(_) if dir.join(marker).is_file() => Ok(dir),
         Err(error) => Err(fail(error)),
     }
+}
+
+/// BLAKE3 of `files` (each path, its length and its bytes), in hex.
+pub(crate) fn hash_files(files: &[(&str, &[u8])]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for (path, bytes) in files {
+        // Lengths first, so that no two different file lists hash alike.
+        hasher.update(&(path.len() as u64).to_le_bytes());
+        hasher.update(path.as_bytes());
+        hasher.update(&(bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    }
+    hasher.finalize().to_hex().to_string()
 }
 
 #[cfg(test)]
