@@ -28,17 +28,42 @@ pub enum Lang {
 }
 
 pub fn new(args: &NewArgs, home: &Home, out: &Output) -> anyhow::Result<()> {
-    if args.lang == Lang::Ts {
-        return new_typescript(args, home, out);
+    // The name and the directory are checked before anything is written, the SDK
+    // included.
+    match args.lang {
+        Lang::Rust => template::validate_name(&args.name)?,
+        Lang::Ts => typescript::validate_name(&args.name)?,
     }
-    // Checked before anything is written, the SDK included.
-    template::validate_name(&args.name)?;
     let dir = std::path::absolute(args.path.as_ref().unwrap_or(&PathBuf::from(&args.name)))?;
     if !template::is_free(&dir)? {
         return Err(template::NewError::NotEmpty(dir).into());
     }
-    let sdk_dir = sdk::install(&std::path::absolute(home.rust_sdk_dir())?)?;
-    let created = template::write_crate(&dir, &args.name, &sdk_dir)?;
+    let (created, sdk_dir, what, next) = match args.lang {
+        Lang::Rust => {
+            let sdk_dir = sdk::install(&std::path::absolute(home.rust_sdk_dir())?)?;
+            let created = template::write_crate(&dir, &args.name, &sdk_dir)?;
+            let what = format!(
+                "the function crate {} (spore-guest {}",
+                created.name,
+                sdk::VERSION
+            );
+            let next = format!(
+                "`cargo test` in it, then `spore build {dir}` or `spore dev {dir}`",
+                dir = created.dir.display()
+            );
+            (created, sdk_dir, what, next)
+        }
+        Lang::Ts => {
+            let sdk_dir = typescript::install(&std::path::absolute(home.typescript_sdk_dir())?)?;
+            let created = typescript::write_project(&dir, &args.name, &sdk_dir)?;
+            let what = format!("the TypeScript project {} (spore-sdk", created.name);
+            let next = format!(
+                "`npm install && npm run build` in it, then `spore publish build/{name}.wasm --name {name}`",
+                name = created.name
+            );
+            (created, sdk_dir, what, next)
+        }
+    };
     if out.json(&serde_json::json!({
         "name": created.name,
         "dir": created.dir,
@@ -48,47 +73,7 @@ pub fn new(args: &NewArgs, home: &Home, out: &Output) -> anyhow::Result<()> {
         return Ok(());
     }
     outln!("{}", created.dir.display());
-    errln!(
-        "  created the function crate {} (spore-guest {} from {})",
-        created.name,
-        sdk::VERSION,
-        sdk_dir.display()
-    );
-    errln!(
-        "  next: `cargo test` in it, then `spore build {dir}` or `spore dev {dir}`",
-        dir = created.dir.display()
-    );
-    Ok(())
-}
-
-/// `spore new NAME --lang ts`: the TypeScript SDK installed under the home, and a
-/// project from its template depending on it.
-fn new_typescript(args: &NewArgs, home: &Home, out: &Output) -> anyhow::Result<()> {
-    typescript::validate_name(&args.name)?;
-    let dir = std::path::absolute(args.path.as_ref().unwrap_or(&PathBuf::from(&args.name)))?;
-    if !template::is_free(&dir)? {
-        return Err(template::NewError::NotEmpty(dir).into());
-    }
-    let sdk_dir = typescript::install(&std::path::absolute(home.typescript_sdk_dir())?)?;
-    let created = typescript::write_project(&dir, &args.name, &sdk_dir)?;
-    if out.json(&serde_json::json!({
-        "name": created.name,
-        "dir": created.dir,
-        "files": created.files,
-        "sdk": sdk_dir,
-    }))? {
-        return Ok(());
-    }
-    outln!("{}", created.dir.display());
-    errln!(
-        "  created the TypeScript project {} (spore-sdk from {})",
-        created.name,
-        sdk_dir.display()
-    );
-    errln!(
-        "  next: `npm install && npm run build` in it, then `spore publish build/{}.wasm --name {}`",
-        created.name,
-        created.name
-    );
+    errln!("  created {what} from {})", sdk_dir.display());
+    errln!("  next: {next}");
     Ok(())
 }
