@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::support::{RunningNode, Spore, exit, module_path};
+use crate::support::{Spore, exit, module_path};
 
 /// Publishes the TypeScript module `name` on `spore`, optionally named; its hash.
 fn publish_ts(spore: &Spore, dir: &Path, name: &str, as_name: Option<&str>) -> String {
@@ -203,21 +203,7 @@ fn typescript_and_rust_functions_call_each_other() {
 #[test]
 fn a_typescript_function_is_placed_on_the_node_that_binds_kv() {
     let Some(ts) = npm::modules() else { return };
-    // The cloud serves its kv to the mesh's members with role `test` (every test node).
-    let cloud_home = Spore::new();
-    cloud_home.write_config(&spore_node::config::default_config().replacen(
-        "[abilities.kv]\n",
-        "[abilities.kv]\ncallers = [\"role:test\"]\n",
-        1,
-    ));
-    let cloud = RunningNode::start_with(cloud_home, &[]);
-    // The edge binds no kv.
-    let edge_home = Spore::new();
-    edge_home.write_config(&spore_node::config::default_config().replace(
-        "[abilities.kv]\nprovider = \"kv\"\nnamespace = \"default\"\nmax_value_bytes = \"1MiB\"\n",
-        "",
-    ));
-    let edge = RunningNode::start_with(edge_home, &[&cloud]);
+    let (cloud, edge) = crate::mesh::cloud_and_edge();
     let counter = publish_ts(&edge.spore, ts, "counter", None);
 
     for expected in 1..=2 {

@@ -60,21 +60,7 @@ fn code_published_on_one_node_runs_on_another_and_stays_after_the_origin_dies() 
 
 #[test]
 fn a_call_goes_to_the_node_that_binds_its_abilities() {
-    // The cloud serves its kv to the mesh's members with role `test` (every test node).
-    let cloud_home = Spore::new();
-    cloud_home.write_config(&spore_node::config::default_config().replacen(
-        "[abilities.kv]\n",
-        "[abilities.kv]\ncallers = [\"role:test\"]\n",
-        1,
-    ));
-    let cloud = RunningNode::start_with(cloud_home, &[]);
-    // The edge binds no kv.
-    let edge_home = Spore::new();
-    edge_home.write_config(&spore_node::config::default_config().replace(
-        "[abilities.kv]\nprovider = \"kv\"\nnamespace = \"default\"\nmax_value_bytes = \"1MiB\"\n",
-        "",
-    ));
-    let edge = RunningNode::start_with(edge_home, &[&cloud]);
+    let (cloud, edge) = cloud_and_edge();
     let visits = edge.spore.publish("visits", None);
 
     let refusal = edge
@@ -343,4 +329,24 @@ fn a_node_in_no_mesh_says_so_and_no_member_serves_it() {
     ]);
     let stderr = refused.fails_with(exit::NOT_FOUND).to_owned();
     assert!(!stderr.is_empty(), "a reason is given");
+}
+
+/// A cloud node that serves its kv to the mesh's members with role `test` (every test
+/// node), and an edge that binds no kv, bootstrapped to it.
+pub(crate) fn cloud_and_edge() -> (RunningNode, RunningNode) {
+    let cloud_home = Spore::new();
+    cloud_home.write_config(&spore_node::config::default_config().replacen(
+        "[abilities.kv]\n",
+        "[abilities.kv]\ncallers = [\"role:test\"]\n",
+        1,
+    ));
+    let cloud = RunningNode::start_with(cloud_home, &[]);
+    // The edge binds no kv.
+    let edge_home = Spore::new();
+    edge_home.write_config(&spore_node::config::default_config().replace(
+        "[abilities.kv]\nprovider = \"kv\"\nnamespace = \"default\"\nmax_value_bytes = \"1MiB\"\n",
+        "",
+    ));
+    let edge = RunningNode::start_with(edge_home, &[&cloud]);
+    (cloud, edge)
 }
