@@ -40,8 +40,8 @@ pub fn new(args: &NewArgs, home: &Home, out: &Output) -> anyhow::Result<()> {
     }
     let (created, sdk_dir, what, next) = match args.lang {
         Lang::Rust => {
-            let sdk_dir = sdk::install(&std::path::absolute(home.rust_sdk_dir())?)?;
-            let created = template::write_crate(&dir, &args.name, &sdk_dir)?;
+            let created = template::write_crate(&dir, &args.name)?;
+            let sdk_dir = created.dir.join(sdk::DIR);
             let what = format!(
                 "the function crate {} (spore-guest {}",
                 created.name,

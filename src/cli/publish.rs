@@ -109,12 +109,9 @@ pub(super) fn build_options(
         target_dir,
         packages: packages.to_vec(),
         environment: spore_build::Environment::User,
-        // The SDK `spore new` installed is under the home, whose path differs between
-        // machines and people: remapped, it leaves no trace in the module.
-        remap: vec![(
-            std::path::absolute(home.rust_sdk_dir())?,
-            "/spore-sdk/rust".to_owned(),
-        )],
+        // `spore new` puts the SDK inside the crate, under the workspace root remapped
+        // anyway.
+        remap: Vec::new(),
     })
 }
 

@@ -46,20 +46,18 @@ fn a_new_crate_builds_tests_and_publishes_outside_the_repository() {
     assert!(!outside.path().starts_with(repo_root()));
     let dir = new_crate(&spore, outside.path(), "hello-fn");
 
-    // The SDK was installed in the home, and the crate points there, not into a checkout.
+    // The SDK is inside the crate, which points there, not into a checkout nor the home.
     let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
-    let sdk_root = spore.home().join("sdk/rust");
-    let installed: Vec<_> = std::fs::read_dir(&sdk_root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(installed.len(), 1, "{installed:?}");
-    let guest = installed[0].join("spore-guest");
-    assert!(guest.join("Cargo.toml").is_file());
     assert!(
-        manifest.contains(&format!("path = \"{}\"", guest.display())),
+        manifest.contains("path = \"spore-sdk/spore-guest\""),
         "{manifest}"
     );
+    assert!(dir.join("spore-sdk/spore-guest/Cargo.toml").is_file());
+    assert!(
+        dir.join("spore-sdk/spore-guest-macros/src/lib.rs")
+            .is_file()
+    );
+    assert!(!spore.home().join("sdk/rust").exists());
     assert!(
         !manifest.contains(repo_root().to_str().unwrap()),
         "{manifest}"

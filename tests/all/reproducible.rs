@@ -3,21 +3,23 @@
 //! home's target directory when the user chose none.
 
 use crate::new::{build, new_crate};
-use crate::support::{Spore, copy_dir, guest_target_dir};
+use crate::support::{Spore, guest_target_dir};
 
 #[test]
-fn one_crate_in_two_directories_and_target_dirs_has_one_hash() {
-    // One home (so one installed SDK): builds from two homes do not give equal
-    // hashes yet (the SDK's path still reaches the module; see docs/cli.md).
+fn one_crate_made_on_two_homes_in_two_directories_has_one_hash() {
+    // Two homes and two `spore new`s, as two people on two machines would have: before
+    // the SDK moved into the crate, cargo hashed each home's SDK path into the code and
+    // the two modules differed.
     let first_spore = Spore::new();
-    let second_spore = &first_spore;
+    let second_spore = Spore::new();
     let first_parent = tempfile::tempdir().unwrap();
     let first = new_crate(&first_spore, first_parent.path(), "same-fn");
     // Another directory name, at another depth: nothing of either path may reach the
     // module.
     let second_parent = tempfile::tempdir().unwrap();
     let second = second_parent.path().join("deeper/other-name");
-    copy_dir(&first, &second);
+    std::fs::create_dir_all(second.parent().unwrap()).unwrap();
+    second_spore.run(&["new", "same-fn", "--path", second.to_str().unwrap()]);
 
     // The first with no target directory of the user's: the home's is used.
     let first_hash = build(&first_spore, &first, &[("CARGO_TARGET_DIR", "")]);
@@ -30,7 +32,7 @@ fn one_crate_in_two_directories_and_target_dirs_has_one_hash() {
     );
     let guest_target = guest_target_dir();
     let second_hash = build(
-        second_spore,
+        &second_spore,
         &second,
         &[("CARGO_TARGET_DIR", guest_target.to_str().unwrap())],
     );

@@ -36,12 +36,6 @@ impl Home {
         self.root.join("codebase")
     }
 
-    /// Where `spore new` installs the Rust SDK the binary carries (one directory per
-    /// version of it, see `spore_scaffold::sdk`).
-    pub fn rust_sdk_dir(&self) -> PathBuf {
-        self.root.join("sdk").join("rust")
-    }
-
     /// Where `spore new --lang ts` installs the TypeScript SDK the binary carries, one
     /// directory per build of it.
     pub fn typescript_sdk_dir(&self) -> PathBuf {

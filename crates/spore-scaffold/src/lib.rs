@@ -1,5 +1,5 @@
 //! Starts spore function crates outside the repository: the Rust SDK that the `spore`
-//! binary carries and installs under the home ([`sdk`]), the crate `spore new` writes
+//! binary carries and copies into each new crate ([`sdk`]), the crate `spore new` writes
 //! ([`template`]), and the TypeScript SDK with the project `spore new --lang ts` writes
 //! ([`typescript`]).
 //!

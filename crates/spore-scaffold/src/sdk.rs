@@ -1,10 +1,12 @@
-//! The Rust SDK (`spore-guest`, `spore-guest-macros`) as this binary carries it, and its
-//! installation under a directory of the home.
+//! The Rust SDK (`spore-guest`, `spore-guest-macros`) as this binary carries it, and
+//! its copy into a new crate.
 //!
-//! Each build of the SDK gets a directory of its own, named by its version and a hash
-//! of its files, so that a crate written by one `spore` keeps building after another
-//! `spore` installed a different SDK next to it, and installing the same SDK twice is a
-//! no-op.
+//! `spore new` copies the SDK into the crate it writes ([`DIR`]) rather than pointing
+//! at one copy under the home: cargo hashes a path dependency outside the crate's
+//! workspace by its absolute path into the metadata of every crate built on it, and
+//! that moves code in the module. Measured: one crate built on two homes gave two
+//! module hashes; with the SDK inside the crate, one. Inside, the SDK is also committed
+//! with the crate, so the crate builds where no `spore` is installed.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -17,13 +19,15 @@ const FILES: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/sdk_files.rs
 /// The version of `spore-guest` carried, as its manifest says.
 pub const VERSION: &str = env!("SPORE_GUEST_VERSION");
 
-/// The names of the SDK's crates, each a directory of an installed SDK.
+/// Where in a new crate the SDK is copied, and the names of its crates, each a
+/// directory there.
+pub const DIR: &str = "spore-sdk";
 pub const GUEST_CRATE: &str = "spore-guest";
 pub const MACROS_CRATE: &str = "spore-guest-macros";
 
-/// Installing the SDK failed.
+/// Writing or installing an SDK failed.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot install the Rust SDK into {}: {source}", .dir.display())]
+#[error("cannot write the SDK into {}: {source}", .dir.display())]
 pub struct InstallError {
     pub dir: PathBuf,
     #[source]
@@ -41,68 +45,43 @@ pub fn content_hash() -> &'static str {
     HASH.get_or_init(|| hash_files(FILES))
 }
 
-/// The name of this SDK's directory: `<version>-<first 12 hex digits of its hash>`.
-pub fn dir_name() -> String {
-    format!("{VERSION}-{}", &content_hash()[..12])
-}
-
-/// Makes sure the carried SDK is installed in `root` (`<home>/sdk/rust`) and returns
-/// its directory, which holds one directory per crate.
-///
-/// The SDK is written to a temporary directory next to its final place and renamed
-/// there whole, so a concurrent `spore new`, or one killed half-way, never leaves or
-/// sees a partial SDK. An installed SDK is not rewritten.
-pub fn install(root: &Path) -> Result<PathBuf, InstallError> {
-    install_files(
-        root,
-        &dir_name(),
-        FILES,
-        &Path::new(GUEST_CRATE).join("Cargo.toml"),
-        "the Rust SDK",
-    )
-}
-
-/// Installs `files` as `root/name` unless it is there, staged and renamed whole;
-/// `marker` (a file every install has) tells a finished install from a partial one.
-pub(crate) fn install_files(
-    root: &Path,
-    name: &str,
-    files: &[(&str, &[u8])],
-    marker: &Path,
-    what: &str,
-) -> Result<PathBuf, InstallError> {
-    let dir = root.join(name);
+/// Writes the carried SDK into `dir` (normally `<crate>/`[`DIR`]), one directory per
+/// crate, with a README saying what it is, and returns the files written, relative to
+/// `dir`. The caller makes sure `dir` is new.
+pub fn write_into(dir: &Path) -> Result<Vec<PathBuf>, InstallError> {
     let fail = |source| InstallError {
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
         source,
     };
-    if dir.is_dir() {
-        return Ok(dir);
-    }
-    std::fs::create_dir_all(root).map_err(fail)?;
-    let staged = tempfile::Builder::new()
-        .prefix(".installing-")
-        .tempdir_in(root)
-        .map_err(fail)?;
+    let readme = readme();
+    let files = FILES
+        .iter()
+        .copied()
+        .chain([("README.md", readme.as_bytes())]);
+    let mut written = Vec::new();
     for (path, bytes) in files {
-        let file = staged.path().join(path);
+        let file = dir.join(path);
         if let Some(parent) = file.parent() {
             std::fs::create_dir_all(parent).map_err(fail)?;
         }
         std::fs::write(&file, bytes).map_err(fail)?;
+        written.push(PathBuf::from(path));
     }
-    match std::fs::rename(staged.path(), &dir) {
-        Ok(()) => {
-            // Renamed: nothing is left for the guard to remove.
-            let _ = staged.keep();
-            tracing::info!(dir = %dir.display(), "installed {what}");
-            Ok(dir)
-        }
-        // Another process installed it first (rename onto a non-empty directory fails);
-        // its copy has the same files. The staged one is removed by its guard.
-        Err(_) if dir.join(marker).is_file() => Ok(dir),
-        Err(error) => Err(fail(error)),
-    }
+    Ok(written)
+}
+
+/// The README of a copied SDK: which SDK it is, and why it is in the crate.
+fn readme() -> String {
+    format!(
+        "# The spore Rust SDK {VERSION} ({hash})\n\n\
+         `spore new` copied `spore-guest` and `spore-guest-macros` here from the sources the\n\
+         `spore` binary carries. They live inside the crate so that the module's hash depends\n\
+         on the sources alone, not on where they sit (cargo hashes the absolute path of a\n\
+         path dependency outside the crate into the code it builds). Commit them with the\n\
+         crate. To move to another SDK, replace this directory with the `{DIR}` directory of a\n\
+         crate made by that `spore new`, or depend on `spore-guest` from a registry.\n",
+        hash = &content_hash()[..12],
+    )
 }
 
 /// BLAKE3 of `files` (each path, its length and its bytes), in hex.
@@ -143,38 +122,22 @@ mod tests {
     }
 
     #[test]
-    fn installing_writes_every_file_once_and_again_is_a_no_op() {
-        let root = tempfile::tempdir().unwrap();
-        let dir = install(root.path()).unwrap();
-        assert_eq!(dir, root.path().join(dir_name()));
+    fn the_sdk_is_written_whole_with_a_readme_naming_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_into(dir.path()).unwrap();
         for (path, bytes) in files() {
-            assert_eq!(&std::fs::read(dir.join(path)).unwrap(), bytes, "{path}");
-        }
-        // A second install leaves the first alone (a file changed there stays changed).
-        std::fs::write(dir.join("spore-guest/marker"), b"x").unwrap();
-        assert_eq!(install(root.path()).unwrap(), dir);
-        assert!(dir.join("spore-guest/marker").is_file());
-        // Only the SDK's directory is left: no staging directory.
-        let entries: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
-        assert_eq!(entries.len(), 1);
-    }
-
-    #[test]
-    fn concurrent_installs_all_succeed_with_one_copy() {
-        let root = tempfile::tempdir().unwrap();
-        let installs: Vec<_> = (0..8)
-            .map(|_| {
-                let root = root.path().to_path_buf();
-                std::thread::spawn(move || install(&root))
-            })
-            .collect();
-        for install in installs {
             assert_eq!(
-                install.join().unwrap().unwrap(),
-                root.path().join(dir_name())
+                &std::fs::read(dir.path().join(path)).unwrap(),
+                bytes,
+                "{path}"
             );
+            assert!(written.contains(&PathBuf::from(path)), "{path}");
         }
-        let entries: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
-        assert_eq!(entries.len(), 1, "{entries:?}");
+        let readme = std::fs::read_to_string(dir.path().join("README.md")).unwrap();
+        assert!(
+            readme.contains(VERSION) && readme.contains(&content_hash()[..12]),
+            "{readme}"
+        );
+        assert_eq!(written.len(), files().len() + 1);
     }
 }

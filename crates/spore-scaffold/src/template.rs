@@ -1,6 +1,6 @@
-//! The crate `spore new` writes: a manifest whose dependency on `spore-guest` points
-//! at an installed SDK, a release profile for small modules, an example function, and
-//! native tests that fake an ability with `spore_guest::testing`.
+//! The crate `spore new` writes: the SDK copied inside it, a manifest whose dependency
+//! on `spore-guest` points there, a release profile for small modules, an example
+//! function, and native tests that fake an ability with `spore_guest::testing`.
 
 use std::path::{Path, PathBuf};
 
@@ -106,10 +106,9 @@ pub struct NewCrate {
     pub files: Vec<PathBuf>,
 }
 
-/// Writes the crate `name` into `dir` (created if missing; refused unless empty), its
-/// `spore-guest` dependency pointing at `sdk_dir` (an installed SDK, see
-/// [`crate::sdk::install`]).
-pub fn write_crate(dir: &Path, name: &str, sdk_dir: &Path) -> Result<NewCrate, NewError> {
+/// Writes the crate `name` into `dir` (created if missing; refused unless empty), with
+/// the SDK the binary carries in `dir/`[`crate::sdk::DIR`].
+pub fn write_crate(dir: &Path, name: &str) -> Result<NewCrate, NewError> {
     validate_name(name)?;
     let write_error = |path: &Path| {
         let path = path.to_path_buf();
@@ -119,9 +118,17 @@ pub fn write_crate(dir: &Path, name: &str, sdk_dir: &Path) -> Result<NewCrate, N
         return Err(NewError::NotEmpty(dir.to_path_buf()));
     }
     std::fs::create_dir_all(dir).map_err(write_error(dir))?;
-    let guest = sdk_dir.join(crate::sdk::GUEST_CRATE);
+    let sdk = Path::new(crate::sdk::DIR);
+    let mut written: Vec<PathBuf> = crate::sdk::write_into(&dir.join(sdk))
+        .map_err(|error| NewError::Write {
+            path: error.dir,
+            source: error.source,
+        })?
+        .into_iter()
+        .map(|file| sdk.join(file))
+        .collect();
     let files = [
-        ("Cargo.toml", manifest(name, &guest)),
+        ("Cargo.toml", manifest(name)),
         ("src/lib.rs", LIB_RS.replace("{name}", name)),
         (".gitignore", "/target\n".to_owned()),
     ];
@@ -132,14 +139,15 @@ pub fn write_crate(dir: &Path, name: &str, sdk_dir: &Path) -> Result<NewCrate, N
         }
         std::fs::write(&path, text).map_err(write_error(&path))?;
     }
+    written.extend(files.iter().map(|(file, _)| PathBuf::from(file)));
     Ok(NewCrate {
         name: name.to_owned(),
         dir: dir.to_path_buf(),
-        files: files.iter().map(|(file, _)| PathBuf::from(file)).collect(),
+        files: written,
     })
 }
 
-fn manifest(name: &str, guest: &Path) -> String {
+fn manifest(name: &str) -> String {
     let version = crate::sdk::VERSION;
     format!(
         r#"[package]
@@ -154,10 +162,11 @@ publish = false
 crate-type = ["cdylib", "rlib"]
 
 [dependencies]
-# The spore SDK {version}, installed by `spore new` from the sources the spore binary
-# carries. To take it from a registry instead, replace the line with
+# The spore SDK {version}, copied into {sdk}/ by `spore new` from the sources the spore
+# binary carries (commit it: see {sdk}/README.md). To take it from a registry instead,
+# replace the line with
 #   spore-guest = "{version}"
-spore-guest = {{ path = {guest} }}
+spore-guest = {{ path = "{sdk}/{guest}" }}
 
 # A crate of its own, even when created inside another workspace.
 [workspace]
@@ -169,10 +178,11 @@ opt-level = "s"
 lto = true
 codegen-units = 1
 panic = "abort"
-# `true` drops the name section too (the symbols, whose hashes depend on where the SDK is).
+# `true` drops the name section too: the symbols' names, which say nothing a caller needs.
 strip = true
 "#,
-        guest = toml::Value::String(guest.to_string_lossy().into_owned()),
+        sdk = crate::sdk::DIR,
+        guest = crate::sdk::GUEST_CRATE,
     )
 }
 
@@ -264,7 +274,7 @@ mod tests {
     fn a_non_empty_directory_is_not_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("keep.txt"), "mine").unwrap();
-        let error = write_crate(dir.path(), "hello", Path::new("/sdk")).unwrap_err();
+        let error = write_crate(dir.path(), "hello").unwrap_err();
         assert!(matches!(error, NewError::NotEmpty(_)), "{error}");
         assert!(!dir.path().join("Cargo.toml").exists());
         assert_eq!(
@@ -274,18 +284,24 @@ mod tests {
     }
 
     #[test]
-    fn the_manifest_points_at_the_sdk_and_makes_small_modules() {
+    fn the_manifest_points_at_the_sdk_inside_the_crate_and_makes_small_modules() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("hello");
-        let sdk = Path::new("/home/someone/with \"quotes\"/sdk");
-        let written = write_crate(&target, "hello", sdk).unwrap();
+        let written = write_crate(&target, "hello").unwrap();
         assert_eq!(written.dir, target);
         let manifest = std::fs::read_to_string(target.join("Cargo.toml")).unwrap();
         let parsed: toml::Table = manifest.parse().unwrap();
-        assert_eq!(
-            parsed["dependencies"]["spore-guest"]["path"].as_str(),
-            Some("/home/someone/with \"quotes\"/sdk/spore-guest"),
-            "{manifest}"
+        // Relative, so inside the crate's workspace: cargo then hashes the relative path
+        // into the code it builds, the same wherever the crate is.
+        let guest = parsed["dependencies"]["spore-guest"]["path"]
+            .as_str()
+            .unwrap();
+        assert_eq!(guest, "spore-sdk/spore-guest", "{manifest}");
+        assert!(target.join(guest).join("Cargo.toml").is_file());
+        assert!(
+            written
+                .files
+                .contains(&PathBuf::from("spore-sdk/spore-guest/Cargo.toml"))
         );
         for line in [
             "crate-type = [\"cdylib\", \"rlib\"]",

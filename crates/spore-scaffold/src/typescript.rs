@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::sdk::{InstallError, hash_files, install_files};
+use crate::sdk::{InstallError, hash_files};
 use crate::template::{NewCrate, NewError, is_free};
 
 /// The SDK's published files (its package.json `files`, the manifest and README),
@@ -29,6 +29,49 @@ pub fn install(root: &Path) -> Result<PathBuf, InstallError> {
         Path::new("package.json"),
         "the TypeScript SDK",
     )
+}
+
+/// Installs `files` as `root/name` unless it is there, staged and renamed whole;
+/// `marker` (a file every install has) tells a finished install from a partial one.
+fn install_files(
+    root: &Path,
+    name: &str,
+    files: &[(&str, &[u8])],
+    marker: &Path,
+    what: &str,
+) -> Result<PathBuf, InstallError> {
+    let dir = root.join(name);
+    let fail = |source| InstallError {
+        dir: dir.clone(),
+        source,
+    };
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(root).map_err(fail)?;
+    let staged = tempfile::Builder::new()
+        .prefix(".installing-")
+        .tempdir_in(root)
+        .map_err(fail)?;
+    for (path, bytes) in files {
+        let file = staged.path().join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).map_err(fail)?;
+        }
+        std::fs::write(&file, bytes).map_err(fail)?;
+    }
+    match std::fs::rename(staged.path(), &dir) {
+        Ok(()) => {
+            // Renamed: nothing is left for the guard to remove.
+            let _ = staged.keep();
+            tracing::info!(dir = %dir.display(), "installed {what}");
+            Ok(dir)
+        }
+        // Another process installed it first (rename onto a non-empty directory fails);
+        // its copy has the same files. The staged one is removed by its guard.
+        Err(_) if dir.join(marker).is_file() => Ok(dir),
+        Err(error) => Err(fail(error)),
+    }
 }
 
 /// Checks `name` as the name of an npm package that is also a module file name:
@@ -145,6 +188,40 @@ mod tests {
             write_project(&dir, "greeter", &sdk),
             Err(NewError::NotEmpty(_))
         ));
+    }
+
+    #[test]
+    fn installing_writes_every_file_once_and_again_is_a_no_op() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = install(root.path()).unwrap();
+        for (path, bytes) in SDK_FILES {
+            assert_eq!(&std::fs::read(dir.join(path)).unwrap(), bytes, "{path}");
+        }
+        // A second install leaves the first alone (a file changed there stays changed).
+        std::fs::write(dir.join("marker"), b"x").unwrap();
+        assert_eq!(install(root.path()).unwrap(), dir);
+        assert!(dir.join("marker").is_file());
+        // Only the SDK's directory is left: no staging directory.
+        let entries: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
+        assert_eq!(entries.len(), 1);
+    }
+
+    #[test]
+    fn concurrent_installs_all_succeed_with_one_copy() {
+        let root = tempfile::tempdir().unwrap();
+        let installs: Vec<_> = (0..8)
+            .map(|_| {
+                let root = root.path().to_path_buf();
+                std::thread::spawn(move || install(&root))
+            })
+            .collect();
+        let dirs: Vec<PathBuf> = installs
+            .into_iter()
+            .map(|install| install.join().unwrap().unwrap())
+            .collect();
+        assert!(dirs.iter().all(|dir| *dir == dirs[0]), "{dirs:?}");
+        let entries: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
+        assert_eq!(entries.len(), 1, "{entries:?}");
     }
 
     #[test]
