@@ -110,6 +110,46 @@ fn an_http_route_fills_a_typescript_functions_arguments_by_name_from_its_signatu
 }
 
 #[test]
+fn a_typescript_function_serves_a_route_with_the_whole_request_and_its_own_response() {
+    use crate::routes::{route, send, serving};
+    let Some(ts) = npm::modules() else { return };
+    let routes = [
+        route("GET", "/hello/{name}", "tsweb.hello", ""),
+        route("POST", "/shout", "tsweb.shout", ""),
+    ]
+    .concat();
+    let node = serving(&routes, None, &[]);
+    publish_ts(&node.spore, ts, "web", Some("tsweb"));
+
+    // The signature gives the parameter the kind `request`, so the route passes the
+    // request value rather than look for an argument named `request`.
+    let hello = send(&node, "GET", "/hello/ada%20lovelace?greeting=hi", None);
+    assert_eq!(
+        (hello.status, hello.body.as_str()),
+        (200, "hi, ada lovelace!")
+    );
+    assert_eq!(
+        hello.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(hello.header("x-method"), Some("GET"));
+    assert!(
+        hello
+            .header("x-agent")
+            .is_some_and(|a| a.starts_with("ureq")),
+        "{:?}",
+        hello.header("x-agent")
+    );
+
+    let shouted = send(&node, "POST", "/shout", Some("quiet please"));
+    assert_eq!(
+        (shouted.status, shouted.body.as_str()),
+        (201, "QUIET PLEASE")
+    );
+    assert_eq!(shouted.header("location"), Some("/shout"));
+}
+
+#[test]
 fn a_typescript_function_reshapes_nested_json() {
     let Some(ts) = npm::modules() else { return };
     let spore = Spore::new();

@@ -1,8 +1,10 @@
 // Between spore values and AssemblyScript types, chosen at compile time from the type
 // (as serde does for the Rust SDK): integers of every width, floats (an integer is
 // taken where the float holds it exactly, as JSON clients write `1` for `1.0`), bool,
-// string, Uint8Array (a byte string), arrays of these, and Value for anything else.
+// string, Uint8Array (a byte string), arrays of these, http.RouteRequest, and Value for
+// anything else.
 
+import { RouteRequest } from "./http";
 import { Kind, Value } from "./value";
 
 /** A converted value, or why the value does not fit the type. */
@@ -90,6 +92,10 @@ export function fromValue<T>(value: Value): Converted<T> {
   } else if (idof<T>() == idof<Uint8Array>()) {
     if (value.kind == Kind.Bytes) return fits<T>(changetype<T>(value.bytes!));
     return refused<T>("a byte string", value);
+  } else if (idof<T>() == idof<RouteRequest>()) {
+    const request = RouteRequest.fromValue(value);
+    if (request !== null) return fits<T>(changetype<T>(request));
+    return refused<T>("an HTTP route's request {method, path, params, query, headers, body}", value);
   } else if (isArray<T>()) {
     if (value.kind != Kind.Array) return refused<T>("an array", value);
     const items = value.items!;
@@ -102,7 +108,7 @@ export function fromValue<T>(value: Value): Converted<T> {
     }
     return fits<T>(out);
   } else {
-    ERROR("spore: a parameter must be an integer, float, bool, string, Uint8Array, Value or an array of these");
+    ERROR("spore: a parameter must be an integer, float, bool, string, Uint8Array, Value, http.RouteRequest or an array of these");
     return refused<T>("", value);
   }
 }

@@ -2,12 +2,11 @@
 // function, `{name, params: [{name, type, kind}], returns}`, concatenated into a CBOR
 // sequence. Only text, arrays and maps of text are needed, so this is all of the CBOR.
 
-/**
- * What values a parameter of AssemblyScript type `type` takes. Never `request`: this
- * SDK has no HTTP request type for routes yet (see README.md, "Limits").
- */
+/** What values a parameter of AssemblyScript type `type` takes (spec/abi.md). */
 export function kindOf(type) {
   const t = type.replace(/\s+/g, "");
+  // As imported: `http.RouteRequest` through the SDK's `http`, or the class itself.
+  if (/^(http\.)?RouteRequest$/.test(t)) return "request";
   if (/^(i8|i16|i32|i64|isize|u8|u16|u32|u64|usize)$/.test(t)) return "int";
   if (/^(f32|f64)$/.test(t)) return "float";
   if (t === "bool" || t === "boolean") return "bool";
