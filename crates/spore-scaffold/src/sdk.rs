@@ -78,8 +78,9 @@ fn readme() -> String {
          `spore` binary carries. They live inside the crate so that the module's hash depends\n\
          on the sources alone, not on where they sit (cargo hashes the absolute path of a\n\
          path dependency outside the crate into the code it builds). Commit them with the\n\
-         crate. To move to another SDK, replace this directory with the `{DIR}` directory of a\n\
-         crate made by that `spore new`, or depend on `spore-guest` from a registry.\n",
+         crate. To move to another SDK, replace this directory with the `{DIR}`\n\
+         directory of a crate made by that `spore new`, or depend on `spore-guest` from\n\
+         a registry.\n",
         hash = &content_hash()[..12],
     )
 }
