@@ -4,7 +4,6 @@
 
 mod watch;
 
-use std::path::PathBuf;
 
 use clap::Args;
 use spore_core::Name;
@@ -17,28 +16,22 @@ use super::publish;
 
 #[derive(Args, Debug)]
 pub struct DevArgs {
-    /// A guest crate (or a workspace of them) using spore-guest.
-    #[arg(default_value = ".")]
-    pub dir: PathBuf,
-    /// Name the functions `NAME.function` (only when one module is built); default:
-    /// each module by its own name (the crate's name with `_` for `-`).
-    #[arg(long)]
-    pub name: Option<Name>,
-    /// Build only these packages of a workspace (repeatable).
-    #[arg(long, short)]
-    pub package: Vec<String>,
+    /// The crate, and the names: with no `--name`, each module by its own name (the
+    /// crate's name with `_` for `-`).
+    #[command(flatten)]
+    pub krate: publish::CrateArgs,
     /// Do not run the crate's native tests (`cargo test`) before publishing.
     #[arg(long)]
     pub no_test: bool,
 }
 
 pub fn dev(args: &DevArgs, home: &Home, out: &Output) -> anyhow::Result<()> {
-    let dir = std::path::absolute(&args.dir)?;
+    let dir = std::path::absolute(&args.krate.dir)?;
     if !dir.join("Cargo.toml").is_file() {
         return Err(spore_build::BuildError::NotACrate(dir).into());
     }
     // The target directory may be inside the crate under another name than `target`.
-    let ignored = publish::build_options(&args.package, home)?
+    let ignored = publish::build_options(&args.krate.package, home)?
         .target_dir
         .or_else(spore_build::target_dir_from_environment)
         .map(|target| std::path::absolute(target).unwrap_or_default())
@@ -68,17 +61,10 @@ pub fn dev(args: &DevArgs, home: &Home, out: &Output) -> anyhow::Result<()> {
 /// One build, test and publish; the names move only when all of it succeeded, so they
 /// keep pointing at the last version that built and passed its tests.
 fn round(args: &DevArgs, dir: &std::path::Path, home: &Home, out: &Output) -> anyhow::Result<()> {
-    let built = publish::build_modules(dir, &args.package, home)?;
-    if args.name.is_some() && built.len() > 1 {
-        return Err(UsageError(format!(
-            "--name needs exactly one module, but {} were built; pick one with --package",
-            built.len()
-        ))
-        .into());
-    }
+    let built = args.krate.build(home)?;
     let names = built
         .iter()
-        .map(|module| match &args.name {
+        .map(|module| match &args.krate.name {
             Some(name) => Ok(name.clone()),
             None => module.name.parse::<Name>().map_err(|error| {
                 UsageError(format!("the module {} needs --name: {error}", module.name))
@@ -86,7 +72,7 @@ fn round(args: &DevArgs, dir: &std::path::Path, home: &Home, out: &Output) -> an
         })
         .collect::<Result<Vec<_>, _>>()?;
     if !args.no_test {
-        spore_build::test_native(dir, &publish::build_options(&args.package, home)?)?;
+        spore_build::test_native(dir, &publish::build_options(&args.krate.package, home)?)?;
     }
     // Found again each round: a node may have started or stopped on the home since.
     let backend = Backend::for_home(home)?;

@@ -54,9 +54,12 @@ pub enum Command {
     Build(publish::BuildArgs),
     /// Print the hash of a file without publishing it.
     Hash(publish::HashArgs),
-    /// Write a new function crate, using the Rust SDK this binary carries.
+    /// Write a new function crate (Rust, or TypeScript with --lang ts), with the SDK
+    /// this binary carries.
     New(new::NewArgs),
     /// Build, test, publish and name a guest crate, then again on every change.
+    ///
+    /// Without --name, each module is named by its crate (`my-fn` names `my_fn.greet`).
     Dev(dev::DevArgs),
     /// Run a function by hash, prefix or name; arguments are JSON values.
     Invoke(invoke::InvokeArgs),

@@ -27,18 +27,41 @@ pub struct PublishArgs {
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
+    #[command(flatten)]
+    pub krate: CrateArgs,
+    /// Also publish the names to the mesh, signed with the home's key named KEY.
+    #[arg(long, value_name = "KEY", requires = "name")]
+    pub sign: Option<String>,
+}
+
+/// What `spore build` and `spore dev` build, and how the modules are named.
+#[derive(Args, Debug)]
+pub struct CrateArgs {
     /// A guest crate (or a workspace of them) using spore-guest.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
-    /// Name the functions, as with `spore publish --name` (only when one module is built).
+    /// Name the functions `NAME.function`, as with `spore publish --name` (only when one
+    /// module is built).
     #[arg(long)]
     pub name: Option<Name>,
     /// Build only these packages of a workspace (repeatable).
     #[arg(long, short)]
     pub package: Vec<String>,
-    /// Also publish the names to the mesh, signed with the home's key named KEY.
-    #[arg(long, value_name = "KEY", requires = "name")]
-    pub sign: Option<String>,
+}
+
+impl CrateArgs {
+    /// Builds the modules (see [`build_modules`]); more than one with `--name` is refused.
+    pub(super) fn build(&self, home: &Home) -> anyhow::Result<Vec<spore_build::BuiltModule>> {
+        let built = build_modules(&self.dir, &self.package, home)?;
+        if self.name.is_some() && built.len() > 1 {
+            return Err(super::exit::UsageError(format!(
+                "--name needs exactly one module, but {} were built; pick one with --package",
+                built.len()
+            ))
+            .into());
+        }
+        Ok(built)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -62,19 +85,12 @@ pub fn publish(args: &PublishArgs, backend: &Backend, out: &Output) -> anyhow::R
 }
 
 pub fn build(args: &BuildArgs, home: &Home, out: &Output) -> anyhow::Result<()> {
-    let built = build_modules(&args.dir, &args.package, home)?;
-    if args.name.is_some() && built.len() > 1 {
-        return Err(super::exit::UsageError(format!(
-            "--name needs exactly one module, but {} were built; pick one with --package",
-            built.len()
-        ))
-        .into());
-    }
+    let built = args.krate.build(home)?;
     // Opened after the build: a build can take minutes, and a node may start meanwhile.
     let backend = Backend::for_home(home)?;
     publish_modules(
         &built,
-        |_| args.name.clone(),
+        |_| args.krate.name.clone(),
         args.sign.as_deref(),
         &backend,
         out,
