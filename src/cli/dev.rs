@@ -4,7 +4,6 @@
 
 mod watch;
 
-
 use clap::Args;
 use spore_core::Name;
 use spore_node::Home;

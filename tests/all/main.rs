@@ -22,6 +22,7 @@ mod mesh;
 mod mesh_names;
 mod metrics;
 mod names;
+mod netns;
 mod new;
 mod publish;
 mod rejoin;

@@ -346,18 +346,39 @@ impl RunningNode {
         stderr: Stdio,
     ) -> RunningNode {
         let mut command = Command::new(env!("CARGO_BIN_EXE_spore"));
-        command
-            .arg("--home")
-            .arg(spore.home())
-            .args(["node", "run", "--no-mdns", "--api", api])
-            .args(listen_args)
-            .env_remove("SPORE_HOME")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        for addr in bootstrap {
-            command.arg("--bootstrap").arg(addr);
-        }
+        node_run_args(&mut command, &spore, bootstrap, listen_args, api, stderr);
+        Self::started(spore, command, "/ip4/127.0.0.1/tcp/")
+    }
+
+    /// Starts a node of the test mesh inside the network namespace `namespace`,
+    /// listening on `address` (an IPv4 address there). Its API is on the namespace's
+    /// loopback: reach it with `ip netns exec` too.
+    pub fn launch_in_namespace(
+        spore: Spore,
+        namespace: &str,
+        address: &str,
+        bootstrap: &[&str],
+    ) -> RunningNode {
+        crate::test_mesh::join(spore.home());
+        // `ip netns exec` execs the node: the child is the node itself.
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", namespace, env!("CARGO_BIN_EXE_spore")]);
+        let listen = format!("/ip4/{address}/tcp/0");
+        let log = std::fs::File::create(spore.home().join("stderr.log")).unwrap();
+        node_run_args(
+            &mut command,
+            &spore,
+            bootstrap,
+            &["--listen", &listen],
+            "127.0.0.1:0",
+            Stdio::from(log),
+        );
+        Self::started(spore, command, &format!("/ip4/{address}/tcp/"))
+    }
+
+    /// Spawns `command` (a `spore node run`) and waits for its node.json; `listen` is
+    /// the start of the listen address to keep.
+    fn started(spore: Spore, mut command: Command, listen: &str) -> RunningNode {
         let child = command.spawn().expect("start spore node run");
         let node_file = spore.home().join("node.json");
         let started = Instant::now();
@@ -381,8 +402,8 @@ impl RunningNode {
             .unwrap()
             .iter()
             .map(|a| a.as_str().unwrap().to_owned())
-            .find(|a| a.starts_with("/ip4/127.0.0.1/tcp/"))
-            .expect("a TCP listen address on 127.0.0.1");
+            .find(|a| a.starts_with(listen))
+            .unwrap_or_else(|| panic!("no TCP listen address {listen}...: {file}"));
         RunningNode {
             peer_id: file["peer_id"].as_str().unwrap().to_owned(),
             api: file["api"].as_str().unwrap().to_owned(),
@@ -438,6 +459,29 @@ impl RunningNode {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `--home HOME node run` with a loopback API and no mDNS, as every test node runs.
+fn node_run_args(
+    command: &mut Command,
+    spore: &Spore,
+    bootstrap: &[&str],
+    listen_args: &[&str],
+    api: &str,
+    stderr: Stdio,
+) {
+    command
+        .arg("--home")
+        .arg(spore.home())
+        .args(["node", "run", "--no-mdns", "--api", api])
+        .args(listen_args)
+        .env_remove("SPORE_HOME")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    for addr in bootstrap {
+        command.arg("--bootstrap").arg(addr);
     }
 }
 
