@@ -172,7 +172,7 @@ pub fn show(home: &Home, out: &Output) -> anyhow::Result<()> {
     outln!("peer id   {}", status.peer_id);
     outln!("mesh      {}", status.mesh.as_deref().unwrap_or("none"));
     outln!("adverts   {}", list(&status.adverts));
-    outln!("running   {} call(s)", status.calls_in_flight);
+    outln!("running   {}", counted(status.calls_in_flight, "call"));
     if status.fetches.is_empty() {
         outln!("fetching  none");
     }
@@ -217,10 +217,10 @@ pub fn show(home: &Home, out: &Output) -> anyhow::Result<()> {
         outln!("functions by time taken (calls, errors, total)");
         for f in &status.functions {
             outln!(
-                "  {}  {} calls, {} errors, {:.1} ms",
+                "  {}  {}, {}, {:.1} ms",
                 f.function,
-                f.calls,
-                f.errors,
+                counted(f.calls, "call"),
+                counted(f.errors, "error"),
                 f.total_ms
             );
         }
@@ -233,5 +233,15 @@ fn list(items: &[String]) -> String {
         "-".to_owned()
     } else {
         items.join(", ")
+    }
+}
+
+/// `1 call`, `2 calls`.
+fn counted(n: impl Into<i128>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
