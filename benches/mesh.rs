@@ -166,6 +166,7 @@ async fn start_mesh(
         mdns: false,
         abilities,
         membership,
+        nat: Default::default(),
     };
     Mesh::start(config, host).await.expect("mesh starts")
 }

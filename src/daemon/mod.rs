@@ -29,7 +29,7 @@ const SAVE_PEERS_EVERY: Duration = Duration::from_secs(10);
 #[derive(Subcommand, Debug)]
 pub enum NodeCommand {
     /// Run this home's node until Ctrl-C or SIGTERM.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the running node's peer id, listen addresses and API address.
     Info,
     /// Show what the running node is doing: peers with their roles and connections,
@@ -52,6 +52,16 @@ pub struct RunArgs {
     /// A peer to join the mesh through, with its /p2p/ id (repeatable).
     #[arg(long, value_name = "MULTIADDR")]
     pub bootstrap: Vec<String>,
+    /// A relay to be reachable through, with its /p2p/ id (repeatable): for a node that
+    /// peers cannot dial (behind a NAT or firewall). It is used once admitted with the
+    /// role `relay`; relayed connections are upgraded to direct ones by hole punching
+    /// where it succeeds.
+    #[arg(long, value_name = "MULTIADDR")]
+    pub relay: Vec<String>,
+    /// Relay for the mesh's members that cannot be dialled (circuit relay v2): for a
+    /// node with a public address whose certificate gives it the role `relay`.
+    #[arg(long)]
+    pub serve_relay: bool,
     /// Where to serve the local HTTP API.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub api: SocketAddr,
@@ -276,6 +286,10 @@ async fn join_mesh(
         mdns: !args.no_mdns,
         abilities: node.served_abilities(),
         membership: membership(home)?,
+        nat: mesh::NatConfig {
+            serve_relay: args.serve_relay,
+            relays: parse(&args.relay, "relay")?,
+        },
     };
     let host = Arc::new(spore_node::NodeHost::new(node));
     let tuning = mesh::MeshTuning {

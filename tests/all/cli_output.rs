@@ -95,6 +95,7 @@ fn control_characters_a_peer_wrote_reach_stderr_escaped() {
             mdns: false,
             abilities: Vec::new(),
             membership,
+            nat: Default::default(),
         };
         Mesh::start(config, Arc::new(Forger)).await.unwrap()
     });

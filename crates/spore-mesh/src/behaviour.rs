@@ -5,7 +5,8 @@ use std::time::Duration;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, Swarm, SwarmBuilder, gossipsub, identify, kad, mdns, noise, ping, tcp, yamux,
+    StreamProtocol, Swarm, SwarmBuilder, autonat, dcutr, gossipsub, identify, kad, mdns, noise,
+    ping, relay, tcp, yamux,
 };
 
 use tokio::sync::mpsc;
@@ -40,6 +41,14 @@ const MAX_PROVIDED_KEYS: usize = 1 << 20;
 const MAX_NAME_RECORDS: usize = 1 << 16;
 const MAX_PROVIDERS_PER_KEY: usize = 64;
 
+/// How long one relayed circuit may last, and how many bytes it may carry in all, on a
+/// relay this node serves. libp2p's defaults (2 minutes, 128 KiB) suit a relay for
+/// strangers that only helps them hole-punch; a mesh's relay carries its members' calls
+/// and fetches (a module is up to 64 MiB) when hole punching fails, which libp2p's own
+/// measurements put at about 3 connections in 10. A circuit that ends is redialed.
+const RELAY_CIRCUIT_DURATION: Duration = Duration::from_secs(60 * 60);
+const RELAY_CIRCUIT_BYTES: u64 = 1 << 30;
+
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     pub kad: kad::Behaviour<SporeStore>,
@@ -49,6 +58,12 @@ pub(crate) struct Behaviour {
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     pub streams: streams::Behaviour,
     pub peers: peers::Behaviour,
+    /// The relay this node serves, if it is configured to (`NatConfig::serve_relay`).
+    pub relay: Toggle<relay::Behaviour>,
+    /// Listening and dialling through relays.
+    pub relay_client: relay::client::Behaviour,
+    pub dcutr: dcutr::Behaviour,
+    pub autonat: autonat::Behaviour,
 }
 
 /// The swarm, with the handles to its stream protocols.
@@ -77,7 +92,9 @@ pub(crate) fn build_swarm(config: &MeshConfig, tuning: &MeshTuning) -> Result<Bu
             quic.handshake_timeout = QUIC_HANDSHAKE_TIMEOUT;
             quic
         })
-        .with_behaviour(|keypair| {
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| transport_error(&e))?
+        .with_behaviour(|keypair, relay_client| {
             let peer_id = keypair.public().to_peer_id();
             Ok(Behaviour {
                 kad: kademlia(peer_id, tuning),
@@ -88,7 +105,10 @@ pub(crate) fn build_swarm(config: &MeshConfig, tuning: &MeshTuning) -> Result<Bu
                         .with_cache_size(4096)
                         // A node with announced addresses tells peers only those (its
                         // external addresses, see `SwarmTask::advertise_listen_addrs`).
-                        .with_hide_listen_addrs(!config.announce.is_empty()),
+                        .with_hide_listen_addrs(!config.announce.is_empty())
+                        // A relayed address appears after the node has met its
+                        // peers: they must hear of it.
+                        .with_push_listen_addr_updates(true),
                 ),
                 // The ping's own timeout only has to outlast the silence that makes a
                 // link dead (`liveness`), which decides.
@@ -108,6 +128,19 @@ pub(crate) fn build_swarm(config: &MeshConfig, tuning: &MeshTuning) -> Result<Bu
                 }),
                 streams,
                 peers: peers::Behaviour::new(),
+                relay: Toggle::from(config.nat.serve_relay.then(|| {
+                    relay::Behaviour::new(
+                        peer_id,
+                        relay::Config {
+                            max_circuit_duration: RELAY_CIRCUIT_DURATION,
+                            max_circuit_bytes: RELAY_CIRCUIT_BYTES,
+                            ..relay::Config::default()
+                        },
+                    )
+                })),
+                relay_client,
+                dcutr: dcutr::Behaviour::new(peer_id),
+                autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
             })
         })
         .map_err(|e| transport_error(&e))?

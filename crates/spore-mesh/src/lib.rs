@@ -84,7 +84,27 @@ pub struct MeshConfig {
     /// This node's mesh: its certificate and the revocations it knows. Without one, the
     /// node admits no peer (`spec/trust.md`).
     pub membership: Option<Membership>,
+    /// Relaying, for nodes behind NATs.
+    pub nat: NatConfig,
 }
+
+/// Relaying (circuit relay v2), for nodes that cannot be dialled: behind a NAT or a
+/// firewall, or listening on no reachable address.
+#[derive(Debug, Clone, Default)]
+pub struct NatConfig {
+    /// Relay circuits for the mesh's members: for a node that everyone can dial (a
+    /// public address). Its certificate must grant it the role [`RELAY_ROLE`] for
+    /// members to use it.
+    pub serve_relay: bool,
+    /// Relays to be reachable through, each with its `/p2p/<peer id>`. The node dials
+    /// each, and listens through it once the relay is admitted with the role
+    /// [`RELAY_ROLE`]; its peers then reach it through the relay, and a relayed
+    /// connection is upgraded to a direct one when hole punching (DCUtR) succeeds.
+    pub relays: Vec<Multiaddr>,
+}
+
+/// The role a mesh certificate gives a node that relays for the others (`spec/trust.md`).
+pub const RELAY_ROLE: &str = "relay";
 
 /// Knobs that a deployment rarely touches; [`Mesh::start`] uses the defaults.
 #[derive(Debug, Clone)]

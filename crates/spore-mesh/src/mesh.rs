@@ -130,7 +130,8 @@ impl Mesh {
             config.announce.clone(),
             (members.clone(), built.control.clone()),
             host.clone(),
-        );
+            &config.nat.relays,
+        )?;
         task.wait_for_listeners(listeners, LISTEN_TIMEOUT).await?;
         task.bootstrap(&config.bootstrap);
         info!(

@@ -26,6 +26,7 @@ pub(crate) async fn start_mesh(
     let keypair = Keypair::generate_ed25519();
     let config = crate::MeshConfig {
         membership: self::member(&keypair, &[]).filter(|_| member),
+        nat: Default::default(),
         keypair,
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("a multiaddr")],
         announce: Vec::new(),

@@ -61,6 +61,7 @@ async fn start(bootstrap: Vec<Multiaddr>, tuning: MeshTuning) -> Mesh {
     let keypair = Keypair::generate_ed25519();
     let config = MeshConfig {
         membership: crate::testing::member(&keypair, &[]),
+        nat: Default::default(),
         keypair,
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
         announce: Vec::new(),

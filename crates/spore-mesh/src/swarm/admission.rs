@@ -50,9 +50,10 @@ impl SwarmTask {
 
     pub(super) fn on_admitted(&mut self, peer: PeerId) {
         // Only if it still is: a revocation may have come in since.
-        if self.members.admitted(&peer).is_none() {
+        let Some(admitted) = self.members.admitted(&peer) else {
             return;
-        }
+        };
+        self.listen_through_relay(peer, &admitted.roles);
         let addrs = self.identified.get(&peer).cloned().unwrap_or_default();
         let behaviour = self.swarm.behaviour_mut();
         for addr in &addrs {

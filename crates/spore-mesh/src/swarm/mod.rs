@@ -29,6 +29,7 @@ use crate::streams::Control;
 
 mod admission;
 mod names;
+mod nat;
 mod topics;
 
 pub(crate) enum Command {
@@ -124,6 +125,8 @@ pub(crate) struct SwarmTask {
     topics: HashMap<gossipsub::TopicHash, topics::Subscribed>,
     /// Told of the mesh names members send.
     host: Arc<dyn MeshHost>,
+    /// The relays this node listens through.
+    relays: nat::Relays,
 }
 
 impl SwarmTask {
@@ -134,7 +137,8 @@ impl SwarmTask {
         announce: Vec<Multiaddr>,
         (members, control): (Arc<Members>, Control),
         host: Arc<dyn MeshHost>,
-    ) -> Self {
+        relays: &[Multiaddr],
+    ) -> Result<Self, MeshError> {
         let mut task = SwarmTask {
             swarm,
             commands,
@@ -158,11 +162,12 @@ impl SwarmTask {
             chain_queries: ChainQueries::default(),
             topics: HashMap::new(),
             host,
+            relays: nat::Relays::new(relays)?,
         };
         if !task.announce.is_empty() {
             task.advertise_listen_addrs();
         }
-        task
+        Ok(task)
     }
 
     pub fn swarm_mut(&mut self) -> &mut Swarm<Behaviour> {
@@ -173,8 +178,15 @@ impl SwarmTask {
     /// fatal: an unreachable bootstrap peer shows up as a warning when its dial fails,
     /// and the peer book redials it until it answers.
     pub fn bootstrap(&mut self, addrs: &[Multiaddr]) {
+        // The relays are peers to keep like the bootstrap ones: a node behind a NAT is
+        // reachable only while it is connected to one.
+        let addrs: Vec<Multiaddr> = addrs
+            .iter()
+            .cloned()
+            .chain(self.relays.dial_addrs())
+            .collect();
         let mut kept = Vec::new();
-        for addr in addrs {
+        for addr in &addrs {
             let Some(Protocol::P2p(peer)) = addr.iter().last() else {
                 warn!(%addr, "bootstrap address has no /p2p/<peer id> suffix; dialing it without adding it to the DHT");
                 if let Err(e) = self.swarm.dial(addr.clone()) {
@@ -281,10 +293,14 @@ impl SwarmTask {
         match command {
             Command::ListenAddrs(reply) => {
                 let local = *self.swarm.local_peer_id();
+                // A relayed listen address already ends with this node's id.
                 let addrs = self
                     .swarm
                     .listeners()
-                    .map(|a| a.clone().with(Protocol::P2p(local)))
+                    .map(|a| match a.iter().last() {
+                        Some(Protocol::P2p(_)) => a.clone(),
+                        _ => a.clone().with(Protocol::P2p(local)),
+                    })
                     .collect();
                 let _ = reply.send(addrs);
             }
@@ -439,6 +455,18 @@ impl SwarmTask {
                 self.advertise_listen_addrs();
             }
             SwarmEvent::ExpiredListenAddr { .. } => self.advertise_listen_addrs(),
+            SwarmEvent::ListenerClosed { listener_id, .. } => {
+                self.on_listener_closed(listener_id);
+                self.advertise_listen_addrs();
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
+                self.on_relay_client(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => self.on_dcutr(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(event)) => self.on_autonat(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => {
+                debug!(?event, "relay service");
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 connection, result, ..
             })) => match result {

@@ -159,6 +159,8 @@ pub struct NodeSpec {
     /// The node's membership; by default, of the tests' mesh ([`test_mesh`]), serving
     /// the abilities it advertises.
     pub membership: Membership,
+    /// Relaying: none by default.
+    pub nat: spore_mesh::NatConfig,
 }
 
 /// The mesh the tests' nodes are members of.
@@ -189,6 +191,7 @@ impl Default for NodeSpec {
             abilities: Vec::new(),
             tuning: MeshTuning::default(),
             membership: Membership::Default,
+            nat: spore_mesh::NatConfig::default(),
         }
     }
 }
@@ -212,6 +215,7 @@ pub async fn start(spec: NodeSpec, host: Arc<dyn MeshHost>) -> Mesh {
         bootstrap: spec.bootstrap,
         mdns: false,
         abilities: spec.abilities,
+        nat: spec.nat,
     };
     Mesh::start_tuned(config, host, spec.tuning)
         .await

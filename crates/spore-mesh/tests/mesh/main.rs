@@ -6,6 +6,7 @@ mod common;
 mod dht;
 mod fetch;
 mod invoke;
+mod nat;
 mod partition;
 mod relay;
 mod start;

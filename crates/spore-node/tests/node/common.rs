@@ -68,6 +68,7 @@ impl TestNode {
             mdns: false,
             abilities,
             membership: Some(membership),
+            nat: Default::default(),
         };
         let mesh = rt.block_on(Mesh::start(config, host(&self.node))).unwrap();
         self.node.attach_mesh(mesh.clone(), rt.handle().clone());
