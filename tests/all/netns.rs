@@ -1,6 +1,7 @@
-//! Recovery on a real network (issue 13, item 5): three `spore node run` processes, each
-//! in a Linux network namespace of its own with its own address, joined by veth pairs to
-//! a bridge. One node's link is taken down in the middle of a call, then brought back.
+//! A real network (issue 13, items 4 and 5): three `spore node run` processes, each in
+//! a Linux network namespace of its own with its own address, joined by veth pairs to a
+//! bridge. One node's link is taken down in the middle of a call, then brought back; and
+//! an edge that listens on its own loopback only is called through a relay.
 //!
 //! The test makes the namespaces, links and bridge itself and removes them when it ends
 //! (also when it fails). Without the privilege to make them (not root, no `ip`), it says
@@ -188,18 +189,21 @@ fn a_link_cut_mid_call_fails_the_call_within_its_deadline_and_calls_succeed_soon
         &network.hosts[0].namespace,
         &network.hosts[0].address,
         &[],
+        &[],
     );
     let b = RunningNode::launch_in_namespace(
         homes.next().unwrap(),
         &network.hosts[1].namespace,
         &network.hosts[1].address,
         &[&a.listen],
+        &[],
     );
     let c = RunningNode::launch_in_namespace(
         homes.next().unwrap(),
         &network.hosts[2].namespace,
         &network.hosts[2].address,
         &[&a.listen],
+        &[],
     );
     let add = format!("{arith}:add");
     for (n, on) in [(1, &b), (2, &c)] {
@@ -277,4 +281,121 @@ fn a_link_cut_mid_call_fails_the_call_within_its_deadline_and_calls_succeed_soon
         recovered < RECOVERY_BOUND,
         "calls succeeded only {recovered:?} after the link was back"
     );
+}
+
+#[test]
+fn an_edge_that_no_one_can_dial_is_called_through_the_relay_and_shown_relayed() {
+    let Some(network) = Network::create(3) else {
+        return;
+    };
+    // R, on the bridge, relays; its certificate gives it the role.
+    let relay_home = Spore::new();
+    crate::test_mesh::join_with_roles(relay_home.home(), &["test", "relay"]);
+    let relay = RunningNode::launch_in_namespace(
+        relay_home,
+        &network.hosts[0].namespace,
+        &network.hosts[0].address,
+        &[],
+        &["--serve-relay"],
+    );
+    // The edge listens on its own loopback only: nothing outside its namespace can dial
+    // it. It binds kv, for callers of the tests' mesh.
+    let edge_home = Spore::new();
+    edge_home.write_config(&spore_node::config::default_config().replacen(
+        "[abilities.kv]\n",
+        "[abilities.kv]\ncallers = [\"role:test\"]\n",
+        1,
+    ));
+    let relay_addr = relay.listen.clone();
+    let edge = RunningNode::launch_in_namespace(
+        edge_home,
+        &network.hosts[1].namespace,
+        "127.0.0.1",
+        &[&relay_addr],
+        &["--relay", &relay_addr],
+    );
+    // The caller binds no kv, and cannot be dialled either: no hole can be punched, so
+    // the connection stays relayed.
+    let caller_home = Spore::new();
+    caller_home.write_config(&spore_node::config::default_config().replace(
+        "[abilities.kv]\nprovider = \"kv\"\nnamespace = \"default\"\nmax_value_bytes = \"1MiB\"\n",
+        "",
+    ));
+    caller_home.publish("visits", Some("visits"));
+    let caller = RunningNode::launch_in_namespace(
+        caller_home,
+        &network.hosts[2].namespace,
+        "127.0.0.1",
+        &[&relay_addr],
+        &[],
+    );
+
+    // `visits.hit` needs kv: it is placed on the edge, which fetches the module from
+    // the caller, all through the relay.
+    let started = Instant::now();
+    let report = loop {
+        let out = spore_in(
+            &network,
+            2,
+            &caller,
+            &[
+                "--json",
+                "invoke",
+                "visits.hit",
+                r#""home""#,
+                "--timeout",
+                "10s",
+            ],
+        );
+        if out.status.success() {
+            break serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
+        }
+        // The edge's relayed address reaches the DHT a moment after it starts.
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the call never reached the edge: {}\ncaller log:\n{}\nedge log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            caller.log(),
+            edge.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(report["result"], 1, "{report}");
+    let ran_on = report["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["step"].as_str().unwrap().starts_with("ran"))
+        .map(|step| step["node"].as_str().unwrap().to_owned());
+    assert_eq!(ran_on.as_deref(), Some(edge.peer_id.as_str()), "{report}");
+
+    // `spore node status` says the connection to the edge is relayed.
+    let out = spore_in(&network, 2, &caller, &["--json", "node", "status"]);
+    assert!(out.status.success(), "{out:?}");
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let peers = status["peers"].as_array().unwrap();
+    let to_edge = peers
+        .iter()
+        .find(|p| p["peer_id"] == edge.peer_id.as_str())
+        .unwrap_or_else(|| panic!("no edge in {status}"));
+    let connections = to_edge["connections"].as_array().unwrap();
+    assert!(
+        !connections.is_empty() && connections.iter().all(|c| c["relayed"] == true),
+        "{to_edge}"
+    );
+    let to_relay = peers
+        .iter()
+        .find(|p| p["peer_id"] == relay.peer_id.as_str())
+        .unwrap();
+    assert!(
+        to_relay["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["relayed"] == false),
+        "{to_relay}"
+    );
+    let text = spore_in(&network, 2, &caller, &["node", "status"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(" relayed "), "{text}");
 }

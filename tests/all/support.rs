@@ -351,29 +351,33 @@ impl RunningNode {
     }
 
     /// Starts a node of the test mesh inside the network namespace `namespace`,
-    /// listening on `address` (an IPv4 address there). Its API is on the namespace's
-    /// loopback: reach it with `ip netns exec` too.
+    /// listening on `listen` (an IPv4 address there: the namespace's own, or 127.0.0.1
+    /// for a node no one can dial), with `extra` arguments. Its API is on the
+    /// namespace's loopback: reach it with `ip netns exec` too.
     pub fn launch_in_namespace(
         spore: Spore,
         namespace: &str,
-        address: &str,
+        listen: &str,
         bootstrap: &[&str],
+        extra: &[&str],
     ) -> RunningNode {
         crate::test_mesh::join(spore.home());
         // `ip netns exec` execs the node: the child is the node itself.
         let mut command = Command::new("ip");
         command.args(["netns", "exec", namespace, env!("CARGO_BIN_EXE_spore")]);
-        let listen = format!("/ip4/{address}/tcp/0");
+        let listen_addr = format!("/ip4/{listen}/tcp/0");
         let log = std::fs::File::create(spore.home().join("stderr.log")).unwrap();
+        let mut args = vec!["--listen", listen_addr.as_str()];
+        args.extend(extra);
         node_run_args(
             &mut command,
             &spore,
             bootstrap,
-            &["--listen", &listen],
+            &args,
             "127.0.0.1:0",
             Stdio::from(log),
         );
-        Self::started(spore, command, &format!("/ip4/{address}/tcp/"))
+        Self::started(spore, command, &format!("/ip4/{listen}/tcp/"))
     }
 
     /// Spawns `command` (a `spore node run`) and waits for its node.json; `listen` is

@@ -20,13 +20,18 @@ pub fn key() -> SecretKey {
 /// Makes the node of `home` a member of the tests' mesh (with role `test`), unless it
 /// already holds a certificate.
 pub fn join(home: &Path) {
+    join_with_roles(home, &["test"]);
+}
+
+/// [`join`] with the certificate giving `roles`.
+pub fn join_with_roles(home: &Path, roles: &[&str]) {
     let home = Home::new(home);
     let store = TrustStore::new(&home);
     if store.certificate().unwrap().is_some() {
         return;
     }
     let identity = Identity::load_or_create(&home).unwrap();
-    let membership = Membership::admit(&key(), identity.keypair(), &["test"], SERVES).unwrap();
+    let membership = Membership::admit(&key(), identity.keypair(), roles, SERVES).unwrap();
     let now_ms = membership.certificate.body().issued_ms;
     store
         .install_certificate(
