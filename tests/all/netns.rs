@@ -39,17 +39,21 @@ impl Network {
     /// `count` namespaces on one bridge, or `None` (after saying why) where this process
     /// may not make them.
     fn create(count: usize) -> Option<Network> {
-        // Unique per test process, short enough for interface names (15 bytes).
-        let tag = format!("sp{}", std::process::id() % 100_000);
-        let subnet = format!("10.213.{}", std::process::id() % 250);
+        // Unique per test process and per network (the tests of one process run at
+        // once), short enough for interface names (15 bytes).
+        static NETWORKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NETWORKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("sp{}{n}", std::process::id() % 100_000);
+        let subnet = format!("10.{}.{}", 200 + n % 50, std::process::id() % 250);
         let bridge = format!("{tag}br");
-        if let Err(why) = ip(&["link", "add", &bridge, "type", "bridge"]) {
+        if let Some(why) = unprivileged() {
             eprintln!(
                 "\n==== SKIPPED: cannot make network namespaces here ({why}); run as root with \
-                 iproute2 to test recovery across real links ====\n"
+                 iproute2 to test recovery and relays across real links ====\n"
             );
             return None;
         }
+        ip(&["link", "add", &bridge, "type", "bridge"]).unwrap();
         let mut network = Network {
             bridge,
             hosts: Vec::new(),
@@ -107,6 +111,19 @@ impl Drop for Network {
             let _ = ip(&["netns", "del", &host.namespace]);
         }
         let _ = ip(&["link", "del", &self.bridge]);
+    }
+}
+
+/// Why this process cannot make namespaces, if it cannot: it is not root, or has no
+/// `ip`. Anything else that fails is the test's failure.
+fn unprivileged() -> Option<String> {
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some("not root".into());
+    }
+    match Command::new("ip").arg("-V").output() {
+        Ok(out) if out.status.success() => None,
+        _ => Some("no `ip` command (iproute2)".into()),
     }
 }
 
@@ -398,4 +415,114 @@ fn an_edge_that_no_one_can_dial_is_called_through_the_relay_and_shown_relayed() 
     let text = spore_in(&network, 2, &caller, &["node", "status"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains(" relayed "), "{text}");
+}
+
+#[test]
+fn a_relayed_connection_becomes_direct_when_the_edge_can_dial_its_caller() {
+    let Some(network) = Network::create(3) else {
+        return;
+    };
+    // R, on the bridge, relays; its certificate gives it the role.
+    let relay_home = Spore::new();
+    crate::test_mesh::join_with_roles(relay_home.home(), &["test", "relay"]);
+    let relay = RunningNode::launch_in_namespace(
+        relay_home,
+        &network.hosts[0].namespace,
+        &network.hosts[0].address,
+        &[],
+        &["--serve-relay"],
+    );
+    // The edge listens on its own loopback only: nothing outside its namespace can dial
+    // it. It binds kv, for callers of the tests' mesh.
+    let edge_home = Spore::new();
+    edge_home.write_config(&spore_node::config::default_config().replacen(
+        "[abilities.kv]\n",
+        "[abilities.kv]\ncallers = [\"role:test\"]\n",
+        1,
+    ));
+    let relay_addr = relay.listen.clone();
+    let edge = RunningNode::launch_in_namespace(
+        edge_home,
+        &network.hosts[1].namespace,
+        "127.0.0.1",
+        &[&relay_addr],
+        &["--relay", &relay_addr],
+    );
+    // The caller binds no kv, and listens on its bridge address: the edge can dial it.
+    let caller_home = Spore::new();
+    caller_home.write_config(&spore_node::config::default_config().replace(
+        "[abilities.kv]\nprovider = \"kv\"\nnamespace = \"default\"\nmax_value_bytes = \"1MiB\"\n",
+        "",
+    ));
+    caller_home.publish("visits", Some("visits"));
+    let caller = RunningNode::launch_in_namespace(
+        caller_home,
+        &network.hosts[2].namespace,
+        &network.hosts[2].address,
+        &[&relay_addr],
+        &[],
+    );
+
+    // `visits.hit` needs kv: it is placed on the edge, which fetches the module from
+    // the caller, all through the relay.
+    let started = Instant::now();
+    let report = loop {
+        let out = spore_in(
+            &network,
+            2,
+            &caller,
+            &[
+                "--json",
+                "invoke",
+                "visits.hit",
+                r#""home""#,
+                "--timeout",
+                "10s",
+            ],
+        );
+        if out.status.success() {
+            break serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
+        }
+        // The edge's relayed address reaches the DHT a moment after it starts.
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the call never reached the edge: {}\ncaller log:\n{}\nedge log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            caller.log(),
+            edge.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(report["result"], 1, "{report}");
+    let ran_on = report["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["step"].as_str().unwrap().starts_with("ran"))
+        .map(|step| step["node"].as_str().unwrap().to_owned());
+    assert_eq!(ran_on.as_deref(), Some(edge.peer_id.as_str()), "{report}");
+
+    // The edge, told the caller's address over the relay, dials it: a direct
+    // connection appears beside the relayed one (DCUtR), and calls use it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = spore_in(&network, 2, &caller, &["--json", "node", "status"]);
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let direct = status["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["peer_id"] == edge.peer_id.as_str())
+            .flat_map(|p| p["connections"].as_array().unwrap().clone())
+            .any(|c| c["relayed"] == false);
+        if direct {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no direct connection to the edge: {status}\nedge log:\n{}",
+            edge.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }

@@ -15,7 +15,7 @@ use crate::liveness::{DEAD_AFTER, PING_INTERVAL};
 use crate::membership::HELLO_PROTOCOL;
 use crate::record_store::SporeStore;
 use crate::wire::{FETCH_PROTOCOL, INVOKE_PROTOCOL};
-use crate::{MeshConfig, MeshError, MeshTuning, peers, streams};
+use crate::{MeshConfig, MeshError, MeshTuning, candidates, peers, streams};
 
 /// spore's own Kademlia protocol keeps its DHT apart from IPFS's public one.
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/kad/1");
@@ -64,6 +64,8 @@ pub(crate) struct Behaviour {
     pub relay_client: relay::client::Behaviour,
     pub dcutr: dcutr::Behaviour,
     pub autonat: autonat::Behaviour,
+    /// Confirms this node's direct addresses, telling `dcutr` of them first.
+    pub candidates: candidates::Behaviour,
 }
 
 /// The swarm, with the handles to its stream protocols.
@@ -141,6 +143,7 @@ pub(crate) fn build_swarm(config: &MeshConfig, tuning: &MeshTuning) -> Result<Bu
                 relay_client,
                 dcutr: dcutr::Behaviour::new(peer_id),
                 autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
+                candidates: candidates::Behaviour::default(),
             })
         })
         .map_err(|e| transport_error(&e))?

@@ -33,6 +33,10 @@ struct Open {
     peer: PeerId,
     remote: Multiaddr,
     dialed: bool,
+    /// Through a relay: the dialed address, or for a connection the relay brought in,
+    /// the local (circuit) address, says so; the remote address of the latter is only
+    /// the peer's `/p2p/` id.
+    relayed: bool,
     since: Instant,
     round_trip: Option<Duration>,
 }
@@ -48,6 +52,7 @@ impl Connections {
             peer,
             remote: endpoint.get_remote_address().clone(),
             dialed: endpoint.is_dialer(),
+            relayed: endpoint.is_relayed(),
             since: Instant::now(),
             round_trip: None,
         };
@@ -64,6 +69,12 @@ impl Connections {
         self.open.remove(&connection);
     }
 
+    /// Whether every open connection to `peer` goes through a relay (and there is one).
+    pub fn only_relayed(&self, peer: &PeerId) -> bool {
+        let mut to_peer = self.open.values().filter(|open| open.peer == *peer);
+        to_peer.clone().next().is_some() && to_peer.all(|open| open.relayed)
+    }
+
     /// Every open connection, by peer and then oldest first.
     pub fn list(&self) -> Vec<PeerConnection> {
         let now = Instant::now();
@@ -75,7 +86,7 @@ impl Connections {
                     peer: open.peer,
                     remote: open.remote.clone(),
                     dialed: open.dialed,
-                    relayed: is_relayed(&open.remote),
+                    relayed: open.relayed,
                     open_for: now.saturating_duration_since(open.since),
                     round_trip: open.round_trip,
                 };
@@ -89,7 +100,7 @@ impl Connections {
     }
 }
 
-fn is_relayed(addr: &Multiaddr) -> bool {
+pub(crate) fn is_relayed(addr: &Multiaddr) -> bool {
     addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
 }
 
@@ -136,5 +147,25 @@ mod tests {
             &dialer(&addr),
         );
         assert!(table.list()[0].relayed);
+    }
+
+    #[test]
+    fn a_connection_a_relay_brought_in_is_marked_relayed() {
+        // Its remote address is only the peer's id; its local one is the circuit.
+        let mut table = Connections::default();
+        let (relay, peer) = (PeerId::random(), PeerId::random());
+        table.opened(
+            ConnectionId::new_unchecked(3),
+            peer,
+            &ConnectedPoint::Listener {
+                local_addr: format!("/ip4/10.0.0.9/tcp/4001/p2p/{relay}/p2p-circuit")
+                    .parse()
+                    .unwrap(),
+                send_back_addr: format!("/p2p/{peer}").parse().unwrap(),
+            },
+        );
+        assert!(table.list()[0].relayed);
+        assert!(table.only_relayed(&peer));
+        assert!(!table.only_relayed(&relay));
     }
 }

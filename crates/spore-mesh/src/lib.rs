@@ -29,6 +29,7 @@
 //! invocations peers send.
 
 mod behaviour;
+mod candidates;
 mod connections;
 mod discovery;
 mod error;

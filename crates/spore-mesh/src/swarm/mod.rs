@@ -553,7 +553,14 @@ impl SwarmTask {
             self.swarm.remove_external_address(&addr);
         }
         for addr in wanted {
-            self.swarm.add_external_address(addr);
+            let new = !self.swarm.external_addresses().any(|a| *a == addr);
+            let relayed = addr.iter().any(|p| matches!(p, Protocol::P2pCircuit));
+            if new && !relayed && !is_loopback(&addr) {
+                // A candidate first, for hole punching (`crate::candidates`).
+                self.swarm.behaviour_mut().candidates.confirm(addr);
+            } else {
+                self.swarm.add_external_address(addr);
+            }
         }
     }
 
@@ -569,6 +576,12 @@ impl SwarmTask {
             .into_iter()
             .filter(|addr| remote_is_loopback || !is_loopback(addr))
             .collect();
+        let direct: Vec<Multiaddr> = reachable
+            .iter()
+            .filter(|addr| !crate::connections::is_relayed(addr))
+            .cloned()
+            .collect();
+        self.dial_direct_if_relayed(peer, &direct);
         self.identified.insert(peer, reachable);
         if self.members.admitted(&peer).is_some() {
             self.on_admitted(peer);

@@ -1,12 +1,13 @@
 //! Reachability for nodes that cannot be dialled: listening through the relays the
-//! mesh's certificates allow (circuit relay v2), hole punching to turn a relayed
-//! connection into a direct one (DCUtR), and AutoNAT's verdict on whether this node can
-//! be dialled at all.
+//! mesh's certificates allow (circuit relay v2), turning a relayed connection into a
+//! direct one (dialling a peer that can be dialled; DCUtR's hole punch between two that
+//! cannot), and AutoNAT's verdict on whether this node can be dialled at all.
 
 use std::collections::HashMap;
 
 use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId, autonat, dcutr, relay};
 use tracing::{debug, info, warn};
 
@@ -99,6 +100,25 @@ impl SwarmTask {
             {
                 self.listen_through_relay(relay, &admitted.roles);
             }
+        }
+    }
+
+    /// `peer` told its listen addresses (`direct`: those this node could dial, relayed
+    /// ones left out). When this node reaches it only through a relay, it dials them:
+    /// a node behind a NAT can dial out to a peer that can be dialled, and DCUtR's hole
+    /// punch, made for two nodes behind NATs, would make both ends of such a connection
+    /// wait for the other's handshake.
+    pub(super) fn dial_direct_if_relayed(&mut self, peer: PeerId, direct: &[Multiaddr]) {
+        if direct.is_empty() || !self.connections.only_relayed(&peer) {
+            return;
+        }
+        debug!(%peer, ?direct, "reached only through a relay; dialling it directly");
+        let dial = DialOpts::peer_id(peer)
+            .addresses(direct.to_vec())
+            .condition(PeerCondition::Always)
+            .build();
+        if let Err(e) = self.swarm.dial(dial) {
+            debug!(%peer, "cannot dial it directly: {e}");
         }
     }
 
