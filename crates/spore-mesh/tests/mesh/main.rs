@@ -9,5 +9,6 @@ mod invoke;
 mod nat;
 mod partition;
 mod relay;
+mod scale;
 mod start;
 mod trust;
