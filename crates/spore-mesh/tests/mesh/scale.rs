@@ -94,12 +94,16 @@ async fn scale_a_hundred_nodes_fetch_and_place_calls_through_churn() {
 
     // Blobs held by nodes that stay (every tenth serves gpu and never leaves either).
     let mut blobs = Vec::new();
+    let mut announcing = Vec::new();
     for b in 0..20 {
         let holder = (b * 7 + 3) % nodes_wanted;
         let hash = hosts[holder].insert(blob(64 << 10, b as u64));
-        nodes[holder].as_ref().unwrap().announce(hash).await;
+        // At once: each waits for its provider record to be offered (up to 30 s).
+        announcing.push(nodes[holder].as_ref().unwrap().announce(hash));
         blobs.push((hash, holder));
     }
+    futures::future::join_all(announcing).await;
+    eprintln!("20 blobs announced at {:?}", started.elapsed());
     let stays = |i: usize| i.is_multiple_of(10) || blobs.iter().any(|(_, h)| *h == i) || i == 0;
 
     // A fifth of the nodes leave during the run, one by one, and as many join.
@@ -117,9 +121,15 @@ async fn scale_a_hundred_nodes_fetch_and_place_calls_through_churn() {
     let mut invoke_times = Vec::new();
     let mut invoke_failures = Vec::new();
     let rounds = churn.max(1);
-    let fetches_per_round = 10;
-    let invokes_per_round = 50;
+    let fetches_per_round = 5;
+    let invokes_per_round = 25;
     for round in 0..rounds {
+        eprintln!(
+            "round {round} at {:?}: fetched {fetch_ok} ({} failed), invoked {invoke_ok} ({} failed)",
+            started.elapsed(),
+            fetch_failures.len(),
+            invoke_failures.len()
+        );
         // One leaves (its connections close), one joins through a random live node.
         if let Some(&leaving) = leave_order.get(round)
             && let Some(mesh) = nodes[leaving].take()
@@ -155,7 +165,10 @@ async fn scale_a_hundred_nodes_fetch_and_place_calls_through_churn() {
                     fetch_times.push(t.elapsed());
                 }
                 Ok(_) => fetch_failures.push("wrong bytes".to_owned()),
-                Err(e) => fetch_failures.push(e.to_string()),
+                Err(e) => {
+                    eprintln!("  fetch failed after {:?}: {e}", t.elapsed());
+                    fetch_failures.push(e.to_string())
+                }
             }
         }
         for n in 0..invokes_per_round {
@@ -192,7 +205,10 @@ async fn scale_a_hundred_nodes_fetch_and_place_calls_through_churn() {
                     invoke_ok += 1;
                     invoke_times.push(t.elapsed());
                 }
-                Err(e) => invoke_failures.push(e),
+                Err(e) => {
+                    eprintln!("  placed invoke failed after {:?}: {e}", t.elapsed());
+                    invoke_failures.push(e)
+                }
             }
         }
     }
