@@ -23,6 +23,7 @@ mod mesh_names;
 mod metrics;
 mod names;
 mod new;
+mod placement;
 mod publish;
 mod rejoin;
 mod reproducible;

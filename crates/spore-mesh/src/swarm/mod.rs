@@ -80,8 +80,12 @@ pub(crate) enum Command {
         message: ciborium::Value,
         reply: oneshot::Sender<Result<(), crate::MeshError>>,
     },
-    /// Connect to the peer if no connection is open or being opened (to have it judged).
-    Dial(PeerId),
+    /// Connect to the peer if no connection is open or being opened (to have it judged);
+    /// `connected` is told when a connection is open, or why none could be.
+    Dial {
+        peer: PeerId,
+        connected: oneshot::Sender<Result<(), String>>,
+    },
     /// The peer was admitted: route to it and keep it.
     Admitted(PeerId),
     /// The peer was not admitted, or no longer is: disconnect and forget it.
@@ -109,6 +113,8 @@ pub(crate) struct SwarmTask {
     /// loopback listen addresses can be ours to dial.
     remote_addrs: HashMap<PeerId, Multiaddr>,
     provide_waiters: HashMap<kad::QueryId, oneshot::Sender<()>>,
+    /// Who waits for a connection to each peer being dialed (`Command::Dial`).
+    dial_waiters: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
     republished: bool,
     topic: gossipsub::IdentTopic,
     members: Arc<Members>,
@@ -148,6 +154,7 @@ impl SwarmTask {
             connections: Connections::default(),
             remote_addrs: HashMap::new(),
             provide_waiters: HashMap::new(),
+            dial_waiters: HashMap::new(),
             republished: false,
             topic: gossipsub::IdentTopic::new(GOSSIP_TOPIC),
             members,
@@ -325,16 +332,7 @@ impl SwarmTask {
             Command::Hints { hash, reply } => {
                 let _ = reply.send(self.hints.get(&hash));
             }
-            Command::Dial(peer) => {
-                if !self.swarm.is_connected(&peer) {
-                    let dial = DialOpts::peer_id(peer)
-                        .condition(PeerCondition::DisconnectedAndNotDialing)
-                        .build();
-                    if let Err(e) = self.swarm.dial(dial) {
-                        debug!(%peer, "cannot dial the peer: {e}");
-                    }
-                }
-            }
+            Command::Dial { peer, connected } => self.dial(peer, connected),
             Command::PublishChain(chain) => self.publish_chain(chain),
             Command::SubscribeTopic { topic, deliver } => self.subscribe_topic(topic, deliver),
             Command::PublishTopic {
@@ -460,6 +458,9 @@ impl SwarmTask {
                 if num_established.get() == 1 {
                     self.greet(peer_id);
                 }
+                for waiter in self.dial_waiters.remove(&peer_id).unwrap_or_default() {
+                    let _ = waiter.send(Ok(()));
+                }
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
                 self.liveness.opened(connection_id, peer_id, Instant::now());
                 self.connections.opened(connection_id, peer_id, &endpoint);
@@ -488,6 +489,11 @@ impl SwarmTask {
                 error,
                 ..
             } => {
+                if !self.swarm.is_connected(&peer) {
+                    for waiter in self.dial_waiters.remove(&peer).unwrap_or_default() {
+                        let _ = waiter.send(Err(error.to_string()));
+                    }
+                }
                 if self.bootstrap_peers.contains(&peer) && self.warned_unreachable.insert(peer) {
                     warn!(%peer, "bootstrap peer is unreachable (retrying): {error}");
                 } else {
