@@ -270,6 +270,8 @@ impl Mesh {
             }
         };
         let verdict = tokio::select! {
+            // A verdict already given (a refusal, say) is the answer, dial or not.
+            biased;
             verdict = self.inner.members.verdict(&peer, wait) => verdict,
             reason = unreachable => return Err(MeshError::Unreachable { peer, reason }),
         };

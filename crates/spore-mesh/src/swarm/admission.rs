@@ -53,20 +53,24 @@ impl SwarmTask {
     }
 
     /// Dials `peer` unless it is connected; `connected` is told once a connection is
-    /// open, or why none could be.
+    /// open, or why this dial failed. It is a dial of its own even when another is in
+    /// progress: that one may have been made into a partition since healed.
     pub(super) fn dial(&mut self, peer: PeerId, connected: oneshot::Sender<Result<(), String>>) {
         if self.swarm.is_connected(&peer) {
             let _ = connected.send(Ok(()));
             return;
         }
         let dial = DialOpts::peer_id(peer)
-            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .condition(PeerCondition::Disconnected)
             .build();
+        let id = dial.connection_id();
         match self.swarm.dial(dial) {
-            // Already being dialed: that dial's outcome is this one's.
-            Ok(()) | Err(DialError::DialPeerConditionFalse(_)) => {
-                self.dial_waiters.entry(peer).or_default().push(connected);
+            Ok(()) => {
+                self.dial_waiters.insert(id, (peer, connected));
             }
+            // No address to dial: only a verdict can come now (a peer refused on its
+            // hello is forgotten), so `connected` is dropped and the caller waits for it.
+            Err(DialError::NoAddresses) => debug!(%peer, "no address to dial the peer at"),
             Err(e) => {
                 debug!(%peer, "cannot dial the peer: {e}");
                 let _ = connected.send(Err(e.to_string()));

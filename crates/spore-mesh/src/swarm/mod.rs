@@ -10,8 +10,8 @@ use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
 use libp2p::kad::store::RecordStore;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns, ping};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
@@ -113,8 +113,8 @@ pub(crate) struct SwarmTask {
     /// loopback listen addresses can be ours to dial.
     remote_addrs: HashMap<PeerId, Multiaddr>,
     provide_waiters: HashMap<kad::QueryId, oneshot::Sender<()>>,
-    /// Who waits for a connection to each peer being dialed (`Command::Dial`).
-    dial_waiters: HashMap<PeerId, Vec<oneshot::Sender<Result<(), String>>>>,
+    /// Who waits for each dial of `Command::Dial`, and the peer dialed.
+    dial_waiters: HashMap<ConnectionId, (PeerId, oneshot::Sender<Result<(), String>>)>,
     republished: bool,
     topic: gossipsub::IdentTopic,
     members: Arc<Members>,
@@ -458,8 +458,14 @@ impl SwarmTask {
                 if num_established.get() == 1 {
                     self.greet(peer_id);
                 }
-                for waiter in self.dial_waiters.remove(&peer_id).unwrap_or_default() {
-                    let _ = waiter.send(Ok(()));
+                let dialed: Vec<ConnectionId> = (self.dial_waiters.iter())
+                    .filter(|(_, (peer, _))| *peer == peer_id)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in dialed {
+                    if let Some((_, waiter)) = self.dial_waiters.remove(&id) {
+                        let _ = waiter.send(Ok(()));
+                    }
                 }
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
                 self.liveness.opened(connection_id, peer_id, Instant::now());
@@ -486,13 +492,15 @@ impl SwarmTask {
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
+                connection_id,
                 error,
-                ..
             } => {
-                if !self.swarm.is_connected(&peer) {
-                    for waiter in self.dial_waiters.remove(&peer).unwrap_or_default() {
-                        let _ = waiter.send(Err(error.to_string()));
-                    }
+                if let Some((_, waiter)) = self.dial_waiters.remove(&connection_id) {
+                    let outcome = match self.swarm.is_connected(&peer) {
+                        true => Ok(()),
+                        false => Err(error.to_string()),
+                    };
+                    let _ = waiter.send(outcome);
                 }
                 if self.bootstrap_peers.contains(&peer) && self.warned_unreachable.insert(peer) {
                     warn!(%peer, "bootstrap peer is unreachable (retrying): {error}");
