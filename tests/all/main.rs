@@ -24,6 +24,7 @@ mod metrics;
 mod names;
 mod netns;
 mod new;
+mod placement;
 mod publish;
 mod rejoin;
 mod reproducible;

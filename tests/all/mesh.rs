@@ -13,7 +13,7 @@ fn hash_of(module: &str) -> String {
         .to_string()
 }
 
-fn steps(report: &serde_json::Value) -> Vec<String> {
+pub(crate) fn steps(report: &serde_json::Value) -> Vec<String> {
     report["path"]
         .as_array()
         .unwrap()
@@ -334,19 +334,28 @@ fn a_node_in_no_mesh_says_so_and_no_member_serves_it() {
 /// A cloud node that serves its kv to the mesh's members with role `test` (every test
 /// node), and an edge that binds no kv, bootstrapped to it.
 pub(crate) fn cloud_and_edge() -> (RunningNode, RunningNode) {
-    let cloud_home = Spore::new();
-    cloud_home.write_config(&spore_node::config::default_config().replacen(
+    let cloud = kv_server(&[]);
+    let edge = RunningNode::start_with(edge_without_kv(), &[&cloud]);
+    (cloud, edge)
+}
+
+/// A node that serves its kv to the mesh's members with role `test` (every test node).
+pub(crate) fn kv_server(bootstrap: &[&RunningNode]) -> RunningNode {
+    let home = Spore::new();
+    home.write_config(&spore_node::config::default_config().replacen(
         "[abilities.kv]\n",
         "[abilities.kv]\ncallers = [\"role:test\"]\n",
         1,
     ));
-    let cloud = RunningNode::start_with(cloud_home, &[]);
-    // The edge binds no kv.
-    let edge_home = Spore::new();
-    edge_home.write_config(&spore_node::config::default_config().replace(
+    RunningNode::start_with(home, bootstrap)
+}
+
+/// A home whose configuration binds no kv, so that its node places kv calls on peers.
+pub(crate) fn edge_without_kv() -> Spore {
+    let home = Spore::new();
+    home.write_config(&spore_node::config::default_config().replace(
         "[abilities.kv]\nprovider = \"kv\"\nnamespace = \"default\"\nmax_value_bytes = \"1MiB\"\n",
         "",
     ));
-    let edge = RunningNode::start_with(edge_home, &[&cloud]);
-    (cloud, edge)
+    home
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::support::{RunningNode, Spore};
 
 /// The value of the sample `name{labels}` in the exposition `text`.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }

@@ -428,6 +428,25 @@ impl RunningNode {
         )
     }
 
+    /// What the node's `/metrics` says now.
+    pub fn metrics(&self) -> String {
+        ureq::get(format!("http://{}/metrics", self.api))
+            .header("authorization", self.spore.api_authorization())
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap()
+    }
+
+    /// Whether `spore node status` lists an open connection to `peer`.
+    pub fn connected_to(&self, peer: &str) -> bool {
+        let status = self.spore.run(&["--json", "node", "status"]).json();
+        status["peers"].as_array().unwrap().iter().any(|p| {
+            p["peer_id"] == peer && p["connections"].as_array().is_some_and(|c| !c.is_empty())
+        })
+    }
+
     /// The port of [`RunningNode::listen`].
     pub fn tcp_port(&self) -> u16 {
         self.listen.split('/').nth(4).unwrap().parse().unwrap()

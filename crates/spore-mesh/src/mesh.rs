@@ -257,11 +257,26 @@ impl Mesh {
         if let Some(admitted) = self.inner.members.admitted(&peer) {
             return Ok(admitted);
         }
-        self.send(Command::Dial(peer)).await?;
+        let (connected, dialed) = oneshot::channel();
+        self.send(Command::Dial { peer, connected }).await?;
         let wait = deadline
             .saturating_duration_since(Instant::now())
             .min(HELLO_TIMEOUT);
-        match self.inner.members.verdict(&peer, wait).await {
+        // A peer that cannot be connected to fails at once, not at the deadline: a dead
+        // provider's record would otherwise hold every lookup that finds it.
+        let unreachable = async {
+            match dialed.await {
+                Ok(Err(reason)) => reason,
+                _ => std::future::pending().await,
+            }
+        };
+        let verdict = tokio::select! {
+            // A verdict already given (a refusal, say) is the answer, dial or not.
+            biased;
+            verdict = self.inner.members.verdict(&peer, wait) => verdict,
+            reason = unreachable => return Err(MeshError::Unreachable { peer, reason }),
+        };
+        match verdict {
             Ok(admitted) => Ok(admitted),
             Err(Some(why)) => Err(MeshError::NotAdmitted { peer, why }),
             // No verdict: most often no connection at all.

@@ -21,6 +21,7 @@ pub mod metrics;
 mod node;
 mod peer_limits;
 mod placement;
+mod placement_cache;
 pub mod routes;
 pub mod schedules;
 mod size;

@@ -34,6 +34,11 @@ struct AbilityLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: String,
     status: u16,
@@ -52,6 +57,7 @@ pub struct Metrics {
     members: Gauge,
     in_flight: Gauge<i64, AtomicI64>,
     provider_restarts: Family<AbilityLabel, Counter>,
+    placement_lookups: Family<SourceLabel, Counter>,
     /// What is kept per function: its label formatted once and its series, so that a
     /// call costs a map lookup and no text; its counts, for `spore node status`.
     by_function: Mutex<HashMap<FunctionRef, PerFunction>>,
@@ -154,8 +160,15 @@ impl Default for Metrics {
             "Restarts of provider processes, by the ability they serve",
             provider_restarts.clone(),
         );
+        let placement_lookups = Family::<SourceLabel, Counter>::default();
+        registry.register(
+            "placement_lookups",
+            "Lookups of the peers serving a placed call's abilities, by source (cache, dht)",
+            placement_lookups.clone(),
+        );
         Metrics {
             in_flight,
+            placement_lookups,
             provider_restarts,
             by_function: Mutex::default(),
             registry,
@@ -265,6 +278,14 @@ impl Metrics {
 
     /// A response of the HTTP route `route` (`GET /orders/{id}`; `none` when no route
     /// took the request).
+    /// A placed call's peers were looked up: in the placement cache or the DHT.
+    pub(crate) fn placement_lookup(&self, cached: bool) {
+        let source = if cached { "cache" } else { "dht" };
+        self.placement_lookups
+            .get_or_create(&SourceLabel { source })
+            .inc();
+    }
+
     pub fn http_response(&self, route: &str, status: u16) {
         self.http_responses
             .get_or_create(&RouteLabels {

@@ -26,6 +26,9 @@ pub struct Node {
     pub(crate) bindings: Arc<Bindings>,
     shapes: Shapes,
     pub(crate) mesh: std::sync::OnceLock<crate::placement::MeshLink>,
+    /// Who serves which abilities and who holds which module compiled, as placement
+    /// last found them.
+    pub(crate) placements: crate::placement_cache::PlacementCache,
     /// What each peer's forwarded calls may still cost here.
     pub(crate) peer_limits: Arc<crate::peer_limits::PeerLimits>,
     /// The mesh names held, and whose are believed.
@@ -158,6 +161,7 @@ impl Node {
             config.names.clone(),
             binding_publishers,
         )?;
+        let placements = crate::placement_cache::PlacementCache::new(config.placement_cache_ttl);
         let node = Arc::new(Node {
             home,
             shapes: bindings::shapes(&config),
@@ -166,6 +170,7 @@ impl Node {
             config,
             bindings,
             mesh: std::sync::OnceLock::new(),
+            placements,
             peer_limits,
             mesh_names,
             metrics: crate::metrics::Metrics::default(),

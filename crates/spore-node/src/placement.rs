@@ -205,12 +205,39 @@ impl Node {
             ));
         }
         let needed: Vec<String> = needed.into_iter().map(str::to_owned).collect();
-        let peers = match pinned_elsewhere {
-            Some(peer) => vec![peer],
-            None => self.find_peers(link, &request, &needed, &missing, path)?,
-        };
         let retry = reach.is_empty();
-        self.forward(link, request, peers, retry, path)
+        // The peer's spans continue this call's (the span `call_in` entered).
+        let parent_span =
+            crate::trace_bridge::get().and_then(|bridge| bridge.span_id(&tracing::Span::current()));
+        let request = CallRequest {
+            hops: request.hops + 1,
+            parent_span,
+            ..request
+        };
+        if let Some(peer) = pinned_elsewhere {
+            let pinned = [peer];
+            return self
+                .forward(link, &request, Peers::Given(&pinned), &[], retry, path)
+                .done();
+        }
+        let found = self.find_peers(link, &request, &needed, &missing, Lookup::CacheFirst, path)?;
+        let peers = if found.cached {
+            Peers::Remembered(&found.peers)
+        } else {
+            Peers::Given(&found.peers)
+        };
+        match self.forward(link, &request, peers, &needed, retry, path) {
+            // A remembered peer failed before the call reached it: nothing ran, so the
+            // call may go to whoever serves the abilities now.
+            Forwarded::Unsent(_) if found.cached => {
+                let found =
+                    self.find_peers(link, &request, &needed, &missing, Lookup::Dht, path)?;
+                let peers = Peers::Given(&found.peers);
+                self.forward(link, &request, peers, &needed, retry, path)
+                    .done()
+            }
+            forwarded => forwarded.done(),
+        }
     }
 
     /// The peer a call is pinned to, which only a node on a mesh can reach.
@@ -233,28 +260,59 @@ impl Node {
         Ok(peer)
     }
 
-    /// Peers that advertise every ability in `needed`.
+    /// Peers that advertise every ability in `needed`: those remembered, unless asked
+    /// for a fresh lookup or they are older than the cache's TTL, else the DHT's answer.
+    /// Peers known to hold the module compiled come first.
     fn find_peers(
         &self,
         link: &MeshLink,
         request: &CallRequest,
         needed: &[String],
         missing: &[String],
+        lookup: Lookup,
         path: &mut Path,
-    ) -> Result<Vec<PeerId>, NodeError> {
+    ) -> Result<FoundPeers, NodeError> {
         let started = Instant::now();
-        let deadline = tokio::time::Instant::from_std(request.deadline);
-        let peers = link
-            .block_on(link.mesh.find_ability_peers(needed, deadline))
-            .map_err(NodeError::from)?;
-        path.push(self.step(
-            started,
-            format!(
-                "needs {} (not bound here): found {} peer(s) advertising them",
-                missing.join(", "),
-                peers.len()
-            ),
-        ));
+        let remembered = match lookup {
+            Lookup::CacheFirst => self.placements.serving(needed, started),
+            Lookup::Dht => None,
+        };
+        let cached = remembered.as_ref().map(|remembered| remembered.age);
+        let mut peers = match remembered {
+            Some(remembered) => remembered.peers,
+            None => {
+                let deadline = tokio::time::Instant::from_std(request.deadline);
+                let span = tracing::info_span!("find_ability_peers", abilities = ?needed);
+                let peers = span
+                    .in_scope(|| link.block_on(link.mesh.find_ability_peers(needed, deadline)))
+                    .map_err(NodeError::from)?;
+                self.placements.found(needed, &peers, Instant::now());
+                peers
+            }
+        };
+        self.metrics.placement_lookup(cached.is_some());
+        let module = request.function.module;
+        let compiled = self
+            .placements
+            .prefer_compiled(&module, &mut peers, Instant::now());
+        tracing::debug!(abilities = ?needed, ?peers, ?cached, ?compiled, "peers for a placed call");
+        let mut step = format!(
+            "needs {} (not bound here): found {} peer(s) advertising them",
+            missing.join(", "),
+            peers.len()
+        );
+        if let Some(age) = cached {
+            step.push_str(&format!(" (cached, {:.1} s old)", age.as_secs_f64()));
+        }
+        if !compiled.is_empty() {
+            let compiled: Vec<String> = compiled.iter().map(ToString::to_string).collect();
+            step.push_str(&format!(
+                "; {} already ran {}",
+                compiled.join(", "),
+                module.short(12)
+            ));
+        }
+        path.push(self.step(started, step));
         if peers.is_empty() {
             return Err(NodeError::placement(
                 ErrorKind::Unbound,
@@ -265,43 +323,73 @@ impl Node {
                 ),
             ));
         }
-        Ok(peers)
+        Ok(FoundPeers {
+            peers,
+            cached: cached.is_some(),
+        })
     }
 
-    /// Sends `request` to the first of `peers` that answers. A function that can reach
-    /// no ability may be retried on the next peer; any other may already have acted, so
-    /// it is never sent twice.
+    /// Sends `request` to the first of `peers` that is admitted, granted every ability
+    /// in `grants`, and answers. A function that can reach no ability may be retried on
+    /// the next peer; any other may already have acted, so it is never sent twice. A
+    /// peer that cannot be reached, or no longer serves the abilities, is forgotten by
+    /// the placement cache; if it was remembered, so are the others found with it, and
+    /// forwarding stops there for the caller to look the peers up again.
     fn forward(
         &self,
         link: &MeshLink,
-        request: CallRequest,
-        peers: Vec<PeerId>,
+        request: &CallRequest,
+        peers: Peers<'_>,
+        grants: &[String],
         retry: bool,
         path: &mut Path,
-    ) -> Result<Outcome, NodeError> {
-        let function = request.function.clone();
-        // The peer's spans continue this call's (the span `call_in` entered).
-        let parent_span =
-            crate::trace_bridge::get().and_then(|bridge| bridge.span_id(&tracing::Span::current()));
-        let request = CallRequest {
-            hops: request.hops + 1,
-            parent_span,
-            ..request
-        };
+    ) -> Forwarded {
+        let function = &request.function;
         let mut last_error = None;
-        for peer in peers {
+        let mut sent = false;
+        let (list, remembered) = match peers {
+            Peers::Given(list) => (list, false),
+            Peers::Remembered(list) => (list, true),
+        };
+        for &peer in list {
             let started = Instant::now();
-            match link.block_on(link.mesh.invoke(peer, &request)) {
+            // Judged again at every use: a remembered peer may have been revoked since.
+            if let Err(error) = self.admitted_for(link, peer, grants, request.deadline) {
+                path.push(self.step(started, format!("not forwarding to {peer}: {error}")));
+                if error.kind() != ErrorKind::Timeout {
+                    self.placements.forget(&peer);
+                }
+                last_error = Some(error);
+                if remembered {
+                    break;
+                }
+                continue;
+            }
+            sent = true;
+            match link.block_on(link.mesh.invoke(peer, request)) {
                 Ok(InvokeResponse {
                     result,
                     path: remote,
                 }) => {
                     path.push(self.step(started, format!("forwarded {function} to {peer}")));
                     path.extend(remote);
-                    return remote_outcome(&function, peer, result);
+                    match &result {
+                        // It ran there, so it is compiled there.
+                        Ok(returned) if returned.stats.is_some() => {
+                            self.placements.ran(function.module, peer, Instant::now());
+                        }
+                        Err(failure) if failure.kind == ErrorKind::Unbound => {
+                            self.placements.forget(&peer);
+                        }
+                        _ => {}
+                    }
+                    return Forwarded::Done(remote_outcome(function, peer, result));
                 }
                 Err(error) => {
                     path.push(self.step(started, format!("forwarding to {peer} failed: {error}")));
+                    if error.kind() != ErrorKind::Timeout {
+                        self.placements.forget(&peer);
+                    }
                     last_error = Some(NodeError::from(error));
                     if !retry {
                         break;
@@ -309,7 +397,33 @@ impl Node {
                 }
             }
         }
-        Err(last_error.expect("placement tries at least one peer"))
+        let error = last_error.expect("placement tries at least one peer");
+        if sent {
+            Forwarded::Done(Err(error))
+        } else {
+            Forwarded::Unsent(error)
+        }
+    }
+
+    /// Whether `peer` is admitted to the mesh (connecting to it if need be) and its
+    /// certificate grants it every ability in `grants`.
+    fn admitted_for(
+        &self,
+        link: &MeshLink,
+        peer: PeerId,
+        grants: &[String],
+        deadline: Instant,
+    ) -> Result<(), NodeError> {
+        let admitted = link
+            .block_on(link.mesh.admit(peer, deadline.into()))
+            .map_err(NodeError::from)?;
+        match grants.iter().find(|ability| !admitted.serves(ability)) {
+            None => Ok(()),
+            Some(ability) => Err(NodeError::placement(
+                ErrorKind::NotAllowed,
+                format!("its certificate no longer grants it {ability}"),
+            )),
+        }
     }
 
     /// Makes sure module `hash` is here, fetching it from the mesh by `deadline` if not.
@@ -356,6 +470,47 @@ impl Node {
             async move { mesh.announce(hash).await }
         });
         Ok(())
+    }
+}
+
+/// Where [`Node::find_peers`] looks first.
+#[derive(Clone, Copy)]
+enum Lookup {
+    /// The placement cache, then the DHT.
+    CacheFirst,
+    /// The DHT only: what was remembered failed.
+    Dht,
+}
+
+/// The peers [`Node::forward`] tries, in order.
+#[derive(Clone, Copy)]
+enum Peers<'a> {
+    /// Just found, or the one a call is pinned to.
+    Given(&'a [PeerId]),
+    /// From the placement cache.
+    Remembered(&'a [PeerId]),
+}
+
+/// Peers to forward a call to, and whether they came from the cache.
+struct FoundPeers {
+    peers: Vec<PeerId>,
+    cached: bool,
+}
+
+/// What forwarding a call came to.
+enum Forwarded {
+    /// An answer, or a failure after the call was sent to a peer (it may have acted).
+    Done(Result<Outcome, NodeError>),
+    /// No peer was sent the call: each was unreachable or no longer qualified.
+    Unsent(NodeError),
+}
+
+impl Forwarded {
+    fn done(self) -> Result<Outcome, NodeError> {
+        match self {
+            Forwarded::Done(result) => result,
+            Forwarded::Unsent(error) => Err(error),
+        }
     }
 }
 

@@ -1,8 +1,12 @@
 //! How the swarm task acts on membership (`crate::membership`): it greets each new
-//! connection with this node's hello and has the peer judged, routes to and keeps the
+//! connection with this node's hello and has the peer judged (dialing it first when
+//! asked), routes to and keeps the
 //! peers admitted, and disconnects and forgets the ones refused or lapsed.
 
 use libp2p::PeerId;
+use libp2p::swarm::DialError;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
 use super::{Command, SwarmTask};
@@ -46,6 +50,32 @@ impl SwarmTask {
                 let _ = to_self.send(command).await;
             }
         });
+    }
+
+    /// Dials `peer` unless it is connected; `connected` is told once a connection is
+    /// open, or why this dial failed. It is a dial of its own even when another is in
+    /// progress: that one may have been made into a partition since healed.
+    pub(super) fn dial(&mut self, peer: PeerId, connected: oneshot::Sender<Result<(), String>>) {
+        if self.swarm.is_connected(&peer) {
+            let _ = connected.send(Ok(()));
+            return;
+        }
+        let dial = DialOpts::peer_id(peer)
+            .condition(PeerCondition::Disconnected)
+            .build();
+        let id = dial.connection_id();
+        match self.swarm.dial(dial) {
+            Ok(()) => {
+                self.dial_waiters.insert(id, (peer, connected));
+            }
+            // No address to dial: only a verdict can come now (a peer refused on its
+            // hello is forgotten), so `connected` is dropped and the caller waits for it.
+            Err(DialError::NoAddresses) => debug!(%peer, "no address to dial the peer at"),
+            Err(e) => {
+                debug!(%peer, "cannot dial the peer: {e}");
+                let _ = connected.send(Err(e.to_string()));
+            }
+        }
     }
 
     pub(super) fn on_admitted(&mut self, peer: PeerId) {

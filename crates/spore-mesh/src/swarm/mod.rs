@@ -10,8 +10,8 @@ use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
 use libp2p::kad::store::RecordStore;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns, ping};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
@@ -81,8 +81,12 @@ pub(crate) enum Command {
         message: ciborium::Value,
         reply: oneshot::Sender<Result<(), crate::MeshError>>,
     },
-    /// Connect to the peer if no connection is open or being opened (to have it judged).
-    Dial(PeerId),
+    /// Connect to the peer if no connection is open or being opened (to have it judged);
+    /// `connected` is told when a connection is open, or why none could be.
+    Dial {
+        peer: PeerId,
+        connected: oneshot::Sender<Result<(), String>>,
+    },
     /// The peer was admitted: route to it and keep it.
     Admitted(PeerId),
     /// The peer was not admitted, or no longer is: disconnect and forget it.
@@ -110,6 +114,8 @@ pub(crate) struct SwarmTask {
     /// loopback listen addresses can be ours to dial.
     remote_addrs: HashMap<PeerId, Multiaddr>,
     provide_waiters: HashMap<kad::QueryId, oneshot::Sender<()>>,
+    /// Who waits for each dial of `Command::Dial`, and the peer dialed.
+    dial_waiters: HashMap<ConnectionId, (PeerId, oneshot::Sender<Result<(), String>>)>,
     republished: bool,
     topic: gossipsub::IdentTopic,
     members: Arc<Members>,
@@ -152,6 +158,7 @@ impl SwarmTask {
             connections: Connections::default(),
             remote_addrs: HashMap::new(),
             provide_waiters: HashMap::new(),
+            dial_waiters: HashMap::new(),
             republished: false,
             topic: gossipsub::IdentTopic::new(GOSSIP_TOPIC),
             members,
@@ -341,16 +348,7 @@ impl SwarmTask {
             Command::Hints { hash, reply } => {
                 let _ = reply.send(self.hints.get(&hash));
             }
-            Command::Dial(peer) => {
-                if !self.swarm.is_connected(&peer) {
-                    let dial = DialOpts::peer_id(peer)
-                        .condition(PeerCondition::DisconnectedAndNotDialing)
-                        .build();
-                    if let Err(e) = self.swarm.dial(dial) {
-                        debug!(%peer, "cannot dial the peer: {e}");
-                    }
-                }
-            }
+            Command::Dial { peer, connected } => self.dial(peer, connected),
             Command::PublishChain(chain) => self.publish_chain(chain),
             Command::SubscribeTopic { topic, deliver } => self.subscribe_topic(topic, deliver),
             Command::PublishTopic {
@@ -488,6 +486,15 @@ impl SwarmTask {
                 if num_established.get() == 1 {
                     self.greet(peer_id);
                 }
+                let dialed: Vec<ConnectionId> = (self.dial_waiters.iter())
+                    .filter(|(_, (peer, _))| *peer == peer_id)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in dialed {
+                    if let Some((_, waiter)) = self.dial_waiters.remove(&id) {
+                        let _ = waiter.send(Ok(()));
+                    }
+                }
                 debug!(peer = %peer_id, addr = %endpoint.get_remote_address(), "connected");
                 self.liveness.opened(connection_id, peer_id, Instant::now());
                 self.connections.opened(connection_id, peer_id, &endpoint);
@@ -513,9 +520,16 @@ impl SwarmTask {
             }
             SwarmEvent::OutgoingConnectionError {
                 peer_id: Some(peer),
+                connection_id,
                 error,
-                ..
             } => {
+                if let Some((_, waiter)) = self.dial_waiters.remove(&connection_id) {
+                    let outcome = match self.swarm.is_connected(&peer) {
+                        true => Ok(()),
+                        false => Err(error.to_string()),
+                    };
+                    let _ = waiter.send(outcome);
+                }
                 if self.bootstrap_peers.contains(&peer) && self.warned_unreachable.insert(peer) {
                     warn!(%peer, "bootstrap peer is unreachable (retrying): {error}");
                 } else {

@@ -38,6 +38,14 @@ pub const PER_PEER_MODULE_BYTES: u64 = 256 << 20;
 /// `limits.forwarded.per_peer_log_bytes`: bytes of log lines one peer's calls may write
 /// here per minute.
 pub const PER_PEER_LOG_BYTES: u64 = 1 << 20;
+/// `placement.cache_ttl`: how long a node reuses the peers it found serving a set of
+/// abilities, and its knowledge of which peers hold a module compiled. A lookup it saves
+/// costs a few round trips (about 200 ms across links with 50 ms of one-way delay,
+/// issue 13), so reusing it for a minute makes lookups at most 0.3% of a busy caller's
+/// time there. What a minute risks is small: a peer that dies or stops serving is
+/// forgotten at the first call that fails on it, not at expiry, and trust is judged at
+/// every use; only a peer that starts serving waits up to a minute for new calls.
+pub const PLACEMENT_CACHE_TTL: Duration = Duration::from_secs(60);
 /// `memo.enabled`.
 pub const MEMO: bool = true;
 /// `memo.max_result_bytes`: larger results are not memoized.

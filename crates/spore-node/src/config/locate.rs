@@ -32,6 +32,7 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
     let forwarded = limits.forwarded.unwrap_or_default();
     let kv = limits.kv.unwrap_or_default();
     let memo = raw.memo.unwrap_or_default();
+    let placement = raw.placement.unwrap_or_default();
     let names = locate.name_policy(raw.trust.unwrap_or_default())?;
     let values = raw
         .config
@@ -97,6 +98,11 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
             default::MEMO_MAX_RESULT,
         )?,
         memo_max_bytes: locate.size(memo.max_bytes, "memo.max_bytes", default::MEMO_MAX)?,
+        placement_cache_ttl: locate.duration(
+            placement.cache_ttl,
+            "placement.cache_ttl",
+            default::PLACEMENT_CACHE_TTL,
+        )?,
         kv_limits: KvLimits {
             max_namespace_bytes: locate.size(
                 kv.max_namespace_bytes,
@@ -161,6 +167,7 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
 struct RawConfig {
     limits: Option<RawLimits>,
     memo: Option<RawMemo>,
+    placement: Option<RawPlacement>,
     config: Option<toml::Table>,
     abilities: Option<BTreeMap<String, Spanned<RawAbility>>>,
     trust: Option<trust::RawTrust>,
@@ -229,6 +236,12 @@ struct RawMemo {
     enabled: Option<bool>,
     max_result_bytes: Option<Spanned<SizeValue>>,
     max_bytes: Option<Spanned<SizeValue>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPlacement {
+    cache_ttl: Option<Spanned<String>>,
 }
 
 /// A size written as a number of bytes or as text such as `"64MiB"`.

@@ -48,6 +48,9 @@ pub struct NodeConfig {
     pub memo_max_result_bytes: u64,
     /// The most bytes of memoized results kept; the oldest go first beyond it.
     pub memo_max_bytes: u64,
+    /// `[placement] cache_ttl`: how long placement reuses the peers it found serving
+    /// abilities, and which peers hold a module compiled; zero remembers nothing.
+    pub placement_cache_ttl: Duration,
     /// What `kv` may store, whichever binding it goes through.
     pub kv_limits: KvLimits,
     /// What a call a peer forwards here may have at most, whatever it asks for.
@@ -293,6 +296,11 @@ mod tests {
         assert_eq!(parse("").unwrap().module, config.module);
         assert_eq!(parse("").unwrap().compile, config.compile);
         assert_eq!(config.memo_max_bytes, defaults::MEMO_MAX);
+        assert_eq!(config.placement_cache_ttl, defaults::PLACEMENT_CACHE_TTL);
+        assert_eq!(
+            parse("").unwrap().placement_cache_ttl,
+            config.placement_cache_ttl
+        );
         assert_eq!(
             config.kv_limits,
             KvLimits {
@@ -379,6 +387,12 @@ mod tests {
                 "[limits]\ntimeout = \"soon\"\n",
                 2,
                 "limits.timeout",
+                "not a duration",
+            ),
+            (
+                "[placement]\ncache_ttl = \"a while\"\n",
+                2,
+                "placement.cache_ttl",
                 "not a duration",
             ),
             (

@@ -59,6 +59,10 @@ enabled = {memo}              # cache results of pure functions
 max_result_bytes = "{memo_max}"   # larger results are not cached
 max_bytes = "{memo_total}"         # the memo's size; the oldest results go first beyond it
 
+# Calls needing abilities bound elsewhere go to peers that serve them.
+[placement]
+cache_ttl = "{placement_ttl}"            # reuse the peers found serving abilities this long ("0s": never)
+
 # Values for the `config` ability.
 [config]
 
@@ -131,6 +135,7 @@ max_value_bytes = "{kv_max}"
         memo = d::MEMO,
         memo_max = crate::format_size(d::MEMO_MAX_RESULT),
         memo_total = crate::format_size(d::MEMO_MAX),
+        placement_ttl = duration(d::PLACEMENT_CACHE_TTL),
         kv_namespace_max = crate::format_size(d::KV_MAX_NAMESPACE),
         kv_call_max = crate::format_size(d::KV_MAX_CALL),
         kv_namespace = d::KV_NAMESPACE,
