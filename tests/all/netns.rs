@@ -139,6 +139,14 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// The default configuration, binding no `kv`: the call that needs it goes to the edge.
+fn without_kv() -> String {
+    spore_node::config::default_config().replace(
+        "[abilities.kv]\nprovider = \"kv\"\nnamespace = \"default\"\nmax_value_bytes = \"1MiB\"\n",
+        "",
+    )
+}
+
 /// `spore ARGS` on `node`'s home, run inside its namespace (where its API is).
 fn spore_in(network: &Network, i: usize, node: &RunningNode, args: &[&str]) -> Output {
     Command::new("ip")
@@ -308,6 +316,7 @@ fn an_edge_that_no_one_can_dial_is_called_through_the_relay_and_shown_relayed() 
     // R, on the bridge, relays; its certificate gives it the role.
     let relay_home = Spore::new();
     crate::test_mesh::join_with_roles(relay_home.home(), &["test", "relay"]);
+    relay_home.write_config(&without_kv());
     let relay = RunningNode::launch_in_namespace(
         relay_home,
         &network.hosts[0].namespace,
@@ -334,10 +343,7 @@ fn an_edge_that_no_one_can_dial_is_called_through_the_relay_and_shown_relayed() 
     // The caller binds no kv, and cannot be dialled either: no hole can be punched, so
     // the connection stays relayed.
     let caller_home = Spore::new();
-    caller_home.write_config(&spore_node::config::default_config().replace(
-        "[abilities.kv]\nprovider = \"kv\"\nnamespace = \"default\"\nmax_value_bytes = \"1MiB\"\n",
-        "",
-    ));
+    caller_home.write_config(&without_kv());
     caller_home.publish("visits", Some("visits"));
     let caller = RunningNode::launch_in_namespace(
         caller_home,
@@ -425,6 +431,7 @@ fn a_relayed_connection_becomes_direct_when_the_edge_can_dial_its_caller() {
     // R, on the bridge, relays; its certificate gives it the role.
     let relay_home = Spore::new();
     crate::test_mesh::join_with_roles(relay_home.home(), &["test", "relay"]);
+    relay_home.write_config(&without_kv());
     let relay = RunningNode::launch_in_namespace(
         relay_home,
         &network.hosts[0].namespace,
@@ -450,10 +457,7 @@ fn a_relayed_connection_becomes_direct_when_the_edge_can_dial_its_caller() {
     );
     // The caller binds no kv, and listens on its bridge address: the edge can dial it.
     let caller_home = Spore::new();
-    caller_home.write_config(&spore_node::config::default_config().replace(
-        "[abilities.kv]\nprovider = \"kv\"\nnamespace = \"default\"\nmax_value_bytes = \"1MiB\"\n",
-        "",
-    ));
+    caller_home.write_config(&without_kv());
     caller_home.publish("visits", Some("visits"));
     let caller = RunningNode::launch_in_namespace(
         caller_home,
