@@ -1,0 +1,156 @@
+//! Tiered compilation, side by side in one run:
+//!
+//! - `compile_markdown`: compiling the 367 KiB Markdown module with Winch and with
+//!   Cranelift, in this process (what a first call waits for);
+//! - `first_call_markdown`: the first call of the Markdown module in a fresh runtime
+//!   (new engines, the module stored, no artifact cached), tiered and Cranelift-only;
+//!   between iterations, untimed, the tiered runtime's background compile finishes;
+//! - `cpu_heavy`: a warm call of `cpu:mandelbrot` on Winch's code, on Cranelift's, and
+//!   on a tiered runtime after it switched to Cranelift's.
+//!
+//! Targets (docs/performance.md): the tiered first call at most 60 ms; after the switch,
+//! CPU-heavy calls as fast as Cranelift-only.
+//!
+//! `cargo bench -p spore-runtime --bench tiers`
+
+use std::time::{Duration, Instant};
+
+use ciborium::Value;
+use criterion::{Criterion, criterion_group, criterion_main};
+use spore_core::{Args, FunctionRef, Hash, Manifest, Tier};
+use spore_runtime::{CallEnv, Invocation, Limits, Runtime, RuntimeConfig, Tiering};
+use spore_store::Codebase;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    codebase: Codebase,
+    module: Hash,
+}
+
+impl Fixture {
+    fn new(name: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let codebase = Codebase::open(dir.path()).unwrap();
+        let bytes = spore_test_programs::bytes(name);
+        let manifest = Manifest::derive(&bytes).unwrap();
+        codebase.put_module(&bytes, &manifest).unwrap();
+        Fixture {
+            _dir: dir,
+            codebase,
+            module: manifest.module,
+        }
+    }
+
+    fn runtime(&self, tiering: Tiering) -> Runtime {
+        let config = RuntimeConfig {
+            tiering,
+            ..RuntimeConfig::default()
+        };
+        Runtime::new(self.codebase.clone(), config).unwrap()
+    }
+
+    fn call(&self, runtime: &Runtime, export: &str, args: &[Value]) -> Invocation {
+        let function = FunctionRef::new(self.module, export.parse().unwrap());
+        let request = Limits::default().request(function, Args::encode(args).unwrap());
+        runtime.invoke(&request, &CallEnv::default()).unwrap()
+    }
+
+    /// Calls until a call runs on Cranelift's code.
+    fn until_optimized(&self, runtime: &Runtime, export: &str, args: &[Value]) {
+        while self.call(runtime, export, args).stats.tier != Tier::Optimized {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+fn compile_markdown(c: &mut Criterion) {
+    let bytes = spore_test_programs::bytes("markdown");
+    let mut group = c.benchmark_group("compile_markdown");
+    group.sample_size(10);
+    for (name, strategy) in [
+        ("winch", wasmtime::Strategy::Winch),
+        ("cranelift", wasmtime::Strategy::Cranelift),
+    ] {
+        let mut config = spore_runtime::wasmtime_config(&RuntimeConfig::default());
+        config.strategy(strategy);
+        if strategy == wasmtime::Strategy::Winch {
+            // What Winch needs (engine.rs, `baseline_config`).
+            config
+                .signals_based_traps(true)
+                .wasm_tail_call(false)
+                .wasm_relaxed_simd(false);
+        }
+        let engine = wasmtime::Engine::new(&config).unwrap();
+        group.bench_function(name, |b| {
+            b.iter(|| wasmtime::Module::new(&engine, &bytes).unwrap())
+        });
+    }
+    group.finish();
+}
+
+fn first_call_markdown(c: &mut Criterion) {
+    let fixture = Fixture::new("markdown");
+    let args = [Value::Text(
+        "# Title\n\nSome *markdown* with a [link](https://example.org).".into(),
+    )];
+    let mut group = c.benchmark_group("first_call_markdown");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    for (name, tiering) in [
+        ("tiered", Tiering::Tiered),
+        ("cranelift_only", Tiering::OptimizedOnly),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iterations {
+                    fixture.codebase.clear_artifacts().unwrap();
+                    let runtime = fixture.runtime(tiering);
+                    let started = Instant::now();
+                    fixture.call(&runtime, "render", &args);
+                    total += started.elapsed();
+                    // The background compile must not run into the next iteration.
+                    fixture.until_optimized(&runtime, "render", &args);
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
+fn cpu_heavy(c: &mut Criterion) {
+    let fixture = Fixture::new("cpu");
+    let args = [
+        Value::Integer(120.into()),
+        Value::Integer(80.into()),
+        Value::Integer(200.into()),
+    ];
+    let baseline = fixture.runtime(Tiering::BaselineOnly);
+    let optimized = fixture.runtime(Tiering::OptimizedOnly);
+    fixture.codebase.clear_artifacts().unwrap();
+    let switched = fixture.runtime(Tiering::Tiered);
+    assert_eq!(
+        fixture.call(&switched, "mandelbrot", &args).stats.tier,
+        Tier::Baseline
+    );
+    fixture.until_optimized(&switched, "mandelbrot", &args);
+
+    let mut group = c.benchmark_group("cpu_heavy_mandelbrot");
+    group.sample_size(20);
+    for (name, runtime, tier) in [
+        ("winch", &baseline, Tier::Baseline),
+        ("cranelift", &optimized, Tier::Optimized),
+        ("tiered_after_switch", &switched, Tier::Optimized),
+    ] {
+        assert_eq!(fixture.call(runtime, "mandelbrot", &args).stats.tier, tier);
+        group.bench_function(name, |b| {
+            b.iter(|| fixture.call(runtime, "mandelbrot", &args))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, compile_markdown, first_call_markdown, cpu_heavy);
+criterion_main!(benches);
