@@ -67,7 +67,10 @@ const ARGUMENTS: &[(&str, &[&str])] = &[
     ("sensors.log_reading", &[r#"["t1"]"#]),
     ("telemetry.store", &[r#"["k", {"v": 1.25}]"#]),
     ("telemetry.load", &[r#"["k"]"#]),
-    ("telemetry.collect", &[r#"[["a", "b"]]"#, "[]"]),
+    (
+        "telemetry.collect",
+        &[r#"["sensors.read", "telemetry.store", "t1", "k"]"#],
+    ),
     ("webfront.echo", &[HTTP_REQUEST]),
     ("webfront.hello", &[HTTP_REQUEST]),
     ("webfront.teapot", &[HTTP_REQUEST]),
@@ -97,8 +100,8 @@ const ARGUMENTS: &[(&str, &[&str])] = &[
     ),
 ];
 
-const HTTP_REQUEST: &str = r#"[{"method": "GET", "path": "/x?y=1", "params": {"id": "abc"}, "query": {"y": "1"}, "headers": {"accept": "text/html"}, "body": "aGk="}]"#;
-const DELIVERY: &str = r#"[{"topic": "news", "message": {"url": "https://e.org", "id": "abc", "created_ms": 5, "hits": 0}, "delivery": 1, "id": "m1"}]"#;
+const HTTP_REQUEST: &str = r#"[{"method": "GET", "path": "/x?y=1", "params": {"id": "abc"}, "query": {"y": "1"}, "headers": {"accept": "text/html"}}]"#;
+const DELIVERY: &str = r#"[{"topic": "news", "message": {"url": "https://e.org", "id": "abc", "created_ms": 5, "visits": 0}, "delivery": 1, "id": "m1"}]"#;
 
 /// Answers every ability operation with a fixed value (and `kv` from a map), so that both
 /// tiers see the same world. The answers need not make sense to every function: a
