@@ -1,7 +1,9 @@
 //! Tiered compilation, side by side in one run:
 //!
 //! - `compile_markdown`: compiling the 367 KiB Markdown module with Winch and with
-//!   Cranelift, in this process (what a first call waits for);
+//!   Cranelift in this process, and with Winch in a child process (this binary run again:
+//!   start, engine, compile, artifact back through a pipe, deserialize), which is what a
+//!   first call would wait for if Winch ran in the compile child as Cranelift does;
 //! - `first_call_markdown`: the first call of the Markdown module in a fresh runtime
 //!   (new engines, the module stored, no artifact cached), tiered and Cranelift-only;
 //!   between iterations, untimed, the tiered runtime's background compile finishes;
@@ -13,10 +15,12 @@
 //!
 //! `cargo bench -p spore-runtime --bench tiers`
 
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ciborium::Value;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use spore_core::{Args, FunctionRef, Hash, Manifest, Tier};
 use spore_runtime::{CallEnv, Invocation, Limits, Runtime, RuntimeConfig, Tiering};
 use spore_store::Codebase;
@@ -63,6 +67,32 @@ impl Fixture {
     }
 }
 
+/// Set in the environment of this binary run again as a compile child.
+const CHILD: &str = "SPORE_BENCH_WINCH_CHILD";
+
+fn engine_config(strategy: wasmtime::Strategy) -> wasmtime::Config {
+    let mut config = spore_runtime::wasmtime_config(&RuntimeConfig::default());
+    config.strategy(strategy);
+    if strategy == wasmtime::Strategy::Winch {
+        // What Winch needs (engine.rs, `baseline_config`).
+        config
+            .signals_based_traps(true)
+            .wasm_tail_call(false)
+            .wasm_relaxed_simd(false);
+    }
+    config
+}
+
+/// The child's half of `winch_in_child`: what a compile child would do for Winch (start,
+/// build the engine, read the module, compile, write the artifact).
+fn serve_winch_compile() {
+    let engine = wasmtime::Engine::new(&engine_config(wasmtime::Strategy::Winch)).unwrap();
+    let mut module = Vec::new();
+    std::io::stdin().read_to_end(&mut module).unwrap();
+    let artifact = engine.precompile_module(&module).unwrap();
+    std::io::stdout().write_all(&artifact).unwrap();
+}
+
 fn compile_markdown(c: &mut Criterion) {
     let bytes = spore_test_programs::bytes("markdown");
     let mut group = c.benchmark_group("compile_markdown");
@@ -71,20 +101,36 @@ fn compile_markdown(c: &mut Criterion) {
         ("winch", wasmtime::Strategy::Winch),
         ("cranelift", wasmtime::Strategy::Cranelift),
     ] {
-        let mut config = spore_runtime::wasmtime_config(&RuntimeConfig::default());
-        config.strategy(strategy);
-        if strategy == wasmtime::Strategy::Winch {
-            // What Winch needs (engine.rs, `baseline_config`).
-            config
-                .signals_based_traps(true)
-                .wasm_tail_call(false)
-                .wasm_relaxed_simd(false);
-        }
-        let engine = wasmtime::Engine::new(&config).unwrap();
+        let engine = wasmtime::Engine::new(&engine_config(strategy)).unwrap();
         group.bench_function(name, |b| {
             b.iter(|| wasmtime::Module::new(&engine, &bytes).unwrap())
         });
     }
+    let engine = wasmtime::Engine::new(&engine_config(wasmtime::Strategy::Winch)).unwrap();
+    group.bench_function("winch_in_child", |b| {
+        b.iter(|| {
+            let mut child = Command::new(std::env::current_exe().unwrap())
+                .env(CHILD, "1")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let module = bytes.clone();
+            let writer = std::thread::spawn(move || stdin.write_all(&module).unwrap());
+            let mut artifact = Vec::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_end(&mut artifact)
+                .unwrap();
+            writer.join().unwrap();
+            assert!(child.wait().unwrap().success());
+            // SAFETY: made just now by this benchmark's own child, with these settings.
+            unsafe { wasmtime::Module::deserialize(&engine, &artifact) }.unwrap()
+        })
+    });
     group.finish();
 }
 
@@ -153,4 +199,11 @@ fn cpu_heavy(c: &mut Criterion) {
 }
 
 criterion_group!(benches, compile_markdown, first_call_markdown, cpu_heavy);
-criterion_main!(benches);
+
+fn main() {
+    if std::env::var_os(CHILD).is_some() {
+        return serve_winch_compile();
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

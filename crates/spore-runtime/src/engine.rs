@@ -101,9 +101,15 @@ pub(crate) fn build(config: &RuntimeConfig) -> Result<(Built, Option<Built>), Lo
     let optimized = built(&wasmtime_config(config), config, Tier::Optimized)?;
     let baseline = match config.tiering {
         Tiering::OptimizedOnly => None,
-        Tiering::Tiered | Tiering::BaselineOnly => {
-            Some(built(&baseline_config(config), config, Tier::Baseline)?)
-        }
+        Tiering::BaselineOnly => Some(built(&baseline_config(config), config, Tier::Baseline)?),
+        // Winch is not on every platform: without it, calls wait for Cranelift.
+        Tiering::Tiered => match built(&baseline_config(config), config, Tier::Baseline) {
+            Ok(baseline) => Some(baseline),
+            Err(error) => {
+                tracing::warn!(%error, "no Winch here: first calls wait for Cranelift");
+                None
+            }
+        },
     };
     Ok((optimized, baseline))
 }

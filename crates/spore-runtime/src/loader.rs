@@ -16,6 +16,15 @@ use crate::engine::Built;
 use crate::invoke::CallState;
 use crate::{Compiler, LoadError, Runtime, Tiering};
 
+/// A module's code, before it is prepared to run.
+struct Code {
+    module: Module,
+    tier: Tier,
+    /// For baseline code: the Cranelift compile that replaces it.
+    optimizing: Option<Arc<Job>>,
+    source: LoadSource,
+}
+
 /// A module ready to run: its manifest, its code, and pre-resolved exports.
 pub struct LoadedModule {
     pub manifest: Arc<Manifest>,
@@ -114,45 +123,15 @@ impl Runtime {
         let manifest = Arc::new(manifest);
         let engines = self.started()?;
         let optimized = &engines.optimized;
-        let (loaded, source) = match (tiering, &engines.baseline) {
-            (Tiering::BaselineOnly, Some(baseline)) => {
-                let (module, source) = self.code(hash, bytes, baseline, wait)?;
-                (
-                    self.prepare(manifest, module, Tier::Baseline, None)?,
-                    source,
-                )
+        let code = match (tiering, &engines.baseline) {
+            (Tiering::BaselineOnly, Some(baseline)) => self.code(hash, bytes, baseline, wait)?,
+            (Tiering::Tiered, Some(baseline)) => {
+                self.tiered(hash, bytes, baseline, optimized, wait)?
             }
-            (Tiering::Tiered, Some(baseline)) => match self.cached_artifact(&hash, optimized)? {
-                Some(module) => (
-                    self.prepare(manifest, module, Tier::Optimized, None)?,
-                    LoadSource::Artifact,
-                ),
-                None => match self.code(hash, bytes, baseline, wait) {
-                    Ok((module, source)) => {
-                        let job = self.optimize_in_background(hash, bytes, optimized);
-                        (self.prepare(manifest, module, Tier::Baseline, job)?, source)
-                    }
-                    Err(error @ (LoadError::Timeout { .. } | LoadError::Cancelled { .. })) => {
-                        return Err(error);
-                    }
-                    Err(error) => {
-                        tracing::info!(module = %hash.short(12), %error, "Winch cannot compile this module; waiting for Cranelift");
-                        let (module, source) = self.code(hash, bytes, optimized, wait)?;
-                        (
-                            self.prepare(manifest, module, Tier::Optimized, None)?,
-                            source,
-                        )
-                    }
-                },
-            },
-            _ => {
-                let (module, source) = self.code(hash, bytes, optimized, wait)?;
-                (
-                    self.prepare(manifest, module, Tier::Optimized, None)?,
-                    source,
-                )
-            }
+            _ => self.code(hash, bytes, optimized, wait)?,
         };
+        let source = code.source;
+        let loaded = self.prepare(manifest, code.module, code.tier, code.optimizing)?;
         // Callers that shared a compile each prepared it; the first one kept serves all.
         let loaded = self
             .modules
@@ -172,15 +151,53 @@ impl Runtime {
         bytes: &[u8],
         built: &Built,
         wait: Wait<'_>,
-    ) -> Result<(Module, LoadSource), LoadError> {
+    ) -> Result<Code, LoadError> {
+        let code = |module, source| Code {
+            module,
+            tier: built.tier,
+            optimizing: None,
+            source,
+        };
         if let Some(module) = self.cached_artifact(&hash, built)? {
-            return Ok((module, LoadSource::Artifact));
+            return Ok(code(module, LoadSource::Artifact));
         }
         let request = || Ok(self.compile_request(built));
         let module = self
             .compiles
             .compile(hash, built.tier, bytes, request, wait)?;
-        Ok((module, LoadSource::Compiled))
+        Ok(code(module, LoadSource::Compiled))
+    }
+
+    /// The code of module `hash` with tiering: Cranelift's if its artifact is cached;
+    /// else Winch's, with Cranelift started in the background; and if Winch cannot
+    /// compile the module, Cranelift's, waited for.
+    fn tiered(
+        &self,
+        hash: Hash,
+        bytes: &[u8],
+        baseline: &Built,
+        optimized: &Built,
+        wait: Wait<'_>,
+    ) -> Result<Code, LoadError> {
+        if let Some(module) = self.cached_artifact(&hash, optimized)? {
+            return Ok(Code {
+                module,
+                tier: Tier::Optimized,
+                optimizing: None,
+                source: LoadSource::Artifact,
+            });
+        }
+        match self.code(hash, bytes, baseline, wait) {
+            Ok(code) => Ok(Code {
+                optimizing: self.optimize_in_background(hash, bytes, optimized),
+                ..code
+            }),
+            Err(error @ (LoadError::Timeout { .. } | LoadError::Cancelled { .. })) => Err(error),
+            Err(error) => {
+                tracing::info!(module = %hash.short(12), %error, "Winch cannot compile this module; waiting for Cranelift");
+                self.code(hash, bytes, optimized, wait)
+            }
+        }
     }
 
     /// Starts Cranelift on a module that runs on baseline code for now.
