@@ -112,6 +112,12 @@ impl Runtime {
         self.cached(hash).map(|loaded| loaded.tier)
     }
 
+    /// How many compiles are running, or storing their artifact (which they do after
+    /// their module serves calls).
+    pub fn compiles_in_flight(&self) -> usize {
+        self.compiles.in_flight()
+    }
+
     fn make_ready(
         &self,
         manifest: Manifest,

@@ -64,6 +64,16 @@ fn call_until_optimized(runtime: &Runtime, module: Hash, expected: &Value) -> Ca
     }
 }
 
+/// Waits until no compile is running or storing its artifact, as a process would before
+/// it exits cleanly.
+fn settle(runtime: &Runtime) {
+    let started = Instant::now();
+    while runtime.compiles_in_flight() > 0 {
+        assert!(started.elapsed() < OPTIMIZE_WITHIN, "compiles never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn the_first_call_runs_on_winch_and_later_calls_on_cranelift_once_it_is_ready() {
     let dir = tempfile::tempdir().unwrap();
@@ -85,6 +95,7 @@ fn a_restart_with_cranelifts_artifact_cached_runs_it_from_the_first_call() {
         let runtime = runtime(dir.path(), Tiering::Tiered, Compiler::InProcess);
         let (first, _) = render(&runtime, module);
         call_until_optimized(&runtime, module, &first);
+        settle(&runtime);
         first
     };
     let restarted = runtime(dir.path(), Tiering::Tiered, Compiler::InProcess);
@@ -101,7 +112,9 @@ fn a_restart_with_only_winchs_artifact_runs_it_and_optimizes_in_the_background()
     let expected = {
         // This runtime never optimizes: the codebase gets only Winch's artifact.
         let runtime = runtime(dir.path(), Tiering::BaselineOnly, Compiler::InProcess);
-        render(&runtime, module).0
+        let (value, _) = render(&runtime, module);
+        settle(&runtime);
+        value
     };
     let restarted = runtime(dir.path(), Tiering::Tiered, Compiler::InProcess);
     let (value, stats) = render(&restarted, module);
