@@ -7,8 +7,9 @@
 //! - `first_call_markdown`: the first call of the Markdown module in a fresh runtime
 //!   (new engines, the module stored, no artifact cached), tiered and Cranelift-only;
 //!   between iterations, untimed, the tiered runtime's background compile finishes;
-//! - `cpu_heavy`: a warm call of `cpu:mandelbrot` on Winch's code, on Cranelift's, and
-//!   on a tiered runtime after it switched to Cranelift's.
+//! - `cpu_heavy_*`: a warm call of `cpu:mandelbrot` (floats) and `cpu:sha256` (integers)
+//!   on Winch's code, on Cranelift's, and on a tiered runtime after it switched to
+//!   Cranelift's.
 //!
 //! Targets (docs/performance.md): the tiered first call at most 60 ms; after the switch,
 //! CPU-heavy calls as fast as Cranelift-only.
@@ -168,34 +169,36 @@ fn first_call_markdown(c: &mut Criterion) {
 
 fn cpu_heavy(c: &mut Criterion) {
     let fixture = Fixture::new("cpu");
-    let args = [
-        Value::Integer(120.into()),
-        Value::Integer(80.into()),
-        Value::Integer(200.into()),
+    let int = |n: u32| Value::Integer(n.into());
+    // Float-heavy, and integer-heavy.
+    let functions = [
+        ("mandelbrot", vec![int(120), int(80), int(200)]),
+        ("sha256", vec![int(1)]),
     ];
     let baseline = fixture.runtime(Tiering::BaselineOnly);
     let optimized = fixture.runtime(Tiering::OptimizedOnly);
     fixture.codebase.clear_artifacts().unwrap();
     let switched = fixture.runtime(Tiering::Tiered);
+    let (first, args) = &functions[0];
     assert_eq!(
-        fixture.call(&switched, "mandelbrot", &args).stats.tier,
+        fixture.call(&switched, first, args).stats.tier,
         Tier::Baseline
     );
-    fixture.until_optimized(&switched, "mandelbrot", &args);
+    fixture.until_optimized(&switched, first, args);
 
-    let mut group = c.benchmark_group("cpu_heavy_mandelbrot");
-    group.sample_size(20);
-    for (name, runtime, tier) in [
-        ("winch", &baseline, Tier::Baseline),
-        ("cranelift", &optimized, Tier::Optimized),
-        ("tiered_after_switch", &switched, Tier::Optimized),
-    ] {
-        assert_eq!(fixture.call(runtime, "mandelbrot", &args).stats.tier, tier);
-        group.bench_function(name, |b| {
-            b.iter(|| fixture.call(runtime, "mandelbrot", &args))
-        });
+    for (function, args) in &functions {
+        let mut group = c.benchmark_group(format!("cpu_heavy_{function}"));
+        group.sample_size(20);
+        for (name, runtime, tier) in [
+            ("winch", &baseline, Tier::Baseline),
+            ("cranelift", &optimized, Tier::Optimized),
+            ("tiered_after_switch", &switched, Tier::Optimized),
+        ] {
+            assert_eq!(fixture.call(runtime, function, args).stats.tier, tier);
+            group.bench_function(name, |b| b.iter(|| fixture.call(runtime, function, args)));
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 criterion_group!(benches, compile_markdown, first_call_markdown, cpu_heavy);
