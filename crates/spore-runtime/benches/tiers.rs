@@ -72,16 +72,12 @@ impl Fixture {
 const CHILD: &str = "SPORE_BENCH_WINCH_CHILD";
 
 fn engine_config(strategy: wasmtime::Strategy) -> wasmtime::Config {
-    let mut config = spore_runtime::wasmtime_config(&RuntimeConfig::default());
-    config.strategy(strategy);
-    if strategy == wasmtime::Strategy::Winch {
-        // What Winch needs (engine.rs, `baseline_config`).
-        config
-            .signals_based_traps(true)
-            .wasm_tail_call(false)
-            .wasm_relaxed_simd(false);
+    match strategy {
+        wasmtime::Strategy::Winch => {
+            spore_runtime::baseline_wasmtime_config(&RuntimeConfig::default())
+        }
+        _ => spore_runtime::wasmtime_config(&RuntimeConfig::default()),
     }
-    config
 }
 
 /// The child's half of `winch_in_child`: what a compile child would do for Winch (start,

@@ -83,8 +83,8 @@ pub(crate) fn code_config(max_stack_bytes: usize, max_memory_bytes: u64) -> Conf
 ///
 /// Instances are allocated on demand, not pooled: baseline code serves a module only
 /// until Cranelift is done, and a second pool would reserve the address space of every
-/// slot a second time.
-pub(crate) fn baseline_config(config: &RuntimeConfig) -> Config {
+/// slot a second time. Public, as [`wasmtime_config`] is, for benchmarks.
+pub fn baseline_wasmtime_config(config: &RuntimeConfig) -> Config {
     let mut wasm = code_config(config.max_stack_bytes, config.max_memory_bytes);
     wasm.strategy(Strategy::Winch)
         .signals_based_traps(true)
@@ -101,9 +101,13 @@ pub(crate) fn build(config: &RuntimeConfig) -> Result<(Built, Option<Built>), Lo
     let optimized = built(&wasmtime_config(config), config, Tier::Optimized)?;
     let baseline = match config.tiering {
         Tiering::OptimizedOnly => None,
-        Tiering::BaselineOnly => Some(built(&baseline_config(config), config, Tier::Baseline)?),
+        Tiering::BaselineOnly => Some(built(
+            &baseline_wasmtime_config(config),
+            config,
+            Tier::Baseline,
+        )?),
         // Winch is not on every platform: without it, calls wait for Cranelift.
-        Tiering::Tiered => match built(&baseline_config(config), config, Tier::Baseline) {
+        Tiering::Tiered => match built(&baseline_wasmtime_config(config), config, Tier::Baseline) {
             Ok(baseline) => Some(baseline),
             Err(error) => {
                 tracing::warn!(%error, "no Winch here: first calls wait for Cranelift");

@@ -27,7 +27,7 @@ pub use config::{
     CompileLimits, Compiler, DEFAULT_COMPILE_LIMITS, DEFAULT_LIMITS, Limits, MAX_MEMORY_BYTES,
     RuntimeConfig, Tiering, WASM_PAGE_BYTES,
 };
-pub use engine::wasmtime_config;
+pub use engine::{baseline_wasmtime_config, wasmtime_config};
 pub use error::{CompileLimit, InvokeError, LoadError, TrapDetail, export_kind};
 pub use invoke::{CallEnv, Invocation};
 pub use loader::LoadedModule;

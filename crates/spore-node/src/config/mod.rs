@@ -322,7 +322,7 @@ mod tests {
         assert!(!parse("[limits.compile]\ntiered = false\n").unwrap().tiered);
         let error = parse("[limits.compile]\ntimeout = \"2s\"\ntiered = \"no\"\n").unwrap_err();
         assert_eq!(error.line, 3, "{error}");
-        assert!(error.to_string().contains("tiered"), "{error}");
+        assert!(error.to_string().contains("expected a boolean"), "{error}");
         let error = parse("[limits]\nmemory = \"512MiB\"\n").unwrap_err();
         assert_eq!(error.key, "limits.memory", "{error}");
         assert!(error.message.contains("limits.max_memory"), "{error}");
