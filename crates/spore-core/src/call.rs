@@ -267,8 +267,27 @@ pub enum LoadSource {
     Compiled,
 }
 
+/// Which compiler made the code a call ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// Cranelift's optimized code.
+    #[default]
+    Optimized,
+    /// Winch's baseline code, which serves a module's first calls while Cranelift
+    /// compiles it.
+    Baseline,
+}
+
+impl Tier {
+    pub fn is_optimized(&self) -> bool {
+        *self == Tier::Optimized
+    }
+}
+
 /// Where the time went in a call that ran. On the wire and in JSON it is
-/// `{load, load_us, instantiate_us, run_us, memory_bytes}`.
+/// `{load, load_us, instantiate_us, run_us, memory_bytes, tier?}`, `tier` present only
+/// when it is `"baseline"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CallStats {
     #[serde(rename = "load")]
@@ -281,6 +300,9 @@ pub struct CallStats {
     pub run_time: Duration,
     /// Linear memory at the end of the call, in bytes.
     pub memory_bytes: u64,
+    /// Left out when optimized, so that peers that know no tiers read the same record.
+    #[serde(default, skip_serializing_if = "Tier::is_optimized")]
+    pub tier: Tier,
 }
 
 /// Durations as whole microseconds.

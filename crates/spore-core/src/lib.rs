@@ -24,7 +24,7 @@ pub mod value;
 
 pub use call::{
     Args, CallRequest, CallStats, Cancel, LoadSource, MAX_HOPS, MemoUse, Path, PathStep, Placement,
-    SpanId, TraceId,
+    SpanId, Tier, TraceId,
 };
 pub use error::{ErrorKind, Failure};
 pub use hash::{Hash, HashPrefix};

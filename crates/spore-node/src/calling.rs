@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use ciborium::Value;
-use spore_core::{CallRequest, CallStats, Cancel, FunctionRef, MemoUse, Path, PathStep};
+use spore_core::{CallRequest, CallStats, Cancel, FunctionRef, MemoUse, Path, PathStep, Tier};
 use spore_runtime::{CallEnv, InvokeError};
 
 use crate::{Node, NodeError, memo};
@@ -201,11 +201,15 @@ impl Node {
                 function,
                 ..
             }) => format!(
-                "ran {function} ({:?} load {} us, instantiate {} us, run {} us)",
+                "ran {function} ({:?} load {} us, instantiate {} us, run {} us{})",
                 stats.load_source,
                 stats.load_time.as_micros(),
                 stats.instantiate_time.as_micros(),
-                stats.run_time.as_micros()
+                stats.run_time.as_micros(),
+                match stats.tier {
+                    Tier::Baseline => ", on Winch's code while Cranelift compiles",
+                    Tier::Optimized => "",
+                }
             ),
             Ok(Outcome { function, .. }) => format!("answered {function} from the memo"),
             Err(error) => format!("ran {function}: failed ({error})"),

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use spore_core::{
     Args, CallRequest, ExportName, FunctionRef, Hash, Manifest, Name, RefText, TraceId,
 };
-use spore_runtime::{Bindings, Compiler, Limits, LoadSource, Runtime, RuntimeConfig};
+use spore_runtime::{Bindings, Compiler, Limits, LoadSource, Runtime, RuntimeConfig, Tiering};
 use spore_store::{
     Codebase, GcReport, NameEntry, Removed, RepairReport, SalvageReport, StoreError, VerifyReport,
 };
@@ -145,6 +145,12 @@ impl Node {
             },
             compiler: options.compiler,
             compile_limits: config.compile,
+            // A command exits after its call: a background compile would die with it, and
+            // every later command would start it again.
+            tiering: match options.role {
+                Role::Server if config.tiered => Tiering::Tiered,
+                Role::Server | Role::Command => Tiering::OptimizedOnly,
+            },
             ..RuntimeConfig::default()
         };
         let runtime = Runtime::new(codebase.clone(), runtime_config)?;

@@ -1,21 +1,25 @@
-//! Compiles in flight: one per module, each on a thread of its own, so that a caller
-//! waits for it only until its deadline, and callers of the same module share it.
+//! Compiles in flight: one per module and tier, each on a thread of its own, so that a
+//! caller waits for it only until its deadline (or not at all, for a Cranelift compile
+//! in the background), and callers of the same module share it.
 //!
 //! A compile outlives the callers that gave up on it (within its own time limit): the
-//! artifact it stores serves the next call. One compile runs at a time, since each uses
-//! every core and up to the memory limit. A module the compiler refused, or that went
-//! over a compile limit, is remembered for the life of the process and not compiled
-//! again: the same bytes under the same settings give the same answer.
+//! artifact it stores serves the next call. One Cranelift compile runs at a time, since
+//! each uses every core and up to the memory limit. Winch compiles do not wait for it:
+//! they are what keeps a first call quick, and they are short and linear in the
+//! module's size. A module a compiler refused, or that went over a compile limit, is
+//! remembered for the life of the process and not compiled again by that compiler: the
+//! same bytes under the same settings give the same answer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use spore_core::{Cancel, Hash};
+use spore_core::{Cancel, Hash, Tier};
 use spore_store::Codebase;
-use wasmtime::{Engine, Module};
+use wasmtime::Module;
 
 use crate::child::{self, ChildFailure, CodeSettings};
+use crate::engine::Built;
 use crate::{CompileLimit, CompileLimits, Compiler, LoadError};
 
 /// How often a caller waiting for a compile looks at its cancel flag.
@@ -23,9 +27,9 @@ const CANCEL_POLL: Duration = Duration::from_millis(20);
 
 #[derive(Default)]
 pub(crate) struct Compiles {
-    jobs: Mutex<HashMap<Hash, Arc<Job>>>,
-    refused: Mutex<HashMap<Hash, Refusal>>,
-    /// Held by the compile that is running.
+    jobs: Mutex<HashMap<(Hash, Tier), Arc<Job>>>,
+    refused: Mutex<HashMap<(Hash, Tier), Refusal>>,
+    /// Held by the Cranelift compile that is running.
     turn: Mutex<()>,
 }
 
@@ -43,17 +47,19 @@ enum Failure {
     Failed(String),
 }
 
+/// One compile, shared by everyone who needs its module.
 #[derive(Default)]
-struct Job {
+pub(crate) struct Job {
     outcome: Mutex<Option<Result<Module, Failure>>>,
     done: Condvar,
 }
 
 /// Everything a compile needs, owned, for its thread.
 pub(crate) struct Request {
-    pub engine: Engine,
+    /// The engine the module is compiled for, and so the tier.
+    pub built: Built,
     pub codebase: Codebase,
-    pub fingerprint: Vec<u8>,
+    /// Where the compiler runs.
     pub compiler: Compiler,
     pub limits: CompileLimits,
     pub settings: CodeSettings,
@@ -67,48 +73,21 @@ pub(crate) struct Wait<'a> {
 }
 
 impl Compiles {
-    /// The module compiled from `bytes`: from the compile in flight for `hash`, or from
-    /// one started now. Returns when it is done, or when `wait` says to stop waiting.
+    /// The module compiled from `bytes` for `tier`: from the compile in flight for
+    /// `hash`, or from one started now. Returns when it is done, or when `wait` says to
+    /// stop waiting.
     pub(crate) fn compile(
         self: &Arc<Self>,
         hash: Hash,
+        tier: Tier,
         bytes: &[u8],
         request: impl FnOnce() -> Result<Request, LoadError>,
         wait: Wait<'_>,
     ) -> Result<Module, LoadError> {
         let started = Instant::now();
-        if let Some(refusal) = lock(&self.refused).get(&hash) {
-            return Err(refusal.to_error(hash));
-        }
-        let job = {
-            let mut jobs = lock(&self.jobs);
-            match jobs.get(&hash) {
-                Some(job) => job.clone(),
-                None => {
-                    let request = request()?;
-                    let job = Arc::new(Job::default());
-                    let (compiles, runner, bytes) = (self.clone(), job.clone(), bytes.to_vec());
-                    // The thread removes the job when done, which waits for this lock:
-                    // the job is in the map by then.
-                    std::thread::Builder::new()
-                        .name("spore-compile".into())
-                        .spawn(move || compiles.run(hash, &bytes, request, &runner))
-                        .map_err(|e| LoadError::Compiler {
-                            module: hash,
-                            message: format!("cannot start a compile thread: {e}"),
-                        })?;
-                    jobs.insert(hash, job.clone());
-                    job
-                }
-            }
-        };
+        let job = self.start(hash, tier, bytes, request)?;
         match job.wait(wait) {
-            Some(Ok(module)) => Ok(module),
-            Some(Err(Failure::Refused(refusal))) => Err(refusal.to_error(hash)),
-            Some(Err(Failure::Failed(message))) => Err(LoadError::Compiler {
-                module: hash,
-                message,
-            }),
+            Some(outcome) => outcome.map_err(|failure| failure.to_error(hash)),
             None if wait.cancel.is_some_and(Cancel::is_cancelled) => {
                 Err(LoadError::Cancelled { module: hash })
             }
@@ -119,29 +98,78 @@ impl Compiles {
         }
     }
 
+    /// The compile of `hash` for `tier` in flight, or one started now, without waiting
+    /// for it. Fails at once if that compiler refused the module before.
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        hash: Hash,
+        tier: Tier,
+        bytes: &[u8],
+        request: impl FnOnce() -> Result<Request, LoadError>,
+    ) -> Result<Arc<Job>, LoadError> {
+        if let Some(refusal) = lock(&self.refused).get(&(hash, tier)) {
+            return Err(refusal.to_error(hash));
+        }
+        let mut jobs = lock(&self.jobs);
+        if let Some(job) = jobs.get(&(hash, tier)) {
+            return Ok(job.clone());
+        }
+        let request = request()?;
+        debug_assert_eq!(request.built.tier, tier);
+        let job = Arc::new(Job::default());
+        let (compiles, runner, bytes) = (self.clone(), job.clone(), bytes.to_vec());
+        // The thread removes the job when done, which waits for this lock: the job is in
+        // the map by then.
+        std::thread::Builder::new()
+            .name("spore-compile".into())
+            .spawn(move || compiles.run(hash, &bytes, request, &runner))
+            .map_err(|e| LoadError::Compiler {
+                module: hash,
+                message: format!("cannot start a compile thread: {e}"),
+            })?;
+        jobs.insert((hash, tier), job.clone());
+        Ok(job)
+    }
+
     /// The compile thread: compiles, checks the artifact against the running engine,
-    /// stores it, and tells every waiter.
+    /// tells every waiter, and stores the artifact. The job leaves the map only once the
+    /// artifact is stored, so that whoever finds neither has to compile again.
     fn run(&self, hash: Hash, bytes: &[u8], request: Request, job: &Job) {
-        let outcome = {
-            let _turn = lock(&self.turn);
-            compile_and_store(hash, bytes, &request)
+        let tier = request.built.tier;
+        let outcome = match tier {
+            Tier::Optimized => {
+                let _turn = lock(&self.turn);
+                compile_module(hash, bytes, &request)
+            }
+            Tier::Baseline => compile_module(hash, bytes, &request),
         };
         if let Err(Failure::Refused(refusal)) = &outcome {
-            tracing::info!(module = %hash, reason = %refusal.to_error(hash), "module refused");
-            lock(&self.refused).insert(hash, refusal.clone());
+            tracing::info!(module = %hash, ?tier, reason = %refusal.to_error(hash), "module refused");
+            lock(&self.refused).insert((hash, tier), refusal.clone());
         }
+        let module = outcome.as_ref().ok().cloned();
         *lock(&job.outcome) = Some(outcome);
         job.done.notify_all();
-        // Later loads find the stored artifact, or the refusal.
-        lock(&self.jobs).remove(&hash);
+        // After the waiters: storing (two fsyncs) took 16 ms of a 125 ms first call on
+        // Winch's code, measured on this busy 2-core VM.
+        if let Some(module) = module {
+            store(hash, &module, &request);
+        }
+        lock(&self.jobs).remove(&(hash, tier));
+    }
+
+    /// How many compiles are running or storing their artifact.
+    pub(crate) fn in_flight(&self) -> usize {
+        lock(&self.jobs).len()
     }
 }
 
-#[tracing::instrument(skip_all, fields(module = %hash.short(12), bytes = bytes.len()))]
-fn compile_and_store(hash: Hash, bytes: &[u8], request: &Request) -> Result<Module, Failure> {
+#[tracing::instrument(skip_all, fields(module = %hash.short(12), bytes = bytes.len(), tier = ?request.built.tier))]
+fn compile_module(hash: Hash, bytes: &[u8], request: &Request) -> Result<Module, Failure> {
     let started = Instant::now();
+    let engine = &request.built.engine;
     let module = match &request.compiler {
-        Compiler::InProcess => Module::new(&request.engine, bytes)
+        Compiler::InProcess => Module::new(engine, bytes)
             .map_err(|e| Failure::Refused(Refusal::Rejected(format!("{e:#}"))))?,
         Compiler::Program { program, args } => {
             let artifact = child::compile(program, args, request.settings, bytes, request.limits)
@@ -158,28 +186,47 @@ fn compile_and_store(hash: Hash, bytes: &[u8], request: &Request) -> Result<Modu
             // SAFETY: the artifact was made just now by this node's own compiler, from
             // these bytes, under these settings. Deserializing also checks the module
             // against the engine's instance pool (memory and table sizes).
-            unsafe { Module::deserialize(&request.engine, &artifact) }
+            unsafe { Module::deserialize(engine, &artifact) }
                 .map_err(|e| Failure::Refused(Refusal::Rejected(format!("{e:#}"))))?
         }
     };
     tracing::info!(elapsed = ?started.elapsed(), "compiled");
-    match module.serialize() {
-        Ok(artifact) => {
-            if let Err(error) =
-                request
-                    .codebase
-                    .put_artifact(&hash, &request.fingerprint, &artifact)
-            {
-                // The module still runs; only the next process compiles it again.
-                tracing::warn!(%error, "could not store the compiled module");
-            }
-        }
-        Err(error) => tracing::warn!(%error, "could not serialize the compiled module"),
-    }
     Ok(module)
 }
 
+/// Stores `module`'s artifact in the codebase, for the next process.
+fn store(hash: Hash, module: &Module, request: &Request) {
+    let fingerprint = &request.built.fingerprint;
+    match module.serialize() {
+        Ok(artifact) => {
+            let stored = match request.built.tier {
+                Tier::Optimized => request.codebase.put_artifact(&hash, fingerprint, &artifact),
+                Tier::Baseline => {
+                    request
+                        .codebase
+                        .put_interim_artifact(&hash, fingerprint, &artifact)
+                }
+            };
+            if let Err(error) = stored {
+                // The module still runs; only the next process compiles it again.
+                tracing::warn!(module = %hash.short(12), %error, "could not store the compiled module");
+            }
+        }
+        Err(error) => {
+            tracing::warn!(module = %hash.short(12), %error, "could not serialize the compiled module")
+        }
+    }
+}
+
 impl Job {
+    /// The compiled module once the compile is done, else `None`; the error says why
+    /// it gave none.
+    pub(crate) fn outcome(&self, hash: Hash) -> Option<Result<Module, LoadError>> {
+        let outcome = lock(&self.outcome);
+        let outcome = outcome.as_ref()?;
+        Some(outcome.clone().map_err(|failure| failure.to_error(hash)))
+    }
+
     fn wait(&self, wait: Wait<'_>) -> Option<Result<Module, Failure>> {
         let mut outcome = lock(&self.outcome);
         loop {
@@ -206,6 +253,18 @@ impl Job {
                     .unwrap_or_else(|e| e.into_inner())
                     .0
             };
+        }
+    }
+}
+
+impl Failure {
+    fn to_error(&self, module: Hash) -> LoadError {
+        match self {
+            Failure::Refused(refusal) => refusal.to_error(module),
+            Failure::Failed(message) => LoadError::Compiler {
+                module,
+                message: message.clone(),
+            },
         }
     }
 }

@@ -63,9 +63,26 @@ pub struct RuntimeConfig {
     pub compiler: Compiler,
     /// What compiling one module may cost.
     pub compile_limits: CompileLimits,
+    /// Which compilers make the code of a module this node has not compiled before.
+    pub tiering: Tiering,
 }
 
-/// Where Cranelift runs.
+/// Which compilers make a module's code, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tiering {
+    /// A module's first calls run on Winch's baseline code (compiled 15 to 26 times
+    /// faster than Cranelift, docs/performance.md) while Cranelift compiles it in the
+    /// background; calls that start once Cranelift is done run its optimized code.
+    #[default]
+    Tiered,
+    /// Cranelift only: the first call waits for it.
+    OptimizedOnly,
+    /// Winch only, never optimized. For comparing the tiers in tests and benchmarks.
+    BaselineOnly,
+}
+
+/// Where Cranelift runs (Winch, quick and linear in the module's size, always runs in
+/// this process).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Compiler {
     /// In this process. A compile here cannot be stopped: its time and memory limits are
@@ -113,6 +130,7 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(5),
             compiler: Compiler::InProcess,
             compile_limits: DEFAULT_COMPILE_LIMITS,
+            tiering: Tiering::default(),
         }
     }
 }

@@ -1,11 +1,23 @@
-//! The process-wide wasmtime engine and its epoch clock.
+//! The process-wide wasmtime engines (Cranelift's, and Winch's for first calls) and
+//! their epoch clocks.
 
 use std::hash::{Hash as _, Hasher};
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+use spore_core::Tier;
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Strategy,
+};
 
-use crate::{LoadError, RuntimeConfig};
+use crate::{LoadError, RuntimeConfig, Tiering};
+
+/// An engine, and the fingerprint of its compiler that keys its artifacts.
+#[derive(Clone)]
+pub(crate) struct Built {
+    pub engine: Engine,
+    pub fingerprint: Vec<u8>,
+    pub tier: Tier,
+}
 
 /// Per slot, how much memory stays mapped between calls and is reset by writing
 /// (only the pages a call touched, where the kernel can say which) instead of being
@@ -61,11 +73,53 @@ pub(crate) fn code_config(max_stack_bytes: usize, max_memory_bytes: u64) -> Conf
     wasm
 }
 
-/// The engine that runs modules. Its pool reserves address space for every instance
-/// slot at once (`max_instances` memories of `max_memory_bytes`), which is why it is
-/// built only when a module is first compiled or run.
-pub(crate) fn build(config: &RuntimeConfig) -> Result<Engine, LoadError> {
-    Engine::new(&wasmtime_config(config)).map_err(|e| {
+/// The settings of the engine that runs Winch's baseline code: those of
+/// [`code_config`], except what Winch cannot do. It needs signals-based traps (its
+/// builder refuses the engine without them), though with no guard region its bounds
+/// checks stay explicit. It compiles neither tail calls nor relaxed SIMD: a module that
+/// uses them fails to compile here and waits for Cranelift. Winch canonicalizes NaNs
+/// under the same setting as Cranelift (`enable_nan_canonicalization`, which
+/// `cranelift_nan_canonicalization` sets for both), so both tiers give the same bits.
+///
+/// Instances are allocated on demand, not pooled: baseline code serves a module only
+/// until Cranelift is done, and a second pool would reserve the address space of every
+/// slot a second time. Public, as [`wasmtime_config`] is, for benchmarks.
+pub fn baseline_wasmtime_config(config: &RuntimeConfig) -> Config {
+    let mut wasm = code_config(config.max_stack_bytes, config.max_memory_bytes);
+    wasm.strategy(Strategy::Winch)
+        .signals_based_traps(true)
+        .wasm_tail_call(false)
+        .wasm_relaxed_simd(false);
+    wasm
+}
+
+/// The engines that run modules: Cranelift's, and Winch's unless tiering is off.
+/// Cranelift's pool reserves address space for every instance slot at once
+/// (`max_instances` memories of `max_memory_bytes`), which is why they are built only
+/// when a module is first compiled or run.
+pub(crate) fn build(config: &RuntimeConfig) -> Result<(Built, Option<Built>), LoadError> {
+    let optimized = built(&wasmtime_config(config), config, Tier::Optimized)?;
+    let baseline = match config.tiering {
+        Tiering::OptimizedOnly => None,
+        Tiering::BaselineOnly => Some(built(
+            &baseline_wasmtime_config(config),
+            config,
+            Tier::Baseline,
+        )?),
+        // Winch is not on every platform: without it, calls wait for Cranelift.
+        Tiering::Tiered => match built(&baseline_wasmtime_config(config), config, Tier::Baseline) {
+            Ok(baseline) => Some(baseline),
+            Err(error) => {
+                tracing::warn!(%error, "no Winch here: first calls wait for Cranelift");
+                None
+            }
+        },
+    };
+    Ok((optimized, baseline))
+}
+
+fn built(wasm: &Config, config: &RuntimeConfig, tier: Tier) -> Result<Built, LoadError> {
+    let engine = Engine::new(wasm).map_err(|e| {
         let reserve = u64::from(config.max_instances).saturating_mul(config.max_memory_bytes);
         LoadError::Engine {
             message: format!("{e:#}"),
@@ -73,6 +127,11 @@ pub(crate) fn build(config: &RuntimeConfig) -> Result<Engine, LoadError> {
             memory_bytes: config.max_memory_bytes,
             reserve_bytes: reserve,
         }
+    })?;
+    Ok(Built {
+        fingerprint: fingerprint(&engine),
+        engine,
+        tier,
     })
 }
 

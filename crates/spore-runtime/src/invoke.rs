@@ -93,7 +93,7 @@ impl Runtime {
     /// Runs `request` in a fresh instance, with the abilities `env` binds, until its
     /// deadline or until `env.cancel` is set. A function needing an ability `env` does
     /// not bind is refused before it is instantiated.
-    #[tracing::instrument(skip_all, fields(function = %request.function, trace = %request.trace, depth = env.depth))]
+    #[tracing::instrument(skip_all, fields(function = %request.function, trace = %request.trace, depth = env.depth, tier = tracing::field::Empty))]
     pub fn invoke(&self, request: &CallRequest, env: &CallEnv) -> Result<Invocation, InvokeError> {
         // The slots of the instance pool are this large: a call may not ask for more.
         if request.memory_bytes > self.config.max_memory_bytes {
@@ -124,6 +124,7 @@ impl Runtime {
             }
             Err(other) => return Err(other.into()),
         };
+        tracing::Span::current().record("tier", tracing::field::debug(loaded.tier));
         let export = loaded
             .manifest
             .resolve_export(request.function.export.as_ref())?;
@@ -187,6 +188,7 @@ impl Runtime {
                 instantiate_time,
                 run_time,
                 memory_bytes,
+                tier: loaded.tier,
             },
         })
     }

@@ -1,7 +1,8 @@
-//! Runs spore functions: one wasmtime engine per process, built when code first runs,
-//! each module compiled once (in a child process that can be stopped, and cached in
-//! memory and as a native artifact in the codebase), a fresh instance for every call,
-//! and hard per-call limits on time, memory and stack.
+//! Runs spore functions: wasmtime engines built when code first runs, each module
+//! compiled once per tier (Winch's baseline code for its first calls, then Cranelift's
+//! optimized code, compiled in the background in a child process that can be stopped;
+//! both cached in memory and as native artifacts in the codebase), a fresh instance for
+//! every call, and hard per-call limits on time, memory and stack.
 //!
 //! The runtime speaks the guest ABI of `spec/abi.md` and reports every way a call can
 //! end as a typed error naming the function. It must not know where modules come from
@@ -24,14 +25,14 @@ pub use ability::{
 pub use child::serve_compile;
 pub use config::{
     CompileLimits, Compiler, DEFAULT_COMPILE_LIMITS, DEFAULT_LIMITS, Limits, MAX_MEMORY_BYTES,
-    RuntimeConfig, WASM_PAGE_BYTES,
+    RuntimeConfig, Tiering, WASM_PAGE_BYTES,
 };
-pub use engine::wasmtime_config;
+pub use engine::{baseline_wasmtime_config, wasmtime_config};
 pub use error::{CompileLimit, InvokeError, LoadError, TrapDetail, export_kind};
 pub use invoke::{CallEnv, Invocation};
 pub use loader::LoadedModule;
 pub use spore_core::ErrorKind;
-pub use spore_core::{CallStats, LoadSource};
+pub use spore_core::{CallStats, LoadSource, Tier};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -51,11 +52,12 @@ pub struct Runtime {
     compiles: Arc<compile::Compiles>,
 }
 
-/// The engine, once built.
+/// The engines, once built. Each one's fingerprint identifies its compiler build and
+/// settings, and is part of the cache key of every artifact it compiles.
 struct Started {
-    engine: wasmtime::Engine,
-    /// Identifies this compiler build and settings; part of every artifact's cache key.
-    fingerprint: Vec<u8>,
+    optimized: engine::Built,
+    /// Absent when tiering is off.
+    baseline: Option<engine::Built>,
 }
 
 impl Runtime {
@@ -80,16 +82,19 @@ impl Runtime {
         if let Some(started) = self.engine.get() {
             return Ok(started);
         }
-        let engine = engine::build(&self.config)?;
-        engine::start_epoch_ticker(&engine, self.config.epoch_tick);
+        let (optimized, baseline) = engine::build(&self.config)?;
+        for built in std::iter::once(&optimized).chain(&baseline) {
+            engine::start_epoch_ticker(&built.engine, self.config.epoch_tick);
+        }
         tracing::debug!(
             instances = self.config.max_instances,
             memory = self.config.max_memory_bytes,
-            "engine started"
+            tiering = ?self.config.tiering,
+            "engines started"
         );
         Ok(self.engine.get_or_init(|| Started {
-            fingerprint: engine::fingerprint(&engine),
-            engine,
+            optimized,
+            baseline,
         }))
     }
 

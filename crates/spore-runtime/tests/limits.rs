@@ -111,6 +111,10 @@ fn echo_returns_its_arguments_and_reports_where_it_loaded_from() {
         .invoke(&no_args(&function), &CallEnv::default())
         .unwrap();
     assert_eq!(second.stats.load_source, LoadSource::Memory);
+    // Artifacts are stored just after the code serves its first call.
+    while fixture.runtime.compiles_in_flight() > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     fixture.runtime.evict_all();
     let third = fixture
         .runtime

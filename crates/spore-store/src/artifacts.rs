@@ -47,12 +47,25 @@ impl Codebase {
         compiler: &[u8],
         artifact: &[u8],
     ) -> Result<(), StoreError> {
+        self.put_interim_artifact(hash, compiler, artifact)?;
+        self.remember_compiler(compiler)
+    }
+
+    /// Stores an artifact of a compiler whose code is replaced later by another's (a
+    /// quick baseline compiler's), checked like any other, without making its compiler
+    /// the current one: `gc` keeps only the current compiler's artifacts, so it drops
+    /// this one.
+    pub fn put_interim_artifact(
+        &self,
+        hash: &Hash,
+        compiler: &[u8],
+        artifact: &[u8],
+    ) -> Result<(), StoreError> {
         let mut stored = Vec::with_capacity(32 + artifact.len());
         stored.extend_from_slice(&checksum(hash, &compiler_id(compiler), artifact));
         stored.extend_from_slice(artifact);
         self.layout()
-            .write_atomically(&self.artifact_path(hash, compiler), &stored)?;
-        self.remember_compiler(compiler)
+            .write_atomically(&self.artifact_path(hash, compiler), &stored)
     }
 
     /// Drops every cached artifact (they are all derivable from the modules).

@@ -21,6 +21,9 @@ pub const INSTANCES: u32 = 1000;
 pub const MODULE: spore_core::manifest::ModuleLimits = spore_core::manifest::ModuleLimits::DEFAULT;
 /// `[limits.compile]`: what compiling one module may cost.
 pub const COMPILE: spore_runtime::CompileLimits = spore_runtime::DEFAULT_COMPILE_LIMITS;
+/// `limits.compile.tiered`: whether a running node serves a module's first calls with
+/// Winch's code while Cranelift compiles it.
+pub const TIERED: bool = true;
 /// `limits.forwarded.timeout`: the longest a call a peer forwards may run here.
 pub const FORWARDED_TIMEOUT: Duration = Duration::from_secs(30);
 /// `limits.forwarded.memory`: the most memory a forwarded call may have here.

@@ -91,6 +91,7 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
                 default::COMPILE.memory_bytes,
             )?,
         },
+        tiered: compile.tiered.unwrap_or(default::TIERED),
         memo: memo.enabled.unwrap_or(default::MEMO),
         memo_max_result_bytes: locate.size(
             memo.max_result_bytes,
@@ -209,6 +210,7 @@ struct RawModuleLimits {
 struct RawCompile {
     timeout: Option<Spanned<String>>,
     memory: Option<Spanned<SizeValue>>,
+    tiered: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]

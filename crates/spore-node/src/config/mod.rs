@@ -44,6 +44,9 @@ pub struct NodeConfig {
     pub module: ModuleLimits,
     /// What compiling a module may cost.
     pub compile: CompileLimits,
+    /// `limits.compile.tiered`: a running node serves a module's first calls with Winch's
+    /// code while Cranelift compiles it.
+    pub tiered: bool,
     pub memo: bool,
     pub memo_max_result_bytes: u64,
     /// The most bytes of memoized results kept; the oldest go first beyond it.
@@ -323,6 +326,11 @@ mod tests {
         assert_eq!(config.module.max_exports, defaults::MODULE.max_exports);
         assert_eq!(config.compile.time, Duration::from_secs(2));
         assert_eq!(config.compile.memory_bytes, 512 << 20);
+        assert!(config.tiered, "tiered compilation is on by default");
+        assert!(!parse("[limits.compile]\ntiered = false\n").unwrap().tiered);
+        let error = parse("[limits.compile]\ntimeout = \"2s\"\ntiered = \"no\"\n").unwrap_err();
+        assert_eq!(error.line, 3, "{error}");
+        assert!(error.to_string().contains("expected a boolean"), "{error}");
         let error = parse("[limits]\nmemory = \"512MiB\"\n").unwrap_err();
         assert_eq!(error.key, "limits.memory", "{error}");
         assert!(error.message.contains("limits.max_memory"), "{error}");

@@ -48,6 +48,7 @@ max_br_table_targets = {module_br}{pad_b}# in any one br_table
 [limits.compile]
 timeout = "{compile_timeout}"
 memory = "{compile_memory}"{pad_cm}# the compiler process's address space
+tiered = {compile_tiered}{pad_ct}# first calls run Winch's quick code while Cranelift compiles
 
 # What `kv` may store, through any binding.
 [limits.kv]
@@ -132,6 +133,8 @@ max_value_bytes = "{kv_max}"
         compile_timeout = duration(d::COMPILE.time),
         compile_memory = crate::format_size(d::COMPILE.memory_bytes),
         pad_cm = pad(&crate::format_size(d::COMPILE.memory_bytes), 19),
+        compile_tiered = d::TIERED,
+        pad_ct = pad(&d::TIERED.to_string(), 21),
         memo = d::MEMO,
         memo_max = crate::format_size(d::MEMO_MAX_RESULT),
         memo_total = crate::format_size(d::MEMO_MAX),
