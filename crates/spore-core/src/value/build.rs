@@ -22,6 +22,9 @@ enum Partial {
 pub(super) struct Builder {
     open: Vec<Partial>,
     done: Option<Value>,
+    /// The first map found with a key twice. It is reported only once the walk is
+    /// over: bytes that `check` refuses get `check`'s error, whatever maps they hold.
+    duplicate: Option<ValueError>,
 }
 
 impl Builder {
@@ -63,7 +66,9 @@ impl Builder {
                 Some(Partial::Text(text)) => Value::Text(text),
                 Some(Partial::Array(items)) => Value::Array(items),
                 Some(Partial::Map(entries, _)) => {
-                    refuse_duplicate_keys(&entries)?;
+                    if self.duplicate.is_none() {
+                        self.duplicate = refuse_duplicate_keys(&entries).err();
+                    }
                     Value::Map(entries)
                 }
                 Some(Partial::Tag(_)) | None => unreachable!("the walk ends only what it starts"),
@@ -73,9 +78,12 @@ impl Builder {
         Ok(())
     }
 
-    /// The value, once the walk is over.
-    pub fn finish(self) -> Option<Value> {
-        self.done
+    /// The value, once the walk is over; a duplicate key found on the way refuses it.
+    pub fn finish(self) -> Result<Option<Value>, ValueError> {
+        match self.duplicate {
+            Some(duplicate) => Err(duplicate),
+            None => Ok(self.done),
+        }
     }
 
     /// Puts a finished item where it belongs: into the tags, array or map around it.

@@ -61,11 +61,12 @@ pub fn check(bytes: &[u8]) -> Result<(), ValueError> {
 /// Decodes exactly one spore value; anything [`check`] refuses is refused alike.
 pub fn decode(bytes: &[u8]) -> Result<Value, ValueError> {
     // One walk both checks and builds: it stops at the first problem, which is the one
-    // `check` reports, and what was built so far is dropped.
+    // `check` reports, and what was built so far is dropped. A duplicate key is reported
+    // only for bytes that pass `check` (spec/values.md).
     let mut builder = build::Builder::default();
     walk::walk(bytes, |event| builder.event(event))?;
     Ok(builder
-        .finish()
+        .finish()?
         .expect("a walk that succeeds completes one item"))
 }
 
