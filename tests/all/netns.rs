@@ -308,12 +308,17 @@ fn a_link_cut_mid_call_fails_the_call_within_its_deadline_and_calls_succeed_soon
     );
 }
 
-#[test]
-fn an_edge_that_no_one_can_dial_is_called_through_the_relay_and_shown_relayed() {
-    let Some(network) = Network::create(3) else {
-        return;
-    };
-    // R, on the bridge, relays; its certificate gives it the role.
+/// A relay (host 0, with the role `relay`), an edge that no one can dial (host 1,
+/// listening on its own loopback, reachable through the relay; it binds kv for the
+/// tests' mesh), and a caller that binds no kv (host 2, listening on `caller_listen`)
+/// and holds `visits`.
+struct RelayScene {
+    relay: RunningNode,
+    edge: RunningNode,
+    caller: RunningNode,
+}
+
+fn relay_scene(network: &Network, caller_listen: &str) -> RelayScene {
     let relay_home = Spore::new();
     crate::test_mesh::join_with_roles(relay_home.home(), &["test", "relay"]);
     relay_home.write_config(&without_kv());
@@ -324,8 +329,6 @@ fn an_edge_that_no_one_can_dial_is_called_through_the_relay_and_shown_relayed() 
         &[],
         &["--serve-relay"],
     );
-    // The edge listens on its own loopback only: nothing outside its namespace can dial
-    // it. It binds kv, for callers of the tests' mesh.
     let edge_home = Spore::new();
     edge_home.write_config(&spore_node::config::default_config().replacen(
         "[abilities.kv]\n",
@@ -340,36 +343,37 @@ fn an_edge_that_no_one_can_dial_is_called_through_the_relay_and_shown_relayed() 
         &[&relay_addr],
         &["--relay", &relay_addr],
     );
-    // The caller binds no kv, and cannot be dialled either: no hole can be punched, so
-    // the connection stays relayed.
     let caller_home = Spore::new();
     caller_home.write_config(&without_kv());
     caller_home.publish("visits", Some("visits"));
     let caller = RunningNode::launch_in_namespace(
         caller_home,
         &network.hosts[2].namespace,
-        "127.0.0.1",
+        caller_listen,
         &[&relay_addr],
         &[],
     );
+    RelayScene {
+        relay,
+        edge,
+        caller,
+    }
+}
 
-    // `visits.hit` needs kv: it is placed on the edge, which fetches the module from
-    // the caller, all through the relay.
+/// Calls `visits.hit` (it needs kv) from the caller until it gets through, and checks
+/// it ran on the edge: placed there, the edge fetching the module from the caller.
+fn hit_on_the_edge(network: &Network, scene: &RelayScene) {
     let started = Instant::now();
     let report = loop {
-        let out = spore_in(
-            &network,
-            2,
-            &caller,
-            &[
-                "--json",
-                "invoke",
-                "visits.hit",
-                r#""home""#,
-                "--timeout",
-                "10s",
-            ],
-        );
+        let args = [
+            "--json",
+            "invoke",
+            "visits.hit",
+            r#""home""#,
+            "--timeout",
+            "10s",
+        ];
+        let out = spore_in(network, 2, &scene.caller, &args);
         if out.status.success() {
             break serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
         }
@@ -378,8 +382,8 @@ fn an_edge_that_no_one_can_dial_is_called_through_the_relay_and_shown_relayed() 
             started.elapsed() < Duration::from_secs(30),
             "the call never reached the edge: {}\ncaller log:\n{}\nedge log:\n{}",
             String::from_utf8_lossy(&out.stderr),
-            caller.log(),
-            edge.log()
+            scene.caller.log(),
+            scene.edge.log()
         );
         std::thread::sleep(Duration::from_millis(500));
     };
@@ -390,35 +394,48 @@ fn an_edge_that_no_one_can_dial_is_called_through_the_relay_and_shown_relayed() 
         .iter()
         .find(|step| step["step"].as_str().unwrap().starts_with("ran"))
         .map(|step| step["node"].as_str().unwrap().to_owned());
-    assert_eq!(ran_on.as_deref(), Some(edge.peer_id.as_str()), "{report}");
+    assert_eq!(
+        ran_on.as_deref(),
+        Some(scene.edge.peer_id.as_str()),
+        "{report}"
+    );
+}
 
-    // `spore node status` says the connection to the edge is relayed.
-    let out = spore_in(&network, 2, &caller, &["--json", "node", "status"]);
+/// The caller's connections to `peer`, as `spore node status --json` lists them.
+fn connections_to(network: &Network, scene: &RelayScene, peer: &str) -> Vec<serde_json::Value> {
+    let out = spore_in(network, 2, &scene.caller, &["--json", "node", "status"]);
     assert!(out.status.success(), "{out:?}");
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let peers = status["peers"].as_array().unwrap();
-    let to_edge = peers
+    status["peers"]
+        .as_array()
+        .unwrap()
         .iter()
-        .find(|p| p["peer_id"] == edge.peer_id.as_str())
-        .unwrap_or_else(|| panic!("no edge in {status}"));
-    let connections = to_edge["connections"].as_array().unwrap();
+        .filter(|p| p["peer_id"] == peer)
+        .flat_map(|p| p["connections"].as_array().unwrap().clone())
+        .collect()
+}
+
+#[test]
+fn an_edge_that_no_one_can_dial_is_called_through_the_relay_and_shown_relayed() {
+    let Some(network) = Network::create(3) else {
+        return;
+    };
+    // The caller cannot be dialled either: no direct connection can be made, so the
+    // connection stays relayed.
+    let scene = relay_scene(&network, "127.0.0.1");
+    hit_on_the_edge(&network, &scene);
+
+    let to_edge = connections_to(&network, &scene, &scene.edge.peer_id);
     assert!(
-        !connections.is_empty() && connections.iter().all(|c| c["relayed"] == true),
-        "{to_edge}"
+        !to_edge.is_empty() && to_edge.iter().all(|c| c["relayed"] == true),
+        "{to_edge:?}"
     );
-    let to_relay = peers
-        .iter()
-        .find(|p| p["peer_id"] == relay.peer_id.as_str())
-        .unwrap();
+    let to_relay = connections_to(&network, &scene, &scene.relay.peer_id);
     assert!(
-        to_relay["connections"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| c["relayed"] == false),
-        "{to_relay}"
+        !to_relay.is_empty() && to_relay.iter().all(|c| c["relayed"] == false),
+        "{to_relay:?}"
     );
-    let text = spore_in(&network, 2, &caller, &["node", "status"]);
+    let text = spore_in(&network, 2, &scene.caller, &["node", "status"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains(" relayed "), "{text}");
 }
@@ -428,104 +445,21 @@ fn a_relayed_connection_becomes_direct_when_the_edge_can_dial_its_caller() {
     let Some(network) = Network::create(3) else {
         return;
     };
-    // R, on the bridge, relays; its certificate gives it the role.
-    let relay_home = Spore::new();
-    crate::test_mesh::join_with_roles(relay_home.home(), &["test", "relay"]);
-    relay_home.write_config(&without_kv());
-    let relay = RunningNode::launch_in_namespace(
-        relay_home,
-        &network.hosts[0].namespace,
-        &network.hosts[0].address,
-        &[],
-        &["--serve-relay"],
-    );
-    // The edge listens on its own loopback only: nothing outside its namespace can dial
-    // it. It binds kv, for callers of the tests' mesh.
-    let edge_home = Spore::new();
-    edge_home.write_config(&spore_node::config::default_config().replacen(
-        "[abilities.kv]\n",
-        "[abilities.kv]\ncallers = [\"role:test\"]\n",
-        1,
-    ));
-    let relay_addr = relay.listen.clone();
-    let edge = RunningNode::launch_in_namespace(
-        edge_home,
-        &network.hosts[1].namespace,
-        "127.0.0.1",
-        &[&relay_addr],
-        &["--relay", &relay_addr],
-    );
-    // The caller binds no kv, and listens on its bridge address: the edge can dial it.
-    let caller_home = Spore::new();
-    caller_home.write_config(&without_kv());
-    caller_home.publish("visits", Some("visits"));
-    let caller = RunningNode::launch_in_namespace(
-        caller_home,
-        &network.hosts[2].namespace,
-        &network.hosts[2].address,
-        &[&relay_addr],
-        &[],
-    );
-
-    // `visits.hit` needs kv: it is placed on the edge, which fetches the module from
-    // the caller, all through the relay.
-    let started = Instant::now();
-    let report = loop {
-        let out = spore_in(
-            &network,
-            2,
-            &caller,
-            &[
-                "--json",
-                "invoke",
-                "visits.hit",
-                r#""home""#,
-                "--timeout",
-                "10s",
-            ],
-        );
-        if out.status.success() {
-            break serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
-        }
-        // The edge's relayed address reaches the DHT a moment after it starts.
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the call never reached the edge: {}\ncaller log:\n{}\nedge log:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            caller.log(),
-            edge.log()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    assert_eq!(report["result"], 1, "{report}");
-    let ran_on = report["path"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|step| step["step"].as_str().unwrap().starts_with("ran"))
-        .map(|step| step["node"].as_str().unwrap().to_owned());
-    assert_eq!(ran_on.as_deref(), Some(edge.peer_id.as_str()), "{report}");
+    // The caller listens on its bridge address: the edge can dial it.
+    let scene = relay_scene(&network, &network.hosts[2].address);
+    hit_on_the_edge(&network, &scene);
 
     // The edge, told the caller's address over the relay, dials it: a direct
-    // connection appears beside the relayed one (DCUtR), and calls use it.
+    // connection appears beside the relayed one.
     let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let out = spore_in(&network, 2, &caller, &["--json", "node", "status"]);
-        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let direct = status["peers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|p| p["peer_id"] == edge.peer_id.as_str())
-            .flat_map(|p| p["connections"].as_array().unwrap().clone())
-            .any(|c| c["relayed"] == false);
-        if direct {
-            break;
-        }
+    while !connections_to(&network, &scene, &scene.edge.peer_id)
+        .iter()
+        .any(|c| c["relayed"] == false)
+    {
         assert!(
             Instant::now() < deadline,
-            "no direct connection to the edge: {status}\nedge log:\n{}",
-            edge.log()
+            "no direct connection to the edge\nedge log:\n{}",
+            scene.edge.log()
         );
         std::thread::sleep(Duration::from_millis(250));
     }
