@@ -42,6 +42,9 @@ export function decodeAt(ptr: usize, len: i32): Decoded {
 class Reader {
   pos: i32 = 0;
   error: DecodeError | null = null;
+  // The first map with a key twice: reported only when nothing else is wrong with the
+  // bytes (spec/values.md), as the host's decoder does.
+  duplicate: DecodeError | null = null;
   // The last head read.
   major: u8 = 0;
   info: u8 = 0;
@@ -66,6 +69,7 @@ class Reader {
         ),
       );
     }
+    if (this.duplicate !== null) return new Decoded(null, this.duplicate);
     return new Decoded(value, null);
   }
 
@@ -258,8 +262,8 @@ class Reader {
     for (let i = 0; i < entries.length; i++) keys[i] = encode(entries[i].key);
     keys.sort((a: Uint8Array, b: Uint8Array): i32 => compareBytes(a, b));
     for (let i = 1; i < keys.length; i++) {
-      if (compareBytes(keys[i - 1], keys[i]) == 0) {
-        return this.fail("duplicate_key", start, `a CBOR map at byte ${start} has a key twice`);
+      if (compareBytes(keys[i - 1], keys[i]) == 0 && this.duplicate === null) {
+        this.duplicate = new DecodeError("duplicate_key", start, `a CBOR map at byte ${start} has a key twice`);
       }
     }
     const map = Value.map();

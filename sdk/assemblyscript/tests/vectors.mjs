@@ -102,4 +102,7 @@ test("where two problems compete, the SDK names the one the host's check names f
   assert.deepEqual(canonical(unhex("7f6161")), { error: "truncated 3 -1" });
   // Reserved additional information, even with no bytes after it.
   assert.deepEqual(canonical(unhex("5f5c")), { error: "malformed 1 -1" });
+  // A duplicate key only when nothing else is wrong: {"a": 1, "a": 2}, then a byte more.
+  assert.deepEqual(canonical(unhex("a2616101616102")), { error: "duplicate_key 0 -1" });
+  assert.deepEqual(canonical(unhex("a261610161610200")), { error: "trailing_bytes 7 -1" });
 });
