@@ -9,7 +9,7 @@ use spore_core::Hash;
 use spore_core::trust::SecretKey;
 use spore_mesh::{
     CallRequest, Cancel, InvokeResponse, Keypair, Mesh, MeshConfig, MeshHost, MeshTuning,
-    Multiaddr, PeerId,
+    Multiaddr, PeerId, Returned,
 };
 use tokio::time::Instant;
 
@@ -259,5 +259,23 @@ where
 pub async fn shutdown_all(meshes: &[&Mesh]) {
     for mesh in meshes {
         mesh.shutdown().await;
+    }
+}
+
+/// Answers a call with its own argument bytes.
+pub fn echo(request: CallRequest, _: PeerId) -> InvokeResponse {
+    InvokeResponse {
+        result: Ok(echoed(request.args.as_bytes().to_vec())),
+        path: spore_core::Path::new(),
+    }
+}
+
+/// What [`echo`] returns for `value`.
+pub fn echoed(value: Vec<u8>) -> Returned {
+    Returned {
+        value,
+        memo: spore_core::MemoUse::Skipped,
+        effectful: false,
+        stats: None,
     }
 }

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use libp2p::identity::Keypair;
-use spore_core::{Args, FunctionRef, Hash, MemoUse, Path, TraceId};
-use spore_mesh::{CallRequest, InvokeResponse, Mesh, NatConfig, PeerId, Returned};
+use spore_core::{Args, FunctionRef, Hash, TraceId};
+use spore_mesh::{CallRequest, Mesh, NatConfig, PeerId};
 
 use crate::common::*;
 
@@ -43,15 +43,7 @@ async fn unreachable_edge(relay: &Mesh) -> Mesh {
             },
             ..NodeSpec::default()
         },
-        MemHost::with_invoke(|request: CallRequest, _| InvokeResponse {
-            result: Ok(Returned {
-                value: request.args.as_bytes().to_vec(),
-                memo: MemoUse::Skipped,
-                effectful: true,
-                stats: None,
-            }),
-            path: Path::new(),
-        }),
+        MemHost::with_invoke(echo),
     )
     .await
 }

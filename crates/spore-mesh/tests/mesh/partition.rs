@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use spore_core::{Args, FunctionRef, Hash, MemoUse, Path, TraceId};
-use spore_mesh::{CallRequest, InvokeResponse, Mesh, MeshError, PeerId, Returned};
+use spore_core::{Args, FunctionRef, Hash, TraceId};
+use spore_mesh::{CallRequest, InvokeResponse, Mesh, MeshError, PeerId};
 use tokio::time::Instant;
 
 use crate::common::*;
@@ -28,22 +28,6 @@ fn request(within: Duration) -> CallRequest {
         16 << 20,
         TraceId::default(),
     )
-}
-
-fn echo(request: CallRequest, _: PeerId) -> InvokeResponse {
-    InvokeResponse {
-        result: Ok(echoed(request.args.as_bytes().to_vec())),
-        path: Path::new(),
-    }
-}
-
-fn echoed(value: Vec<u8>) -> Returned {
-    Returned {
-        value,
-        memo: MemoUse::Skipped,
-        effectful: false,
-        stats: None,
-    }
 }
 
 async fn call(a: &Mesh, b: PeerId, within: Duration) -> Result<InvokeResponse, MeshError> {

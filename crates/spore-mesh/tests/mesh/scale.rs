@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use spore_core::{Args, FunctionRef, Hash, MemoUse, Path, TraceId};
-use spore_mesh::{CallRequest, InvokeResponse, Keypair, Mesh, Returned};
+use spore_core::{Args, FunctionRef, Hash, TraceId};
+use spore_mesh::{CallRequest, Keypair, Mesh};
 use tokio::time::Instant;
 
 use crate::common::*;
@@ -22,18 +22,6 @@ impl Rng {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         (self.0 % n as u64) as usize
-    }
-}
-
-fn echo(request: CallRequest, _: spore_mesh::PeerId) -> InvokeResponse {
-    InvokeResponse {
-        result: Ok(Returned {
-            value: request.args.as_bytes().to_vec(),
-            memo: MemoUse::Skipped,
-            effectful: true,
-            stats: None,
-        }),
-        path: Path::new(),
     }
 }
 
