@@ -146,6 +146,62 @@ def bao_slice(data, start, length):
     return bytes(out), layout
 
 
+# --- chunk groups (spec/wire.md, "The chunk-group slice") ---------------------------------
+
+GROUP_CHUNKS = 16
+GROUP = GROUP_CHUNKS * CHUNK
+
+
+def group_count(size):
+    return max(1, -(-size // GROUP))
+
+
+def group_subtree_cv(data, first, n, root):
+    """Chaining value of the subtree of n groups starting at group `first`: BLAKE3's
+    subtree of their chunks."""
+    chunks = chunk_count(len(data))
+    lo = first * GROUP_CHUNKS
+    hi = min((first + n) * GROUP_CHUNKS, chunks)
+    return subtree_cv(data, lo, hi - lo, root)
+
+
+def group_slice(data, start, length):
+    """The chunk-group slice of [start, start + length) and a description of its parts."""
+    size = len(data)
+    count = group_count(size)
+    final = count - 1
+    if start >= size:
+        first = last = final
+    else:
+        first = start // GROUP
+        last = (min(start + length, size) - 1) // GROUP
+    out = bytearray()
+    layout = []
+
+    def walk(lo, n):
+        hi = lo + n - 1
+        if hi < first or lo > last:
+            return
+        if n == 1:
+            group = data[lo * GROUP:(lo + 1) * GROUP]
+            layout.append({"at": len(out), "len": len(group),
+                           "is": f"group {lo}: module bytes {lo * GROUP}..{lo * GROUP + len(group)}"})
+            out.extend(group)
+            return
+        k = left_chunks(n)
+        node = (group_subtree_cv(data, lo, k, False)
+                + group_subtree_cv(data, lo + k, n - k, False))
+        layout.append({"at": len(out), "len": 64,
+                       "is": f"parent of groups {lo}..{hi}: chaining values of groups "
+                             f"{lo}..{lo + k - 1} and {lo + k}..{hi}"})
+        out.extend(node)
+        walk(lo, k)
+        walk(lo + k, n - k)
+
+    walk(0, count)
+    return bytes(out), layout
+
+
 # --- CBOR, the few forms the frames use -------------------------------------------------
 
 def head(major, n):
@@ -191,6 +247,11 @@ def vectors():
     assert by_hand == hash_, "the hand-built bao root is not the BLAKE3 hash"
     start, length = 3000, 4000
     slice_, layout = bao_slice(module, start, length)
+    grouped = module_bytes(40000)
+    assert group_subtree_cv(grouped, 0, group_count(len(grouped)), True) == \
+        blake3.blake3(grouped).digest(), "the hand-built group root is not the BLAKE3 hash"
+    group_start, group_length = 20000, 20000
+    group_slice_, group_layout = group_slice(grouped, group_start, group_length)
 
     peer = "12D3KooWD5hnQD22gFFXrQEZYvNMsXMiq19B48UTKSMVLBrLBatx"
     announcement = cmap(("hash", cbytes(hash_)), ("peer", text(peer)))
@@ -216,6 +277,21 @@ def vectors():
             "slice": slice_.hex(),
             "layout": layout,
             "frame": frame(cmap(("slice", cbytes(slice_)))).hex(),
+        },
+        "fetch_group_slice": {
+            "description": "/spore/fetch/2: a module of 40000 bytes, byte i = (7i + "
+                           "floor(i / 1000)) mod 256 (three groups: 16384, 16384 and 7232 "
+                           "bytes), and the chunk-group slice of the range [20000, 40000): "
+                           "groups 1 and 2, the last of which proves the size. The request "
+                           "and {size} frames are those of /spore/fetch/1; `frame_head` is "
+                           "the `{slice}` frame up to the slice's bytes.",
+            "hash": blake3.blake3(grouped).digest().hex(),
+            "size": len(grouped),
+            "start": group_start,
+            "len": group_length,
+            "slice": group_slice_.hex(),
+            "layout": group_layout,
+            "frame_head": frame(cmap(("slice", cbytes(group_slice_))))[:-len(group_slice_)].hex(),
         },
         "fetch_error": {
             "description": "The answer to a request for a module the node does not hold.",

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use crate::liveness::{DEAD_AFTER, PING_INTERVAL};
 use crate::membership::HELLO_PROTOCOL;
 use crate::record_store::SporeStore;
-use crate::wire::{FETCH_PROTOCOL, INVOKE_PROTOCOL};
+use crate::wire::{FETCH_PROTOCOL, FETCH_PROTOCOL_V1, INVOKE_PROTOCOL};
 use crate::{MeshConfig, MeshError, MeshTuning, candidates, peers, streams};
 
 /// spore's own Kademlia protocol keeps its DHT apart from IPFS's public one.
@@ -76,8 +76,19 @@ pub(crate) struct Built {
 }
 
 pub(crate) fn build_swarm(config: &MeshConfig, tuning: &MeshTuning) -> Result<Built, MeshError> {
-    let (streams, control, inbound) =
-        streams::Behaviour::new(vec![HELLO_PROTOCOL, FETCH_PROTOCOL, INVOKE_PROTOCOL]);
+    // Mutated only by a test's tuning.
+    #[cfg_attr(not(test), allow(unused_mut))]
+    let mut protocols = vec![
+        HELLO_PROTOCOL,
+        FETCH_PROTOCOL,
+        FETCH_PROTOCOL_V1,
+        INVOKE_PROTOCOL,
+    ];
+    #[cfg(test)]
+    if tuning.predates_fetch_2 {
+        protocols.retain(|p| *p != FETCH_PROTOCOL);
+    }
+    let (streams, control, inbound) = streams::Behaviour::new(protocols);
     let transport_error = |e: &dyn std::fmt::Display| MeshError::Transport(e.to_string());
     let swarm = SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()

@@ -19,7 +19,7 @@ use crate::invoke::Channels;
 use crate::membership::{self, Admitted, HELLO_PROTOCOL, HELLO_TIMEOUT, Members};
 use crate::streams::{Control, Inbound};
 use crate::swarm::{Command, SwarmTask};
-use crate::wire::{FETCH_PROTOCOL, INVOKE_PROTOCOL, InvokeResponse};
+use crate::wire::{INVOKE_PROTOCOL, InvokeResponse, fetch_slice_format};
 use crate::{MeshConfig, MeshHost, MeshTuning};
 use spore_core::CallRequest;
 
@@ -550,9 +550,9 @@ async fn serve(
                 // Nothing is served to a peer before it is admitted.
                 let members = members.clone();
                 let admitted = async move { members.wait(&peer, HELLO_TIMEOUT).await };
-                if protocol == FETCH_PROTOCOL {
+                if let Some(format) = fetch_slice_format(&protocol) {
                     let span = debug_span!("serve_fetch", %peer);
-                    let answer = crate::fetch::serve_one(stream, host.clone(), cache.clone());
+                    let answer = crate::fetch::serve_one(stream, host.clone(), cache.clone(), format);
                     handlers.spawn(gated(peer, admitted, answer).instrument(span));
                 } else if protocol == INVOKE_PROTOCOL {
                     let answer = crate::invoke::serve_stream(peer, stream, host.clone());
@@ -617,6 +617,7 @@ mod tests {
 
     use super::*;
     use crate::testing::{echo, echo_request};
+    use crate::wire::{FETCH_PROTOCOL, FETCH_PROTOCOL_V1};
     use spore_core::Cancel;
 
     /// Holds one module and echoes invocations.
@@ -675,6 +676,7 @@ mod tests {
         let client = start(server.listen_addrs().await, Vec::new()).await;
 
         oversize_frame_is_refused(&client, server.peer_id(), FETCH_PROTOCOL).await;
+        oversize_frame_is_refused(&client, server.peer_id(), FETCH_PROTOCOL_V1).await;
         oversize_frame_is_refused(&client, server.peer_id(), INVOKE_PROTOCOL).await;
 
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -705,6 +707,29 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, MeshError::ShutDown), "{err}");
+    }
+
+    /// A node of an earlier version speaks `/spore/fetch/1` only: it is asked in `/1`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_that_predates_fetch_2_is_fetched_from_in_fetch_1() {
+        let module: Vec<u8> = (0..(3 << 20) + 12345)
+            .map(|i| (i * 7 + i / 1000) as u8)
+            .collect();
+        let hash = spore_core::Hash::of(&module);
+        let tuning = crate::MeshTuning {
+            predates_fetch_2: true,
+            ..crate::MeshTuning::default()
+        };
+        let host = Arc::new(OneModule(module.clone()));
+        let old = crate::testing::start_mesh_tuned(Vec::new(), true, host, tuning).await;
+        let new = start(old.listen_addrs().await, Vec::new()).await;
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let fetched = new.fetch(hash, deadline).await.unwrap();
+        assert!(fetched.bytes == module);
+        assert_eq!(fetched.sources, vec![(old.peer_id(), module.len() as u64)]);
+        new.shutdown().await;
+        old.shutdown().await;
     }
 
     /// A stranger that skips its own checks, sends no hello and speaks the protocols

@@ -23,6 +23,16 @@ pub(crate) async fn start_mesh(
     member: bool,
     host: std::sync::Arc<dyn crate::MeshHost>,
 ) -> crate::Mesh {
+    start_mesh_tuned(bootstrap, member, host, crate::MeshTuning::default()).await
+}
+
+/// [`start_mesh`] with `tuning`.
+pub(crate) async fn start_mesh_tuned(
+    bootstrap: Vec<libp2p::Multiaddr>,
+    member: bool,
+    host: std::sync::Arc<dyn crate::MeshHost>,
+    tuning: crate::MeshTuning,
+) -> crate::Mesh {
     let keypair = Keypair::generate_ed25519();
     let config = crate::MeshConfig {
         membership: self::member(&keypair, &[]).filter(|_| member),
@@ -36,7 +46,7 @@ pub(crate) async fn start_mesh(
     };
     let tuning = crate::MeshTuning {
         trust_everyone: !member,
-        ..crate::MeshTuning::default()
+        ..tuning
     };
     crate::Mesh::start_tuned(config, host, tuning)
         .await

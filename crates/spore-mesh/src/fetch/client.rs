@@ -1,4 +1,4 @@
-//! The fetching side of `/spore/fetch/1`.
+//! The fetching side of `/spore/fetch/2` (and of `/1`, for peers that predate it).
 //!
 //! A fetch first learns the module's size from a provider and proves it by verifying
 //! the module's final range (bao hashes the final chunk apart from the others, so a
@@ -12,24 +12,18 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
-use futures::{AsyncRead, AsyncWrite, AsyncWriteExt, FutureExt, StreamExt};
 use libp2p::PeerId;
 use tokio::sync::mpsc;
-use tokio::time::{Instant, sleep_until, timeout_at};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep_until};
 use tracing::{Instrument, debug, debug_span, info, info_span, warn};
 
 use crate::MeshTuning;
 use crate::error::{FailureReason, FetchError, ProviderFailure};
 use crate::fetch::Tracked;
-use crate::streams::{Control, OpenError};
-use crate::verify::verify_slice;
-use crate::wire::{
-    FETCH_HEADER_FRAME_LIMIT, FETCH_PROTOCOL, FETCH_REQUEST_FRAME_LIMIT, FetchHeader, FetchRequest,
-    FrameError, read_frame, read_slice_frame, write_frame,
-};
-use spore_core::ErrorKind;
+use crate::fetch::request::{Answer, Content, request_range};
+use crate::streams::Control;
+use crate::wire::FetchRequest;
 
 /// A module fetched from the mesh, verified against its hash.
 #[derive(Debug, Clone)]
@@ -88,8 +82,9 @@ pub(crate) async fn fetch(
         ranges: Vec::new(),
         queue: VecDeque::new(),
         buffer: Vec::new(),
+        spare_buffers: Vec::new(),
         received: 0,
-        in_flight: FuturesUnordered::new(),
+        in_flight: JoinSet::new(),
         delivery_order: Vec::new(),
         progress,
     };
@@ -150,12 +145,7 @@ enum Job {
 struct Outcome {
     provider: usize,
     job: Job,
-    result: Result<RangeOk, FailureReason>,
-}
-
-pub(crate) struct RangeOk {
-    pub size: u64,
-    pub bytes: Vec<u8>,
+    result: Result<Answer, FailureReason>,
 }
 
 /// A range not yet delivered is either queued or in flight.
@@ -181,8 +171,15 @@ struct Engine {
     ranges: Vec<RangeState>,
     queue: VecDeque<usize>,
     buffer: Vec<u8>,
+    /// Frame buffers of ranges already taken, for the ranges still to come.
+    spare_buffers: Vec<Vec<u8>>,
     received: u64,
-    in_flight: FuturesUnordered<BoxFuture<'static, Outcome>>,
+    /// Each range is a task of its own, so that a range is asked as soon as it is handed
+    /// out, and read and verified on any worker. Polled together inside this task, new
+    /// requests waited behind the answers already read: the stream of a range handed
+    /// out while 15 answers were being taken opened 20 ms later, and the connection
+    /// idled (`docs/performance.md`). Dropping the set cancels them.
+    in_flight: JoinSet<Outcome>,
     delivery_order: Vec<usize>,
     progress: Tracked,
 }
@@ -202,8 +199,15 @@ impl Engine {
                 return Err(self.failure());
             }
             tokio::select! {
-                Some(outcome) = self.in_flight.next(), if !self.in_flight.is_empty() => {
-                    self.on_outcome(outcome);
+                Some(joined) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
+                    match joined {
+                        Ok(outcome) => self.on_outcome(outcome),
+                        // A bug in a range's task is this fetch's, as it was when the
+                        // ranges ran inside it.
+                        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                        // Cancelled: the runtime is shutting down.
+                        Err(_) => return Err(FetchError::ShutDown),
+                    }
                 }
                 provider = dht.recv(), if discovering => match provider {
                     Some(peer) => self.add_candidate(peer, true),
@@ -321,10 +325,12 @@ impl Engine {
         let control = self.control.clone();
         let hash = self.hash;
         let deadline = self.deadline.min(Instant::now() + RANGE_TIMEOUT);
+        let buffer = self.spare_buffers.pop().unwrap_or_default();
         let span = debug_span!("range", %peer, start, len);
-        self.in_flight.push(
+        self.in_flight.spawn(
             async move {
-                let result = request_range(control, peer, hash, start, len, deadline).await;
+                let request = FetchRequest { hash, start, len };
+                let result = request_range(control, peer, request, buffer, deadline).await;
                 if let Err(reason) = &result {
                     debug!("range failed: {reason}");
                 }
@@ -334,8 +340,7 @@ impl Engine {
                     result,
                 }
             }
-            .instrument(span)
-            .boxed(),
+            .instrument(span),
         );
     }
 
@@ -349,7 +354,7 @@ impl Engine {
     ) {
         self.providers[i].in_flight -= 1;
         match (job, result) {
-            (Job::Probe, Ok(RangeOk { size, .. })) => {
+            (Job::Probe, Ok(Answer { size, .. })) => {
                 self.providers[i].holding = match self.size {
                     Some(known) if known != size => Holding::Failed(size_disagrees(size, known)),
                     _ if size > self.max_size => Holding::Failed(FailureReason::Protocol(format!(
@@ -364,23 +369,35 @@ impl Engine {
                     _ => Holding::Holds(size),
                 };
             }
-            (Job::SizeCheck { size }, Ok(RangeOk { bytes, .. })) => {
+            (Job::SizeCheck { size }, Ok(Answer { content, .. })) => {
                 self.size_check = None;
                 self.accept_size(size);
-                let (start, _) = Self::range_bounds(size, job);
-                self.store(i, start, &bytes);
+                let (start, len) = Self::range_bounds(size, job);
+                content.copy_to(
+                    size,
+                    &mut self.buffer[start as usize..(start + len) as usize],
+                );
+                self.recycle(content);
+                self.delivered(i, len);
                 let last = self.ranges.len() - 1;
                 self.queue.retain(|&r| r != last);
             }
-            (Job::Range { index }, Ok(RangeOk { size, bytes })) => {
-                if Some(size) != self.size {
-                    let known = self.size.expect("ranges are asked once the size is known");
+            (Job::Range { index }, Ok(Answer { size, content })) => {
+                let known = self.size.expect("ranges are asked once the size is known");
+                let (start, len) = Self::range_bounds(known, job);
+                if size != known {
                     self.fail(i, size_disagrees(size, known));
                     self.requeue(index, i);
                 } else {
+                    debug_assert_eq!(content.len(), len, "the range asked is the range verified");
+                    content.copy_to(
+                        size,
+                        &mut self.buffer[start as usize..(start + len) as usize],
+                    );
                     self.providers[i].strikes = 0;
-                    self.store(i, index as u64 * RANGE_LEN, &bytes);
+                    self.delivered(i, len);
                 }
+                self.recycle(content);
             }
             (job, Err(reason)) => {
                 match job {
@@ -410,13 +427,20 @@ impl Engine {
         }
     }
 
-    fn store(&mut self, i: usize, start: u64, bytes: &[u8]) {
-        let start = start as usize;
-        self.buffer[start..start + bytes.len()].copy_from_slice(bytes);
-        self.received += bytes.len() as u64;
-        self.providers[i].delivered += bytes.len() as u64;
-        self.progress
-            .delivered(self.providers[i].peer, bytes.len() as u64);
+    /// Keeps a spent frame's buffer for the next range, up to one per range in flight.
+    fn recycle(&mut self, content: Content) {
+        if let Some(buffer) = content.into_buffer()
+            && self.spare_buffers.len() < MAX_RANGES_IN_FLIGHT
+        {
+            self.spare_buffers.push(buffer);
+        }
+    }
+
+    /// Counts `len` verified bytes that provider `i` delivered.
+    fn delivered(&mut self, i: usize, len: u64) {
+        self.received += len;
+        self.providers[i].delivered += len;
+        self.progress.delivered(self.providers[i].peer, len);
         if !self.delivery_order.contains(&i) {
             self.delivery_order.push(i);
         }
@@ -509,156 +533,4 @@ fn size_disagrees(claimed: u64, known: u64) -> FailureReason {
     FailureReason::Protocol(format!(
         "claims the module is {claimed} bytes, but it is {known}"
     ))
-}
-
-/// One `/spore/fetch/1` request to `peer`, within `deadline`.
-async fn request_range(
-    control: Control,
-    peer: PeerId,
-    hash: spore_core::Hash,
-    start: u64,
-    len: u64,
-    deadline: Instant,
-) -> Result<RangeOk, FailureReason> {
-    let request = async {
-        let mut stream = control
-            .open_stream(peer, FETCH_PROTOCOL)
-            .await
-            .map_err(open_failure)?;
-        exchange(&mut stream, FetchRequest { hash, start, len }).await
-    };
-    timeout_at(deadline, request)
-        .await
-        .unwrap_or(Err(FailureReason::Timeout))
-}
-
-/// Sends `request` on an open stream and takes the answer: `{size}`, then the verified
-/// bytes of the range.
-pub(crate) async fn exchange(
-    stream: &mut (impl AsyncRead + AsyncWrite + Unpin),
-    request: FetchRequest,
-) -> Result<RangeOk, FailureReason> {
-    let FetchRequest { hash, start, len } = request;
-    write_frame(stream, &request, FETCH_REQUEST_FRAME_LIMIT)
-        .await
-        .map_err(frame_failure)?;
-    let header: FetchHeader = read_frame(stream, FETCH_HEADER_FRAME_LIMIT)
-        .await
-        .map_err(frame_failure)?;
-    let size = announced_size(header)?;
-    if len == 0 {
-        let _ = stream.close().await;
-        return Ok(RangeOk {
-            size,
-            bytes: Vec::new(),
-        });
-    }
-    if start > size {
-        return Err(FailureReason::Protocol(format!(
-            "it claims the module is {size} bytes, shorter than the range start {start}"
-        )));
-    }
-    let frame = read_slice_frame(stream).await.map_err(frame_failure)?;
-    let _ = stream.close().await;
-    let expected = len.min(size - start);
-    // The slice must be of a module of the announced size: only then does the final
-    // range prove the size (`verify_slice`).
-    let bytes = tokio::task::spawn_blocking(move || {
-        verify_slice(&hash, frame.slice(), start, expected, size)
-    })
-    .await
-    .map_err(|e| FailureReason::Protocol(format!("verification task failed: {e}")))?
-    .map_err(|e| FailureReason::HashMismatch(e.to_string()))?;
-    Ok(RangeOk { size, bytes })
-}
-
-/// The module size a `{size}` answer gives, or why the provider did not serve.
-pub(crate) fn announced_size(header: FetchHeader) -> Result<u64, FailureReason> {
-    match header {
-        FetchHeader {
-            size: Some(size),
-            error: None,
-        } => Ok(size),
-        FetchHeader {
-            error: Some(error), ..
-        } if error.kind == ErrorKind::NotFound => Err(FailureReason::NotFound),
-        FetchHeader {
-            error: Some(error), ..
-        } => Err(FailureReason::Protocol(format!("it answered {error}"))),
-        FetchHeader { .. } => Err(FailureReason::Protocol(
-            "its answer holds neither `size` nor `error`".into(),
-        )),
-    }
-}
-
-fn open_failure(error: OpenError) -> FailureReason {
-    match error {
-        OpenError::Unsupported(_) => FailureReason::Protocol(error.to_string()),
-        _ => FailureReason::Unreachable(error.to_string()),
-    }
-}
-
-fn frame_failure(error: FrameError) -> FailureReason {
-    match error {
-        FrameError::Io(e) => FailureReason::Unreachable(e.to_string()),
-        other => FailureReason::Protocol(other.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::verify::Encoded;
-    use crate::wire::{FETCH_SLICE_FRAME_LIMIT, Scripted, write_slice_frame};
-
-    fn blob(len: usize) -> Vec<u8> {
-        (0..len).map(|i| (i * 7 + i / 1000) as u8).collect()
-    }
-
-    /// What a provider sends for `request` when it announces `size` and slices `module`.
-    async fn answer(module: &[u8], size: u64, request: &FetchRequest) -> Vec<u8> {
-        let mut answer = Vec::new();
-        let header = FetchHeader {
-            size: Some(size),
-            error: None,
-        };
-        write_frame(&mut answer, &header, FETCH_HEADER_FRAME_LIMIT)
-            .await
-            .unwrap();
-        let slice = Encoded::new(module.to_vec()).slice(request.start, request.len);
-        write_slice_frame(&mut answer, &slice).await.unwrap();
-        assert!(answer.len() < FETCH_SLICE_FRAME_LIMIT);
-        answer
-    }
-
-    #[tokio::test]
-    async fn the_final_range_is_taken_only_when_it_proves_the_announced_size() {
-        let module = blob(7000);
-        let hash = spore_core::Hash::of(&module);
-        let final_range = |size: u64| FetchRequest {
-            hash,
-            start: size.saturating_sub(1) / RANGE_LEN * RANGE_LEN,
-            len: size - size.saturating_sub(1) / RANGE_LEN * RANGE_LEN,
-        };
-
-        let honest = final_range(7000);
-        let mut stream = Scripted::new(answer(&module, 7000, &honest).await);
-        let taken = exchange(&mut stream, honest).await.unwrap();
-        assert_eq!((taken.size, taken.bytes), (7000, module.clone()));
-
-        // A provider announcing a shorter module than it holds answers the final range
-        // of that size with an honest slice of a range inside the module: every byte
-        // of it verifies, yet the size it claims is not the module's.
-        for size in [6999, 6144, 5000, 1] {
-            let request = final_range(size);
-            let mut stream = Scripted::new(answer(&module, size, &request).await);
-            match exchange(&mut stream, request).await {
-                Err(FailureReason::HashMismatch(_)) => {}
-                other => panic!(
-                    "announced size {size} of a 7000-byte module: {:?}",
-                    other.map(|ok| ok.size)
-                ),
-            }
-        }
-    }
 }

@@ -1,12 +1,13 @@
-//! `/spore/fetch/1`: verified module transfer (`spec/wire.md`). `client` fetches a
-//! module from the peers that hold it, verifying every range; `server` answers peers'
-//! requests for ranges of the modules this node holds; `progress` lists the fetches in
-//! flight. The frames and their limits,
-//! which both sides share, are in [`crate::wire`]; the bao encoding in
-//! [`crate::verify`].
+//! `/spore/fetch/2` and `/1`: verified module transfer (`spec/wire.md`). `client`
+//! fetches a module from the peers that hold it; `request` asks one provider for one
+//! range and verifies the answer; `server` answers peers' requests for ranges of the
+//! modules this node holds; `progress` lists the fetches in flight. The frames and
+//! their limits, which both sides share, are in [`crate::wire`]; the slice encodings
+//! in [`crate::verify`].
 
 pub(crate) mod client;
 pub(crate) mod progress;
+pub(crate) mod request;
 pub(crate) mod server;
 
 pub use client::Fetched;

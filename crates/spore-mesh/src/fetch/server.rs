@@ -1,5 +1,5 @@
-//! The serving side of `/spore/fetch/1`: answers a peer's request for a range of a
-//! module this node holds with the module's size and the range's bao slice.
+//! The serving side of `/spore/fetch/2` and `/1`: answers a peer's request for a range
+//! of a module this node holds with the module's size and the range's verified slice.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,7 @@ use tokio::time::timeout;
 use tracing::debug;
 
 use crate::MeshHost;
-use crate::verify::Encoded;
+use crate::verify::{Encoded, SliceFormat};
 use crate::wire::{
     FETCH_HEADER_FRAME_LIMIT, FETCH_REQUEST_FRAME_LIMIT, FetchHeader, FetchRequest, FrameError,
     MAX_RANGE_LEN, read_frame, write_frame, write_slice_frame,
@@ -22,9 +22,9 @@ use spore_core::{ErrorKind, Failure};
 const SERVE_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const SERVE_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Modules recently served, with their bao trees: a fetch asks for every range of a
-/// module in a burst, and hashing the module once per range would cost a full pass
-/// over it each time. A few entries are enough for the modules being fetched now.
+/// Modules recently served, with their trees: a fetch asks for every range of a module
+/// in a burst, and hashing the module once per range would cost a full pass over it
+/// each time. A few entries are enough for the modules being fetched now.
 pub(crate) struct ServeCache {
     entries: Mutex<VecDeque<(spore_core::Hash, Arc<Slot>)>>,
 }
@@ -89,7 +89,7 @@ fn evict(entries: &mut VecDeque<(spore_core::Hash, Arc<Slot>)>) {
     let size = |slot: &Slot| {
         slot.get()
             .and_then(|e| e.as_ref())
-            .map_or(0, |e| e.bytes.len() + e.outboard.len())
+            .map_or(0, |e| e.bytes.len() + e.outboard_len())
     };
     let mut total: usize = entries.iter().map(|(_, s)| size(s)).sum();
     while entries.len() > 1 && (entries.len() > CACHE_ENTRIES || total > CACHE_BYTES) {
@@ -99,11 +99,12 @@ fn evict(entries: &mut VecDeque<(spore_core::Hash, Arc<Slot>)>) {
     }
 }
 
-/// Answers one `/spore/fetch/1` request.
+/// Answers one request of the fetch protocol whose slices are in `format`.
 pub(crate) async fn serve_one(
     mut stream: impl AsyncRead + AsyncWrite + Unpin,
     host: Arc<dyn MeshHost>,
     cache: Arc<ServeCache>,
+    format: SliceFormat,
 ) {
     let request = match timeout(
         SERVE_READ_TIMEOUT,
@@ -117,7 +118,7 @@ pub(crate) async fn serve_one(
         Ok(Err(e)) => return debug!("refusing fetch request: {e}"),
         Err(_) => return debug!("no fetch request within {SERVE_READ_TIMEOUT:?}"),
     };
-    debug!(hash = %request.hash.short(12), request.start, request.len, "fetch request");
+    debug!(hash = %request.hash.short(12), request.start, request.len, ?format, "fetch request");
     let answer = async {
         if request.len > MAX_RANGE_LEN {
             let error = Failure::new(
@@ -149,7 +150,13 @@ pub(crate) async fn serve_one(
         };
         write_frame(&mut stream, &header, FETCH_HEADER_FRAME_LIMIT).await?;
         if request.len > 0 {
-            let slice = encoded.slice(request.start, request.len);
+            if !encoded.is_prepared(format) {
+                // Building the tree hashes the whole module: off the runtime's threads.
+                let encoded = encoded.clone();
+                let _ = tokio::task::spawn_blocking(move || encoded.prepare(format)).await;
+            }
+            let mut slice = Vec::new();
+            encoded.slice(format, request.start, request.len, &mut slice);
             write_slice_frame(&mut stream, &slice).await?;
         }
         stream.close().await?;

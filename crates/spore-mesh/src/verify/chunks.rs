@@ -1,54 +1,32 @@
-//! bao verified slices: how a range of a module travels with the proof that it belongs
-//! to the module hash.
+//! `/spore/fetch/1` slices: the `bao` crate's encoding, a leaf per 1 KiB chunk
+//! (`spec/wire.md`, "The bao slice").
 //!
 //! bao's root hash is the plain BLAKE3 hash of the content (tested below), so a module's
 //! spore hash is all a receiver needs to verify any range of it.
 
 use std::io::{Cursor, Read};
 
-/// A module ready to be served: its bytes and their bao outboard tree.
-pub(crate) struct Encoded {
-    pub bytes: Vec<u8>,
-    pub outboard: Vec<u8>,
+use super::SliceError;
+
+/// bao's outboard encoding of `bytes`: its size header and every parent node.
+pub(crate) fn outboard(bytes: &[u8]) -> Vec<u8> {
+    bao::encode::outboard(bytes).0
 }
 
-impl Encoded {
-    /// Hashes the whole module once; serving ranges afterwards only copies.
-    pub fn new(bytes: Vec<u8>) -> Self {
-        let (outboard, _root) = bao::encode::outboard(&bytes);
-        Encoded { bytes, outboard }
-    }
-
-    pub fn size(&self) -> u64 {
-        self.bytes.len() as u64
-    }
-
-    /// The bao slice encoding of `[start, start + len)`, clipped to the module's end.
-    pub fn slice(&self, start: u64, len: u64) -> Vec<u8> {
-        let mut extractor = bao::encode::SliceExtractor::new_outboard(
-            Cursor::new(&self.bytes[..]),
-            Cursor::new(&self.outboard[..]),
-            start,
-            len,
-        );
-        // The content plus at most one 64-byte parent node per KiB and the header.
-        let mut slice = Vec::with_capacity(len as usize + len as usize / 16 + 4096);
-        extractor
-            .read_to_end(&mut slice)
-            .expect("extracting from in-memory buffers cannot fail");
-        slice
-    }
-}
-
-/// Why a slice was not accepted.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum SliceError {
-    #[error("bao proof does not verify against the hash: {0}")]
-    BadProof(std::io::Error),
-    #[error("slice holds {got} bytes of content, expected {expected}")]
-    WrongLength { got: usize, expected: usize },
-    #[error("slice is of a module of {header} bytes, but the provider announced {size}")]
-    SizeDisagrees { header: u64, size: u64 },
+/// Appends the bao slice encoding of `[start, start + len)`, clipped to the module's
+/// end, to `out`.
+pub(crate) fn slice(bytes: &[u8], outboard: &[u8], start: u64, len: u64, out: &mut Vec<u8>) {
+    let mut extractor = bao::encode::SliceExtractor::new_outboard(
+        Cursor::new(bytes),
+        Cursor::new(outboard),
+        start,
+        len,
+    );
+    // The content plus at most one 64-byte parent node per KiB and the header.
+    out.reserve(len as usize + len as usize / 16 + 4096);
+    extractor
+        .read_to_end(out)
+        .expect("extracting from in-memory buffers cannot fail");
 }
 
 /// Decodes `slice` (the bao slice of `[start, start + expected_len)` of a module of
@@ -77,7 +55,7 @@ pub(crate) fn verify_slice(
     let mut bytes = Vec::with_capacity(expected_len as usize);
     decoder
         .read_to_end(&mut bytes)
-        .map_err(SliceError::BadProof)?;
+        .map_err(|e| SliceError::BadProof(e.to_string()))?;
     if bytes.len() as u64 != expected_len {
         return Err(SliceError::WrongLength {
             got: bytes.len(),
@@ -90,6 +68,29 @@ pub(crate) fn verify_slice(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A module and its outboard, sliced as a server does.
+    struct Encoded {
+        bytes: Vec<u8>,
+        outboard: Vec<u8>,
+    }
+
+    impl Encoded {
+        fn new(bytes: Vec<u8>) -> Self {
+            let outboard = outboard(&bytes);
+            Encoded { bytes, outboard }
+        }
+
+        fn size(&self) -> u64 {
+            self.bytes.len() as u64
+        }
+
+        fn slice(&self, start: u64, len: u64) -> Vec<u8> {
+            let mut out = Vec::new();
+            slice(&self.bytes, &self.outboard, start, len, &mut out);
+            out
+        }
+    }
 
     fn blob(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 7 + i / 1000) as u8).collect()

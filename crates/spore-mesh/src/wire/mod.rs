@@ -14,7 +14,11 @@ use spore_core::frame;
 use spore_core::value::{Major, write_head};
 use spore_core::{CallStats, ErrorKind, Failure, MemoUse, Path};
 
-pub(crate) const FETCH_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/fetch/1");
+/// Module transfer in 16 KiB chunk groups, asked first.
+pub(crate) const FETCH_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/fetch/2");
+/// Module transfer in bao's 1 KiB chunks: served to peers that predate `/2`, and asked
+/// of peers that refuse `/2`.
+pub(crate) const FETCH_PROTOCOL_V1: StreamProtocol = StreamProtocol::new("/spore/fetch/1");
 pub(crate) const INVOKE_PROTOCOL: StreamProtocol = StreamProtocol::new("/spore/invoke/3");
 
 /// The largest range a fetch request may ask for.
@@ -23,9 +27,9 @@ pub(crate) const MAX_RANGE_LEN: u64 = 2 << 20;
 pub(crate) const FETCH_REQUEST_FRAME_LIMIT: usize = 1024;
 /// A `{size}` or `{error}` frame.
 pub(crate) const FETCH_HEADER_FRAME_LIMIT: usize = 64 << 10;
-/// A `{slice}` frame. A bao slice of [`MAX_RANGE_LEN`] bytes carries 64 bytes of tree
-/// nodes per KiB (under 6.25 %), plus its header and the CBOR around it; 2 MiB + 256 KiB
-/// covers all of it.
+/// A `{slice}` frame, in either version. A `/1` slice of [`MAX_RANGE_LEN`] bytes carries
+/// 64 bytes of tree nodes per KiB (under 6.25 %), plus its header and the CBOR around
+/// it; 2 MiB + 256 KiB covers all of it, and a `/2` slice (64 bytes per 16 KiB) easily.
 pub(crate) const FETCH_SLICE_FRAME_LIMIT: usize = (2 << 20) + (256 << 10);
 pub(crate) const INVOKE_FRAME_LIMIT: usize = 16 << 20;
 
@@ -120,14 +124,26 @@ pub(crate) async fn read_numbered_owned<T: DeserializeOwned, R: AsyncRead + Unpi
 }
 
 async fn read_body(io: &mut (impl AsyncRead + Unpin), limit: usize) -> Result<Vec<u8>, FrameError> {
-    let mut prefix = [0u8; frame::PREFIX_BYTES];
-    io.read_exact(&mut prefix).await?;
-    let mut body = vec![0u8; frame::body_len(prefix, limit)?];
-    io.read_exact(&mut body).await?;
+    let mut body = Vec::new();
+    read_body_into(io, limit, &mut body).await?;
     Ok(body)
 }
 
-/// `/spore/fetch/1` request: a byte range of a module.
+/// Reads a frame's body into `body`, replacing what it held; only bytes beyond its old
+/// length are zeroed first.
+async fn read_body_into(
+    io: &mut (impl AsyncRead + Unpin),
+    limit: usize,
+    body: &mut Vec<u8>,
+) -> Result<(), FrameError> {
+    let mut prefix = [0u8; frame::PREFIX_BYTES];
+    io.read_exact(&mut prefix).await?;
+    body.resize(frame::body_len(prefix, limit)?, 0);
+    io.read_exact(body).await?;
+    Ok(())
+}
+
+/// `/spore/fetch/1` and `/2` request: a byte range of a module.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct FetchRequest {
     pub hash: spore_core::Hash,
@@ -144,7 +160,8 @@ pub(crate) struct FetchHeader {
     pub error: Option<Failure>,
 }
 
-/// The second response frame: the bao slice encoding of the range.
+/// The second response frame: the slice of the range, in the encoding of the
+/// protocol's version ([`crate::verify`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct FetchSlice {
     #[serde(with = "serde_bytes")]
@@ -180,14 +197,23 @@ impl SliceFrame {
     pub fn slice(&self) -> &[u8] {
         &self.body[self.slice.clone()]
     }
+
+    /// The frame's buffer, for the next frame to be read into.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.body
+    }
 }
 
-/// Reads a `{slice}` frame. The canonical encoding is taken apart by hand; any other
-/// valid CBOR for the same map goes through the general decoder.
+/// Reads a `{slice}` frame into `buffer` (a spent frame's, so that a fetch does not
+/// allocate and fault in a fresh megabyte for every range). The canonical encoding is
+/// taken apart by hand; any other valid CBOR for the same map goes through the general
+/// decoder.
 pub(crate) async fn read_slice_frame(
     io: &mut (impl AsyncRead + Unpin),
+    mut buffer: Vec<u8>,
 ) -> Result<SliceFrame, FrameError> {
-    let body = read_body(io, FETCH_SLICE_FRAME_LIMIT).await?;
+    read_body_into(io, FETCH_SLICE_FRAME_LIMIT, &mut buffer).await?;
+    let body = buffer;
     if let Some(slice) = canonical_slice(&body) {
         return Ok(SliceFrame { body, slice });
     }
@@ -360,3 +386,15 @@ impl AsyncWrite for Scripted {
 
 #[cfg(test)]
 mod tests;
+
+/// The slice encoding a fetch protocol carries, if `protocol` is one.
+pub(crate) fn fetch_slice_format(protocol: &StreamProtocol) -> Option<crate::verify::SliceFormat> {
+    use crate::verify::SliceFormat;
+    if *protocol == FETCH_PROTOCOL {
+        Some(SliceFormat::Groups)
+    } else if *protocol == FETCH_PROTOCOL_V1 {
+        Some(SliceFormat::Chunks)
+    } else {
+        None
+    }
+}

@@ -103,7 +103,9 @@ async fn slice_frames_are_the_cbor_map_and_any_encoding_of_it_is_read() {
             .await
             .unwrap();
         assert!(by_hand == by_encoder, "len {len}: encodings differ");
-        let frame = read_slice_frame(&mut by_hand.as_slice()).await.unwrap();
+        let frame = read_slice_frame(&mut by_hand.as_slice(), Vec::new())
+            .await
+            .unwrap();
         assert!(frame.slice() == slice, "len {len}");
     }
 
@@ -116,7 +118,9 @@ async fn slice_frames_are_the_cbor_map_and_any_encoding_of_it_is_read() {
     write_frame(&mut frame, &value, FETCH_SLICE_FRAME_LIMIT)
         .await
         .unwrap();
-    let frame = read_slice_frame(&mut frame.as_slice()).await.unwrap();
+    let frame = read_slice_frame(&mut frame.as_slice(), vec![9; 3])
+        .await
+        .unwrap();
     assert_eq!(frame.slice(), &[1, 2, 3]);
 
     // A length that disagrees with the frame is not taken at its word.
@@ -125,7 +129,11 @@ async fn slice_frames_are_the_cbor_map_and_any_encoding_of_it_is_read() {
     lying.truncate(lying.len() - 1);
     let len = (lying.len() - 4) as u32;
     lying[..4].copy_from_slice(&len.to_be_bytes());
-    assert!(read_slice_frame(&mut lying.as_slice()).await.is_err());
+    assert!(
+        read_slice_frame(&mut lying.as_slice(), Vec::new())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -163,6 +171,7 @@ async fn frames_roundtrip_and_oversize_frames_are_refused_before_reading_them() 
 /// code writes, and it reads them back to the same messages.
 mod vectors {
     use super::*;
+    use crate::verify::SliceFormat;
     use spore_core::{Args, CallRequest, Placement};
 
     fn unhex(text: &serde_json::Value) -> Vec<u8> {
@@ -347,12 +356,20 @@ mod vectors {
         }
     }
 
-    /// What the serving side writes when it is sent `request`.
-    async fn served(holds: Vec<u8>, request: Vec<u8>) -> Vec<u8> {
+    /// What the serving side writes when it is sent `request` on the fetch protocol
+    /// whose slices are in `format`.
+    async fn served(holds: Vec<u8>, request: Vec<u8>, format: SliceFormat) -> Vec<u8> {
         let mut stream = Scripted::new(request);
         let cache = std::sync::Arc::new(crate::fetch::ServeCache::new());
-        crate::fetch::serve_one(&mut stream, std::sync::Arc::new(Holds(holds)), cache).await;
+        let host = std::sync::Arc::new(Holds(holds));
+        crate::fetch::serve_one(&mut stream, host, cache, format).await;
         stream.written
+    }
+
+    fn slice_of(module: &[u8], format: SliceFormat, start: u64, len: u64) -> Vec<u8> {
+        let mut slice = Vec::new();
+        crate::verify::Encoded::new(module.to_vec()).slice(format, start, len, &mut slice);
+        slice
     }
 
     #[tokio::test]
@@ -372,19 +389,22 @@ mod vectors {
         assert_eq!(module.len() as u64, size);
         let range = module[start as usize..(start + len) as usize].to_vec();
 
-        let encoded = crate::verify::Encoded::new(module.clone());
-        assert!(encoded.slice(start, len) == slice, "the slice spore makes");
-        let verified = crate::verify::verify_slice(&hash, &slice, start, len, size);
+        let chunks = SliceFormat::Chunks;
+        assert!(
+            slice_of(&module, chunks, start, len) == slice,
+            "the slice spore makes"
+        );
+        let verified = crate::verify::chunks::verify_slice(&hash, &slice, start, len, size);
         assert!(verified.unwrap() == range, "the range the slice proves");
 
         // The serving side answers the request with exactly these frames...
         let answer = [header.clone(), frame.clone()].concat();
-        assert!(served(module.clone(), request.clone()).await == answer);
+        assert!(served(module.clone(), request.clone(), chunks).await == answer);
 
         // ...and the fetching side sends the request and takes the range from them.
         let mut stream = Scripted::new(answer);
         let asked = FetchRequest { hash, start, len };
-        let taken = crate::fetch::client::exchange(&mut stream, asked)
+        let taken = crate::fetch::request::exchange(&mut stream, asked, chunks)
             .await
             .unwrap();
         assert_eq!(stream.written, request);
@@ -401,7 +421,7 @@ mod vectors {
             for position in [at, at + part_len - 1] {
                 let mut bad = slice.clone();
                 bad[position] ^= 1;
-                let refused = crate::verify::verify_slice(&hash, &bad, start, len, size);
+                let refused = crate::verify::chunks::verify_slice(&hash, &bad, start, len, size);
                 assert!(refused.is_err(), "flip at {position} went unnoticed");
 
                 let mut bad_frame = frame.clone();
@@ -410,10 +430,74 @@ mod vectors {
                 let asked = FetchRequest { hash, start, len };
                 assert!(
                     matches!(
-                        crate::fetch::client::exchange(&mut stream, asked).await,
+                        crate::fetch::request::exchange(&mut stream, asked, chunks).await,
                         Err(crate::FailureReason::HashMismatch(_))
                     ),
                     "flip at {position} of the frame went unnoticed"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_chunk_group_slice_and_its_fetch_exchange_are_those_of_the_spec() {
+        let doc = doc();
+        let v = &doc["fetch_group_slice"];
+        let (size, start, len) = (uint(&v["size"]), uint(&v["start"]), uint(&v["len"]));
+        // byte i = (7i + floor(i / 1000)) mod 256, as the vector says.
+        let module: Vec<u8> = (0..size).map(|i| (i * 7 + i / 1000) as u8).collect();
+        let hash = hash(&v["hash"]);
+        assert_eq!(spore_core::Hash::of(&module), hash);
+        let slice = unhex(&v["slice"]);
+        let frame = [unhex(&v["frame_head"]), slice.clone()].concat();
+        let range = module[start as usize..(start + len) as usize].to_vec();
+        let groups = SliceFormat::Groups;
+        assert!(
+            slice_of(&module, groups, start, len) == slice,
+            "the slice spore makes"
+        );
+
+        // The serving side answers with `{size}` and the slice's frame...
+        let mut request = Vec::new();
+        let asked = FetchRequest { hash, start, len };
+        write_frame(&mut request, &asked, FETCH_REQUEST_FRAME_LIMIT)
+            .await
+            .unwrap();
+        let mut header = Vec::new();
+        let sized = FetchHeader {
+            size: Some(size),
+            error: None,
+        };
+        write_frame(&mut header, &sized, FETCH_HEADER_FRAME_LIMIT)
+            .await
+            .unwrap();
+        let answer = [header.clone(), frame.clone()].concat();
+        assert!(served(module.clone(), request.clone(), groups).await == answer);
+
+        // ...and the fetching side takes the range from them.
+        let mut stream = Scripted::new(answer);
+        let taken = crate::fetch::request::exchange(&mut stream, asked.clone(), groups)
+            .await
+            .unwrap();
+        assert_eq!(stream.written, request);
+        assert!(taken.bytes == range);
+
+        // A flipped byte at either end of each part (tree node, group) is refused.
+        let layout = v["layout"].as_array().unwrap();
+        assert_eq!(layout.len(), 4);
+        let head = frame.len() - slice.len();
+        for part in layout {
+            let (at, part_len) = (uint(&part["at"]) as usize, uint(&part["len"]) as usize);
+            for position in [at, at + part_len - 1] {
+                let mut bad_frame = frame.clone();
+                bad_frame[head + position] ^= 0x80;
+                let mut stream = Scripted::new([header.clone(), bad_frame].concat());
+                assert!(
+                    matches!(
+                        crate::fetch::request::exchange(&mut stream, asked.clone(), groups).await,
+                        Err(crate::FailureReason::HashMismatch(_))
+                    ),
+                    "flip at {position} of the slice went unnoticed"
                 );
             }
         }
@@ -435,7 +519,9 @@ mod vectors {
         write_frame(&mut request, &asked, FETCH_REQUEST_FRAME_LIMIT)
             .await
             .unwrap();
-        assert!(served(b"another module".to_vec(), request).await == frame);
+        for format in [SliceFormat::Groups, SliceFormat::Chunks] {
+            assert!(served(b"another module".to_vec(), request.clone(), format).await == frame);
+        }
 
         let read: FetchHeader = read_frame(&mut frame.as_slice(), FETCH_HEADER_FRAME_LIMIT)
             .await
@@ -446,7 +532,7 @@ mod vectors {
         assert_eq!(error.message, text(&v["message"]));
         let mut stream = Scripted::new(frame);
         assert!(matches!(
-            crate::fetch::client::exchange(&mut stream, asked).await,
+            crate::fetch::request::exchange(&mut stream, asked, SliceFormat::Groups).await,
             Err(crate::FailureReason::NotFound)
         ));
     }
