@@ -553,9 +553,8 @@ fn first_invoke_markdown(c: &mut Criterion) {
     let fresh_identity = Keypair::generate_ed25519();
     // A first call leaves Cranelift compiling in the background (tiered compilation),
     // for 0.6 s of a core per node. Unwaited, the compiles of every measured fresh node
-    // ran on through this group's other benchmark and the next groups: they took a third
-    // of the samples while `fetch_64mib` was measured. So each node is kept until its
-    // compiles end, which is waited for outside the timings.
+    // would run on through this group's other benchmark and the groups after it. So each
+    // node is kept until its compiles end, which is waited for outside the timings.
     let retired: RefCell<Vec<Arc<Node>>> = RefCell::new(Vec::new());
     let settle = || {
         for node in retired.borrow_mut().drain(..) {
