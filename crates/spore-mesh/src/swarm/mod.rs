@@ -469,7 +469,8 @@ impl SwarmTask {
                 connection, result, ..
             })) => match result {
                 Ok(round_trip) => {
-                    self.liveness.answered(connection, Instant::now());
+                    self.liveness
+                        .answered(connection, Instant::now(), round_trip);
                     self.connections.pinged(connection, round_trip);
                 }
                 Err(ping::Failure::Unsupported) => self.liveness.forget(connection),
