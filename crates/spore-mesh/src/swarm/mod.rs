@@ -15,7 +15,7 @@ use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns, ping};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
-use tracing::{debug, info, warn};
+use tracing::{debug, info, trace, warn};
 
 use crate::MeshError;
 use crate::MeshHost;
@@ -25,6 +25,7 @@ use crate::discovery::{Announcement, Hints, PROVIDER_GRACE, ProviderQueries, Pro
 use crate::liveness::{self, Liveness};
 use crate::membership::Members;
 use crate::names::{ChainQueries, ChainQuery};
+use crate::record_store::SporeStore;
 use crate::streams::Control;
 
 mod admission;
@@ -334,7 +335,11 @@ impl SwarmTask {
                 deadline,
                 found,
             } => {
-                let id = self.swarm.behaviour_mut().kad.get_providers(key);
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                let id = kad.get_providers(key.clone());
+                // The peers it asks first: its hops are counted from them
+                // (tests/mesh/hops.rs). Not computed unless traced.
+                trace!(query = ?id, first = ?first_asked(kad, key), "provider lookup started");
                 self.queries.insert(
                     id,
                     ProviderQuery {
@@ -731,6 +736,7 @@ impl SwarmTask {
             let _ = query.found.send(peer);
         }
         if query.grace_until.is_none() && !query.seen.is_empty() {
+            debug!(query = ?id, "first provider found");
             query.grace_until = Some(Instant::now() + PROVIDER_GRACE);
         }
     }
@@ -754,6 +760,15 @@ impl SwarmTask {
             }
         }
     }
+}
+
+/// The peers a lookup of `key` asks first: the closest to it in the routing table, as
+/// many as Kademlia starts from.
+fn first_asked(kad: &mut kad::Behaviour<SporeStore>, key: kad::RecordKey) -> Vec<PeerId> {
+    kad.get_closest_local_peers(&kad::KBucketKey::new(key))
+        .take(kad::K_VALUE.get())
+        .map(|k| *k.preimage())
+        .collect()
 }
 
 fn is_loopback(addr: &Multiaddr) -> bool {
