@@ -696,6 +696,12 @@ impl SwarmTask {
             kad::QueryResult::StartProviding(Err(e)) => {
                 debug!("provider record not stored remotely: {e}")
             }
+            kad::QueryResult::RepublishProvider(Ok(_)) => {
+                trace!("provider record republished")
+            }
+            kad::QueryResult::RepublishProvider(Err(e)) => {
+                debug!("provider record not republished: {e}")
+            }
             kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))) => {
                 self.chain_queries
                     .found(&id, found.peer, &found.record.value);

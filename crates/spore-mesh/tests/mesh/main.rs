@@ -9,6 +9,7 @@ mod hops;
 mod invoke;
 mod nat;
 mod partition;
+mod providers;
 mod relay;
 mod scale;
 mod start;
