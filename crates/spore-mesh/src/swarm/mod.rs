@@ -21,7 +21,9 @@ use crate::MeshError;
 use crate::MeshHost;
 use crate::behaviour::{Behaviour, BehaviourEvent, GOSSIP_TOPIC, KAD_PROTOCOL};
 use crate::connections::Connections;
-use crate::discovery::{Announcement, Hints, PROVIDER_GRACE, ProviderQueries, ProviderQuery};
+use crate::discovery::{
+    Announcement, Hints, Offers, PROVIDER_GRACE, ProviderQueries, ProviderQuery,
+};
 use crate::liveness::{self, Liveness};
 use crate::membership::Members;
 use crate::names::{ChainQueries, ChainQuery};
@@ -118,6 +120,8 @@ pub(crate) struct SwarmTask {
     /// Who waits for each dial of `Command::Dial`, and the peer dialed.
     dial_waiters: HashMap<ConnectionId, (PeerId, oneshot::Sender<Result<(), String>>)>,
     republished: bool,
+    /// The provider records being offered again after bootstrap.
+    offers: Offers,
     topic: gossipsub::IdentTopic,
     members: Arc<Members>,
     control: Control,
@@ -161,6 +165,7 @@ impl SwarmTask {
             provide_waiters: HashMap::new(),
             dial_waiters: HashMap::new(),
             republished: false,
+            offers: Offers::default(),
             topic: gossipsub::IdentTopic::new(GOSSIP_TOPIC),
             members,
             control,
@@ -712,6 +717,9 @@ impl SwarmTask {
             _ => {}
         }
         if step.last {
+            if self.offers.finished(&id) {
+                self.offer_more();
+            }
             self.chain_queries.finish(&id);
             self.queries.remove(&id);
             if let Some(stored) = self.provide_waiters.remove(&id) {
@@ -760,9 +768,15 @@ impl SwarmTask {
             keys = keys.len(),
             "republishing provider records after bootstrap"
         );
-        for key in keys {
-            if let Err(e) = kad.start_providing(key) {
-                warn!("cannot republish a provider record: {e:?}");
+        self.offers.queue(keys);
+        self.offer_more();
+    }
+
+    fn offer_more(&mut self) {
+        while let Some(key) = self.offers.next() {
+            match self.swarm.behaviour_mut().kad.start_providing(key) {
+                Ok(id) => self.offers.started(id),
+                Err(e) => warn!("cannot republish a provider record: {e:?}"),
             }
         }
     }
