@@ -189,6 +189,7 @@ fn kademlia(peer_id: libp2p::PeerId, tuning: &MeshTuning) -> kad::Behaviour<Spor
         .set_replication_factor(tuning.kademlia_k)
         .set_kbucket_size(tuning.kademlia_k)
         .set_query_timeout(Duration::from_secs(30))
+        .set_provider_publication_interval(Some(tuning.provider_republish_interval))
         // Only admitted peers enter the routing table, and only their provider records
         // are kept (`SwarmTask::on_admitted`, `SwarmTask::on_kad`): a stranger must not
         // be routed to, nor advertise an ability or a module.

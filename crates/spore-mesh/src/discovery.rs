@@ -98,6 +98,44 @@ impl ProviderQueries {
     }
 }
 
+/// At most this many of the offers of [`Offers`] run at once: as many as libp2p-kad's
+/// own republication runs (its `JOBS_MAX_QUERIES`).
+const OFFERS_IN_FLIGHT: usize = 100;
+
+/// Provider records to offer to the peers closest to their keys, a bounded number of
+/// lookups at a time. Offering all of a node's records at once (10,000 modules: 10,000
+/// lookups started together) left each so little of the node that 70,131 of 100,000
+/// timed out (`tests/mesh/providers.rs`, 10 nodes), and those records stayed unknown
+/// to the DHT until the next republication, hours later.
+#[derive(Default)]
+pub(crate) struct Offers {
+    pending: VecDeque<RecordKey>,
+    in_flight: HashSet<QueryId>,
+}
+
+impl Offers {
+    pub fn queue(&mut self, keys: impl IntoIterator<Item = RecordKey>) {
+        self.pending.extend(keys);
+    }
+
+    /// The next key to offer, if one waits and fewer than [`OFFERS_IN_FLIGHT`] run.
+    pub fn next(&mut self) -> Option<RecordKey> {
+        if self.in_flight.len() >= OFFERS_IN_FLIGHT {
+            return None;
+        }
+        self.pending.pop_front()
+    }
+
+    pub fn started(&mut self, id: QueryId) {
+        self.in_flight.insert(id);
+    }
+
+    /// Whether `id` was one of these offers (then it no longer runs).
+    pub fn finished(&mut self, id: &QueryId) -> bool {
+        self.in_flight.remove(id)
+    }
+}
+
 /// Peers that announced a module on gossip, newest hashes kept, oldest forgotten.
 pub(crate) struct Hints {
     peers: HashMap<spore_core::Hash, Vec<PeerId>>,

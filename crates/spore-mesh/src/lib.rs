@@ -117,6 +117,11 @@ pub struct MeshTuning {
     /// protocol needing it, are kept (connections to the peers the node keeps stay open
     /// regardless). libp2p's default (10 s) would drop peers between two calls.
     pub idle_connection_timeout: Duration,
+    /// How often this node offers its provider records (of the modules it holds and the
+    /// abilities it serves) again to the peers closest to their keys, which keep them
+    /// for 48 hours (libp2p's provider record lifetime). Tests shorten it to see a
+    /// republication happen.
+    pub provider_republish_interval: Duration,
     /// How many 1 MiB ranges one fetch keeps in flight per provider (of 16 in all). With
     /// one provider, 4 held a 64 MiB fetch on loopback to 189 ms and 16 to 175 ms
     /// (`cargo bench --bench mesh -- fetch_64mib`).
@@ -140,6 +145,8 @@ impl Default for MeshTuning {
         MeshTuning {
             kademlia_k: NonZeroUsize::new(20).expect("20 is not zero"),
             idle_connection_timeout: Duration::from_secs(60),
+            // libp2p's default: a quarter of the records' lifetime.
+            provider_republish_interval: Duration::from_secs(12 * 60 * 60),
             ranges_in_flight_per_provider: 16,
             max_module_bytes: crate::fetch::MAX_MODULE_SIZE,
             #[cfg(test)]

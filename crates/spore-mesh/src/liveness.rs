@@ -35,6 +35,8 @@ const STALLED: Duration = Duration::from_secs(2);
 pub(crate) struct Liveness {
     last_heard: HashMap<ConnectionId, (PeerId, Instant)>,
     last_check: Option<Instant>,
+    /// The slowest round trip answered lately, and when: see [`Liveness::allowance`].
+    slowest: Option<(Instant, Duration)>,
 }
 
 impl Liveness {
@@ -42,9 +44,29 @@ impl Liveness {
         self.last_heard.insert(connection, (peer, now));
     }
 
-    pub fn answered(&mut self, connection: ConnectionId, now: Instant) {
+    /// The connection's peer answered a ping that took `round_trip`.
+    pub fn answered(&mut self, connection: ConnectionId, now: Instant, round_trip: Duration) {
         if let Some((_, heard)) = self.last_heard.get_mut(&connection) {
             *heard = now;
+        }
+        let lapsed = |(at, _): (Instant, Duration)| now - at >= DEAD_AFTER;
+        if self.slowest.is_none_or(|s| lapsed(s) || s.1 <= round_trip) {
+            self.slowest = Some((now, round_trip));
+        }
+    }
+
+    /// How much silence, past [`DEAD_AFTER`], the pings' own slowness explains. The next
+    /// pong on a link cannot come sooner than a ping interval plus a round trip after the
+    /// last, so when this node's pongs take seconds (its process starved of CPU, as 100
+    /// nodes on two shared cores are: 1 to 6 s measured in `tests/mesh/scale.rs`), live
+    /// links fall silent for [`DEAD_AFTER`] as a matter of course, and closing them only
+    /// adds the handshakes of their redials to the load. So the slowest round trip
+    /// answered within the last [`DEAD_AFTER`] is added: a node whose pongs come in
+    /// milliseconds still closes a dead link 3 to 5 s after it died.
+    fn allowance(&self, now: Instant) -> Duration {
+        match self.slowest {
+            Some((at, round_trip)) if now - at < DEAD_AFTER => round_trip,
+            _ => Duration::ZERO,
         }
     }
 
@@ -64,11 +86,12 @@ impl Liveness {
             }
             return Vec::new();
         }
+        let dead_after = DEAD_AFTER + self.allowance(now);
         let dead: Vec<(ConnectionId, PeerId, Duration)> = self
             .last_heard
             .iter()
             .map(|(connection, (peer, heard))| (*connection, *peer, now - *heard))
-            .filter(|(_, _, silent)| *silent >= DEAD_AFTER)
+            .filter(|(_, _, silent)| *silent >= dead_after)
             .collect();
         for (connection, ..) in &dead {
             self.last_heard.remove(connection);
@@ -112,7 +135,7 @@ mod tests {
         liveness.forget(unwatched);
         let almost = start + DEAD_AFTER - Duration::from_millis(1);
         assert!(check(&mut liveness, start, almost).is_empty());
-        liveness.answered(chatty, almost);
+        liveness.answered(chatty, almost, Duration::ZERO);
 
         let dead = check(&mut liveness, almost, start + DEAD_AFTER);
         assert_eq!(dead, vec![(quiet, peer, DEAD_AFTER)]);
@@ -120,6 +143,28 @@ mod tests {
         let dead = check(&mut liveness, start + DEAD_AFTER, later);
         assert_eq!(dead, vec![(chatty, peer, DEAD_AFTER)]);
         assert!(check(&mut liveness, later, later + DEAD_AFTER).is_empty());
+    }
+
+    #[test]
+    fn while_pongs_come_slowly_a_link_is_given_their_round_trip_more() {
+        let mut liveness = Liveness::default();
+        let (quiet, slow) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+        );
+        let quiet_peer = PeerId::random();
+        let start = Instant::now();
+        let at = |secs: f64| start + Duration::from_secs_f64(secs);
+        liveness.opened(quiet, quiet_peer, start);
+        liveness.opened(slow, PeerId::random(), start);
+        assert!(check(&mut liveness, start, at(3.0)).is_empty());
+        liveness.answered(slow, at(3.0), Duration::from_secs(3));
+        // Silent for 6.5 s, of which the 3 s pongs explain 3.
+        assert!(check(&mut liveness, at(3.0), at(6.5)).is_empty());
+        liveness.answered(slow, at(6.5), Duration::from_millis(1));
+        // The slow pong is DEAD_AFTER old: no longer an excuse.
+        let dead = check(&mut liveness, at(6.5), at(7.0));
+        assert_eq!(dead, vec![(quiet, quiet_peer, Duration::from_secs(7))]);
     }
 
     #[test]

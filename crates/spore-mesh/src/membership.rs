@@ -342,7 +342,15 @@ impl Members {
     /// revocation names them. Each is marked refused, with the reason.
     pub fn lapsed(&self, now_ms: u64) -> Vec<(PeerId, String)> {
         let mut state = self.state();
-        let revocations = state.revocations.clone();
+        // The revoked nodes by peer id. Deriving each admitted peer's key from its peer
+        // id instead costs a curve point decompression per peer per check: with 100
+        // nodes in one process, checked twice a second, that was most of its two cores
+        // (perf on tests/mesh/scale.rs), and pongs came seconds late.
+        let revoked: HashMap<PeerId, Revocation> = state
+            .revocations
+            .iter()
+            .map(|r| (crate::peer_id_of(&r.body().node), r.body().clone()))
+            .collect();
         let mut lapsed = Vec::new();
         for (peer, standing) in state.standing.iter_mut() {
             let Standing::Admitted(admitted) = standing else {
@@ -352,18 +360,12 @@ impl Members {
                 Some(expires_ms) if expires_ms <= now_ms => {
                     Some(TrustError::Expired { expires_ms, now_ms }.to_string())
                 }
-                _ => crate::node_key(peer).and_then(|node| {
-                    revocations
-                        .iter()
-                        .map(Signed::body)
-                        .find(|r| r.node == node)
-                        .map(|r| {
-                            TrustError::Revoked {
-                                revoked_ms: r.revoked_ms,
-                                reason: r.reason.clone(),
-                            }
-                            .to_string()
-                        })
+                _ => revoked.get(peer).map(|r| {
+                    TrustError::Revoked {
+                        revoked_ms: r.revoked_ms,
+                        reason: r.reason.clone(),
+                    }
+                    .to_string()
                 }),
             };
             if let Some(why) = why {

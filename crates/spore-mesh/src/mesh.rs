@@ -143,7 +143,12 @@ impl Mesh {
         );
 
         let tasks = vec![
-            tokio::spawn(task.run()),
+            // Many nodes share a process in tests: their swarms' events (libp2p's among
+            // them) carry the node they happened on.
+            tokio::spawn(
+                task.run()
+                    .instrument(debug_span!("mesh_node", peer = %peer_id)),
+            ),
             tokio::spawn(serve(
                 built.inbound,
                 host,

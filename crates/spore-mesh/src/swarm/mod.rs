@@ -15,16 +15,19 @@ use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, gossipsub, identify, kad, mdns, ping};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior, interval, sleep_until};
-use tracing::{debug, info, warn};
+use tracing::{debug, info, trace, warn};
 
 use crate::MeshError;
 use crate::MeshHost;
 use crate::behaviour::{Behaviour, BehaviourEvent, GOSSIP_TOPIC, KAD_PROTOCOL};
 use crate::connections::Connections;
-use crate::discovery::{Announcement, Hints, PROVIDER_GRACE, ProviderQueries, ProviderQuery};
+use crate::discovery::{
+    Announcement, Hints, Offers, PROVIDER_GRACE, ProviderQueries, ProviderQuery,
+};
 use crate::liveness::{self, Liveness};
 use crate::membership::Members;
 use crate::names::{ChainQueries, ChainQuery};
+use crate::record_store::SporeStore;
 use crate::streams::Control;
 
 mod admission;
@@ -117,6 +120,8 @@ pub(crate) struct SwarmTask {
     /// Who waits for each dial of `Command::Dial`, and the peer dialed.
     dial_waiters: HashMap<ConnectionId, (PeerId, oneshot::Sender<Result<(), String>>)>,
     republished: bool,
+    /// The provider records being offered again after bootstrap.
+    offers: Offers,
     topic: gossipsub::IdentTopic,
     members: Arc<Members>,
     control: Control,
@@ -160,6 +165,7 @@ impl SwarmTask {
             provide_waiters: HashMap::new(),
             dial_waiters: HashMap::new(),
             republished: false,
+            offers: Offers::default(),
             topic: gossipsub::IdentTopic::new(GOSSIP_TOPIC),
             members,
             control,
@@ -334,7 +340,11 @@ impl SwarmTask {
                 deadline,
                 found,
             } => {
-                let id = self.swarm.behaviour_mut().kad.get_providers(key);
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                let id = kad.get_providers(key.clone());
+                // The peers it asks first: its hops are counted from them
+                // (tests/mesh/hops.rs). Not computed unless traced.
+                trace!(query = ?id, first = ?first_asked(kad, key), "provider lookup started");
                 self.queries.insert(
                     id,
                     ProviderQuery {
@@ -469,7 +479,8 @@ impl SwarmTask {
                 connection, result, ..
             })) => match result {
                 Ok(round_trip) => {
-                    self.liveness.answered(connection, Instant::now());
+                    self.liveness
+                        .answered(connection, Instant::now(), round_trip);
                     self.connections.pinged(connection, round_trip);
                 }
                 Err(ping::Failure::Unsupported) => self.liveness.forget(connection),
@@ -690,6 +701,12 @@ impl SwarmTask {
             kad::QueryResult::StartProviding(Err(e)) => {
                 debug!("provider record not stored remotely: {e}")
             }
+            kad::QueryResult::RepublishProvider(Ok(_)) => {
+                trace!("provider record republished")
+            }
+            kad::QueryResult::RepublishProvider(Err(e)) => {
+                debug!("provider record not republished: {e}")
+            }
             kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))) => {
                 self.chain_queries
                     .found(&id, found.peer, &found.record.value);
@@ -700,6 +717,9 @@ impl SwarmTask {
             _ => {}
         }
         if step.last {
+            if self.offers.finished(&id) {
+                self.offer_more();
+            }
             self.chain_queries.finish(&id);
             self.queries.remove(&id);
             if let Some(stored) = self.provide_waiters.remove(&id) {
@@ -730,6 +750,7 @@ impl SwarmTask {
             let _ = query.found.send(peer);
         }
         if query.grace_until.is_none() && !query.seen.is_empty() {
+            debug!(query = ?id, "first provider found");
             query.grace_until = Some(Instant::now() + PROVIDER_GRACE);
         }
     }
@@ -747,12 +768,27 @@ impl SwarmTask {
             keys = keys.len(),
             "republishing provider records after bootstrap"
         );
-        for key in keys {
-            if let Err(e) = kad.start_providing(key) {
-                warn!("cannot republish a provider record: {e:?}");
+        self.offers.queue(keys);
+        self.offer_more();
+    }
+
+    fn offer_more(&mut self) {
+        while let Some(key) = self.offers.next() {
+            match self.swarm.behaviour_mut().kad.start_providing(key) {
+                Ok(id) => self.offers.started(id),
+                Err(e) => warn!("cannot republish a provider record: {e:?}"),
             }
         }
     }
+}
+
+/// The peers a lookup of `key` asks first: the closest to it in the routing table, as
+/// many as Kademlia starts from.
+fn first_asked(kad: &mut kad::Behaviour<SporeStore>, key: kad::RecordKey) -> Vec<PeerId> {
+    kad.get_closest_local_peers(&kad::KBucketKey::new(key))
+        .take(kad::K_VALUE.get())
+        .map(|k| *k.preimage())
+        .collect()
 }
 
 fn is_loopback(addr: &Multiaddr) -> bool {

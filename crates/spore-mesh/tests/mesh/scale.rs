@@ -12,6 +12,8 @@ use spore_mesh::{CallRequest, Keypair, Mesh};
 use tokio::time::Instant;
 
 use crate::common::*;
+use crate::hops::Hops;
+use crate::traced::{Counts, run_traced};
 
 /// A small deterministic generator, so that a run can be repeated.
 struct Rng(u64);
@@ -47,16 +49,21 @@ async fn node(
     .await
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
     if sorted.is_empty() {
-        return Duration::ZERO;
+        return T::default();
     }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[test]
 #[ignore = "a hundred nodes: run with --ignored --release (see the module's doc)"]
-async fn scale_a_hundred_nodes_fetch_and_place_calls_through_churn() {
+fn scale_a_hundred_nodes_fetch_and_place_calls_through_churn() {
+    let hops = Hops::default();
+    run_traced(&hops, &Counts::default(), a_hundred_nodes(&hops));
+}
+
+async fn a_hundred_nodes(hops: &Hops) {
     let nodes_wanted: usize = std::env::var("SPORE_SCALE_NODES")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -92,6 +99,7 @@ async fn scale_a_hundred_nodes_fetch_and_place_calls_through_churn() {
     }
     futures::future::join_all(announcing).await;
     eprintln!("20 blobs announced at {:?}", started.elapsed());
+
     let stays = |i: usize| i.is_multiple_of(10) || blobs.iter().any(|(_, h)| *h == i) || i == 0;
 
     // A fifth of the nodes leave during the run, one by one, and as many join.
@@ -221,6 +229,15 @@ async fn scale_a_hundred_nodes_fetch_and_place_calls_through_churn() {
         percentile(&invoke_times, 0.5),
         percentile(&invoke_times, 0.99)
     );
+    let mut lookup_hops = hops.take();
+    lookup_hops.sort();
+    eprintln!(
+        "lookup hops: {} lookups found a provider, p50 {}, p99 {}, max {}",
+        lookup_hops.len(),
+        percentile(&lookup_hops, 0.5),
+        percentile(&lookup_hops, 0.99),
+        lookup_hops.last().copied().unwrap_or_default()
+    );
     for failure in fetch_failures.iter().chain(&invoke_failures).take(10) {
         eprintln!("  failure: {failure}");
     }
@@ -234,5 +251,10 @@ async fn scale_a_hundred_nodes_fetch_and_place_calls_through_churn() {
     assert!(
         invoke_ok * 1000 >= invokes * 999,
         "placed invoke success {invoke_ok}/{invokes}"
+    );
+    assert!(
+        percentile(&lookup_hops, 0.5) <= 3,
+        "lookup hops p50 {}",
+        percentile(&lookup_hops, 0.5)
     );
 }
