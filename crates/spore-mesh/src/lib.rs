@@ -2,11 +2,12 @@
 //! with verification, and carry remote invocations (`spec/wire.md`).
 //!
 //! A [`Mesh`] runs one libp2p swarm (TCP with noise and yamux, QUIC, identify, ping,
-//! Kademlia in server mode, optional mDNS, gossipsub) and spore's two stream protocols:
-//! `/spore/fetch/1`, which transfers a module in 1 MiB ranges that are each verified
-//! against the module hash with bao before they are kept, and `/spore/invoke/3`, which
-//! carries numbered invocations and their answers on one long-lived stream per peer. Every wait has a deadline, and
-//! [`Mesh::shutdown`] ends every task the mesh started.
+//! Kademlia in server mode, optional mDNS, gossipsub) and spore's stream protocols:
+//! `/spore/fetch/2` (and `/1` for peers that predate it), which transfers a module in
+//! 1 MiB ranges that are each verified against the module hash before they are kept,
+//! and `/spore/invoke/3`, which carries numbered invocations and their answers on one
+//! long-lived stream per peer. Every wait has a deadline, and [`Mesh::shutdown`] ends
+//! every task the mesh started.
 //!
 //! A node stays in touch with the peers it knows: `peers` keeps them (connections held
 //! open, lost ones redialed with capped backoff) and `liveness` closes a connection
