@@ -19,7 +19,10 @@
 //!   node (home, mesh, connection) is setup, excluded from the time.
 //! - `fetch_64mib`: `Mesh::fetch` of a 64 MiB blob from a peer (every iteration moves and
 //!   verifies all of it: the fetching side keeps nothing), against plain TCP moving the
-//!   same bytes on one connection, without and with one BLAKE3 pass over them.
+//!   same bytes on one connection, without and with one BLAKE3 pass over them; and, to
+//!   tell the transport's share from spore's, the same copy secured with libp2p's noise
+//!   (`noise_copy`), with noise and one yamux stream (`noise_yamux_copy`) and with
+//!   libp2p's TLS 1.3 (`tls_copy`), without a swarm (`mesh/secured_copy.rs`).
 //!
 //! - `new_connection`: a client mesh just started calls a server mesh that runs all
 //!   along; from `Mesh::start` returning to the first answer (`dial_to_first_answer`:
@@ -41,6 +44,8 @@
 mod nats;
 #[path = "mesh/placed_call.rs"]
 mod placed_call;
+#[path = "mesh/secured_copy.rs"]
+mod secured_copy;
 #[path = "support/slow_link.rs"]
 mod slow_link;
 
@@ -707,6 +712,33 @@ fn fetch_64mib(c: &mut Criterion) {
             })
         })
     });
+    for (case, layers) in [
+        ("noise_copy", secured_copy::Layers::Noise),
+        ("noise_yamux_copy", secured_copy::Layers::NoiseYamux),
+        ("tls_copy", secured_copy::Layers::Tls),
+    ] {
+        let data = data.clone();
+        let copier = rt.block_on(secured_copy::SecuredCopy::connect(&serving, layers, data));
+        let copier = Arc::new(tokio::sync::Mutex::new(copier));
+        group.bench_function(case, |bencher| {
+            bencher.iter_custom(|iters| {
+                let copier = copier.clone();
+                on_worker(&rt, async move {
+                    let mut copier = copier.lock().await;
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let started = Instant::now();
+                        // A new buffer each time, as the fetch and the TCP copy have.
+                        let mut body = vec![0; BLOB_LEN];
+                        copier.copy(&mut body).await;
+                        total += started.elapsed();
+                        black_box(body);
+                    }
+                    total
+                })
+            })
+        });
+    }
     for (case, hash_it) in [("tcp_copy", false), ("tcp_copy_then_blake3", true)] {
         group.bench_function(case, |bencher| {
             bencher.iter_custom(|iters| {
