@@ -376,6 +376,7 @@ fn remote_invoke_add(c: &mut Criterion) {
             ..returned.clone()
         }),
         path: path.clone(),
+        refused: false,
     });
     let e = rt.block_on(async {
         let e = start_mesh(
@@ -795,6 +796,7 @@ impl EchoNow {
                 stats: None,
             }),
             path: Path::new(),
+            refused: false,
         }
     }
 }

@@ -56,10 +56,14 @@ err = {"id": 1, "kind": "guest_error", "message": "division by zero", "value": e
        "path": errp,
        "frame": frame({"id": 1, "message": {"error": {"kind": "guest_error", "message": "division by zero",
                         "value": err_value}, "path": errp}}).hex()}
+refusal = "this node runs code that may use kv for a peer only when a publisher it trusts signed it"
+refused = {"id": 2, "kind": "not_allowed", "message": refusal, "path": errp, "refused": True,
+           "frame": frame({"id": 2, "message": {"error": {"kind": "not_allowed", "message": refusal},
+                            "path": errp, "refused": True}}).hex()}
 out = {"invoke_call": call(0, "anywhere", "anywhere", True, 0),
        "invoke_call_pinned": call(7, {"on": PEER}, {"on": PEER}, False, 1),
        "invoke_call_traced": call(3, "anywhere", "anywhere", True, 1, bytes(range(0xa0, 0xa8))),
-       "invoke_answer_ok": ok, "invoke_answer_error": err}
+       "invoke_answer_ok": ok, "invoke_answer_error": err, "invoke_answer_refused": refused}
 doc = json.load(open(sys.argv[1]))
 for k, v in out.items(): doc[k] = v
 json.dump(doc, open(sys.argv[1], 'w'), indent=2)

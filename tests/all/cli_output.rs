@@ -76,6 +76,7 @@ impl MeshHost for Forger {
         InvokeResponse {
             result: Err(Failure::new(spore_core::ErrorKind::Failed, FORGED)),
             path: Path::default(),
+            refused: false,
         }
     }
 }

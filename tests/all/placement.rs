@@ -1,13 +1,13 @@
 //! Placement that remembers (issue 13), with real `spore node run` processes on
 //! loopback: a node reuses the peers it found serving a call's abilities, forgets a peer
-//! whose call cannot reach it and looks again, looks again after the TTL, and prefers a
-//! peer that already ran the module.
+//! whose call cannot reach it and looks again, looks again after the TTL, prefers a
+//! peer that already ran the module, and passes over a peer that refuses the call.
 
 use std::time::{Duration, Instant};
 
 use crate::mesh::{cloud_and_edge, edge_without_kv, kv_server, steps};
 use crate::metrics::sample;
-use crate::support::RunningNode;
+use crate::support::{RunningNode, Spore};
 
 /// How many placed calls of `node` found their peers in the DHT and in the cache.
 fn lookups(node: &RunningNode) -> (f64, f64) {
@@ -170,6 +170,41 @@ fn a_peer_that_already_ran_the_module_is_preferred() {
     // `visits` still goes where it ran.
     let report = edge.spore.invoke_report(&hit, &[r#""home""#]);
     assert_eq!(forwarded_to(&report, &hit), chosen, "{report}");
+}
+
+#[test]
+fn a_peer_that_refuses_a_placed_call_is_passed_over_for_the_next() {
+    // `strict` serves its kv to peers only for code signed by a publisher of its own;
+    // the edge publishes `visits` unsigned.
+    let home = Spore::new();
+    let publisher = home.run(&["key", "new", "publisher"]).ok().to_owned();
+    home.write_config(&spore_node::config::default_config().replacen(
+        "[abilities.kv]\n",
+        &format!("[abilities.kv]\ncallers = [\"role:test\"]\npublishers = [\"{publisher}\"]\n"),
+        1,
+    ));
+    let strict = RunningNode::start_with(home, &[]);
+    let open = kv_server(&[&strict]);
+    let edge = RunningNode::start_with(edge_without_kv(), &[&strict, &open]);
+    let visits = edge.spore.publish("visits", None);
+    // `key` reaches no ability, so `strict` runs it for anyone: pinned there, it makes
+    // `strict` the peer that holds the module compiled, the one placement tries first.
+    let key = edge.spore.invoke_report(
+        &format!("{visits}:key"),
+        &[r#""home""#, "--on", &strict.peer_id],
+    );
+    assert_eq!(key["result"], "visits/home", "{key}");
+
+    let hit = format!("{visits}:hit");
+    let report = edge.spore.invoke_report(&hit, &[r#""home""#]);
+    assert_eq!(report["result"], 1, "{report}");
+    assert_eq!(forwarded_to(&report, &hit), open.peer_id);
+    let path = steps(&report);
+    let refused = format!("{} refused {hit}: not_allowed", strict.peer_id);
+    assert!(
+        path.iter().any(|step| step.starts_with(&refused)),
+        "{path:?}"
+    );
 }
 
 /// `text` with its line starting `prefix` replaced by `line`.

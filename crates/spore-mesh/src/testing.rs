@@ -81,5 +81,6 @@ pub(crate) fn echo(request: &CallRequest, how: &str) -> InvokeResponse {
             stats: None,
         }),
         path,
+        refused: false,
     }
 }

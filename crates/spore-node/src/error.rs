@@ -145,6 +145,13 @@ impl NodeError {
         }
     }
 
+    /// Whether the call stopped before any of it ran, here or on a peer: a placement
+    /// decision (a policy, the hop limit, no peer binding what it needs, none that
+    /// would take it). Every [`NodeError::Placement`] is made before anything runs.
+    pub fn ran_nothing(&self) -> bool {
+        matches!(self, NodeError::Placement(_))
+    }
+
     /// The error as it travels to a peer, the HTTP API or `--json` (`spec/errors.md`):
     /// its kind, its message, and for a guest error the value the function returned.
     pub fn to_failure(&self) -> Failure {

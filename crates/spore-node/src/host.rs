@@ -151,10 +151,7 @@ impl Node {
                 }
                 answer(called)
             }
-            Err(refusal) => InvokeResponse {
-                result: Err(refusal),
-                path: Default::default(),
-            },
+            Err(refusal) => InvokeResponse::refused(refusal, Default::default()),
         }
     }
 
@@ -207,14 +204,15 @@ impl Node {
     }
 }
 
-/// A finished call as the peer that forwarded it receives it.
+/// A finished call as the peer that forwarded it receives it: refused when placement
+/// stopped it before any of it ran, so that the peer may send it elsewhere.
 fn answer(called: Called) -> InvokeResponse {
-    InvokeResponse {
-        result: match &called.result {
-            Ok(outcome) => returned(outcome),
-            Err(error) => Err(error.to_failure()),
-        },
-        path: called.path,
+    match &called.result {
+        Ok(outcome) => InvokeResponse::answered(returned(outcome), called.path),
+        Err(error) if error.ran_nothing() => {
+            InvokeResponse::refused(error.to_failure(), called.path)
+        }
+        Err(error) => InvokeResponse::answered(Err(error.to_failure()), called.path),
     }
 }
 
@@ -281,10 +279,7 @@ impl MeshHost for NodeHost {
         };
         match node.peer_limits.start_call(from) {
             Ok(_running) => node.serve(request, cancel, from),
-            Err(busy) => InvokeResponse {
-                result: Err(busy),
-                path: Default::default(),
-            },
+            Err(busy) => InvokeResponse::refused(busy, Default::default()),
         }
     }
 
@@ -311,10 +306,7 @@ impl MeshHost for NodeHost {
         let running = match node.peer_limits.start_call(from) {
             Ok(running) => running,
             Err(busy) => {
-                return InvokeNow::Answered(InvokeResponse {
-                    result: Err(busy),
-                    path: Default::default(),
-                });
+                return InvokeNow::Answered(InvokeResponse::refused(busy, Default::default()));
             }
         };
         let budget = Instant::now() + INLINE_BUDGET;

@@ -330,10 +330,12 @@ impl Node {
     }
 
     /// Sends `request` to the first of `peers` that is admitted, granted every ability
-    /// in `grants`, and answers. A function that can reach no ability may be retried on
-    /// the next peer; any other may already have acted, so it is never sent twice. A
-    /// peer that cannot be reached, or no longer serves the abilities, is forgotten by
-    /// the placement cache; if it was remembered, so are the others found with it, and
+    /// in `grants`, and takes it. A peer that refuses the call (its policy, its limits:
+    /// nothing of the call ran) is passed over for the next. A function that can reach
+    /// no ability may be retried on the next peer after any failure; any other may
+    /// already have acted, so once a peer took it, it is never sent again. A peer that
+    /// cannot be reached, or no longer serves the abilities, is forgotten by the
+    /// placement cache; if it was remembered, so are the others found with it, and
     /// forwarding stops there for the caller to look the peers up again.
     fn forward(
         &self,
@@ -359,17 +361,43 @@ impl Node {
                 if error.kind() != ErrorKind::Timeout {
                     self.placements.forget(&peer);
                 }
-                last_error = Some(error);
+                // After a peer took the call, its failure is the one to report.
+                if !sent {
+                    last_error = Some(error);
+                }
                 if remembered {
                     break;
                 }
                 continue;
             }
-            sent = true;
             match link.block_on(link.mesh.invoke(peer, request)) {
+                Ok(InvokeResponse {
+                    result: Err(failure),
+                    path: remote,
+                    refused: true,
+                }) => {
+                    path.push(self.step(
+                        started,
+                        format!(
+                            "{peer} refused {function}: {}: {}",
+                            failure.kind, failure.message
+                        ),
+                    ));
+                    path.extend(remote);
+                    if failure.kind == ErrorKind::Unbound {
+                        self.placements.forget(&peer);
+                    }
+                    if !sent {
+                        last_error = Some(NodeError::Remote {
+                            peer: peer.to_string(),
+                            failure: Box::new(failure),
+                        });
+                    }
+                }
                 Ok(InvokeResponse {
                     result,
                     path: remote,
+                    ..
                 }) => {
                     path.push(self.step(started, format!("forwarded {function} to {peer}")));
                     path.extend(remote);
@@ -386,6 +414,7 @@ impl Node {
                     return Forwarded::Done(remote_outcome(function, peer, result));
                 }
                 Err(error) => {
+                    sent = true;
                     path.push(self.step(started, format!("forwarding to {peer} failed: {error}")));
                     if error.kind() != ErrorKind::Timeout {
                         self.placements.forget(&peer);

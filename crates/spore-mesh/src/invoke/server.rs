@@ -218,13 +218,13 @@ impl Answers {
             };
             match write_frame(&mut *writer, &answer, INVOKE_FRAME_LIMIT).await {
                 Err(FrameError::TooLarge { len, limit }) => {
-                    let refusal = InvokeResponse {
-                        result: Err(Failure::new(
+                    let refusal = InvokeResponse::answered(
+                        Err(Failure::new(
                             ErrorKind::TooLarge,
                             format!("the response is {len} bytes, over the limit of {limit}"),
                         )),
-                        path: response.path.clone(),
-                    };
+                        response.path.clone(),
+                    );
                     let answer = Numbered {
                         id,
                         message: &refusal,

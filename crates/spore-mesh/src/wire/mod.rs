@@ -256,7 +256,7 @@ pub(crate) use spore_core::MAX_HOPS;
 
 /// `/spore/invoke/3` answer (the `message` of a numbered answer frame). On the wire it
 /// is one map: `{ok: {value, memo, effectful, stats?}, path}` or
-/// `{error: {kind, message, value?}, path}`.
+/// `{error: {kind, message, value?}, path, refused?: true}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(into = "InvokeResponseWire", try_from = "InvokeResponseWire")]
 pub struct InvokeResponse {
@@ -264,6 +264,10 @@ pub struct InvokeResponse {
     pub result: Result<Returned, Failure>,
     /// Where the call ran, what was fetched from whom and what was compiled, in order.
     pub path: Path,
+    /// The callee refused the call before any of it ran, there or further on (a
+    /// policy, a limit, no peer to place it on): the caller may send it to another
+    /// peer. Only with an error.
+    pub refused: bool,
 }
 
 /// A call that returned, as it travels back: the result and how it was made.
@@ -283,9 +287,24 @@ pub struct Returned {
 impl InvokeResponse {
     /// A failure with no path, for errors found before anything ran.
     pub fn error(kind: ErrorKind, message: impl Into<String>) -> Self {
+        InvokeResponse::answered(Err(Failure::new(kind, message)), Path::new())
+    }
+
+    /// The answer of a call that was taken: it returned or failed as `result` says.
+    pub fn answered(result: Result<Returned, Failure>, path: Path) -> Self {
         InvokeResponse {
-            result: Err(Failure::new(kind, message)),
-            path: Path::new(),
+            result,
+            path,
+            refused: false,
+        }
+    }
+
+    /// A call refused before any of it ran, for `failure`'s reason.
+    pub fn refused(failure: Failure, path: Path) -> Self {
+        InvokeResponse {
+            result: Err(failure),
+            path,
+            refused: true,
         }
     }
 }
@@ -298,6 +317,8 @@ struct InvokeResponseWire {
     error: Option<Failure>,
     #[serde(default)]
     path: Path,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    refused: bool,
 }
 
 impl From<InvokeResponse> for InvokeResponseWire {
@@ -310,6 +331,7 @@ impl From<InvokeResponse> for InvokeResponseWire {
             ok,
             error,
             path: response.path,
+            refused: response.refused,
         }
     }
 }
@@ -323,9 +345,13 @@ impl TryFrom<InvokeResponseWire> for InvokeResponse {
             (None, Some(failure)) => Err(failure),
             _ => return Err("an invoke answer holds exactly one of `ok` and `error`"),
         };
+        if wire.refused && result.is_ok() {
+            return Err("an invoke answer that returned cannot be `refused`");
+        }
         Ok(InvokeResponse {
             result,
             path: wire.path,
+            refused: wire.refused,
         })
     }
 }

@@ -41,6 +41,7 @@ fn invoke_response_is_ok_or_error_plus_path_on_the_wire() {
             stats: None,
         }),
         path: ran_step(),
+        refused: false,
     };
     let value = as_cbor_value(&ok);
     let returned = key(&value, "ok").unwrap();
@@ -75,6 +76,36 @@ fn invoke_response_with_neither_ok_nor_error_is_refused() {
         &mut bytes,
     )
     .unwrap();
+    assert!(ciborium::from_reader::<InvokeResponse, _>(bytes.as_slice()).is_err());
+}
+
+#[test]
+fn a_refusal_says_so_on_the_wire_and_an_answer_that_returned_cannot() {
+    let refused = InvokeResponse::refused(
+        Failure::new(ErrorKind::NotAllowed, "not for this caller"),
+        Path::new(),
+    );
+    let value = as_cbor_value(&refused);
+    assert_eq!(key(&value, "refused"), Some(&ciborium::Value::Bool(true)));
+    assert_eq!(roundtrip(&refused), refused);
+    // Taken calls leave the key out, as nodes before it wrote them.
+    let failed = InvokeResponse::error(ErrorKind::Failed, "it failed");
+    assert!(key(&as_cbor_value(&failed), "refused").is_none());
+
+    let mut returned_but_refused = as_cbor_value(&InvokeResponse::answered(
+        Ok(Returned {
+            value: vec![0xf6],
+            memo: MemoUse::Skipped,
+            effectful: false,
+            stats: None,
+        }),
+        Path::new(),
+    ));
+    if let ciborium::Value::Map(entries) = &mut returned_but_refused {
+        entries.push(("refused".into(), true.into()));
+    }
+    let mut bytes = Vec::new();
+    ciborium::into_writer(&returned_but_refused, &mut bytes).unwrap();
     assert!(ciborium::from_reader::<InvokeResponse, _>(bytes.as_slice()).is_err());
 }
 
@@ -276,6 +307,7 @@ mod vectors {
                     stats: Some(serde_json::from_value(v["stats"].clone()).unwrap()),
                 }),
                 path: path(&v["path"]),
+                refused: false,
             },
         };
         agrees(&ok, &v["frame"]).await;
@@ -290,9 +322,21 @@ mod vectors {
                     value: Some(spore_core::value::decode(&unhex(&v["value"])).unwrap()),
                 }),
                 path: path(&v["path"]),
+                refused: false,
             },
         };
         agrees(&error, &v["frame"]).await;
+
+        let v = &doc["invoke_answer_refused"];
+        assert_eq!(v["refused"], true);
+        let refused = Numbered {
+            id: uint(&v["id"]),
+            message: InvokeResponse::refused(
+                Failure::new(ErrorKind::from_name(&text(&v["kind"])), text(&v["message"])),
+                path(&v["path"]),
+            ),
+        };
+        agrees(&refused, &v["frame"]).await;
 
         let v = &doc["fetch_request"];
         let request = FetchRequest {

@@ -267,6 +267,7 @@ pub fn echo(request: CallRequest, _: PeerId) -> InvokeResponse {
     InvokeResponse {
         result: Ok(echoed(request.args.as_bytes().to_vec())),
         path: spore_core::Path::new(),
+        refused: false,
     }
 }
 

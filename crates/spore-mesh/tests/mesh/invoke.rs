@@ -44,11 +44,13 @@ fn echo(request: CallRequest, from: spore_mesh::PeerId) -> InvokeResponse {
                 value: Some("x".into()),
             }),
             path,
+            refused: false,
         };
     }
     InvokeResponse {
         result: Ok(returned(request.args.as_bytes().to_vec())),
         path,
+        refused: false,
     }
 }
 
@@ -123,6 +125,7 @@ async fn a_peer_dying_mid_call_or_a_slow_call_ends_by_the_deadline() {
             InvokeResponse {
                 result: Ok(returned(request.args.as_bytes().to_vec())),
                 path: Path::new(),
+                refused: false,
             }
         });
         let b = start(NodeSpec::default(), b_host).await;
