@@ -45,9 +45,21 @@ impl TestNode {
 
     /// [`TestNode::join`] with a host of the test's choosing around the node.
     pub fn join_with(
+        self,
+        rt: &tokio::runtime::Runtime,
+        bootstrap: &[&TestNode],
+        host: impl FnOnce(&Arc<Node>) -> Arc<dyn MeshHost>,
+    ) -> TestNode {
+        self.join_revoking(rt, bootstrap, &[], host)
+    }
+
+    /// [`TestNode::join_with`], the node knowing that the mesh revoked `revoked`: its
+    /// hellos carry the revocations to every peer it meets.
+    pub fn join_revoking(
         mut self,
         rt: &tokio::runtime::Runtime,
         bootstrap: &[&TestNode],
+        revoked: &[&TestNode],
         host: impl FnOnce(&Arc<Node>) -> Arc<dyn MeshHost>,
     ) -> TestNode {
         let bootstrap: Vec<Multiaddr> = bootstrap
@@ -59,7 +71,22 @@ impl TestNode {
         let serves: Vec<&str> = abilities.iter().map(String::as_str).collect();
         // Every test node is a member of one mesh, serving what it advertises.
         let mesh_key = spore_core::trust::SecretKey::from_seed([0x5e; 32]);
-        let membership = spore_mesh::Membership::admit(&mesh_key, &keypair, &[], &serves).unwrap();
+        let mut membership =
+            spore_mesh::Membership::admit(&mesh_key, &keypair, &[], &serves).unwrap();
+        for node in revoked {
+            let revocation = spore_core::trust::Revocation {
+                mesh: mesh_key.public(),
+                node: spore_mesh::node_key(&node.mesh().peer_id()).unwrap(),
+                revoked_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis() as u64,
+                reason: "revoked by the test".into(),
+            };
+            membership
+                .revocations
+                .push(spore_core::trust::Signed::sign(revocation, &mesh_key).unwrap());
+        }
         let config = MeshConfig {
             keypair,
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],

@@ -490,3 +490,61 @@ fn a_node_fetches_no_more_code_for_a_peer_past_its_module_quota() {
         "{error}"
     );
 }
+
+#[test]
+fn a_remembered_peer_that_the_mesh_revoked_is_not_called_again() {
+    let rt = runtime();
+    let cloud = TestNode::open(&kv_for("\"*\"")).join(&rt, &[]);
+    let edge = TestNode::open(&without_kv()).join(&rt, &[&cloud]);
+    connect(&rt, &edge, &cloud);
+    let visits = edge.publish("visits");
+    let hit = || edge.request(visits, "hit", &[text("home")]);
+    let first = edge.call(hit());
+    assert_eq!(
+        first.result.unwrap().value,
+        Value::from(1),
+        "{:?}",
+        first.path
+    );
+    let warm = edge.call(hit());
+    assert_eq!(warm.result.unwrap().value, Value::from(2));
+    assert!(
+        warm.path
+            .steps()
+            .iter()
+            .any(|s| s.step.contains("(cached, ")),
+        "the second call found its peer in the placement cache: {:?}",
+        warm.path
+    );
+
+    // A member that knows the mesh revoked the cloud meets the edge: its hello carries
+    // the revocation, and the edge stops admitting the cloud.
+    let cloud_peer = cloud.mesh().peer_id();
+    let _witness = TestNode::open(&without_kv()).join_revoking(&rt, &[&edge], &[&cloud], |node| {
+        Arc::new(NodeHost::new(node))
+    });
+    let started = Instant::now();
+    while edge.mesh().admitted(&cloud_peer).is_some() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the edge still admits the revoked cloud"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let after = edge.call(hit());
+    assert!(after.result.is_err(), "{:?}", after.path);
+    let refused_first = format!("not forwarding to {cloud_peer}");
+    assert!(
+        after
+            .path
+            .steps()
+            .iter()
+            .any(|s| s.step.starts_with(&refused_first)),
+        "the remembered cloud is judged again and passed over: {:?}",
+        after.path
+    );
+    // Nothing ran there: the cloud's own count of visits is still 2.
+    let count = cloud.call(cloud.request(visits, "count", &[text("home")]));
+    assert_eq!(count.result.unwrap().value, Value::from(2));
+}
