@@ -85,6 +85,11 @@ fn metrics_count_the_calls_and_requests_made() {
     );
     // The second add, and two of the three hellos (a pure function of the same request).
     assert_eq!(sample(&text, "spore_memo_hits_total"), Some(3.0), "{text}");
+    // What ran to a result: the first add and the first hello, on whichever tier their
+    // code was when they ran.
+    let runs =
+        |tier: &str| sample(&text, &format!("spore_runs_total{{tier=\"{tier}\"}}")).unwrap_or(0.0);
+    assert_eq!(runs("baseline") + runs("optimized"), 2.0, "{text}");
     let responses = |route: &str, status: u16| {
         sample(
             &text,

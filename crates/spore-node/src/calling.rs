@@ -195,6 +195,12 @@ impl Node {
             outcome.as_ref().err().map(NodeError::kind),
             matches!(&outcome, Ok(Outcome { stats: None, .. })),
         );
+        if let Ok(Outcome {
+            stats: Some(stats), ..
+        }) = &outcome
+        {
+            self.metrics.ran_on(stats.tier);
+        }
         let what = match &outcome {
             Ok(Outcome {
                 stats: Some(stats),

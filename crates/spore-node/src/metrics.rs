@@ -1,6 +1,6 @@
 //! What a node counts for `/metrics` (docs/api.md): calls by function, outcome and
-//! error kind, their latency, memo hits, code fetched, peers, and the statuses of its
-//! HTTP routes. Counted where the thing happens; encoded in the OpenMetrics text format
+//! error kind, their latency, memo hits, runs by compiler tier, code fetched, peers, and
+//! the statuses of its HTTP routes. Counted where the thing happens; encoded in the OpenMetrics text format
 //! (which Prometheus reads) when scraped.
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use spore_core::{ErrorKind, FunctionRef};
+use spore_core::{ErrorKind, FunctionRef, Tier};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
@@ -39,6 +39,11 @@ struct SourceLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TierLabel {
+    tier: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: String,
     status: u16,
@@ -58,6 +63,7 @@ pub struct Metrics {
     in_flight: Gauge<i64, AtomicI64>,
     provider_restarts: Family<AbilityLabel, Counter>,
     placement_lookups: Family<SourceLabel, Counter>,
+    runs: Family<TierLabel, Counter>,
     /// What is kept per function: its label formatted once and its series, so that a
     /// call costs a map lookup and no text; its counts, for `spore node status`.
     by_function: Mutex<HashMap<FunctionRef, PerFunction>>,
@@ -166,7 +172,14 @@ impl Default for Metrics {
             "Lookups of the peers serving a placed call's abilities, by source (cache, dht)",
             placement_lookups.clone(),
         );
+        let runs = Family::<TierLabel, Counter>::default();
+        registry.register(
+            "runs",
+            "Calls whose function ran here to a result, by the tier of the code it ran on (baseline: Winch's, while Cranelift compiles; optimized: Cranelift's)",
+            runs.clone(),
+        );
         Metrics {
+            runs,
             in_flight,
             placement_lookups,
             provider_restarts,
@@ -240,6 +253,15 @@ impl Metrics {
         if memo_hit {
             self.memo_hits.inc();
         }
+    }
+
+    /// A call whose function ran here to a result on `tier`'s code.
+    pub(crate) fn ran_on(&self, tier: Tier) {
+        let tier = match tier {
+            Tier::Baseline => "baseline",
+            Tier::Optimized => "optimized",
+        };
+        self.runs.get_or_create(&TierLabel { tier }).inc();
     }
 
     fn by_function(&self) -> MutexGuard<'_, HashMap<FunctionRef, PerFunction>> {
@@ -318,5 +340,27 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_counted_by_the_tier_of_their_code() {
+        let metrics = Metrics::default();
+        metrics.ran_on(Tier::Baseline);
+        metrics.ran_on(Tier::Baseline);
+        metrics.ran_on(Tier::Optimized);
+        let text = metrics.encode();
+        assert!(
+            text.contains("spore_runs_total{tier=\"baseline\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("spore_runs_total{tier=\"optimized\"} 1\n"),
+            "{text}"
+        );
     }
 }
