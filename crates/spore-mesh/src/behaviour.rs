@@ -1,18 +1,19 @@
 //! The libp2p swarm: transports and the protocols every node runs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, Swarm, SwarmBuilder, autonat, dcutr, gossipsub, identify, kad, mdns, noise,
-    ping, relay, tcp, yamux,
+    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder, autonat, dcutr, gossipsub, identify,
+    kad, mdns, noise, ping, relay, tcp, yamux,
 };
 
 use tokio::sync::mpsc;
 
 use crate::liveness::{DEAD_AFTER, PING_INTERVAL};
-use crate::membership::HELLO_PROTOCOL;
+use crate::membership::{HELLO_PROTOCOL, Members};
 use crate::record_store::SporeStore;
 use crate::wire::{FETCH_PROTOCOL, FETCH_PROTOCOL_V1, INVOKE_PROTOCOL};
 use crate::{MeshConfig, MeshError, MeshTuning, candidates, peers, streams};
@@ -75,7 +76,37 @@ pub(crate) struct Built {
     pub inbound: mpsc::Receiver<streams::Inbound>,
 }
 
-pub(crate) fn build_swarm(config: &MeshConfig, tuning: &MeshTuning) -> Result<Built, MeshError> {
+/// The relay service's configuration: long circuits, and only for admitted members.
+///
+/// libp2p's relay takes every connected peer's reservation; a stranger's connection
+/// stays up until its hello is refused, seconds in which it could hold a reservation
+/// and be reached through this node. Its rate limiters see each request's peer, so a
+/// limiter that admits members alone closes that window. A member whose request comes
+/// before its hello has been judged is refused once and asks again (`SwarmTask::
+/// on_listener_closed`).
+fn relay_config(members: &Arc<Members>) -> relay::Config {
+    let mut config = relay::Config {
+        max_circuit_duration: RELAY_CIRCUIT_DURATION,
+        max_circuit_bytes: RELAY_CIRCUIT_BYTES,
+        ..relay::Config::default()
+    };
+    let admitted = |members: &Arc<Members>| {
+        let members = members.clone();
+        Box::new(move |peer: PeerId, _: &Multiaddr, _: std::time::Instant| {
+            members.admitted(&peer).is_some()
+        })
+    };
+    // Both ends of a circuit: the one reserving, and the one asking to be connected.
+    config.reservation_rate_limiters.push(admitted(members));
+    config.circuit_src_rate_limiters.push(admitted(members));
+    config
+}
+
+pub(crate) fn build_swarm(
+    config: &MeshConfig,
+    tuning: &MeshTuning,
+    members: &Arc<Members>,
+) -> Result<Built, MeshError> {
     // Mutated only by a test's tuning.
     #[cfg_attr(not(test), allow(unused_mut))]
     let mut protocols = vec![
@@ -141,16 +172,12 @@ pub(crate) fn build_swarm(config: &MeshConfig, tuning: &MeshTuning) -> Result<Bu
                 }),
                 streams,
                 peers: peers::Behaviour::new(),
-                relay: Toggle::from(config.nat.serve_relay.then(|| {
-                    relay::Behaviour::new(
-                        peer_id,
-                        relay::Config {
-                            max_circuit_duration: RELAY_CIRCUIT_DURATION,
-                            max_circuit_bytes: RELAY_CIRCUIT_BYTES,
-                            ..relay::Config::default()
-                        },
-                    )
-                })),
+                relay: Toggle::from(
+                    config
+                        .nat
+                        .serve_relay
+                        .then(|| relay::Behaviour::new(peer_id, relay_config(members))),
+                ),
                 relay_client,
                 dcutr: dcutr::Behaviour::new(peer_id),
                 autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),

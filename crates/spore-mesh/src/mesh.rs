@@ -63,7 +63,14 @@ impl Mesh {
         host: Arc<dyn MeshHost>,
         tuning: MeshTuning,
     ) -> Result<Mesh, MeshError> {
-        let built = build_swarm(&config, &tuning)?;
+        #[cfg_attr(not(test), allow(unused_mut))]
+        let mut members = Members::new(config.membership.clone());
+        #[cfg(test)]
+        {
+            members.trust_everyone = tuning.trust_everyone;
+        }
+        let members = Arc::new(members);
+        let built = build_swarm(&config, &tuning, &members)?;
         let mut swarm = built.swarm;
         let peer_id = *swarm.local_peer_id();
 
@@ -108,13 +115,6 @@ impl Mesh {
             }
         }
 
-        #[cfg_attr(not(test), allow(unused_mut))]
-        let mut members = Members::new(config.membership.clone());
-        #[cfg(test)]
-        {
-            members.trust_everyone = tuning.trust_everyone;
-        }
-        let members = Arc::new(members);
         match members.mesh() {
             Some(mesh) => info!(%mesh, "member of a mesh: serving only the peers it admits"),
             None => tracing::warn!(

@@ -141,3 +141,59 @@ async fn a_relay_whose_certificate_lacks_the_role_is_not_listened_through() {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_reserves_no_circuit_for_a_peer_it_has_not_admitted() {
+    use futures::StreamExt;
+    use libp2p::multiaddr::Protocol;
+    use libp2p::swarm::SwarmEvent;
+    use libp2p::{SwarmBuilder, noise, tcp, yamux};
+
+    bounded(async {
+        let relay = relay_with_roles(&["relay"]).await;
+        // A bare libp2p node that speaks the relay protocol and sends no hello: the
+        // relay keeps its connection up for the seconds a hello may take to come.
+        let mut stranger = SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .unwrap()
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .unwrap()
+            .with_behaviour(|_, relay_client| relay_client)
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
+            .build();
+        let circuit = tcp_addrs(&relay).await[0]
+            .clone()
+            .with(Protocol::P2pCircuit);
+        stranger.listen_on(circuit).unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match stranger.select_next_some().await {
+                    SwarmEvent::NewListenAddr { address, .. } => break Ok(address),
+                    SwarmEvent::ListenerClosed { reason, .. } => break Err(reason),
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .expect("the relay answered within 10 s");
+        assert!(
+            outcome.is_err(),
+            "a stranger was given a circuit: {outcome:?}"
+        );
+
+        // A member still is (the relay admits it).
+        let edge = unreachable_edge(&relay).await;
+        assert!(
+            eventually(Duration::from_secs(10), || relayed_addr(&edge)).await,
+            "the member is reachable through the relay"
+        );
+        shutdown_all(&[&relay, &edge]).await;
+    })
+    .await
+}
