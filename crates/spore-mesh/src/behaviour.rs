@@ -82,8 +82,8 @@ pub(crate) struct Built {
 /// stays up until its hello is refused, seconds in which it could hold a reservation
 /// and be reached through this node. Its rate limiters see each request's peer, so a
 /// limiter that admits members alone closes that window. A member whose request comes
-/// before its hello has been judged is refused once and asks again (`SwarmTask::
-/// on_listener_closed`).
+/// before its hello has been judged is refused, and asks again at once while the relay
+/// stays connected and admitted on its side (`SwarmTask::on_listener_closed`).
 fn relay_config(members: &Arc<Members>) -> relay::Config {
     let mut config = relay::Config {
         max_circuit_duration: RELAY_CIRCUIT_DURATION,
