@@ -88,7 +88,8 @@ pub(crate) fn build_swarm(config: &MeshConfig, tuning: &MeshTuning) -> Result<Bu
     if tuning.predates_fetch_2 {
         protocols.retain(|p| *p != FETCH_PROTOCOL);
     }
-    let (streams, control, inbound) = streams::Behaviour::new(protocols);
+    let local = config.keypair.public().to_peer_id();
+    let (streams, control, inbound) = streams::Behaviour::new(local, protocols);
     let transport_error = |e: &dyn std::fmt::Display| MeshError::Transport(e.to_string());
     let swarm = SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()
@@ -140,7 +141,7 @@ pub(crate) fn build_swarm(config: &MeshConfig, tuning: &MeshTuning) -> Result<Bu
                     None
                 }),
                 streams,
-                peers: peers::Behaviour::new(),
+                peers: peers::Behaviour::new(tuning.kept_peers),
                 relay: Toggle::from(config.nat.serve_relay.then(|| {
                     relay::Behaviour::new(
                         peer_id,
