@@ -98,6 +98,8 @@ pub(crate) enum Command {
         peer: PeerId,
         why: String,
     },
+    /// What the peer sent before its hello was judged, now that it is admitted.
+    Judged(PeerId, admission::Deferred),
 }
 
 pub(crate) struct SwarmTask {
@@ -398,6 +400,7 @@ impl SwarmTask {
             }
             Command::Admitted(peer) => self.on_admitted(peer),
             Command::Refused { peer, why } => self.on_refused(peer, &why),
+            Command::Judged(peer, deferred) => self.on_judged(peer, deferred),
         }
     }
 
@@ -649,20 +652,7 @@ impl SwarmTask {
                 },
         } = &event
         {
-            if self.members.admitted(&record.provider).is_some() {
-                if let Err(e) = self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .store_mut()
-                    .add_provider(record.clone())
-                {
-                    debug!("cannot keep a provider record: {e}");
-                }
-            } else {
-                info!(provider = %record.provider, "ignoring a provider record of a peer that is not admitted");
-            }
-            return;
+            return self.on_provider_record(record.clone());
         }
         if let kad::Event::InboundRequest {
             request:
@@ -673,6 +663,9 @@ impl SwarmTask {
                 },
         } = event
         {
+            if self.members.admitted(&source).is_none() {
+                return self.once_judged(source, admission::Deferred::Chain(record));
+            }
             return self.on_chain_stored(source, record);
         }
         let kad::Event::OutboundQueryProgressed {
