@@ -119,7 +119,8 @@ pub(crate) fn build_swarm(
     if tuning.predates_fetch_2 {
         protocols.retain(|p| *p != FETCH_PROTOCOL);
     }
-    let (streams, control, inbound) = streams::Behaviour::new(protocols);
+    let local = config.keypair.public().to_peer_id();
+    let (streams, control, inbound) = streams::Behaviour::new(local, protocols);
     let transport_error = |e: &dyn std::fmt::Display| MeshError::Transport(e.to_string());
     let swarm = SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()
@@ -171,7 +172,7 @@ pub(crate) fn build_swarm(
                     None
                 }),
                 streams,
-                peers: peers::Behaviour::new(),
+                peers: peers::Behaviour::new(tuning.kept_peers),
                 relay: Toggle::from(
                     config
                         .nat

@@ -114,10 +114,17 @@ pub struct MeshTuning {
     /// Kademlia's k: the size of each routing-table bucket and how many peers a record
     /// is stored on. Small meshes in tests lower it to force multi-hop routing.
     pub kademlia_k: NonZeroUsize,
-    /// How long an unused invoke stream, and a connection with no open stream and no
-    /// protocol needing it, are kept (connections to the peers the node keeps stay open
-    /// regardless). libp2p's default (10 s) would drop peers between two calls.
+    /// How long an unused invoke stream is kept (and with it its connection). libp2p's
+    /// default idle timeout (10 s) would drop peers between two calls.
     pub idle_connection_timeout: Duration,
+    /// How long a connection this node dialed to a peer it does not keep may carry no
+    /// stream of spore's own (fetch, invoke, hello) before it is closed; gossip's
+    /// streams do not count. Most are Kademlia's, dialed for one lookup.
+    pub unused_connection_timeout: Duration,
+    /// How many peers the node keeps (`Mesh::known_peers`): connected, and redialed when
+    /// the connection is lost. The connections a node holds are these, those its peers
+    /// keep to it, and the ones used within `unused_connection_timeout`.
+    pub kept_peers: usize,
     /// How often this node offers its provider records (of the modules it holds and the
     /// abilities it serves) again to the peers closest to their keys, which keep them
     /// for 48 hours (libp2p's provider record lifetime). Tests shorten it to see a
@@ -146,6 +153,8 @@ impl Default for MeshTuning {
         MeshTuning {
             kademlia_k: NonZeroUsize::new(20).expect("20 is not zero"),
             idle_connection_timeout: Duration::from_secs(60),
+            unused_connection_timeout: Duration::from_secs(10),
+            kept_peers: crate::peers::KEPT_PEERS,
             // libp2p's default: a quarter of the records' lifetime.
             provider_republish_interval: Duration::from_secs(12 * 60 * 60),
             ranges_in_flight_per_provider: 16,

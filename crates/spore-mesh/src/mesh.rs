@@ -132,6 +132,7 @@ impl Mesh {
             host.clone(),
             &config.nat.relays,
         )?;
+        task.set_tuning(&tuning);
         task.wait_for_listeners(listeners, LISTEN_TIMEOUT).await?;
         task.bootstrap(&config.bootstrap);
         info!(

@@ -1,5 +1,7 @@
-//! The peers a node keeps: every peer it has been connected to, with the addresses it
-//! can dial it at. A kept peer's connections are held open however quiet they are, and
+//! The peers a node keeps: the peers it has been connected to, up to a bound
+//! ([`MeshTuning::kept_peers`](crate::MeshTuning::kept_peers)), with the addresses it can
+//! dial them at. A kept peer's connections are held open however quiet they are (any
+//! other connection this node dialed is closed once unused, `crate::connections`), and
 //! a kept peer that is not connected is redialed with capped exponential backoff until
 //! it is connected again: from the start for the bootstrap peers (which is how a node
 //! rejoins the peers it remembers from its last run), and whenever a connection to a
@@ -30,10 +32,17 @@ use libp2p::swarm::{
 use tokio::time::{Instant, Sleep, sleep_until};
 use tracing::debug;
 
-/// How many peers the book keeps. Past this, a new peer replaces the one connected
-/// longest ago; a mesh of spore nodes is tens of nodes, and each kept peer costs an open
-/// connection (or a dial every [`MAX_REDIAL`] while it is away).
-const MAX_KEPT_PEERS: usize = 64;
+/// How many peers the book keeps by default. Past this, a new peer replaces the one
+/// connected longest ago, once it has been away for [`REPLACEABLE_AFTER`]. Each kept
+/// peer costs an open connection (or a dial every [`MAX_REDIAL`] while it is away),
+/// pinged every second both ways; gossip wants 5 to 12 peers connected.
+pub(crate) const KEPT_PEERS: usize = 8;
+/// How long a kept peer must have been away before a new peer may take its place. A
+/// connection lost for a moment (a dead link closed under load, a duplicate closed)
+/// must not hand its place to whichever peer connects next: with 100 nodes in one
+/// process, books that did so replaced about 40 peers a second between them, each
+/// replacement a redial.
+const REPLACEABLE_AFTER: Duration = MAX_REDIAL;
 /// Addresses kept per peer: a node listening on all interfaces reports one per
 /// interface and transport, and the dial tries them all at once.
 const MAX_ADDRS_PER_PEER: usize = 8;
@@ -60,6 +69,8 @@ struct Kept {
     /// peer with the oldest is replaced when the book is full.
     seen: u64,
     connected_since: Option<Instant>,
+    /// When its last connection closed, if it has been connected.
+    away_since: Option<Instant>,
     /// The wait before the next redial once one is scheduled.
     backoff: Duration,
     /// When the next redial is due, while disconnected.
@@ -75,6 +86,7 @@ impl Kept {
             connections: Vec::new(),
             seen: clock,
             connected_since: None,
+            away_since: None,
             backoff: FIRST_REDIAL,
             next_dial: None,
             dialing: None,
@@ -111,27 +123,48 @@ impl Kept {
 }
 
 /// The kept peers and their redial schedule, without the libp2p plumbing.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Book {
     peers: HashMap<PeerId, Kept>,
     clock: u64,
+    /// How many peers it keeps.
+    bound: usize,
+}
+
+impl Default for Book {
+    fn default() -> Self {
+        Book::new(KEPT_PEERS)
+    }
 }
 
 impl Book {
+    fn new(bound: usize) -> Self {
+        Book {
+            peers: HashMap::new(),
+            clock: 0,
+            bound: bound.max(1),
+        }
+    }
+
     fn tick(&mut self) -> u64 {
         self.clock += 1;
         self.clock
     }
 
     /// The entry for `peer`, making room for it if needed. Returns the peer evicted, if
-    /// any, or `None` when the book is full of connected peers and `peer` is not kept.
-    fn entry(&mut self, peer: PeerId) -> (Option<&mut Kept>, Option<Evicted>) {
+    /// any, or `None` when the book is full of peers connected or away for less than
+    /// [`REPLACEABLE_AFTER`], and `peer` is not kept.
+    fn entry(&mut self, peer: PeerId, now: Instant) -> (Option<&mut Kept>, Option<Evicted>) {
         let mut evicted = None;
-        if !self.peers.contains_key(&peer) && self.peers.len() >= MAX_KEPT_PEERS {
+        if !self.peers.contains_key(&peer) && self.peers.len() >= self.bound {
+            let replaceable = |kept: &Kept| {
+                kept.connections.is_empty()
+                    && (kept.away_since).is_none_or(|away| now - away >= REPLACEABLE_AFTER)
+            };
             let oldest = self
                 .peers
                 .iter()
-                .filter(|(_, kept)| kept.connections.is_empty())
+                .filter(|(_, kept)| replaceable(kept))
                 .min_by_key(|(_, kept)| kept.seen)
                 .map(|(peer, _)| *peer);
             match oldest {
@@ -152,7 +185,7 @@ impl Book {
 
     /// A peer to join through: dialed at once, and redialed until it is connected.
     fn add_bootstrap(&mut self, peer: PeerId, addr: Multiaddr, now: Instant) -> Option<Evicted> {
-        let (kept, evicted) = self.entry(peer);
+        let (kept, evicted) = self.entry(peer, now);
         if let Some(kept) = kept {
             kept.add_addr(addr, true);
             if kept.connections.is_empty() && kept.dialing.is_none() {
@@ -178,8 +211,9 @@ impl Book {
         dialed: Option<Multiaddr>,
         now: Instant,
     ) -> Option<Evicted> {
-        let (kept, evicted) = self.entry(peer);
+        let (kept, evicted) = self.entry(peer, now);
         if let Some(kept) = kept {
+            kept.away_since = None;
             if let Some(addr) = dialed {
                 kept.add_addr(addr, true);
             }
@@ -203,6 +237,7 @@ impl Book {
         if !kept.connections.is_empty() {
             return;
         }
+        kept.away_since = Some(now);
         let lasted = kept
             .connected_since
             .take()
@@ -289,9 +324,10 @@ pub(crate) struct Behaviour {
 }
 
 impl Behaviour {
-    pub fn new() -> Self {
+    /// A book that keeps up to `bound` peers.
+    pub fn new(bound: usize) -> Self {
         Behaviour {
-            book: Book::default(),
+            book: Book::new(bound),
             events: VecDeque::new(),
             timer: Box::pin(sleep_until(Instant::now())),
         }
@@ -318,6 +354,11 @@ impl Behaviour {
             };
             self.release(Some(evicted), "its mesh does not admit it");
         }
+    }
+
+    /// Whether `peer` is kept: its connections are held open.
+    pub fn keeps(&self, peer: &PeerId) -> bool {
+        self.book.peers.contains_key(peer)
     }
 
     /// Every kept peer's addresses, each with `/p2p/`, the most recently seen first.
@@ -602,7 +643,7 @@ mod tests {
     fn a_full_book_replaces_the_peer_seen_longest_ago_and_never_a_connected_one() {
         let mut book = Book::default();
         let now = Instant::now();
-        let peers: Vec<PeerId> = (0..MAX_KEPT_PEERS).map(|_| PeerId::random()).collect();
+        let peers: Vec<PeerId> = (0..KEPT_PEERS).map(|_| PeerId::random()).collect();
         for (i, peer) in peers.iter().enumerate() {
             let connection = ConnectionId::new_unchecked(i);
             book.connected(*peer, connection, Some(addr(i as u16)), now);
@@ -612,8 +653,16 @@ mod tests {
             }
         }
         book.disconnected(&peers[1], ConnectionId::new_unchecked(1), now);
+        // Away for a moment: their places are not taken.
+        let soon = now + REPLACEABLE_AFTER - Duration::from_millis(1);
+        let early = PeerId::random();
+        let evicted = book.connected(early, ConnectionId::new_unchecked(99), None, soon);
+        assert!(evicted.is_none());
+        assert!(!book.peers.contains_key(&early));
+
+        let later = now + REPLACEABLE_AFTER;
         let newcomer = PeerId::random();
-        let evicted = book.connected(newcomer, ConnectionId::new_unchecked(100), None, now);
+        let evicted = book.connected(newcomer, ConnectionId::new_unchecked(100), None, later);
         assert_eq!(evicted.map(|e| e.peer), Some(peers[0]));
         assert!(book.peers.contains_key(&newcomer));
 
@@ -623,12 +672,12 @@ mod tests {
             PeerId::random(),
             ConnectionId::new_unchecked(101),
             None,
-            now,
+            later,
         );
         let ignored = PeerId::random();
-        let evicted = book.connected(ignored, ConnectionId::new_unchecked(102), None, now);
+        let evicted = book.connected(ignored, ConnectionId::new_unchecked(102), None, later);
         assert!(evicted.is_none());
         assert!(!book.peers.contains_key(&ignored));
-        assert_eq!(book.peers.len(), MAX_KEPT_PEERS);
+        assert_eq!(book.peers.len(), KEPT_PEERS);
     }
 }

@@ -10,6 +10,11 @@
 //! A [`Stream`] fails as soon as its connection is gone. yamux ends the streams of a
 //! connection that the peer closed or that broke, but not those of one closed from this
 //! side (as a dead link is, see `liveness`): a read on one would wait forever.
+//!
+//! Each connection counts the spore streams open on it, either way, and the ones being
+//! opened ([`Behaviour::unused_since`]): a connection that carries none is one the swarm
+//! task may close (`crate::connections`), whatever gossipsub's streams say. A new stream
+//! goes on the connection that closing duplicates keeps.
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -17,13 +22,16 @@ use std::fmt;
 use std::future::{Ready, ready};
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use futures::channel::oneshot as lifeline;
 use futures::{AsyncRead, AsyncWrite, FutureExt};
 
 use libp2p::core::transport::PortUse;
-use libp2p::core::{Endpoint, InboundUpgrade, Multiaddr, OutboundUpgrade, UpgradeInfo};
+use libp2p::core::{
+    ConnectedPoint, Endpoint, InboundUpgrade, Multiaddr, OutboundUpgrade, UpgradeInfo,
+};
 use libp2p::swarm::behaviour::ConnectionEstablished;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::handler::{
@@ -31,11 +39,12 @@ use libp2p::swarm::handler::{
 };
 use libp2p::swarm::{
     ConnectionClosed, ConnectionDenied, ConnectionHandler, ConnectionHandlerEvent, ConnectionId,
-    DialError, DialFailure, FromSwarm, NetworkBehaviour, NotifyHandler, StreamUpgradeError,
-    SubstreamProtocol, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+    DialError, DialFailure, FromSwarm, ListenFailure, NetworkBehaviour, NotifyHandler,
+    StreamUpgradeError, SubstreamProtocol, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
 use libp2p::{PeerId, StreamProtocol};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 /// Inbound streams waiting for the server loop; beyond this, new ones are reset.
@@ -51,6 +60,47 @@ pub(crate) struct Stream {
     reading: lifeline::Receiver<Infallible>,
     writing: lifeline::Receiver<Infallible>,
     connection_gone: bool,
+    _in_use: InUse,
+}
+
+/// How a connection's spore streams are used: how many are open or being opened, and
+/// when the last one ended (or the connection opened).
+#[derive(Debug)]
+pub(crate) struct Usage(Mutex<(usize, Instant)>);
+
+impl Usage {
+    fn new() -> Arc<Usage> {
+        Arc::new(Usage(Mutex::new((0, Instant::now()))))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, (usize, Instant)> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Since when no stream has been open, or `None` while one is.
+    fn unused_since(&self) -> Option<Instant> {
+        let (open, since) = *self.state();
+        (open == 0).then_some(since)
+    }
+}
+
+/// One stream open or being opened on a connection, counted in its [`Usage`] until
+/// dropped.
+pub(crate) struct InUse(Arc<Usage>);
+
+impl InUse {
+    fn new(usage: &Arc<Usage>) -> InUse {
+        usage.state().0 += 1;
+        InUse(usage.clone())
+    }
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        let mut state = self.0.state();
+        state.0 -= 1;
+        state.1 = Instant::now();
+    }
 }
 
 enum Side {
@@ -134,12 +184,14 @@ pub(crate) enum OpenError {
 
 type Reply = oneshot::Sender<Result<Stream, OpenError>>;
 /// What an outbound substream request carries until it resolves.
-type Pending = (StreamProtocol, Reply);
+type Pending = (StreamProtocol, Reply, InUse);
 
 pub(crate) struct OpenRequest {
     peer: PeerId,
     protocol: StreamProtocol,
     reply: Reply,
+    /// Set once the request is routed to a connection: it counts as a stream there.
+    in_use: Option<InUse>,
 }
 
 impl fmt::Debug for OpenRequest {
@@ -168,6 +220,7 @@ impl Control {
                 peer,
                 protocol,
                 reply,
+                in_use: None,
             })
             .map_err(|_| OpenError::ConnectionClosed)?;
         answer.await.map_err(|_| OpenError::ConnectionClosed)?
@@ -175,13 +228,26 @@ impl Control {
 }
 
 pub(crate) struct Behaviour {
+    local: PeerId,
     protocols: Vec<StreamProtocol>,
     inbound: mpsc::Sender<Inbound>,
     requests: mpsc::UnboundedReceiver<OpenRequest>,
-    connections: HashMap<PeerId, Vec<ConnectionId>>,
+    /// Each peer's connections, oldest first.
+    connections: HashMap<PeerId, Vec<Open>>,
+    /// Every connection's usage, from its handler's making to its closing.
+    usage: HashMap<ConnectionId, Arc<Usage>>,
     /// Requests for peers being dialed.
     waiting: HashMap<PeerId, Waiting>,
     events: VecDeque<ToSwarm<Infallible, OpenRequest>>,
+}
+
+/// A connection streams may be opened on.
+struct Open {
+    id: ConnectionId,
+    /// How well it suits new streams: a direct connection before a relayed one, and the
+    /// one that closing duplicates keeps (`crate::connections::survives`) before others.
+    rank: (bool, bool),
+    usage: Arc<Usage>,
 }
 
 /// Requests waiting for a connection to their peer.
@@ -195,15 +261,21 @@ struct Waiting {
 }
 
 impl Behaviour {
-    /// Accepts `protocols` from peers, handing the streams to the returned receiver.
-    pub fn new(protocols: Vec<StreamProtocol>) -> (Self, Control, mpsc::Receiver<Inbound>) {
+    /// Accepts `protocols` from peers, handing the streams to the returned receiver;
+    /// `local` is this node's peer id.
+    pub fn new(
+        local: PeerId,
+        protocols: Vec<StreamProtocol>,
+    ) -> (Self, Control, mpsc::Receiver<Inbound>) {
         let (inbound, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
         let (requests_tx, requests) = mpsc::unbounded_channel();
         let behaviour = Behaviour {
+            local,
             protocols,
             inbound,
             requests,
             connections: HashMap::new(),
+            usage: HashMap::new(),
             waiting: HashMap::new(),
             events: VecDeque::new(),
         };
@@ -216,25 +288,39 @@ impl Behaviour {
         )
     }
 
-    fn handler(&self, peer: PeerId) -> Handler {
+    fn handler(&mut self, connection: ConnectionId, peer: PeerId) -> Handler {
+        let usage = Usage::new();
+        self.usage.insert(connection, usage.clone());
         Handler {
             peer,
             protocols: self.protocols.clone(),
             inbound: self.inbound.clone(),
             outbound: VecDeque::new(),
             lifelines: Vec::new(),
+            usage,
         }
     }
 
-    fn route(&mut self, request: OpenRequest) {
+    /// Since when no spore stream has been open on `connection` (either way, or being
+    /// opened), or `None` while one is, or when the connection is not known.
+    pub fn unused_since(&self, connection: ConnectionId) -> Option<Instant> {
+        self.usage.get(&connection)?.unused_since()
+    }
+
+    fn route(&mut self, mut request: OpenRequest) {
         if request.reply.is_closed() {
             return;
         }
-        // The newest connection is the least likely to be on its way out.
-        if let Some(&connection) = self.connections.get(&request.peer).and_then(|c| c.last()) {
+        // The best ranked, and of those the newest (`max_by_key` takes the last): the
+        // least likely to be on its way out (a dead link not yet closed is older than
+        // its replacement).
+        let best = (self.connections.get(&request.peer))
+            .and_then(|open| open.iter().max_by_key(|open| open.rank));
+        if let Some(open) = best {
+            request.in_use = Some(InUse::new(&open.usage));
             self.events.push_back(ToSwarm::NotifyHandler {
                 peer_id: request.peer,
-                handler: NotifyHandler::One(connection),
+                handler: NotifyHandler::One(open.id),
                 event: request,
             });
             return;
@@ -273,23 +359,23 @@ impl NetworkBehaviour for Behaviour {
 
     fn handle_established_inbound_connection(
         &mut self,
-        _: ConnectionId,
+        connection: ConnectionId,
         peer: PeerId,
         _: &Multiaddr,
         _: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(self.handler(peer))
+        Ok(self.handler(connection, peer))
     }
 
     fn handle_established_outbound_connection(
         &mut self,
-        _: ConnectionId,
+        connection: ConnectionId,
         peer: PeerId,
         _: &Multiaddr,
         _: Endpoint,
         _: PortUse,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(self.handler(peer))
+        Ok(self.handler(connection, peer))
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
@@ -297,12 +383,18 @@ impl NetworkBehaviour for Behaviour {
             FromSwarm::ConnectionEstablished(ConnectionEstablished {
                 peer_id,
                 connection_id,
+                endpoint,
                 ..
             }) => {
-                self.connections
-                    .entry(peer_id)
-                    .or_default()
-                    .push(connection_id);
+                let Some(usage) = self.usage.get(&connection_id).cloned() else {
+                    return;
+                };
+                let rank = rank(&self.local, &peer_id, endpoint);
+                self.connections.entry(peer_id).or_default().push(Open {
+                    id: connection_id,
+                    rank,
+                    usage,
+                });
                 let waiting = self.waiting.remove(&peer_id).unwrap_or_default();
                 for request in waiting.requests {
                     self.route(request);
@@ -313,18 +405,27 @@ impl NetworkBehaviour for Behaviour {
                 connection_id,
                 ..
             }) => {
+                self.usage.remove(&connection_id);
                 if let Some(connections) = self.connections.get_mut(&peer_id) {
-                    connections.retain(|c| *c != connection_id);
+                    connections.retain(|c| c.id != connection_id);
                     if connections.is_empty() {
                         self.connections.remove(&peer_id);
                     }
                 }
             }
+            // A connection another behaviour refused after its handler was made.
+            FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => {
+                self.usage.remove(&connection_id);
+            }
             FromSwarm::DialFailure(DialFailure {
-                peer_id: Some(peer),
+                peer_id,
                 error,
                 connection_id,
             }) => {
+                self.usage.remove(&connection_id);
+                let Some(peer) = peer_id else {
+                    return;
+                };
                 let Some(waiting) = self.waiting.get_mut(&peer) else {
                     return;
                 };
@@ -368,6 +469,13 @@ impl NetworkBehaviour for Behaviour {
     }
 }
 
+/// How well a connection suits new streams: see [`Open::rank`].
+fn rank(local: &PeerId, peer: &PeerId, endpoint: &ConnectedPoint) -> (bool, bool) {
+    let direct = !endpoint.is_relayed();
+    let survives = crate::connections::survives(local, peer, endpoint.is_dialer());
+    (direct, survives)
+}
+
 pub(crate) struct Handler {
     peer: PeerId,
     protocols: Vec<StreamProtocol>,
@@ -376,10 +484,11 @@ pub(crate) struct Handler {
     outbound: VecDeque<OpenRequest>,
     /// Two per stream handed out; dropped with the handler, when the connection is gone.
     lifelines: Vec<lifeline::Sender<Infallible>>,
+    usage: Arc<Usage>,
 }
 
 impl Handler {
-    fn track(&mut self, stream: libp2p::Stream) -> Stream {
+    fn track(&mut self, stream: libp2p::Stream, in_use: InUse) -> Stream {
         self.lifelines.retain(|l| !l.is_canceled());
         let (reading_lifeline, reading) = lifeline::channel();
         let (writing_lifeline, writing) = lifeline::channel();
@@ -389,6 +498,7 @@ impl Handler {
             reading,
             writing,
             connection_gone: false,
+            _in_use: in_use,
         }
     }
 }
@@ -414,12 +524,15 @@ impl ConnectionHandler for Handler {
         _: &mut Context<'_>,
     ) -> Poll<ConnectionHandlerEvent<Protocols, Pending, Infallible>> {
         match self.outbound.pop_front() {
-            Some(request) => Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
-                protocol: SubstreamProtocol::new(
-                    Protocols(vec![request.protocol.clone()]),
-                    (request.protocol, request.reply),
-                ),
-            }),
+            Some(request) => {
+                let in_use = (request.in_use).unwrap_or_else(|| InUse::new(&self.usage));
+                Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
+                    protocol: SubstreamProtocol::new(
+                        Protocols(vec![request.protocol.clone()]),
+                        (request.protocol, request.reply, in_use),
+                    ),
+                })
+            }
             None => Poll::Pending,
         }
     }
@@ -434,10 +547,11 @@ impl ConnectionHandler for Handler {
                 protocol: (stream, protocol),
                 ..
             }) => {
+                let in_use = InUse::new(&self.usage);
                 let inbound = Inbound {
                     peer: self.peer,
                     protocol,
-                    stream: self.track(stream),
+                    stream: self.track(stream, in_use),
                 };
                 // Dropping the stream resets it: the peer sees a refusal at once.
                 if self.inbound.try_send(inbound).is_err() {
@@ -446,12 +560,12 @@ impl ConnectionHandler for Handler {
             }
             ConnectionEvent::FullyNegotiatedOutbound(FullyNegotiatedOutbound {
                 protocol: (stream, _),
-                info: (_, reply),
+                info: (_, reply, in_use),
             }) => {
-                let _ = reply.send(Ok(self.track(stream)));
+                let _ = reply.send(Ok(self.track(stream, in_use)));
             }
             ConnectionEvent::DialUpgradeError(DialUpgradeError {
-                info: (protocol, reply),
+                info: (protocol, reply, _),
                 error,
             }) => {
                 let error = match error {

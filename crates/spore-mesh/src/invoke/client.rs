@@ -114,7 +114,7 @@ impl Channels {
         let (reader, writer) = stream.split();
         let channel = Arc::new(Channel {
             peer,
-            writer: tokio::sync::Mutex::new(writer),
+            writer: tokio::sync::Mutex::new(Some(writer)),
             state: Mutex::new(ChannelState {
                 next_id: 0,
                 pending: HashMap::new(),
@@ -139,7 +139,9 @@ impl Channels {
 struct Channel {
     peer: PeerId,
     /// Held for a whole frame, so that frames of concurrent calls never interleave.
-    writer: tokio::sync::Mutex<WriteHalf<Stream>>,
+    /// Dropped once the channel is closed: a stream held open counts as a use of its
+    /// connection (`crate::connections`), which would then never be closed as unused.
+    writer: tokio::sync::Mutex<Option<WriteHalf<Stream>>>,
     state: Mutex<ChannelState>,
     /// Wakes the reader when a writer closed the channel.
     closing: Notify,
@@ -185,11 +187,14 @@ impl Channel {
 
     async fn send(&self, id: u64, request: &CallRequest) -> Result<(), MeshError> {
         let mut writer = self.writer.lock().await;
+        let Some(writer) = writer.as_mut() else {
+            return Err(self.unreachable());
+        };
         // A write cut off half-way (the caller's deadline passed) leaves part of a frame
         // on the stream, which nothing can follow: the channel must close then.
         let mut cut_off = CloseOnDrop(Some(self));
         let written = write_frame(
-            &mut *writer,
+            writer,
             &Numbered {
                 id,
                 message: request,
@@ -348,8 +353,9 @@ async fn read_answers(
     };
     channel.close(why);
     drop(next);
-    let mut writer = channel.writer.lock().await;
-    let _ = timeout(CLOSE_TIMEOUT, writer.close()).await;
+    if let Some(mut writer) = channel.writer.lock().await.take() {
+        let _ = timeout(CLOSE_TIMEOUT, writer.close()).await;
+    }
 }
 
 fn open_error(peer: PeerId, error: OpenError) -> MeshError {

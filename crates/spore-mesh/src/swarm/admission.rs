@@ -1,13 +1,15 @@
 //! How the swarm task acts on membership (`crate::membership`): it greets each new
 //! connection with this node's hello and has the peer judged (dialing it first when
 //! asked), routes to and keeps the
-//! peers admitted, and disconnects and forgets the ones refused or lapsed.
+//! peers admitted, and disconnects and forgets the ones refused or lapsed. What a peer
+//! stores in this node's DHT (provider records, names' chains) is kept only once the
+//! peer is admitted.
 
-use libp2p::PeerId;
 use libp2p::swarm::DialError;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::{PeerId, kad};
 use tokio::sync::oneshot;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::{Command, SwarmTask};
 use crate::membership::{self, HELLO_TIMEOUT};
@@ -106,6 +108,48 @@ impl SwarmTask {
         let _ = self.swarm.disconnect_peer_id(peer);
     }
 
+    /// A provider record a peer offered: kept if the peer is admitted, or once it is.
+    pub(super) fn on_provider_record(&mut self, record: kad::ProviderRecord) {
+        if self.members.admitted(&record.provider).is_none() {
+            // libp2p-kad takes a record only from its provider.
+            return self.once_judged(record.provider, Deferred::Provider(record));
+        }
+        let store = self.swarm.behaviour_mut().kad.store_mut();
+        if let Err(e) = kad::store::RecordStore::add_provider(store, record) {
+            debug!("cannot keep a provider record: {e}");
+        }
+    }
+
+    /// Takes `deferred` again once `peer` is judged, if it is admitted. Kademlia sends
+    /// its request as soon as a connection is open, so on a new connection it can come
+    /// before the peer's hello has been judged: an announcement goes to the peers
+    /// closest to the key, and once the connections no one uses are closed
+    /// (`crate::connections`), few of those are connected.
+    pub(super) fn once_judged(&mut self, peer: PeerId, deferred: Deferred) {
+        if self.members.refused(&peer) || !self.swarm.is_connected(&peer) {
+            return info!(%peer, "ignoring a DHT record from a peer that is not admitted");
+        }
+        let (members, to_self) = (self.members.clone(), self.to_self.clone());
+        tokio::spawn(async move {
+            if members.verdict(&peer, HELLO_TIMEOUT).await.is_err() {
+                return info!(%peer, "ignoring a DHT record from a peer that is not admitted");
+            }
+            if let Some(to_self) = to_self.upgrade() {
+                let _ = to_self.send(Command::Judged(peer, deferred)).await;
+            }
+        });
+    }
+
+    pub(super) fn on_judged(&mut self, peer: PeerId, deferred: Deferred) {
+        if self.members.admitted(&peer).is_none() {
+            return;
+        }
+        match deferred {
+            Deferred::Provider(record) => self.on_provider_record(record),
+            Deferred::Chain(record) => self.on_chain_stored(peer, record),
+        }
+    }
+
     /// Disconnects the admitted peers whose certificate expired or was revoked since.
     pub(super) fn refuse_lapsed(&mut self) {
         for (peer, why) in self.members.lapsed(membership::now_ms()) {
@@ -113,4 +157,10 @@ impl SwarmTask {
             self.on_refused(peer, &why);
         }
     }
+}
+
+/// A DHT record a peer stored here before its hello was judged.
+pub(crate) enum Deferred {
+    Provider(kad::ProviderRecord),
+    Chain(kad::Record),
 }

@@ -31,6 +31,7 @@ use crate::record_store::SporeStore;
 use crate::streams::Control;
 
 mod admission;
+mod links;
 mod names;
 mod nat;
 mod topics;
@@ -97,6 +98,8 @@ pub(crate) enum Command {
         peer: PeerId,
         why: String,
     },
+    /// What the peer sent before its hello was judged, now that it is admitted.
+    Judged(PeerId, admission::Deferred),
 }
 
 pub(crate) struct SwarmTask {
@@ -138,6 +141,9 @@ pub(crate) struct SwarmTask {
     host: Arc<dyn MeshHost>,
     /// The relays this node listens through.
     relays: nat::Relays,
+    /// How long a connection this node dialed to a peer it does not keep may go without
+    /// spore streams (`MeshTuning::unused_connection_timeout`).
+    idle: Duration,
 }
 
 impl SwarmTask {
@@ -176,11 +182,17 @@ impl SwarmTask {
             topics: HashMap::new(),
             host,
             relays: nat::Relays::new(relays)?,
+            idle: crate::MeshTuning::default().unused_connection_timeout,
         };
         if !task.announce.is_empty() {
             task.advertise_listen_addrs();
         }
         Ok(task)
+    }
+
+    /// Takes the tuning the swarm task needs to know of (the swarm has the rest).
+    pub fn set_tuning(&mut self, tuning: &crate::MeshTuning) {
+        self.idle = tuning.unused_connection_timeout;
     }
 
     pub fn swarm_mut(&mut self) -> &mut Swarm<Behaviour> {
@@ -294,6 +306,7 @@ impl SwarmTask {
                 }
                 _ = liveness_check.tick() => {
                     self.close_dead_links();
+                    self.close_needless();
                     self.refuse_lapsed();
                     self.end_expired_chain_queries();
                 }
@@ -387,6 +400,7 @@ impl SwarmTask {
             }
             Command::Admitted(peer) => self.on_admitted(peer),
             Command::Refused { peer, why } => self.on_refused(peer, &why),
+            Command::Judged(peer, deferred) => self.on_judged(peer, deferred),
         }
     }
 
@@ -408,16 +422,6 @@ impl SwarmTask {
                 | gossipsub::PublishError::Duplicate,
             ) => {}
             Err(e) => debug!(%hash, "cannot announce on gossip: {e}"),
-        }
-    }
-
-    /// Closes the connections whose peer stopped answering pings: the calls and fetches
-    /// on them fail at once instead of waiting out their deadlines, and the peer book
-    /// redials the peer.
-    fn close_dead_links(&mut self) {
-        for (connection, peer, silent) in self.liveness.take_dead(Instant::now()) {
-            info!(%peer, ?silent, "the link to the peer is dead; closing the connection");
-            self.swarm.close_connection(connection);
         }
     }
 
@@ -648,20 +652,7 @@ impl SwarmTask {
                 },
         } = &event
         {
-            if self.members.admitted(&record.provider).is_some() {
-                if let Err(e) = self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .store_mut()
-                    .add_provider(record.clone())
-                {
-                    debug!("cannot keep a provider record: {e}");
-                }
-            } else {
-                info!(provider = %record.provider, "ignoring a provider record of a peer that is not admitted");
-            }
-            return;
+            return self.on_provider_record(record.clone());
         }
         if let kad::Event::InboundRequest {
             request:
@@ -672,6 +663,9 @@ impl SwarmTask {
                 },
         } = event
         {
+            if self.members.admitted(&source).is_none() {
+                return self.once_judged(source, admission::Deferred::Chain(record));
+            }
             return self.on_chain_stored(source, record);
         }
         let kad::Event::OutboundQueryProgressed {

@@ -3,6 +3,7 @@
 
 mod abilities;
 mod common;
+mod connections;
 mod dht;
 mod fetch;
 mod hops;

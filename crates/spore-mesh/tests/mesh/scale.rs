@@ -49,6 +49,25 @@ async fn node(
     .await
 }
 
+/// The connections the live nodes hold: counted at both ends (each end is one entry in
+/// its node's table), and the pairs of nodes they join.
+async fn connections_held(nodes: &[Option<Mesh>]) -> String {
+    let mut ends = 0;
+    let mut pairs = std::collections::HashSet::new();
+    for mesh in nodes.iter().flatten() {
+        for connection in mesh.connections().await {
+            ends += 1;
+            let (a, b) = (mesh.peer_id(), connection.peer);
+            pairs.insert(if a < b { (a, b) } else { (b, a) });
+        }
+    }
+    let live = nodes.iter().flatten().count();
+    format!(
+        "{live} nodes hold {ends} connection ends, between {} pairs",
+        pairs.len()
+    )
+}
+
 fn percentile<T: Copy + Default>(sorted: &[T], p: f64) -> T {
     if sorted.is_empty() {
         return T::default();
@@ -86,6 +105,7 @@ async fn a_hundred_nodes(hops: &Hops) {
         hosts.push(host);
     }
     eprintln!("{nodes_wanted} nodes started in {:?}", started.elapsed());
+    eprintln!("  {}", connections_held(&nodes).await);
 
     // Blobs held by nodes that stay (every tenth serves gpu and never leaves either).
     let mut blobs = Vec::new();
@@ -99,6 +119,7 @@ async fn a_hundred_nodes(hops: &Hops) {
     }
     futures::future::join_all(announcing).await;
     eprintln!("20 blobs announced at {:?}", started.elapsed());
+    eprintln!("  {}", connections_held(&nodes).await);
 
     let stays = |i: usize| i.is_multiple_of(10) || blobs.iter().any(|(_, h)| *h == i) || i == 0;
 
@@ -126,6 +147,9 @@ async fn a_hundred_nodes(hops: &Hops) {
             fetch_failures.len(),
             invoke_failures.len()
         );
+        if round % 5 == 0 {
+            eprintln!("  {}", connections_held(&nodes).await);
+        }
         // One leaves (its connections close), one joins through a random live node.
         if let Some(&leaving) = leave_order.get(round)
             && let Some(mesh) = nodes[leaving].take()
@@ -209,6 +233,7 @@ async fn a_hundred_nodes(hops: &Hops) {
         }
     }
 
+    eprintln!("  at the end: {}", connections_held(&nodes).await);
     fetch_times.sort();
     invoke_times.sort();
     let fetches = fetch_ok + fetch_failures.len();
