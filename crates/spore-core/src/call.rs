@@ -283,6 +283,14 @@ impl Tier {
     pub fn is_optimized(&self) -> bool {
         *self == Tier::Optimized
     }
+
+    /// Its name, as on the wire (`"optimized"`, `"baseline"`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Tier::Optimized => "optimized",
+            Tier::Baseline => "baseline",
+        }
+    }
 }
 
 /// Where the time went in a call that ran. On the wire and in JSON it is
@@ -461,6 +469,13 @@ impl<'de> Deserialize<'de> for Path {
 mod tests {
     use super::*;
     use crate::Hash;
+
+    #[test]
+    fn a_tiers_name_is_the_one_it_has_on_the_wire() {
+        for tier in [Tier::Optimized, Tier::Baseline] {
+            assert_eq!(serde_json::to_value(tier).unwrap(), tier.as_str());
+        }
+    }
 
     fn request() -> CallRequest {
         CallRequest {

@@ -127,12 +127,10 @@ impl Mesh {
             swarm,
             (command_rx, commands.downgrade()),
             shutdown_rx.clone(),
-            config.announce.clone(),
+            (&config, &tuning),
             (members.clone(), built.control.clone()),
             host.clone(),
-            &config.nat.relays,
         )?;
-        task.set_tuning(&tuning);
         task.wait_for_listeners(listeners, LISTEN_TIMEOUT).await?;
         task.bootstrap(&config.bootstrap);
         info!(

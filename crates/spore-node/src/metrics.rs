@@ -257,10 +257,7 @@ impl Metrics {
 
     /// A call whose function ran here to a result on `tier`'s code.
     pub(crate) fn ran_on(&self, tier: Tier) {
-        let tier = match tier {
-            Tier::Baseline => "baseline",
-            Tier::Optimized => "optimized",
-        };
+        let tier = tier.as_str();
         self.runs.get_or_create(&TierLabel { tier }).inc();
     }
 

@@ -151,10 +151,9 @@ impl SwarmTask {
         swarm: Swarm<Behaviour>,
         (commands, to_self): (mpsc::Receiver<Command>, mpsc::WeakSender<Command>),
         shutdown: watch::Receiver<bool>,
-        announce: Vec<Multiaddr>,
+        (config, tuning): (&crate::MeshConfig, &crate::MeshTuning),
         (members, control): (Arc<Members>, Control),
         host: Arc<dyn MeshHost>,
-        relays: &[Multiaddr],
     ) -> Result<Self, MeshError> {
         let mut task = SwarmTask {
             swarm,
@@ -164,7 +163,7 @@ impl SwarmTask {
             hints: Hints::new(),
             bootstrap_peers: HashSet::new(),
             warned_unreachable: HashSet::new(),
-            announce,
+            announce: config.announce.clone(),
             liveness: Liveness::default(),
             connections: Connections::default(),
             remote_addrs: HashMap::new(),
@@ -181,18 +180,13 @@ impl SwarmTask {
             chain_queries: ChainQueries::default(),
             topics: HashMap::new(),
             host,
-            relays: nat::Relays::new(relays)?,
-            idle: crate::MeshTuning::default().unused_connection_timeout,
+            relays: nat::Relays::new(&config.nat.relays)?,
+            idle: tuning.unused_connection_timeout,
         };
         if !task.announce.is_empty() {
             task.advertise_listen_addrs();
         }
         Ok(task)
-    }
-
-    /// Takes the tuning the swarm task needs to know of (the swarm has the rest).
-    pub fn set_tuning(&mut self, tuning: &crate::MeshTuning) {
-        self.idle = tuning.unused_connection_timeout;
     }
 
     pub fn swarm_mut(&mut self) -> &mut Swarm<Behaviour> {
