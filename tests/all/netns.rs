@@ -24,72 +24,180 @@ const CUT_FOR: Duration = Duration::from_secs(15);
 
 /// Namespaces on a bridge, removed on drop.
 struct Network {
+    /// Unique per test process and per network, short enough for interface names.
+    tag: String,
+    /// The bridge's /24, as its first three numbers.
+    subnet: String,
     bridge: String,
-    /// Per node: its namespace, the bridge side of its veth pair, and its address.
     hosts: Vec<Host>,
 }
 
+/// A namespace a node runs in.
 struct Host {
     namespace: String,
+    /// The bridge side of the veth pair that links the host (or its router) to the
+    /// bridge.
     link: String,
+    /// The node's own address: on the bridge, or behind a NAT the private one.
     address: String,
+    /// Behind a NAT: the router's namespace, and its address on the bridge.
+    router: Option<(String, String)>,
 }
 
 impl Network {
     /// `count` namespaces on one bridge, or `None` (after saying why) where this process
     /// may not make them.
     fn create(count: usize) -> Option<Network> {
-        // Unique per test process and per network (the tests of one process run at
-        // once), short enough for interface names (15 bytes).
+        let mut network = Network::bridge(&[])?;
+        for _ in 0..count {
+            network.add_host();
+        }
+        Some(network)
+    }
+
+    /// An empty bridge, or `None` (after saying why) where this process may not make
+    /// namespaces or lacks one of `commands` (checked with `COMMAND --version`).
+    fn bridge(commands: &[&str]) -> Option<Network> {
+        // The tests of one process run at once: each network has its own number.
         static NETWORKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = NETWORKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tag = format!("sp{}{n}", std::process::id() % 100_000);
-        let subnet = format!("10.{}.{}", 200 + n % 50, std::process::id() % 250);
-        let bridge = format!("{tag}br");
-        if let Some(why) = unprivileged() {
+        let why = unprivileged().or_else(|| {
+            let missing = commands.iter().find(|command| {
+                let out = Command::new(command).arg("--version").output();
+                !out.is_ok_and(|out| out.status.success())
+            })?;
+            Some(format!("no `{missing}` command"))
+        });
+        if let Some(why) = why {
             eprintln!(
                 "\n==== SKIPPED: cannot make network namespaces here ({why}); run as root with \
-                 iproute2 to test recovery and relays across real links ====\n"
+                 iproute2 and nftables to test recovery, relays and NATs across real links ====\n"
             );
             return None;
         }
-        ip(&["link", "add", &bridge, "type", "bridge"]).unwrap();
-        let mut network = Network {
-            bridge,
+        let tag = format!("sp{}{n}", std::process::id() % 100_000);
+        let network = Network {
+            subnet: format!("10.{}.{}", 200 + n % 50, std::process::id() % 250),
+            bridge: format!("{tag}br"),
+            tag,
             hosts: Vec::new(),
         };
+        ip(&["link", "add", &network.bridge, "type", "bridge"]).unwrap();
         ip(&["link", "set", &network.bridge, "up"]).unwrap();
-        for i in 1..=count {
-            let host = Host {
-                namespace: format!("{tag}n{i}"),
-                link: format!("{tag}h{i}"),
-                address: format!("{subnet}.{i}"),
-            };
-            let inside = format!("{tag}p{i}");
-            ip(&["netns", "add", &host.namespace]).unwrap();
-            network.hosts.push(host);
-            let host = network.hosts.last().unwrap();
-            let ns = host.namespace.as_str();
-            for step in [
-                vec![
-                    "link", "add", &host.link, "type", "veth", "peer", "name", &inside,
-                ],
-                vec!["link", "set", &inside, "netns", ns],
-                vec!["link", "set", &host.link, "master", &network.bridge],
-                vec!["link", "set", &host.link, "up"],
-            ] {
-                ip(&step).unwrap();
-            }
-            let address = format!("{}/24", host.address);
-            for step in [
-                vec!["-n", ns, "addr", "add", &address, "dev", &inside],
-                vec!["-n", ns, "link", "set", &inside, "up"],
-                vec!["-n", ns, "link", "set", "lo", "up"],
-            ] {
-                ip(&step).unwrap();
-            }
-        }
         Some(network)
+    }
+
+    /// A host on the bridge, with the next address of its subnet.
+    fn add_host(&mut self) {
+        let i = self.hosts.len() + 1;
+        let host = Host {
+            namespace: format!("{}n{i}", self.tag),
+            link: format!("{}h{i}", self.tag),
+            address: format!("{}.{i}", self.subnet),
+            router: None,
+        };
+        ip(&["netns", "add", &host.namespace]).unwrap();
+        self.hosts.push(host);
+        let host = self.hosts.last().unwrap();
+        self.plug(&host.namespace, &host.link, i, &host.address);
+    }
+
+    /// A host behind a NAT of its own, as a home router makes one: the router has the
+    /// next address on the bridge and rewrites what the host sends out to come from it,
+    /// lets in only the replies to what went out, and drops everything else without a
+    /// word. The host has 192.168.I.2, I its number, and no address anyone else can
+    /// dial.
+    fn add_host_behind_nat(&mut self, nat: Nat) {
+        let i = self.hosts.len() + 1;
+        let router = format!("{}r{i}", self.tag);
+        let host = Host {
+            namespace: format!("{}n{i}", self.tag),
+            link: format!("{}h{i}", self.tag),
+            address: format!("192.168.{i}.2"),
+            router: Some((router.clone(), format!("{}.{i}", self.subnet))),
+        };
+        ip(&["netns", "add", &router]).unwrap();
+        ip(&["netns", "add", &host.namespace]).unwrap();
+        self.hosts.push(host);
+        let host = self.hosts.last().unwrap();
+        let public = &host.router.as_ref().unwrap().1;
+        let outside = self.plug(&router, &host.link, i, public);
+        let (lan, inside) = (format!("{}l{i}", self.tag), format!("{}q{i}", self.tag));
+        let gateway = format!("192.168.{i}.1");
+        let ns = host.namespace.as_str();
+        for step in [
+            vec![
+                "-n", &router, "link", "add", &lan, "type", "veth", "peer", "name", &inside,
+                "netns", ns,
+            ],
+            vec![
+                "-n",
+                &router,
+                "addr",
+                "add",
+                &format!("{gateway}/24"),
+                "dev",
+                &lan,
+            ],
+            vec!["-n", &router, "link", "set", &lan, "up"],
+            vec![
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{}/24", host.address),
+                "dev",
+                &inside,
+            ],
+            vec!["-n", ns, "link", "set", &inside, "up"],
+            vec!["-n", ns, "link", "set", "lo", "up"],
+            vec!["-n", ns, "route", "add", "default", "via", &gateway],
+        ] {
+            ip(&step).unwrap();
+        }
+        let ports = match nat {
+            Nat::KeepsPorts => "",
+            Nat::Symmetric => "fully-random",
+        };
+        let rules = format!(
+            "table ip nat {{
+                chain postrouting {{
+                    type nat hook postrouting priority srcnat;
+                    oifname \"{outside}\" masquerade {ports}
+                }}
+            }}
+            table inet filter {{
+                chain input {{
+                    type filter hook input priority filter;
+                    iifname \"{outside}\" ct state new drop
+                }}
+                chain forward {{
+                    type filter hook forward priority filter;
+                    iifname \"{outside}\" ct state new drop
+                }}
+            }}"
+        );
+        in_namespace(&router, "sysctl", &["-qw", "net.ipv4.ip_forward=1"], None);
+        in_namespace(&router, "nft", &["-f", "-"], Some(&rules));
+    }
+
+    /// Links namespace `ns` to the bridge by a veth pair (`link` on the bridge's side),
+    /// with `address` on the bridge's subnet; returns the name of its side.
+    fn plug(&self, ns: &str, link: &str, i: usize, address: &str) -> String {
+        let inside = format!("{}p{i}", self.tag);
+        let address = format!("{address}/24");
+        for step in [
+            vec!["link", "add", link, "type", "veth", "peer", "name", &inside],
+            vec!["link", "set", &inside, "netns", ns],
+            vec!["link", "set", link, "master", &self.bridge],
+            vec!["link", "set", link, "up"],
+            vec!["-n", ns, "addr", "add", &address, "dev", &inside],
+            vec!["-n", ns, "link", "set", &inside, "up"],
+            vec!["-n", ns, "link", "set", "lo", "up"],
+        ] {
+            ip(&step).unwrap();
+        }
+        inside
     }
 
     /// Cuts host `i` off the bridge: its packets go nowhere, as when a cable is pulled
@@ -104,14 +212,52 @@ impl Network {
     }
 }
 
+/// How a NAT picks the port a connection leaves from.
+#[derive(Clone, Copy)]
+enum Nat {
+    /// The host's own port where it is free, as most home routers do: a hole can be
+    /// punched.
+    KeepsPorts,
+    /// A random port per connection: the port a peer saw is of no use to another, and
+    /// no hole can be punched (the ~30% that relays are for).
+    Symmetric,
+}
+
 impl Drop for Network {
     fn drop(&mut self) {
-        // Deleting a namespace deletes the veth inside it, and so its pair.
+        // Deleting a namespace deletes the veths inside it, and so their pairs.
         for host in &self.hosts {
             let _ = ip(&["netns", "del", &host.namespace]);
+            if let Some((router, _)) = &host.router {
+                let _ = ip(&["netns", "del", router]);
+            }
         }
         let _ = ip(&["link", "del", &self.bridge]);
     }
+}
+
+/// Runs `command ARGS` in namespace `ns`, with `stdin`, and panics if it fails.
+fn in_namespace(ns: &str, command: &str, args: &[&str], stdin: Option<&str>) {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, command])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command} {} in {ns}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Why this process cannot make namespaces, if it cannot: it is not root, or has no
@@ -308,17 +454,16 @@ fn a_link_cut_mid_call_fails_the_call_within_its_deadline_and_calls_succeed_soon
     );
 }
 
-/// A relay (host 0, with the role `relay`), an edge that no one can dial (host 1,
-/// listening on its own loopback, reachable through the relay; it binds kv for the
-/// tests' mesh), and a caller that binds no kv (host 2, listening on `caller_listen`)
-/// and holds `visits`.
+/// A relay (host 0, with the role `relay`), an edge (host 1, listening on
+/// `edge_listen`, reachable through the relay; it binds kv for the tests' mesh), and a
+/// caller that binds no kv (host 2, listening on `caller_listen`) and holds `visits`.
 struct RelayScene {
     relay: RunningNode,
     edge: RunningNode,
     caller: RunningNode,
 }
 
-fn relay_scene(network: &Network, caller_listen: &str) -> RelayScene {
+fn relay_scene(network: &Network, edge_listen: &str, caller_listen: &str) -> RelayScene {
     let relay_home = Spore::new();
     crate::test_mesh::join_with_roles(relay_home.home(), &["test", "relay"]);
     relay_home.write_config(&without_kv());
@@ -339,7 +484,7 @@ fn relay_scene(network: &Network, caller_listen: &str) -> RelayScene {
     let edge = RunningNode::launch_in_namespace(
         edge_home,
         &network.hosts[1].namespace,
-        "127.0.0.1",
+        edge_listen,
         &[&relay_addr],
         &["--relay", &relay_addr],
     );
@@ -361,8 +506,9 @@ fn relay_scene(network: &Network, caller_listen: &str) -> RelayScene {
 }
 
 /// Calls `visits.hit` (it needs kv) from the caller until it gets through, and checks
-/// it ran on the edge: placed there, the edge fetching the module from the caller.
-fn hit_on_the_edge(network: &Network, scene: &RelayScene) {
+/// it ran on the edge (placed there, the edge fetching the module from the caller) and
+/// counted the `visits`-th visit.
+fn hit_on_the_edge(network: &Network, scene: &RelayScene, visits: u64) {
     let started = Instant::now();
     let report = loop {
         let args = [
@@ -387,7 +533,7 @@ fn hit_on_the_edge(network: &Network, scene: &RelayScene) {
         );
         std::thread::sleep(Duration::from_millis(500));
     };
-    assert_eq!(report["result"], 1, "{report}");
+    assert_eq!(report["result"], visits, "{report}");
     let ran_on = report["path"]
         .as_array()
         .unwrap()
@@ -420,10 +566,10 @@ fn an_edge_that_no_one_can_dial_is_called_through_the_relay_and_shown_relayed() 
     let Some(network) = Network::create(3) else {
         return;
     };
-    // The caller cannot be dialled either: no direct connection can be made, so the
-    // connection stays relayed.
-    let scene = relay_scene(&network, "127.0.0.1");
-    hit_on_the_edge(&network, &scene);
+    // Each listens on its own loopback: no one can dial the edge, nor the caller, so
+    // the connection stays relayed.
+    let scene = relay_scene(&network, "127.0.0.1", "127.0.0.1");
+    hit_on_the_edge(&network, &scene, 1);
 
     let to_edge = connections_to(&network, &scene, &scene.edge.peer_id);
     assert!(
@@ -446,8 +592,8 @@ fn a_relayed_connection_becomes_direct_when_the_edge_can_dial_its_caller() {
         return;
     };
     // The caller listens on its bridge address: the edge can dial it.
-    let scene = relay_scene(&network, &network.hosts[2].address);
-    hit_on_the_edge(&network, &scene);
+    let scene = relay_scene(&network, "127.0.0.1", &network.hosts[2].address);
+    hit_on_the_edge(&network, &scene, 1);
 
     // The edge, told the caller's address over the relay, dials it: a direct
     // connection appears beside the relayed one.
@@ -463,4 +609,95 @@ fn a_relayed_connection_becomes_direct_when_the_edge_can_dial_its_caller() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// A relay on the bridge, and the edge and the caller each behind a NAT of `nat`'s kind,
+/// listening on its private address, which no one else can reach: the only way from
+/// the caller to the edge is the relay, unless DCUtR punches a hole through both NATs
+/// (each dials the other's router at once, from its listen port). The first call has
+/// gone through.
+fn scene_behind_nats(nat: Nat) -> Option<(Network, RelayScene)> {
+    let mut network = Network::bridge(&["nft"])?;
+    network.add_host();
+    network.add_host_behind_nat(nat);
+    network.add_host_behind_nat(nat);
+    let scene = relay_scene(
+        &network,
+        &network.hosts[1].address,
+        &network.hosts[2].address,
+    );
+    hit_on_the_edge(&network, &scene, 1);
+    Some((network, scene))
+}
+
+/// Waits (30 s at most) for `node`'s log to say `what`.
+fn wait_for_log(node: &RunningNode, what: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !node.log().contains(what) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    true
+}
+
+#[test]
+fn two_edges_behind_nats_call_through_the_relay_and_then_over_a_punched_hole() {
+    let Some((network, scene)) = scene_behind_nats(Nat::KeepsPorts) else {
+        return;
+    };
+    let edge_router = &network.hosts[1].router.as_ref().unwrap().1;
+    let called = Instant::now();
+    let deadline = called + Duration::from_secs(30);
+    let direct = loop {
+        let to_edge = connections_to(&network, &scene, &scene.edge.peer_id);
+        if let Some(direct) = to_edge.iter().find(|c| c["relayed"] == false) {
+            break direct.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no direct connection to the edge: {to_edge:?}\ncaller log:\n{}\nedge log:\n{}",
+            scene.caller.log(),
+            scene.edge.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    eprintln!(
+        "direct {:?} after the first call: {direct}",
+        called.elapsed()
+    );
+    // Through the edge's NAT: its router's address, not the edge's own.
+    let remote = direct["address"].as_str().unwrap();
+    assert!(
+        remote.starts_with(&format!("/ip4/{edge_router}/tcp/")),
+        "{direct}"
+    );
+    assert!(
+        wait_for_log(&scene.edge, "hole punched") || wait_for_log(&scene.caller, "hole punched"),
+        "neither side logged the hole punch\ncaller log:\n{}\nedge log:\n{}",
+        scene.caller.log(),
+        scene.edge.log()
+    );
+    // And calls keep reaching the edge.
+    hit_on_the_edge(&network, &scene, 2);
+}
+
+#[test]
+fn two_edges_behind_symmetric_nats_keep_calling_through_the_relay() {
+    let Some((network, scene)) = scene_behind_nats(Nat::Symmetric) else {
+        return;
+    };
+    // The edge, which took the relayed connection, leads the hole punch (DCUtR).
+    assert!(
+        wait_for_log(&scene.edge, "hole punching failed"),
+        "the edge did not try to punch a hole, or did not give up\nedge log:\n{}",
+        scene.edge.log()
+    );
+    let to_edge = connections_to(&network, &scene, &scene.edge.peer_id);
+    assert!(
+        !to_edge.is_empty() && to_edge.iter().all(|c| c["relayed"] == true),
+        "{to_edge:?}"
+    );
+    hit_on_the_edge(&network, &scene, 2);
 }

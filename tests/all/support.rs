@@ -367,6 +367,9 @@ impl RunningNode {
         command.args(["netns", "exec", namespace, env!("CARGO_BIN_EXE_spore")]);
         let listen_addr = format!("/ip4/{listen}/tcp/0");
         let log = std::fs::File::create(spore.home().join("stderr.log")).unwrap();
+        // What the mesh did across the network (a relay reservation, a hole punch) is
+        // logged at info, for the tests to read.
+        command.env("SPORE_LOG", "info");
         let mut args = vec!["--listen", listen_addr.as_str()];
         args.extend(extra);
         node_run_args(

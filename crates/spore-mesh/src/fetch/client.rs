@@ -464,7 +464,15 @@ impl Engine {
         );
         provider.strikes += 1;
         if !transient || provider.strikes >= MAX_STRIKES {
-            warn!(peer = %provider.peer, hash = %self.hash.short(12), "provider dropped: {reason}");
+            // A connected peer asked on the chance it holds the module (no record
+            // or hint said so) is expected not to; an advertised one is a stale
+            // record, or worse, and worth an operator's eye.
+            let guess = !provider.advertised && matches!(reason, FailureReason::NotFound);
+            if guess {
+                debug!(peer = %provider.peer, hash = %self.hash.short(12), "connected peer does not hold the module");
+            } else {
+                warn!(peer = %provider.peer, hash = %self.hash.short(12), "provider dropped: {reason}");
+            }
             provider.holding = Holding::Failed(reason);
         }
     }

@@ -138,8 +138,10 @@ impl SwarmTask {
             Ok(_) => {
                 info!(peer = %event.remote_peer_id, "hole punched: a direct connection replaces the relayed one")
             }
+            // Said at info as the success is: how often holes can be punched is what
+            // tells an operator whether the relay carries the edges' traffic.
             Err(e) => {
-                debug!(peer = %event.remote_peer_id, "hole punching failed; staying relayed: {e}")
+                info!(peer = %event.remote_peer_id, "hole punching failed; staying relayed: {e}")
             }
         }
     }
