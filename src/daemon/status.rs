@@ -28,8 +28,27 @@ pub struct NodeStatus {
     /// field: none, then.
     #[serde(default)]
     pub fetches: Vec<FetchStatus>,
+    /// How peers reach this node; `null` without a mesh, and absent from a node older
+    /// than this field.
+    #[serde(default)]
+    pub reachability: Option<ReachabilityStatus>,
     pub peers: Vec<PeerStatus>,
     pub functions: Vec<FunctionStatus>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReachabilityStatus {
+    /// Whether peers can dial this node, as AutoNAT last judged: `yes`, `no` or
+    /// `unknown`.
+    pub dialable: String,
+    /// The address a peer dialled back, when `yes`.
+    pub dialable_at: Option<String>,
+    /// The relays holding a reservation for this node now.
+    pub relays: Vec<String>,
+    /// Relayed connections a hole punch replaced by a direct one since the node started.
+    pub holes_punched: u64,
+    /// Hole punches that gave up: those connections stayed relayed.
+    pub hole_punches_failed: u64,
 }
 
 /// One fetch in flight (`GET /v1/fetches`, and `fetches` in `GET /v1/status`).
@@ -94,9 +113,13 @@ pub async fn of(node: &Node, peer_id: String) -> NodeStatus {
             total_ms: counted.total.as_secs_f64() * 1e3,
         })
         .collect();
-    let (mesh_key, peers) = match node.mesh() {
-        Some(mesh) => (mesh.mesh().map(|key| key.to_string()), peers(mesh).await),
-        None => (None, Vec::new()),
+    let (mesh_key, reachability, peers) = match node.mesh() {
+        Some(mesh) => (
+            mesh.mesh().map(|key| key.to_string()),
+            Some(reachability(mesh)),
+            peers(mesh).await,
+        ),
+        None => (None, None, Vec::new()),
     };
     NodeStatus {
         peer_id,
@@ -104,6 +127,7 @@ pub async fn of(node: &Node, peer_id: String) -> NodeStatus {
         adverts: node.served_abilities(),
         calls_in_flight: metrics.calls_in_flight(),
         fetches: fetches(node),
+        reachability,
         peers,
         functions,
     }
@@ -125,6 +149,26 @@ pub fn fetches(node: &Node) -> Vec<FetchStatus> {
             elapsed_ms: fetch.elapsed.as_millis() as u64,
         })
         .collect()
+}
+
+fn reachability(mesh: &mesh::Mesh) -> ReachabilityStatus {
+    let reachability = mesh.reachability();
+    let (dialable, dialable_at) = match reachability.dialable {
+        mesh::Dialable::Yes(addr) => ("yes", Some(addr.to_string())),
+        mesh::Dialable::No => ("no", None),
+        _ => ("unknown", None),
+    };
+    ReachabilityStatus {
+        dialable: dialable.to_owned(),
+        dialable_at,
+        relays: reachability
+            .relays
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        holes_punched: reachability.holes_punched,
+        hole_punches_failed: reachability.hole_punches_failed,
+    }
 }
 
 async fn peers(mesh: &mesh::Mesh) -> Vec<PeerStatus> {
@@ -184,6 +228,19 @@ pub fn show(home: &Home, out: &Output) -> anyhow::Result<()> {
             bytes(fetch.received),
             fetch.elapsed_ms as f64 / 1e3,
             list(&fetch.peers)
+        );
+    }
+    if let Some(r) = &status.reachability {
+        let dialable = match &r.dialable_at {
+            Some(addr) => format!("dialable at {addr}"),
+            None if r.dialable == "no" => "not dialable".to_owned(),
+            None => "dialable: not known yet".to_owned(),
+        };
+        outln!(
+            "reach     {dialable}; through relays {}; holes punched {}, failed {}",
+            list(&r.relays),
+            r.holes_punched,
+            r.hole_punches_failed
         );
     }
     let members = status.peers.iter().filter(|p| p.member).count();

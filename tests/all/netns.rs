@@ -630,16 +630,38 @@ fn scene_behind_nats(nat: Nat) -> Option<(Network, RelayScene)> {
     Some((network, scene))
 }
 
-/// Waits (30 s at most) for `node`'s log to say `what`.
-fn wait_for_log(node: &RunningNode, what: &str) -> bool {
+/// `spore node status --json` of `node`, host `i`.
+fn status_of(network: &Network, i: usize, node: &RunningNode) -> serde_json::Value {
+    let out = spore_in(network, i, node, &["--json", "node", "status"]);
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Waits (30 s at most) until the edge or the caller counts a hole punch with
+/// `outcome` (`holes_punched` or `hole_punches_failed` in `spore node status`), and
+/// returns the two statuses then.
+fn wait_for_hole_punch(
+    network: &Network,
+    scene: &RelayScene,
+    outcome: &str,
+) -> (serde_json::Value, serde_json::Value) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !node.log().contains(what) {
-        if Instant::now() > deadline {
-            return false;
+    loop {
+        let edge = status_of(network, 1, &scene.edge);
+        let caller = status_of(network, 2, &scene.caller);
+        let counted = |status: &serde_json::Value| status["reachability"][outcome] != 0;
+        if counted(&edge) || counted(&caller) {
+            return (edge, caller);
         }
+        assert!(
+            Instant::now() < deadline,
+            "no hole punch counted as {outcome}: edge {}\ncaller {}\nedge log:\n{}",
+            edge["reachability"],
+            caller["reachability"],
+            scene.edge.log()
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
-    true
 }
 
 #[test]
@@ -673,12 +695,16 @@ fn two_edges_behind_nats_call_through_the_relay_and_then_over_a_punched_hole() {
         remote.starts_with(&format!("/ip4/{edge_router}/tcp/")),
         "{direct}"
     );
-    assert!(
-        wait_for_log(&scene.edge, "hole punched") || wait_for_log(&scene.caller, "hole punched"),
-        "neither side logged the hole punch\ncaller log:\n{}\nedge log:\n{}",
-        scene.caller.log(),
-        scene.edge.log()
-    );
+    let (edge, _) = wait_for_hole_punch(&network, &scene, "holes_punched");
+    // The edge knows how it is reached: through the relay, and not dialable once
+    // AutoNAT has judged (its peers cannot dial it back through the NAT).
+    let relays = &edge["reachability"]["relays"];
+    assert_eq!(relays, &serde_json::json!([scene.relay.peer_id]), "{edge}");
+    assert_ne!(edge["reachability"]["dialable"], "yes", "{edge}");
+    let text = spore_in(&network, 1, &scene.edge, &["node", "status"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    let through = format!("; through relays {}; holes punched ", scene.relay.peer_id);
+    assert!(text.contains(&through), "{text}");
     // And calls keep reaching the edge.
     hit_on_the_edge(&network, &scene, 2);
 }
@@ -688,12 +714,10 @@ fn two_edges_behind_symmetric_nats_keep_calling_through_the_relay() {
     let Some((network, scene)) = scene_behind_nats(Nat::Symmetric) else {
         return;
     };
-    // The edge, which took the relayed connection, leads the hole punch (DCUtR).
-    assert!(
-        wait_for_log(&scene.edge, "hole punching failed"),
-        "the edge did not try to punch a hole, or did not give up\nedge log:\n{}",
-        scene.edge.log()
-    );
+    let (edge, caller) = wait_for_hole_punch(&network, &scene, "hole_punches_failed");
+    for status in [&edge, &caller] {
+        assert_eq!(status["reachability"]["holes_punched"], 0, "{status}");
+    }
     let to_edge = connections_to(&network, &scene, &scene.edge.peer_id);
     assert!(
         !to_edge.is_empty() && to_edge.iter().all(|c| c["relayed"] == true),

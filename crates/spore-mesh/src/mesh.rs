@@ -46,6 +46,7 @@ struct Inner {
     tuning: MeshTuning,
     /// The fetches in flight, for [`Mesh::fetches`].
     fetches: Fetches,
+    reachability: Arc<crate::reachability::Shared>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -133,6 +134,7 @@ impl Mesh {
         )?;
         task.wait_for_listeners(listeners, LISTEN_TIMEOUT).await?;
         task.bootstrap(&config.bootstrap);
+        let reachability = task.reachability();
         info!(
             peer = %peer_id,
             modules = held.len(),
@@ -169,6 +171,7 @@ impl Mesh {
                 members,
                 tuning,
                 fetches: Fetches::default(),
+                reachability,
                 shutdown,
                 tasks: Mutex::new(tasks),
             }),
@@ -231,6 +234,12 @@ impl Mesh {
     /// Every open connection: peer, address, direction, age, round trip.
     pub async fn connections(&self) -> Vec<crate::PeerConnection> {
         self.ask(Command::Connections).await.unwrap_or_default()
+    }
+
+    /// How peers reach this node: whether they can dial it, the relays it is reachable
+    /// through, and how its hole punches went.
+    pub fn reachability(&self) -> crate::Reachability {
+        self.inner.reachability.get()
     }
 
     /// The connected peers this node's mesh admits.

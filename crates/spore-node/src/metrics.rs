@@ -39,6 +39,11 @@ struct SourceLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TierLabel {
     tier: &'static str,
 }
@@ -64,6 +69,7 @@ pub struct Metrics {
     provider_restarts: Family<AbilityLabel, Counter>,
     placement_lookups: Family<SourceLabel, Counter>,
     runs: Family<TierLabel, Counter>,
+    hole_punches: Family<OutcomeLabel, Counter>,
     /// What is kept per function: its label formatted once and its series, so that a
     /// call costs a map lookup and no text; its counts, for `spore node status`.
     by_function: Mutex<HashMap<FunctionRef, PerFunction>>,
@@ -172,6 +178,12 @@ impl Default for Metrics {
             "Lookups of the peers serving a placed call's abilities, by source (cache, dht)",
             placement_lookups.clone(),
         );
+        let hole_punches = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "hole_punches",
+            "Hole punches (DCUtR) from a relayed connection, by outcome (punched: a direct connection replaced it; failed: it stayed relayed)",
+            hole_punches.clone(),
+        );
         let runs = Family::<TierLabel, Counter>::default();
         registry.register(
             "runs",
@@ -183,6 +195,7 @@ impl Default for Metrics {
             in_flight,
             placement_lookups,
             provider_restarts,
+            hole_punches,
             by_function: Mutex::default(),
             registry,
             calls,
@@ -325,6 +338,14 @@ impl Metrics {
         }
     }
 
+    /// The hole punches since the node started: `punched` and `failed`.
+    pub fn set_hole_punches(&self, punched: u64, failed: u64) {
+        for (outcome, total) in [("punched", punched), ("failed", failed)] {
+            let counter = self.hole_punches.get_or_create(&OutcomeLabel { outcome });
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+    }
+
     /// The peers now: with a connection, and admitted to the mesh.
     pub fn set_peers(&self, connected: usize, members: usize) {
         self.peers.set(connected as i64);
@@ -357,6 +378,22 @@ mod tests {
         );
         assert!(
             text.contains("spore_runs_total{tier=\"optimized\"} 1\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn hole_punches_are_counted_from_the_meshs_totals() {
+        let metrics = Metrics::default();
+        metrics.set_hole_punches(1, 0);
+        metrics.set_hole_punches(3, 2);
+        let text = metrics.encode();
+        assert!(
+            text.contains("spore_hole_punches_total{outcome=\"punched\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("spore_hole_punches_total{outcome=\"failed\"} 2\n"),
             "{text}"
         );
     }

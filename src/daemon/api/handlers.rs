@@ -267,6 +267,8 @@ pub async fn metrics(State(served): State<Arc<Served>>) -> axum::response::Respo
     let metrics = served.node.metrics();
     metrics.set_provider_restarts(served.node.provider_restarts());
     if let Some(mesh) = served.node.mesh() {
+        let reachability = mesh.reachability();
+        metrics.set_hole_punches(reachability.holes_punched, reachability.hole_punches_failed);
         metrics.set_peers(
             mesh.connected_peers().await.len(),
             mesh.member_peers().await.len(),

@@ -141,6 +141,8 @@ pub(crate) struct SwarmTask {
     host: Arc<dyn MeshHost>,
     /// The relays this node listens through.
     relays: nat::Relays,
+    /// How peers reach this node, as its handles read it.
+    reachability: Arc<crate::reachability::Shared>,
     /// How long a connection this node dialed to a peer it does not keep may go without
     /// spore streams (`MeshTuning::unused_connection_timeout`).
     idle: Duration,
@@ -181,6 +183,7 @@ impl SwarmTask {
             topics: HashMap::new(),
             host,
             relays: nat::Relays::new(&config.nat.relays)?,
+            reachability: Arc::default(),
             idle: tuning.unused_connection_timeout,
         };
         if !task.announce.is_empty() {

@@ -4,6 +4,7 @@
 //! cannot), and AutoNAT's verdict on whether this node can be dialled at all.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
@@ -12,6 +13,7 @@ use libp2p::{Multiaddr, PeerId, autonat, dcutr, relay};
 use tracing::{debug, info, warn};
 
 use super::SwarmTask;
+use crate::reachability::Dialable;
 use crate::{MeshError, RELAY_ROLE};
 
 /// The relays this node means to be reachable through, and the circuits it listens on.
@@ -58,6 +60,11 @@ impl Relays {
 }
 
 impl SwarmTask {
+    /// What this task records of how peers reach the node, for the mesh's handles.
+    pub(crate) fn reachability(&self) -> Arc<crate::reachability::Shared> {
+        self.reachability.clone()
+    }
+
     /// `peer` was admitted: when it is one of this node's relays and its certificate
     /// gives it the relay role, listens through it (once).
     pub(super) fn listen_through_relay(&mut self, peer: PeerId, roles: &[String]) {
@@ -95,6 +102,7 @@ impl SwarmTask {
     pub(super) fn on_listener_closed(&mut self, listener: ListenerId) {
         if let Some(relay) = self.relays.listening.remove(&listener) {
             info!(%relay, "no longer reachable through this relay");
+            self.reachability.unreserved(&relay);
             if let Some(admitted) = self.members.admitted(&relay)
                 && self.swarm.is_connected(&relay)
             {
@@ -126,14 +134,20 @@ impl SwarmTask {
         match event {
             relay::client::Event::ReservationReqAccepted {
                 relay_peer_id,
-                renewal: false,
+                renewal,
                 ..
-            } => info!(relay = %relay_peer_id, "reachable through the relay"),
+            } => {
+                self.reachability.reserved(relay_peer_id);
+                if !renewal {
+                    info!(relay = %relay_peer_id, "reachable through the relay");
+                }
+            }
             other => debug!(?other, "relay client"),
         }
     }
 
     pub(super) fn on_dcutr(&mut self, event: dcutr::Event) {
+        self.reachability.hole_punch(event.result.is_ok());
         match event.result {
             Ok(_) => {
                 info!(peer = %event.remote_peer_id, "hole punched: a direct connection replaces the relayed one")
@@ -148,6 +162,11 @@ impl SwarmTask {
 
     pub(super) fn on_autonat(&mut self, event: autonat::Event) {
         if let autonat::Event::StatusChanged { new, .. } = event {
+            self.reachability.set_dialable(match &new {
+                autonat::NatStatus::Public(addr) => Dialable::Yes(addr.clone()),
+                autonat::NatStatus::Private => Dialable::No,
+                autonat::NatStatus::Unknown => Dialable::Unknown,
+            });
             match new {
                 autonat::NatStatus::Public(addr) => {
                     info!(%addr, "AutoNAT: this node can be dialled")
