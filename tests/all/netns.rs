@@ -705,8 +705,22 @@ fn two_edges_behind_nats_call_through_the_relay_and_then_over_a_punched_hole() {
     let text = String::from_utf8_lossy(&text.stdout);
     let through = format!("; through relays {}; holes punched ", scene.relay.peer_id);
     assert!(text.contains(&through), "{text}");
-    // And calls keep reaching the edge.
+    // And calls keep reaching the edge, and the relay is spared the circuit: once the
+    // direct connection carries the streams, the relayed one is closed.
     hit_on_the_edge(&network, &scene, 2);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let to_edge = connections_to(&network, &scene, &scene.edge.peer_id);
+        if to_edge.iter().all(|c| c["relayed"] == false) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the relayed connection outlived the direct one by 15 s: {to_edge:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    hit_on_the_edge(&network, &scene, 3);
 }
 
 #[test]

@@ -100,6 +100,10 @@ impl Connections {
     /// - Of several direct connections to one peer, all but the newest of those that
     ///   [`survives`] keeps, once unused for [`DUPLICATE_GRACE`]. Both sides close the
     ///   ones the other direction dialed; extras of the kept direction, their dialer.
+    /// - A relayed connection to a peer with a direct one (a hole punched, or a dial
+    ///   that got through), once unused for [`DUPLICATE_GRACE`], by either side: new
+    ///   streams go on the direct one (`streams`), and the relay, which carries
+    ///   gossip and pings for as long as the circuit is open, is spared it.
     /// - A connection this node dialed to a peer it does not keep (`keeps`), once no
     ///   spore stream has been open on it for `idle` (`unused_since`: `None` while one
     ///   is). The side that dialed decides, so that a connection the other side keeps is
@@ -128,11 +132,20 @@ impl Connections {
                 .max_by_key(|(id, open)| (survives(local, &peer, open.dialed), open.since, *id));
             let mut duplicates = Vec::new();
             if let Some(&(keeper, kept)) = keeper {
+                let unused = |id, open| unused_for(id, open).is_some_and(|u| u >= DUPLICATE_GRACE);
                 for &(id, open) in direct.filter(|(id, _)| *id != keeper) {
                     let ours = open.dialed != kept.dialed || open.dialed;
-                    let unused = unused_for(id, open).is_some_and(|u| u >= DUPLICATE_GRACE);
-                    if ours && unused {
+                    if ours && unused(id, open) {
                         needless.push((id, peer, Needless::Duplicate));
+                        duplicates.push(id);
+                    }
+                }
+                let relayed = connections
+                    .iter()
+                    .filter(|(_, open)| open.relayed && !open.closing);
+                for &(id, open) in relayed {
+                    if unused(id, open) {
+                        needless.push((id, peer, Needless::Relayed));
                         duplicates.push(id);
                     }
                 }
@@ -188,6 +201,8 @@ impl Connections {
 pub(crate) enum Needless {
     /// Another connection to its peer is kept.
     Duplicate,
+    /// Through a relay, beside a direct connection to its peer.
+    Relayed,
     /// Dialed by this node to a peer it does not keep, and unused for this long.
     Unused(Duration),
 }
@@ -321,6 +336,43 @@ mod tests {
         let mut accepted = Connections::default();
         accepted.opened(id(1), peer, &listener());
         assert!(needless(&accepted, &local, idle, false, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_relayed_connection_beside_a_direct_one_is_closed_once_unused_by_either_side() {
+        let (local, peer, relay) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let id = ConnectionId::new_unchecked;
+        let circuit = format!("/ip4/10.0.0.9/tcp/4001/p2p/{relay}/p2p-circuit/p2p/{peer}");
+        for dialed_relayed in [true, false] {
+            let mut table = Connections::default();
+            if dialed_relayed {
+                table.opened(id(1), peer, &dialer(&circuit));
+            } else {
+                let local_addr = format!("/ip4/10.0.0.9/tcp/4001/p2p/{relay}/p2p-circuit");
+                table.opened(
+                    id(1),
+                    peer,
+                    &ConnectedPoint::Listener {
+                        local_addr: local_addr.parse().unwrap(),
+                        send_back_addr: format!("/p2p/{peer}").parse().unwrap(),
+                    },
+                );
+            }
+            // Alone, it is the only way to the peer: kept.
+            assert!(needless(&table, &local, DUPLICATE_GRACE, true, &[]).is_empty());
+
+            table.opened(id(2), peer, &listener());
+            let early = DUPLICATE_GRACE - Duration::from_millis(1);
+            assert!(needless(&table, &local, early, true, &[]).is_empty());
+            assert!(
+                needless(&table, &local, DUPLICATE_GRACE, true, &[id(1)]).is_empty(),
+                "in use"
+            );
+            assert_eq!(
+                needless(&table, &local, DUPLICATE_GRACE, true, &[]),
+                [(id(1), Needless::Relayed)]
+            );
+        }
     }
 
     #[test]
