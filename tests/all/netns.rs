@@ -509,6 +509,11 @@ fn relay_scene(network: &Network, edge_listen: &str, caller_listen: &str) -> Rel
 /// it ran on the edge (placed there, the edge fetching the module from the caller) and
 /// counted the `visits`-th visit.
 fn hit_on_the_edge(network: &Network, scene: &RelayScene, visits: u64) {
+    hit(network, &scene.caller, &scene.edge, visits);
+}
+
+/// [`hit_on_the_edge`], from `caller` (host 2) to `edge`.
+fn hit(network: &Network, caller: &RunningNode, edge: &RunningNode, visits: u64) {
     let started = Instant::now();
     let report = loop {
         let args = [
@@ -519,7 +524,7 @@ fn hit_on_the_edge(network: &Network, scene: &RelayScene, visits: u64) {
             "--timeout",
             "10s",
         ];
-        let out = spore_in(network, 2, &scene.caller, &args);
+        let out = spore_in(network, 2, &caller, &args);
         if out.status.success() {
             break serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
         }
@@ -528,8 +533,8 @@ fn hit_on_the_edge(network: &Network, scene: &RelayScene, visits: u64) {
             started.elapsed() < Duration::from_secs(30),
             "the call never reached the edge: {}\ncaller log:\n{}\nedge log:\n{}",
             String::from_utf8_lossy(&out.stderr),
-            scene.caller.log(),
-            scene.edge.log()
+            caller.log(),
+            edge.log()
         );
         std::thread::sleep(Duration::from_millis(500));
     };
@@ -540,11 +545,7 @@ fn hit_on_the_edge(network: &Network, scene: &RelayScene, visits: u64) {
         .iter()
         .find(|step| step["step"].as_str().unwrap().starts_with("ran"))
         .map(|step| step["node"].as_str().unwrap().to_owned());
-    assert_eq!(
-        ran_on.as_deref(),
-        Some(scene.edge.peer_id.as_str()),
-        "{report}"
-    );
+    assert_eq!(ran_on.as_deref(), Some(edge.peer_id.as_str()), "{report}");
 }
 
 /// The caller's connections to `peer`, as `spore node status --json` lists them.
@@ -721,6 +722,15 @@ fn two_edges_behind_nats_call_through_the_relay_and_then_over_a_punched_hole() {
         std::thread::sleep(Duration::from_millis(250));
     }
     hit_on_the_edge(&network, &scene, 3);
+
+    // The relay can go: the two talk directly.
+    let RelayScene {
+        relay,
+        edge,
+        caller,
+    } = scene;
+    relay.kill();
+    hit(&network, &caller, &edge, 4);
 }
 
 #[test]
