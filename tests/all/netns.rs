@@ -524,7 +524,7 @@ fn hit(network: &Network, caller: &RunningNode, edge: &RunningNode, visits: u64)
             "--timeout",
             "10s",
         ];
-        let out = spore_in(network, 2, &caller, &args);
+        let out = spore_in(network, 2, caller, &args);
         if out.status.success() {
             break serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
         }
