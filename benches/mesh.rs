@@ -21,8 +21,9 @@
 //!   verifies all of it: the fetching side keeps nothing), against plain TCP moving the
 //!   same bytes on one connection, without and with one BLAKE3 pass over them; and, to
 //!   tell the transport's share from spore's, the same copy secured with libp2p's noise
-//!   (`noise_copy`), with noise and one yamux stream (`noise_yamux_copy`) and with
-//!   libp2p's TLS 1.3 (`tls_copy`), without a swarm (`mesh/secured_copy.rs`).
+//!   (`noise_copy`), with noise and one yamux stream (`noise_yamux_copy`), with
+//!   libp2p's TLS 1.3 (`tls_copy`) and over one stream of libp2p's QUIC (`quic_copy`),
+//!   without a swarm (`mesh/secured_copy.rs`).
 //!
 //! - `new_connection`: a client mesh just started calls a server mesh that runs all
 //!   along; from `Mesh::start` returning to the first answer (`dial_to_first_answer`:
@@ -717,6 +718,7 @@ fn fetch_64mib(c: &mut Criterion) {
         ("noise_copy", secured_copy::Layers::Noise),
         ("noise_yamux_copy", secured_copy::Layers::NoiseYamux),
         ("tls_copy", secured_copy::Layers::Tls),
+        ("quic_copy", secured_copy::Layers::Quic),
     ] {
         let data = data.clone();
         let copier = rt.block_on(secured_copy::SecuredCopy::connect(&serving, layers, data));

@@ -1,14 +1,16 @@
 //! The transport's share of a fetch: the same 64 MiB as `fetch_64mib`'s plain TCP copy,
-//! over TCP secured with noise as the mesh's connections are (`noise_copy`), and over
-//! one yamux stream on top of that (`noise_yamux_copy`), without libp2p's swarm or
-//! anything of spore's. A fetch cannot be faster than `noise_yamux_copy`: what lies
+//! over TCP secured with noise as the mesh's connections are (`noise_copy`), over one
+//! yamux stream on top of that (`noise_yamux_copy`), and over one stream of libp2p's
+//! QUIC (`quic_copy`, TLS 1.3 inside), without libp2p's swarm or anything of spore's. A fetch cannot be faster than `noise_yamux_copy`: what lies
 //! between the two is spore's (requests, framing, verification, the swarm's wakes).
 
 use std::sync::Arc;
 
 use futures::future::poll_fn;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use libp2p::core::Endpoint;
 use libp2p::core::muxing::StreamMuxerExt;
+use libp2p::core::transport::{DialOpts, ListenerId, PortUse, Transport, TransportEvent};
 use libp2p::core::upgrade::{InboundConnectionUpgrade, OutboundConnectionUpgrade};
 use libp2p::identity::Keypair;
 use libp2p::tcp::tokio::TcpStream;
@@ -22,6 +24,8 @@ pub enum Layers {
     Noise,
     NoiseYamux,
     Tls,
+    /// Not above TCP: libp2p's QUIC over UDP, one stream.
+    Quic,
 }
 
 /// A secured connection or a stream on one.
@@ -38,6 +42,9 @@ pub struct SecuredCopy {
 impl SecuredCopy {
     /// Starts the answering side on `serving` and connects to it from the current runtime.
     pub async fn connect(serving: &Runtime, layers: Layers, data: Arc<Vec<u8>>) -> SecuredCopy {
+        if let Layers::Quic = layers {
+            return Self::connect_quic(serving, data).await;
+        }
         let listener = serving
             .spawn(TcpListener::bind("127.0.0.1:0"))
             .await
@@ -66,6 +73,53 @@ impl SecuredCopy {
         }
     }
 
+    async fn connect_quic(serving: &Runtime, data: Arc<Vec<u8>>) -> SecuredCopy {
+        let (listening, addr) = tokio::sync::oneshot::channel();
+        serving.spawn(async move {
+            let mut transport = Box::pin(quic_transport());
+            let any_port = "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap();
+            transport.listen_on(ListenerId::next(), any_port).unwrap();
+            let mut listening = Some(listening);
+            let upgrade = loop {
+                match poll_fn(|cx| transport.as_mut().poll(cx)).await {
+                    TransportEvent::NewAddress { listen_addr, .. } => {
+                        let _ = listening.take().map(|l| l.send(listen_addr));
+                    }
+                    TransportEvent::Incoming { upgrade, .. } => break upgrade,
+                    _ => {}
+                }
+            };
+            let Ok((_, mut connection)) = upgrade.await else {
+                return;
+            };
+            let Ok(mut io) = poll_fn(|cx| connection.poll_inbound_unpin(cx)).await else {
+                return;
+            };
+            let mut request = [0u8; 1];
+            while io.read_exact(&mut request).await.is_ok() {
+                if io.write_all(&data).await.is_err() || io.flush().await.is_err() {
+                    break;
+                }
+            }
+            drop((connection, transport));
+        });
+        let addr = addr.await.unwrap();
+        let mut transport = quic_transport();
+        let dial = DialOpts {
+            role: Endpoint::Dialer,
+            port_use: PortUse::New,
+        };
+        let (_, mut connection) = transport.dial(addr, dial).unwrap().await.unwrap();
+        let stream = poll_fn(|cx| connection.poll_outbound_unpin(cx))
+            .await
+            .unwrap();
+        // The connection and its endpoint live as long as the stream is used.
+        std::mem::forget((connection, transport));
+        SecuredCopy {
+            io: Box::new(stream),
+        }
+    }
+
     /// Asks for the data and reads all of it into `into` (sized by the caller).
     pub async fn copy(&mut self, into: &mut [u8]) {
         self.io.write_all(&[1]).await.unwrap();
@@ -78,6 +132,10 @@ impl SecuredCopy {
 enum Side {
     Asking,
     Answering,
+}
+
+fn quic_transport() -> libp2p::quic::tokio::Transport {
+    libp2p::quic::tokio::Transport::new(libp2p::quic::Config::new(&Keypair::generate_ed25519()))
 }
 
 async fn secure(socket: tokio::net::TcpStream, layers: Layers, side: Side) -> Option<Io> {
