@@ -14,14 +14,16 @@ use tracing::{Instrument, debug, debug_span, info};
 use crate::behaviour::{GOSSIP_TOPIC, build_swarm};
 use crate::discovery::{ability_key, module_key};
 use crate::error::{FetchError, MeshError};
-use crate::fetch::{Candidates, FetchProgress, Fetched, Fetches, ServeCache};
+use crate::fetch::{Candidates, FetchProgress, Fetched, Fetches};
 use crate::invoke::Channels;
-use crate::membership::{self, Admitted, HELLO_PROTOCOL, HELLO_TIMEOUT, Members};
-use crate::streams::{Control, Inbound};
+use crate::membership::{Admitted, HELLO_TIMEOUT, Members};
+use crate::streams::Control;
 use crate::swarm::{Command, SwarmTask};
-use crate::wire::{INVOKE_PROTOCOL, InvokeResponse, fetch_slice_format};
+use crate::wire::InvokeResponse;
 use crate::{MeshConfig, MeshHost, MeshTuning};
 use spore_core::CallRequest;
+
+mod serve;
 
 /// How long `start` waits for the listeners to bind.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -150,7 +152,7 @@ impl Mesh {
                 task.run()
                     .instrument(debug_span!("mesh_node", peer = %peer_id)),
             ),
-            tokio::spawn(serve(
+            tokio::spawn(serve::serve(
                 built.inbound,
                 host,
                 members.clone(),
@@ -541,81 +543,6 @@ impl Mesh {
     }
 }
 
-/// Answers the streams peers open, each in its own task, until shutdown; then stops
-/// every answer still in progress.
-async fn serve(
-    mut inbound: mpsc::Receiver<Inbound>,
-    host: Arc<dyn MeshHost>,
-    members: Arc<Members>,
-    commands: mpsc::Sender<Command>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let cache = Arc::new(ServeCache::new());
-    let mut handlers = JoinSet::new();
-    loop {
-        tokio::select! {
-            next = inbound.recv() => {
-                let Some(Inbound { peer, protocol, stream }) = next else { break };
-                if protocol == HELLO_PROTOCOL {
-                    handlers.spawn(take_hello(peer, stream, members.clone(), host.clone(), commands.clone()));
-                    continue;
-                }
-                // Nothing is served to a peer before it is admitted.
-                let members = members.clone();
-                let admitted = async move { members.wait(&peer, HELLO_TIMEOUT).await };
-                if let Some(format) = fetch_slice_format(&protocol) {
-                    let span = debug_span!("serve_fetch", %peer);
-                    let answer = crate::fetch::serve_one(stream, host.clone(), cache.clone(), format);
-                    handlers.spawn(gated(peer, admitted, answer).instrument(span));
-                } else if protocol == INVOKE_PROTOCOL {
-                    let answer = crate::invoke::serve_stream(peer, stream, host.clone());
-                    handlers.spawn(gated(peer, admitted, answer));
-                }
-            }
-            Some(_) = handlers.join_next(), if !handlers.is_empty() => {}
-            // A shutdown request, or the Mesh dropped without one.
-            _ = shutdown.changed() => break,
-        }
-    }
-    handlers.shutdown().await;
-}
-
-/// Runs `serve` once `admitted` says the peer is admitted; drops the stream otherwise.
-async fn gated(
-    peer: PeerId,
-    admitted: impl std::future::Future<Output = Result<Admitted, String>>,
-    serve: impl std::future::Future<Output = ()>,
-) {
-    match admitted.await {
-        Ok(_) => serve.await,
-        Err(why) => debug!(%peer, "refusing a stream from a peer that is not admitted: {why}"),
-    }
-}
-
-/// Judges a peer's hello; hands new revocations to the host to keep, and has the peers
-/// they revoke disconnected.
-async fn take_hello(
-    peer: PeerId,
-    stream: crate::streams::Stream,
-    members: Arc<Members>,
-    host: Arc<dyn MeshHost>,
-    commands: mpsc::Sender<Command>,
-) {
-    let judged = membership::receive_hello(&members, peer, stream).await;
-    if judged.new_revocations.is_empty() {
-        return;
-    }
-    for (revoked, why) in members.lapsed(membership::now_ms()) {
-        let _ = commands.send(Command::Refused { peer: revoked, why }).await;
-    }
-    let _ = tokio::task::spawn_blocking(move || {
-        for revocation in &judged.new_revocations {
-            host.revocation_learned(revocation);
-        }
-    })
-    .await;
-}
-
 async fn collect(mut found: mpsc::UnboundedReceiver<PeerId>) -> Vec<PeerId> {
     let mut peers = Vec::new();
     while let Some(peer) = found.recv().await {
@@ -625,172 +552,4 @@ async fn collect(mut found: mpsc::UnboundedReceiver<PeerId>) -> Vec<PeerId> {
 }
 
 #[cfg(test)]
-mod tests {
-    use futures::{AsyncReadExt, AsyncWriteExt};
-
-    use super::*;
-    use crate::testing::{echo, echo_request};
-    use crate::wire::{FETCH_PROTOCOL, FETCH_PROTOCOL_V1};
-    use spore_core::Cancel;
-
-    /// Holds one module and echoes invocations.
-    struct OneModule(Vec<u8>);
-
-    impl MeshHost for OneModule {
-        fn module_bytes(&self, hash: &spore_core::Hash) -> Option<Vec<u8>> {
-            (*hash == spore_core::Hash::of(&self.0)).then(|| self.0.clone())
-        }
-        fn module_hashes(&self) -> Vec<spore_core::Hash> {
-            vec![spore_core::Hash::of(&self.0)]
-        }
-        fn invoke(&self, request: CallRequest, _: PeerId, _: Cancel) -> InvokeResponse {
-            echo(&request, "run")
-        }
-    }
-
-    async fn start(bootstrap: Vec<Multiaddr>, module: Vec<u8>) -> Mesh {
-        start_as(bootstrap, module, true).await
-    }
-
-    async fn start_as(bootstrap: Vec<Multiaddr>, module: Vec<u8>, member: bool) -> Mesh {
-        crate::testing::start_mesh(bootstrap, member, Arc::new(OneModule(module))).await
-    }
-
-    /// Sends only a length prefix far over the protocol's limit; the server must reset
-    /// the stream without waiting for (or allocating) the body.
-    async fn oversize_frame_is_refused(
-        client: &Mesh,
-        server: PeerId,
-        protocol: libp2p::StreamProtocol,
-    ) {
-        let mut stream = client
-            .inner
-            .control
-            .open_stream(server, protocol.clone())
-            .await
-            .unwrap();
-        stream.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
-        stream.flush().await.unwrap();
-        let mut answer = Vec::new();
-        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
-            .await
-            .unwrap_or_else(|_| panic!("{protocol}: no reset within 5 s"));
-        assert!(
-            matches!(read, Ok(0) | Err(_)),
-            "{protocol}: answered an oversize frame with {answer:?}"
-        );
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_oversize_frame_resets_its_stream_and_the_node_keeps_serving() {
-        let module = vec![7u8; 3 << 20];
-        let hash = spore_core::Hash::of(&module);
-        let server = start(Vec::new(), module.clone()).await;
-        let client = start(server.listen_addrs().await, Vec::new()).await;
-
-        oversize_frame_is_refused(&client, server.peer_id(), FETCH_PROTOCOL).await;
-        oversize_frame_is_refused(&client, server.peer_id(), FETCH_PROTOCOL_V1).await;
-        oversize_frame_is_refused(&client, server.peer_id(), INVOKE_PROTOCOL).await;
-
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let fetched = client.fetch(hash, deadline).await.unwrap();
-        assert!(fetched.bytes == module);
-        let request = echo_request(hash, &[0x80], Duration::from_secs(1));
-        let response = client.invoke(server.peer_id(), &request).await.unwrap();
-        assert_eq!(response.result.unwrap().value, vec![0x80]);
-
-        // Past the hop limit, the mesh refuses the call before the host sees it.
-        let forwarded_too_often = CallRequest { hops: 5, ..request };
-        let response = client
-            .invoke(server.peer_id(), &forwarded_too_often)
-            .await
-            .unwrap();
-        assert_eq!(
-            response.result.unwrap_err().kind,
-            spore_core::ErrorKind::BadRequest
-        );
-
-        client.shutdown().await;
-        server.shutdown().await;
-        let err = client
-            .invoke(
-                server.peer_id(),
-                &echo_request(hash, &[0x80], Duration::ZERO),
-            )
-            .await
-            .unwrap_err();
-        assert!(matches!(err, MeshError::ShutDown), "{err}");
-    }
-
-    /// A node of an earlier version speaks `/spore/fetch/1` only: it is asked in `/1`.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_node_that_predates_fetch_2_is_fetched_from_in_fetch_1() {
-        let module: Vec<u8> = (0..(3 << 20) + 12345)
-            .map(|i| (i * 7 + i / 1000) as u8)
-            .collect();
-        let hash = spore_core::Hash::of(&module);
-        let tuning = crate::MeshTuning {
-            predates_fetch_2: true,
-            ..crate::MeshTuning::default()
-        };
-        let host = Arc::new(OneModule(module.clone()));
-        let old = crate::testing::start_mesh_tuned(Vec::new(), true, host, tuning).await;
-        let new = start(old.listen_addrs().await, Vec::new()).await;
-
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let fetched = new.fetch(hash, deadline).await.unwrap();
-        assert!(fetched.bytes == module);
-        assert_eq!(fetched.sources, vec![(old.peer_id(), module.len() as u64)]);
-        new.shutdown().await;
-        old.shutdown().await;
-    }
-
-    /// A stranger that skips its own checks, sends no hello and speaks the protocols
-    /// directly gets no module and no call answered: the node waits for a verdict that
-    /// never comes (10 s) and drops its streams.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_stranger_speaking_the_protocols_directly_is_served_nothing() {
-        let module = vec![9u8; 1 << 10];
-        let hash = spore_core::Hash::of(&module);
-        let member = start(Vec::new(), module).await;
-        let stranger = start_as(member.listen_addrs().await, Vec::new(), false).await;
-
-        let fetched = async {
-            let mut stream = stranger
-                .control()
-                .open_stream(member.peer_id(), FETCH_PROTOCOL)
-                .await
-                .ok()?;
-            let request = crate::wire::FetchRequest {
-                hash,
-                start: 0,
-                len: 1 << 10,
-            };
-            crate::wire::write_frame(
-                &mut stream,
-                &request,
-                crate::wire::FETCH_REQUEST_FRAME_LIMIT,
-            )
-            .await
-            .ok()?;
-            let mut answer = Vec::new();
-            let _ = stream.read_to_end(&mut answer).await;
-            Some(answer)
-        };
-        let answer = tokio::time::timeout(Duration::from_secs(20), fetched)
-            .await
-            .expect("the stream ends");
-        // The stream opened (the stranger trusts everyone), and nothing came back.
-        assert_eq!(answer, Some(Vec::new()), "a stranger was answered");
-
-        let request = echo_request(hash, &[0x80], Duration::from_secs(5));
-        let answer = stranger.channels().invoke(member.peer_id(), &request).await;
-        assert!(
-            answer.as_ref().map_or(true, |r| r.result.is_err()),
-            "a stranger's call was run: {answer:?}"
-        );
-        assert!(member.admitted(&stranger.peer_id()).is_none());
-        stranger.shutdown().await;
-        member.shutdown().await;
-    }
-}
+mod tests;

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
-use libp2p::kad::store::RecordStore;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
@@ -19,18 +18,17 @@ use tracing::{debug, info, trace, warn};
 
 use crate::MeshError;
 use crate::MeshHost;
-use crate::behaviour::{Behaviour, BehaviourEvent, GOSSIP_TOPIC, KAD_PROTOCOL};
+use crate::behaviour::{Behaviour, BehaviourEvent, GOSSIP_TOPIC};
 use crate::connections::Connections;
-use crate::discovery::{
-    Announcement, Hints, Offers, PROVIDER_GRACE, ProviderQueries, ProviderQuery,
-};
+use crate::discovery::{Announcement, Hints, Offers, ProviderQueries, ProviderQuery};
 use crate::liveness::{self, Liveness};
 use crate::membership::Members;
 use crate::names::{ChainQueries, ChainQuery};
-use crate::record_store::SporeStore;
 use crate::streams::Control;
 
+mod addresses;
 mod admission;
+mod dht;
 mod links;
 mod names;
 mod nat;
@@ -354,7 +352,7 @@ impl SwarmTask {
                 let id = kad.get_providers(key.clone());
                 // The peers it asks first: its hops are counted from them
                 // (tests/mesh/hops.rs). Not computed unless traced.
-                trace!(query = ?id, first = ?first_asked(kad, key), "provider lookup started");
+                trace!(query = ?id, first = ?dht::first_asked(kad, key), "provider lookup started");
                 self.queries.insert(
                     id,
                     ProviderQuery {
@@ -419,15 +417,6 @@ impl SwarmTask {
                 | gossipsub::PublishError::Duplicate,
             ) => {}
             Err(e) => debug!(%hash, "cannot announce on gossip: {e}"),
-        }
-    }
-
-    fn end_expired_queries(&mut self) {
-        for id in self.queries.expired(Instant::now()) {
-            if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
-                query.finish();
-            }
-            self.queries.remove(&id);
         }
     }
 
@@ -552,68 +541,6 @@ impl SwarmTask {
         }
     }
 
-    /// Provider records carry the provider's external addresses, and a record without
-    /// any is only served by nodes that happen to have the provider in their routing
-    /// table. Without a NAT-traversal service to confirm addresses, the listen
-    /// addresses are the best there is: all of them, less loopback ones when the node
-    /// is reachable otherwise.
-    /// A node with announced addresses advertises those instead.
-    fn advertise_listen_addrs(&mut self) {
-        let wanted: Vec<Multiaddr> = if self.announce.is_empty() {
-            let listening: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
-            let routable = listening.iter().any(|a| !is_loopback(a));
-            listening
-                .into_iter()
-                .filter(|a| !routable || !is_loopback(a))
-                .collect()
-        } else {
-            self.announce.clone()
-        };
-        let stale: Vec<Multiaddr> = self
-            .swarm
-            .external_addresses()
-            .filter(|a| !wanted.contains(a))
-            .cloned()
-            .collect();
-        for addr in stale {
-            self.swarm.remove_external_address(&addr);
-        }
-        for addr in wanted {
-            let new = !self.swarm.external_addresses().any(|a| *a == addr);
-            let relayed = addr.iter().any(|p| matches!(p, Protocol::P2pCircuit));
-            if new && !relayed && !is_loopback(&addr) {
-                // A candidate first, for hole punching (`crate::candidates`).
-                self.swarm.behaviour_mut().candidates.confirm(addr);
-            } else {
-                self.swarm.add_external_address(addr);
-            }
-        }
-    }
-
-    fn on_identified(&mut self, peer: PeerId, info: identify::Info) {
-        if !info.protocols.contains(&KAD_PROTOCOL) {
-            return;
-        }
-        // A peer reached over the network lists its loopback addresses too; those
-        // would lead back to this machine, not to the peer.
-        let remote_is_loopback = self.remote_addrs.get(&peer).is_none_or(is_loopback);
-        let reachable: Vec<Multiaddr> = info
-            .listen_addrs
-            .into_iter()
-            .filter(|addr| remote_is_loopback || !is_loopback(addr))
-            .collect();
-        let direct: Vec<Multiaddr> = reachable
-            .iter()
-            .filter(|addr| !crate::connections::is_relayed(addr))
-            .cloned()
-            .collect();
-        self.dial_direct_if_relayed(peer, &direct);
-        self.identified.insert(peer, reachable);
-        if self.members.admitted(&peer).is_some() {
-            self.on_admitted(peer);
-        }
-    }
-
     fn on_gossip(&mut self, message: gossipsub::Message) {
         if message.topic == self.names_topic.hash() {
             return self.on_names_gossip(message);
@@ -640,152 +567,4 @@ impl SwarmTask {
             _ => debug!("ignoring an announcement made on another peer's behalf"),
         }
     }
-
-    fn on_kad(&mut self, event: kad::Event) {
-        if let kad::Event::InboundRequest {
-            request:
-                kad::InboundRequest::AddProvider {
-                    record: Some(record),
-                },
-        } = &event
-        {
-            return self.on_provider_record(record.clone());
-        }
-        if let kad::Event::InboundRequest {
-            request:
-                kad::InboundRequest::PutRecord {
-                    source,
-                    record: Some(record),
-                    ..
-                },
-        } = event
-        {
-            if self.members.admitted(&source).is_none() {
-                return self.once_judged(source, admission::Deferred::Chain(record));
-            }
-            return self.on_chain_stored(source, record);
-        }
-        let kad::Event::OutboundQueryProgressed {
-            id,
-            result,
-            step,
-            stats,
-        } = event
-        else {
-            return;
-        };
-        if step.last && self.queries.get_mut(&id).is_some() {
-            debug!(
-                requests = stats.num_requests(),
-                successes = stats.num_successes(),
-                duration = ?stats.duration(),
-                "provider lookup finished"
-            );
-        }
-        match result {
-            kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
-                providers,
-                ..
-            })) => self.on_providers(id, providers),
-            kad::QueryResult::Bootstrap(Ok(_)) if step.last => self.republish_once(),
-            kad::QueryResult::Bootstrap(Err(e)) => debug!("DHT bootstrap failed: {e}"),
-            kad::QueryResult::StartProviding(Err(e)) => {
-                debug!("provider record not stored remotely: {e}")
-            }
-            kad::QueryResult::RepublishProvider(Ok(_)) => {
-                trace!("provider record republished")
-            }
-            kad::QueryResult::RepublishProvider(Err(e)) => {
-                debug!("provider record not republished: {e}")
-            }
-            kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))) => {
-                self.chain_queries
-                    .found(&id, found.peer, &found.record.value);
-            }
-            kad::QueryResult::PutRecord(Err(e)) => {
-                debug!("a name's chain not stored remotely: {e}")
-            }
-            _ => {}
-        }
-        if step.last {
-            if self.offers.finished(&id) {
-                self.offer_more();
-            }
-            self.chain_queries.finish(&id);
-            self.queries.remove(&id);
-            if let Some(stored) = self.provide_waiters.remove(&id) {
-                let _ = stored.send(());
-            }
-        }
-    }
-
-    fn on_providers(&mut self, id: kad::QueryId, providers: HashSet<PeerId>) {
-        let local = *self.swarm.local_peer_id();
-        let Some(query) = self.queries.get_mut(&id) else {
-            return;
-        };
-        for peer in providers {
-            if peer == local || !query.seen.insert(peer) {
-                continue;
-            }
-            // Kademlia knows the provider's addresses only while this query lives; dial
-            // now so that the connection (and identify's address cache) outlives it.
-            if !self.swarm.is_connected(&peer) {
-                let dial = DialOpts::peer_id(peer)
-                    .condition(PeerCondition::DisconnectedAndNotDialing)
-                    .build();
-                if let Err(e) = self.swarm.dial(dial) {
-                    debug!(%peer, "cannot dial provider: {e}");
-                }
-            }
-            let _ = query.found.send(peer);
-        }
-        if query.grace_until.is_none() && !query.seen.is_empty() {
-            debug!(query = ?id, "first provider found");
-            query.grace_until = Some(Instant::now() + PROVIDER_GRACE);
-        }
-    }
-
-    /// Provider records made before this node knew any peer reached no one; once the
-    /// first bootstrap has filled the routing table, publish them all again.
-    fn republish_once(&mut self) {
-        if self.republished {
-            return;
-        }
-        self.republished = true;
-        let kad = &mut self.swarm.behaviour_mut().kad;
-        let keys: Vec<kad::RecordKey> = kad.store_mut().provided().map(|r| r.key.clone()).collect();
-        debug!(
-            keys = keys.len(),
-            "republishing provider records after bootstrap"
-        );
-        self.offers.queue(keys);
-        self.offer_more();
-    }
-
-    fn offer_more(&mut self) {
-        while let Some(key) = self.offers.next() {
-            match self.swarm.behaviour_mut().kad.start_providing(key) {
-                Ok(id) => self.offers.started(id),
-                Err(e) => warn!("cannot republish a provider record: {e:?}"),
-            }
-        }
-    }
-}
-
-/// The peers a lookup of `key` asks first: the closest to it in the routing table, as
-/// many as Kademlia starts from.
-fn first_asked(kad: &mut kad::Behaviour<SporeStore>, key: kad::RecordKey) -> Vec<PeerId> {
-    kad.get_closest_local_peers(&kad::KBucketKey::new(key))
-        .take(kad::K_VALUE.get())
-        .map(|k| *k.preimage())
-        .collect()
-}
-
-fn is_loopback(addr: &Multiaddr) -> bool {
-    addr.iter().any(|p| match p {
-        Protocol::Ip4(ip) => ip.is_loopback(),
-        Protocol::Ip6(ip) => ip.is_loopback(),
-        _ => false,
-    })
 }

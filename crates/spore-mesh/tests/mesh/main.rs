@@ -2,6 +2,7 @@
 //! with an in-memory host.
 
 mod abilities;
+mod before_hello;
 mod common;
 mod connections;
 mod dht;
