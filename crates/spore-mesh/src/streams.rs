@@ -14,7 +14,8 @@
 //! Each connection counts the spore streams open on it, either way, and the ones being
 //! opened ([`Behaviour::unused_since`]): a connection that carries none is one the swarm
 //! task may close (`crate::connections`), whatever gossipsub's streams say. A new stream
-//! goes on the connection that closing duplicates keeps.
+//! goes on the connection that closing duplicates keeps, a direct one before a relayed
+//! one, and a stream can tell when that is no longer its own ([`Stream::superseded`]).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -22,6 +23,7 @@ use std::fmt;
 use std::future::{Ready, ready};
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -61,23 +63,43 @@ pub(crate) struct Stream {
 }
 
 /// How a connection's spore streams are used: how many are open or being opened, and
-/// when the last one ended (or the connection opened).
+/// when the last one ended (or the connection opened); and whether new streams to its
+/// peer go on another connection now.
 #[derive(Debug)]
-pub(crate) struct Usage(Mutex<(usize, Instant)>);
+pub(crate) struct Usage {
+    streams: Mutex<(usize, Instant)>,
+    superseded: AtomicBool,
+}
 
 impl Usage {
     fn new() -> Arc<Usage> {
-        Arc::new(Usage(Mutex::new((0, Instant::now()))))
+        Arc::new(Usage {
+            streams: Mutex::new((0, Instant::now())),
+            superseded: AtomicBool::new(false),
+        })
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, (usize, Instant)> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Since when no stream has been open, or `None` while one is.
     fn unused_since(&self) -> Option<Instant> {
         let (open, since) = *self.state();
         (open == 0).then_some(since)
+    }
+}
+
+/// Whether new streams to a stream's peer go on another of its connections now (a
+/// direct one beside the stream's relayed one, the duplicate that is kept): a stream
+/// that lasts, as an invoke channel does, is best replaced at its next use, or it
+/// holds the connection open, and its traffic on the relay, for as long as it is busy.
+#[derive(Clone)]
+pub(crate) struct Superseded(Arc<Usage>);
+
+impl Superseded {
+    pub fn get(&self) -> bool {
+        self.0.superseded.load(Ordering::Relaxed)
     }
 }
 
@@ -106,6 +128,11 @@ enum Side {
 }
 
 impl Stream {
+    /// Whether new streams to this stream's peer go on another connection now.
+    pub fn superseded(&self) -> Superseded {
+        Superseded(self._in_use.0.clone())
+    }
+
     fn check_connection(&mut self, side: Side, cx: &mut Context<'_>) -> io::Result<()> {
         let lifeline = match side {
             Side::Read => &mut self.reading,

@@ -1,5 +1,7 @@
 //! The calling side: one [`Channel`] (an invoke stream) per peer, opened on first use,
-//! shared by every call to that peer, and closed once it has been idle for a while.
+//! shared by every call to that peer, and closed once it has been idle for a while, or
+//! once the calls on it are answered after a better connection to the peer appeared
+//! (a hole punched beside a relayed one): the calls after that go on a new channel.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +16,7 @@ use tokio::time::{Instant, sleep_until, timeout, timeout_at};
 use tracing::{Instrument, debug, info_span};
 
 use crate::error::MeshError;
-use crate::streams::{Control, OpenError, Stream};
+use crate::streams::{Control, OpenError, Stream, Superseded};
 use spore_core::CallRequest;
 
 use crate::wire::{
@@ -94,6 +96,11 @@ impl Channels {
     async fn channel(&self, peer: PeerId) -> Result<Arc<Channel>, MeshError> {
         let cell = {
             let mut by_peer = self.by_peer.lock().expect("channels lock");
+            if let Some(channel) = by_peer.get(&peer).and_then(|cell| cell.get())
+                && channel.superseded.get()
+            {
+                channel.retire();
+            }
             let stale = |cell: &OnceCell<Arc<Channel>>| cell.get().is_some_and(|c| c.is_closed());
             if by_peer.get(&peer).is_none_or(|cell| stale(cell)) {
                 // Replacing one is the moment to forget the other peers' closed ones.
@@ -111,9 +118,11 @@ impl Channels {
             .open_stream(peer, INVOKE_PROTOCOL)
             .await
             .map_err(|error| open_error(peer, error))?;
+        let superseded = stream.superseded();
         let (reader, writer) = stream.split();
         let channel = Arc::new(Channel {
             peer,
+            superseded,
             writer: tokio::sync::Mutex::new(Some(writer)),
             state: Mutex::new(ChannelState {
                 next_id: 0,
@@ -138,6 +147,8 @@ impl Channels {
 /// One invoke stream to a peer and the calls waiting for their answers on it.
 struct Channel {
     peer: PeerId,
+    /// Whether new streams to the peer go on another connection than this channel's.
+    superseded: Superseded,
     /// Held for a whole frame, so that frames of concurrent calls never interleave.
     /// Dropped once the channel is closed: a stream held open counts as a use of its
     /// connection (`crate::connections`), which would then never be closed as unused.
@@ -226,6 +237,25 @@ impl Channel {
             }
             None => debug!(peer = %self.peer, id, "answer for a call no longer waiting"),
         }
+        self.end_if_drained(&state);
+    }
+
+    /// Takes no new call, and ends once the calls on it are answered (or given up):
+    /// new streams to the peer go on another connection now.
+    fn retire(&self) {
+        let mut state = self.state();
+        if state.closed.is_none() {
+            debug!(peer = %self.peer, pending = state.pending.len(), "invoke channel retired: a better connection to the peer is open");
+            state.closed = Some("moved to a better connection to the peer".into());
+            self.end_if_drained(&state);
+        }
+    }
+
+    /// A channel closed to new calls with none waiting has nothing more to read.
+    fn end_if_drained(&self, state: &ChannelState) {
+        if state.closed.is_some() && state.pending.is_empty() {
+            self.closing.notify_one();
+        }
     }
 
     /// Closes the channel: no call is registered on it any more, and every call waiting
@@ -288,7 +318,10 @@ struct Forget<'a> {
 
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
-        self.channel.state().pending.remove(&self.id);
+        let mut state = self.channel.state();
+        if state.pending.remove(&self.id).is_some() {
+            self.channel.end_if_drained(&state);
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use libp2p::core::transport::PortUse;
@@ -103,16 +104,27 @@ impl Behaviour {
         self.usage.get(&connection)?.unused_since()
     }
 
+    /// The connection new streams to `peer` go on: the best ranked, and of those the
+    /// newest (`max_by_key` takes the last), the least likely to be on its way out (a
+    /// dead link not yet closed is older than its replacement).
+    fn best(&self, peer: &PeerId) -> Option<&Open> {
+        (self.connections.get(peer)).and_then(|open| open.iter().max_by_key(|open| open.rank))
+    }
+
+    /// Tells each of `peer`'s connections whether it is still the one new streams go on.
+    fn mark_superseded(&self, peer: &PeerId) {
+        let best = self.best(peer).map(|open| open.id);
+        for open in self.connections.get(peer).into_iter().flatten() {
+            let superseded = Some(open.id) != best;
+            open.usage.superseded.store(superseded, Ordering::Relaxed);
+        }
+    }
+
     fn route(&mut self, mut request: OpenRequest) {
         if request.reply.is_closed() {
             return;
         }
-        // The best ranked, and of those the newest (`max_by_key` takes the last): the
-        // least likely to be on its way out (a dead link not yet closed is older than
-        // its replacement).
-        let best = (self.connections.get(&request.peer))
-            .and_then(|open| open.iter().max_by_key(|open| open.rank));
-        if let Some(open) = best {
+        if let Some(open) = self.best(&request.peer) {
             request.in_use = Some(InUse::new(&open.usage));
             self.events.push_back(ToSwarm::NotifyHandler {
                 peer_id: request.peer,
@@ -191,6 +203,7 @@ impl NetworkBehaviour for Behaviour {
                     rank,
                     usage,
                 });
+                self.mark_superseded(&peer_id);
                 let waiting = self.waiting.remove(&peer_id).unwrap_or_default();
                 for request in waiting.requests {
                     self.route(request);
@@ -208,6 +221,7 @@ impl NetworkBehaviour for Behaviour {
                         self.connections.remove(&peer_id);
                     }
                 }
+                self.mark_superseded(&peer_id);
             }
             // A connection another behaviour refused after its handler was made.
             FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => {
@@ -270,4 +284,79 @@ fn rank(local: &PeerId, peer: &PeerId, endpoint: &ConnectedPoint) -> (bool, bool
     let direct = !endpoint.is_relayed();
     let survives = crate::connections::survives(local, peer, endpoint.is_dialer());
     (direct, survives)
+}
+
+#[cfg(test)]
+mod tests {
+    use libp2p::multiaddr::Protocol;
+
+    use super::*;
+
+    /// Opens connection `id` to `peer` at `address`, dialed by this node.
+    fn establish(behaviour: &mut Behaviour, id: ConnectionId, peer: PeerId, address: &Multiaddr) {
+        let endpoint = ConnectedPoint::Dialer {
+            address: address.clone(),
+            role_override: Endpoint::Dialer,
+            port_use: PortUse::Reuse,
+        };
+        let handler = behaviour.handle_established_outbound_connection(
+            id,
+            peer,
+            address,
+            Endpoint::Dialer,
+            PortUse::Reuse,
+        );
+        assert!(handler.is_ok());
+        behaviour.on_swarm_event(FromSwarm::ConnectionEstablished(ConnectionEstablished {
+            peer_id: peer,
+            connection_id: id,
+            endpoint: &endpoint,
+            failed_addresses: &[],
+            other_established: 0,
+        }));
+    }
+
+    fn superseded(behaviour: &Behaviour, id: ConnectionId) -> bool {
+        behaviour.usage[&id].superseded.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_relayed_connection_is_superseded_while_a_direct_one_to_its_peer_is_open() {
+        let (local, peer, relay) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let (mut behaviour, _control, _inbound) = Behaviour::new(local, Vec::new());
+        let circuit: Multiaddr = format!("/ip4/10.0.0.9/tcp/4001/p2p/{relay}/p2p-circuit")
+            .parse::<Multiaddr>()
+            .unwrap()
+            .with(Protocol::P2p(peer));
+        let direct: Multiaddr = "/ip4/10.0.0.2/tcp/4001".parse().unwrap();
+        let (relayed_id, direct_id) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+        );
+
+        establish(&mut behaviour, relayed_id, peer, &circuit);
+        assert!(
+            !superseded(&behaviour, relayed_id),
+            "the only way to the peer"
+        );
+
+        establish(&mut behaviour, direct_id, peer, &direct);
+        assert!(superseded(&behaviour, relayed_id));
+        assert!(!superseded(&behaviour, direct_id));
+
+        // The direct connection goes: the relayed one is the way again.
+        let endpoint = ConnectedPoint::Dialer {
+            address: direct,
+            role_override: Endpoint::Dialer,
+            port_use: PortUse::Reuse,
+        };
+        behaviour.on_swarm_event(FromSwarm::ConnectionClosed(ConnectionClosed {
+            peer_id: peer,
+            connection_id: direct_id,
+            endpoint: &endpoint,
+            cause: None,
+            remaining_established: 1,
+        }));
+        assert!(!superseded(&behaviour, relayed_id));
+    }
 }
