@@ -59,7 +59,8 @@ pub(crate) struct Stream {
     reading: lifeline::Receiver<Infallible>,
     writing: lifeline::Receiver<Infallible>,
     connection_gone: bool,
-    _in_use: InUse,
+    /// Counts the stream as a use of its connection until it is dropped.
+    in_use: InUse,
 }
 
 /// How a connection's spore streams are used: how many are open or being opened, and
@@ -130,7 +131,7 @@ enum Side {
 impl Stream {
     /// Whether new streams to this stream's peer go on another connection now.
     pub fn superseded(&self) -> Superseded {
-        Superseded(self._in_use.0.clone())
+        Superseded(self.in_use.0.clone())
     }
 
     fn check_connection(&mut self, side: Side, cx: &mut Context<'_>) -> io::Result<()> {
@@ -273,7 +274,7 @@ impl Handler {
             reading,
             writing,
             connection_gone: false,
-            _in_use: in_use,
+            in_use,
         }
     }
 }
