@@ -158,6 +158,14 @@ impl Compiles {
         lock(&self.jobs).remove(&(hash, tier));
     }
 
+    /// Returns once no compile of `hash` is running or storing its artifact. Polled: it
+    /// serves publishing, which waits for a whole compile anyway.
+    pub(crate) fn wait_stored(&self, hash: &Hash) {
+        while lock(&self.jobs).keys().any(|(job, _)| job == hash) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     /// How many compiles are running or storing their artifact.
     pub(crate) fn in_flight(&self) -> usize {
         lock(&self.jobs).len()

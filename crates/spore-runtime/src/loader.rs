@@ -69,12 +69,12 @@ impl Runtime {
     /// code only.
     pub fn precompile(&self, hash: &Hash) -> Result<LoadSource, LoadError> {
         if self.cached(hash).is_some() {
+            self.compiles.wait_stored(hash);
             return Ok(LoadSource::Memory);
         }
         let manifest = self.codebase.manifest(hash)?;
         let bytes = self.codebase.module_bytes(hash)?;
-        self.make_ready(manifest, &bytes, Wait::default(), self.ahead_of_calls())
-            .map(|(_, source)| source)
+        self.compile_module(&manifest, &bytes)
     }
 
     /// Makes a module that need not be stored yet ready to run: compiled within the
@@ -86,16 +86,19 @@ impl Runtime {
         manifest: &Manifest,
         bytes: &[u8],
     ) -> Result<LoadSource, LoadError> {
-        if self.cached(&manifest.module).is_some() {
-            return Ok(LoadSource::Memory);
-        }
-        self.make_ready(
-            manifest.clone(),
-            bytes,
-            Wait::default(),
-            self.ahead_of_calls(),
-        )
-        .map(|(_, source)| source)
+        let source = match self.cached(&manifest.module) {
+            Some(_) => LoadSource::Memory,
+            None => {
+                let tiering = self.ahead_of_calls();
+                self.make_ready(manifest.clone(), bytes, Wait::default(), tiering)?
+                    .1
+            }
+        };
+        // A compile tells its waiters before it stores the artifact (`compile.rs`), and
+        // this promises it stored: a publish from a CLI process that exits next left no
+        // artifact, and the next process compiled the module again.
+        self.compiles.wait_stored(&manifest.module);
+        Ok(source)
     }
 
     /// The tiering of compiles nobody waits on: Cranelift's code, which later calls

@@ -160,3 +160,21 @@ fn a_module_winch_cannot_compile_waits_for_cranelift() {
     assert_eq!(invocation.stats.tier, Tier::Optimized);
     assert_eq!(invocation.stats.load_source, LoadSource::Compiled);
 }
+
+#[test]
+fn a_compile_ahead_of_calls_has_stored_its_artifact_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = spore_test_programs::bytes("markdown");
+    let module = put(dir.path(), &bytes);
+    let manifest = Manifest::derive(&bytes).unwrap();
+    let runtime = runtime(dir.path(), Tiering::Tiered, Compiler::InProcess);
+    runtime.compile_module(&manifest, &bytes).unwrap();
+    // What publishing does: a CLI process that exits now must leave the artifact for
+    // the next one, not a compile still storing it.
+    assert_eq!(runtime.compiles_in_flight(), 0);
+    drop(runtime);
+    let next = self::runtime(dir.path(), Tiering::Tiered, Compiler::InProcess);
+    let (_, stats) = render(&next, module);
+    assert_eq!(stats.tier, Tier::Optimized);
+    assert_eq!(stats.load_source, LoadSource::Artifact);
+}
