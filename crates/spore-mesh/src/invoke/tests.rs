@@ -127,10 +127,13 @@ async fn calls_to_a_peer_share_one_stream_and_a_slow_call_holds_up_no_other() {
     assert_eq!(later.path.steps()[0].step, "invoke");
     assert_eq!(echoed(later), vec![0x04]);
 
-    assert_eq!(
-        client.channels().opened(),
-        1,
-        "every call went on one stream"
+    // One stream for the 23 calls; two when a second connection between the two nodes
+    // (both dialed at once, under load) took over meanwhile: the channel moves to the
+    // connection both keep (`streams::Superseded`), so that the other can close.
+    let opened = client.channels().opened();
+    assert!(
+        opened <= 2,
+        "the calls did not share a stream: {opened} opened"
     );
     client.shutdown().await;
     server.shutdown().await;
