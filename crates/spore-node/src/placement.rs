@@ -478,9 +478,18 @@ impl Node {
                 )
             })
             .map_err(NodeError::from)?;
-        // The mesh verified every byte against the hash; the manifest is derived here,
-        // never taken from a peer.
+        // The mesh verified every range against the hash; the manifest is derived here,
+        // never taken from a peer, and deriving it hashes the whole once more: bytes of
+        // another module are never stored in this one's place.
         let manifest = self.derive(&fetched.bytes)?;
+        if manifest.module != *hash {
+            let actual = manifest.module;
+            return Err(spore_mesh::FetchError::HashMismatch {
+                hash: *hash,
+                actual,
+            }
+            .into());
+        }
         self.codebase.put_module(&fetched.bytes, &manifest)?;
         self.metrics
             .fetched(fetched.bytes.len() as u64, started.elapsed());

@@ -480,9 +480,9 @@ impl Engine {
     /// The module, whole. Every range was verified against the module's hash as it
     /// came, and the ranges cover it, so it is not hashed again here: that pass made a
     /// 64 MiB fetch 9 to 12 ms slower (5 to 7%; docs/performance.md, "The transport's
-    /// floor"), and whoever keeps the bytes hashes them anyway (the codebase files a
-    /// module under the hash of its bytes). Debug builds, which the tests run, still hash it, for a
-    /// bug in laying out the ranges to show.
+    /// floor"), and the node hashes the whole once more as it derives the manifest,
+    /// before it stores it (`spec/wire.md`). Debug builds, which the tests run, hash it
+    /// here too, for a bug in laying out the ranges to show where it is made.
     async fn finish(&mut self) -> Result<Vec<u8>, FetchError> {
         let bytes = std::mem::take(&mut self.buffer);
         #[cfg(debug_assertions)]
