@@ -102,12 +102,16 @@ fn hit(network: &Network, caller: &RunningNode, edge: &RunningNode, visits: u64)
     assert_eq!(ran_on.as_deref(), Some(edge.peer_id.as_str()), "{report}");
 }
 
+/// `spore node status --json` of `node`, host `i`.
+fn status_of(network: &Network, i: usize, node: &RunningNode) -> serde_json::Value {
+    let out = spore_in(network, i, node, &["--json", "node", "status"]);
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The caller's connections to `peer`, as `spore node status --json` lists them.
 fn connections_to(network: &Network, scene: &RelayScene, peer: &str) -> Vec<serde_json::Value> {
-    let out = spore_in(network, 2, &scene.caller, &["--json", "node", "status"]);
-    assert!(out.status.success(), "{out:?}");
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    status["peers"]
+    status_of(network, 2, &scene.caller)["peers"]
         .as_array()
         .unwrap()
         .iter()
@@ -183,13 +187,6 @@ fn scene_behind_nats(nat: Nat) -> Option<(Network, RelayScene)> {
     );
     hit_on_the_edge(&network, &scene, 1);
     Some((network, scene))
-}
-
-/// `spore node status --json` of `node`, host `i`.
-fn status_of(network: &Network, i: usize, node: &RunningNode) -> serde_json::Value {
-    let out = spore_in(network, i, node, &["--json", "node", "status"]);
-    assert!(out.status.success(), "{out:?}");
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Waits (30 s at most) until the edge or the caller counts a hole punch with
