@@ -91,7 +91,20 @@ async fn an_edge_with_no_listen_address_is_called_through_a_relay_of_the_mesh() 
         let caller = other_edge(&relay).await;
 
         // The caller finds the edge by the ability it advertises, and reaches it at its
-        // relayed address: it has no other.
+        // relayed address: it has no other. The edge's provider record may reach the
+        // relay a moment after the edge listens through it (seen once in a full run
+        // under load: no provider yet), so the caller asks until it is there.
+        let find = || async {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            let found = caller
+                .find_ability_peers(&["gpu".to_owned()], deadline)
+                .await;
+            found.is_ok_and(|found| !found.is_empty())
+        };
+        assert!(
+            eventually(Duration::from_secs(15), find).await,
+            "no provider of gpu found"
+        );
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let found = caller
             .find_ability_peers(&["gpu".to_owned()], deadline)
