@@ -1,6 +1,6 @@
-//! What a peer stores in a node's DHT before its hello is judged: Kademlia sends its
-//! request as soon as a connection is open, so it can come first. It is kept once the
-//! peer is admitted, and not if the peer is refused.
+//! What a peer stores in a node's DHT (a provider record, a name's chain) before its
+//! hello is judged: Kademlia sends its request as soon as a connection is open, so it
+//! can come first. It is kept once the peer is admitted, and not if the peer is refused.
 //!
 //! A spore node sends its hello at once, so the peer here is a bare libp2p client that
 //! speaks spore's Kademlia and sends its hello only when the test says.
@@ -19,7 +19,7 @@ use libp2p::swarm::{
     SubstreamProtocol, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
 use libp2p::{StreamProtocol, Swarm, SwarmBuilder, kad, noise, tcp, yamux};
-use spore_core::trust::{Hello, SecretKey};
+use spore_core::trust::{ChainRun, Hello, Publication, SecretKey, Signed};
 use spore_mesh::{Keypair, Mesh, Multiaddr, PeerId};
 use tokio::time::Instant;
 
@@ -153,6 +153,33 @@ impl Client {
         .await;
     }
 
+    /// Stores `value` under `key` at the node (the only peer known), as a member
+    /// publishing a name's chain does, and returns once Kademlia has sent it.
+    async fn put_record(&mut self, key: kad::RecordKey, value: Vec<u8>) {
+        let record = kad::Record::new(key, value);
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .put_record(record, kad::Quorum::One)
+            .unwrap();
+        self.until(|event| match event {
+            libp2p::swarm::SwarmEvent::Behaviour(BareEvent::Kad(
+                kad::Event::OutboundQueryProgressed {
+                    id: done,
+                    result: kad::QueryResult::PutRecord(result),
+                    step,
+                    ..
+                },
+            )) if *done == id && step.last => {
+                assert!(result.is_ok(), "the record was not sent: {result:?}");
+                true
+            }
+            _ => false,
+        })
+        .await;
+    }
+
     async fn send_hello(&mut self) {
         let frame = spore_core::frame::encode(&self.hello, HELLO_FRAME_LIMIT).unwrap();
         let node = self.node;
@@ -198,6 +225,24 @@ impl Client {
 }
 
 type BareSwarmEvent = libp2p::swarm::SwarmEvent<BareEvent>;
+
+/// The DHT key of `publisher`'s chain of `name` (`spec/trust.md`, "Mesh names").
+fn chain_key(publisher: &SecretKey, name: &str) -> kad::RecordKey {
+    kad::RecordKey::new(&spore_core::trust::chain_key(&publisher.public(), name))
+}
+
+/// `publisher`'s chain of `name`: one publication, pointing `name` at a hash.
+fn chain(publisher: &SecretKey, name: &str) -> ChainRun {
+    let body = Publication {
+        publisher: publisher.public(),
+        name: name.into(),
+        target: Some(spore_core::Hash::of(name.as_bytes()).to_hex()),
+        seq: 1,
+        at_ms: 1,
+        previous: None,
+    };
+    ChainRun::new(vec![Signed::sign(body, publisher).unwrap()]).unwrap()
+}
 
 /// A hello whose certificate is `mesh`'s for `keypair`, serving `serves`.
 fn hello_of(mesh: &SecretKey, keypair: &Keypair, serves: &[&str]) -> Hello {
@@ -398,6 +443,75 @@ async fn a_provider_record_stored_before_a_refused_hello_is_not_kept() {
             !providers.contains(&refused.peer_id()),
             "the node kept the record of a peer it refused: {providers:?}"
         );
+        node.shutdown().await;
+    })
+    .await
+}
+
+/// The client stores a name's chain at the node before it sends its hello; once
+/// admitted, the node holds the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_names_chain_stored_before_the_hello_is_kept_once_the_peer_is_admitted() {
+    bounded(async {
+        let node = start(NodeSpec::default(), MemHost::new()).await;
+        let mut client =
+            Client::connect(&node, |keypair| hello_of(&test_mesh(), keypair, &[])).await;
+        let publisher = SecretKey::from_seed([0xc3; 32]);
+        let early = chain(&publisher, "early.name");
+        client
+            .put_record(chain_key(&publisher, "early.name"), early.to_bytes())
+            .await;
+        client
+            .meanwhile(tokio::time::sleep(Duration::from_secs(1)))
+            .await;
+        assert!(node.admitted(&client.peer_id()).is_none());
+        client.send_hello().await;
+
+        let kept = client
+            .meanwhile(eventually(Duration::from_secs(10), || async {
+                let deadline = Instant::now() + Duration::from_secs(2);
+                node.find_chain(publisher.public(), "early.name", deadline)
+                    .await
+                    .as_ref()
+                    == Some(&early)
+            }))
+            .await;
+        assert!(kept, "the chain stored before the hello was not kept");
+        node.shutdown().await;
+    })
+    .await
+}
+
+/// The same from a peer of another mesh: refused, its chain is not kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_names_chain_stored_before_a_refused_hello_is_not_kept() {
+    bounded(async {
+        let node = start(NodeSpec::default(), MemHost::new()).await;
+        let other_mesh = SecretKey::from_seed([0x0f; 32]);
+        let mut refused =
+            Client::connect(&node, |keypair| hello_of(&other_mesh, keypair, &[])).await;
+        let publisher = SecretKey::from_seed([0xc3; 32]);
+        refused
+            .put_record(
+                chain_key(&publisher, "early.name"),
+                chain(&publisher, "early.name").to_bytes(),
+            )
+            .await;
+        refused
+            .meanwhile(tokio::time::sleep(Duration::from_secs(1)))
+            .await;
+        refused.send_hello().await;
+        refused
+            .until(|event| matches!(event, BareSwarmEvent::ConnectionClosed { .. }))
+            .await;
+        assert!(node.admitted(&refused.peer_id()).is_none());
+
+        // The node hung up on the only peer it knew: what it finds is what it holds.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let found = node
+            .find_chain(publisher.public(), "early.name", deadline)
+            .await;
+        assert_eq!(found, None, "the node kept the chain of a peer it refused");
         node.shutdown().await;
     })
     .await
