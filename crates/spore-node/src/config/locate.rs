@@ -6,15 +6,17 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use spore_core::manifest::{ModuleLimit, ModuleLimits, is_ability_word};
 use spore_runtime::CompileLimits;
 use toml::Spanned;
 
+mod raw;
 mod routes;
 mod schedules;
 mod topics;
 mod trust;
+
+use raw::{RawAbility, RawConfig, RawModuleLimits, SizeValue};
 
 use super::defaults as default;
 use super::{
@@ -161,120 +163,6 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<NodeConfig, ConfigError> 
         schedules,
         subscriptions,
     })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    limits: Option<RawLimits>,
-    memo: Option<RawMemo>,
-    placement: Option<RawPlacement>,
-    config: Option<toml::Table>,
-    abilities: Option<BTreeMap<String, Spanned<RawAbility>>>,
-    trust: Option<trust::RawTrust>,
-    routes: Option<Vec<Spanned<routes::RawRoute>>>,
-    schedules: Option<Vec<Spanned<schedules::RawSchedule>>>,
-    subscriptions: Option<Vec<Spanned<topics::RawSubscription>>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    timeout: Option<Spanned<String>>,
-    memory: Option<Spanned<SizeValue>>,
-    call_depth: Option<u32>,
-    max_memory: Option<Spanned<SizeValue>>,
-    instances: Option<Spanned<u32>>,
-    forwarded: Option<RawForwarded>,
-    module: Option<RawModuleLimits>,
-    compile: Option<RawCompile>,
-    kv: Option<RawKvLimits>,
-}
-
-/// `[limits.module]`: each key is a [`ModuleLimit::key`].
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawModuleLimits {
-    max_bytes: Option<Spanned<SizeValue>>,
-    max_custom_bytes: Option<Spanned<SizeValue>>,
-    max_functions: Option<u64>,
-    max_exports: Option<u64>,
-    max_imports: Option<u64>,
-    max_function_bytes: Option<Spanned<SizeValue>>,
-    max_locals: Option<u64>,
-    max_br_table_targets: Option<u64>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawCompile {
-    timeout: Option<Spanned<String>>,
-    memory: Option<Spanned<SizeValue>>,
-    tiered: Option<bool>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawKvLimits {
-    max_namespace_bytes: Option<Spanned<SizeValue>>,
-    max_call_bytes: Option<Spanned<SizeValue>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawForwarded {
-    timeout: Option<Spanned<String>>,
-    memory: Option<Spanned<SizeValue>>,
-    args: Option<Spanned<SizeValue>>,
-    per_peer_calls: Option<Spanned<u32>>,
-    per_peer_calls_per_second: Option<Spanned<u32>>,
-    per_peer_module_bytes: Option<Spanned<SizeValue>>,
-    per_peer_log_bytes: Option<Spanned<SizeValue>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawMemo {
-    enabled: Option<bool>,
-    max_result_bytes: Option<Spanned<SizeValue>>,
-    max_bytes: Option<Spanned<SizeValue>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawPlacement {
-    cache_ttl: Option<Spanned<String>>,
-}
-
-/// A size written as a number of bytes or as text such as `"64MiB"`.
-#[derive(Deserialize, Clone)]
-#[serde(untagged)]
-enum SizeValue {
-    Bytes(u64),
-    Text(String),
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-struct RawAbility {
-    provider: Option<Spanned<String>>,
-    operations: Option<Vec<String>>,
-    namespace: Option<Spanned<String>>,
-    max_value_bytes: Option<Spanned<SizeValue>>,
-    allow: Option<Spanned<Vec<String>>>,
-    timeout: Option<Spanned<String>>,
-    max_response_bytes: Option<Spanned<SizeValue>>,
-    command: Option<Spanned<Vec<String>>>,
-    cwd: Option<Spanned<String>>,
-    env: Option<Spanned<BTreeMap<String, String>>>,
-    function: Option<Spanned<String>>,
-    uses: Option<Spanned<BTreeMap<String, Spanned<RawAbility>>>>,
-    callers: Option<Spanned<Vec<String>>>,
-    publishers: Option<Spanned<Vec<String>>>,
-    url: Option<Spanned<String>>,
-    stream: Option<Spanned<String>>,
-    max_deliver: Option<Spanned<i64>>,
-    ack_wait: Option<Spanned<String>>,
 }
 
 struct Locator<'a> {
