@@ -6,7 +6,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Locator, SizeValue};
+use super::Locator;
+use super::raw::SizeValue;
 use crate::config::ConfigError;
 use crate::config::defaults as default;
 use crate::routes::{Route, Routes};

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use spore_abilities::topic::nats::NatsSettings;
 use toml::Spanned;
 
-use super::{Locator, RawAbility};
+use super::Locator;
+use super::raw::RawAbility;
 use crate::config::ConfigError;
 use crate::subscriptions::{Subscription, default_group, is_group_char};
 
