@@ -87,6 +87,12 @@ pub enum RefParseError {
     Export(#[from] ExportNameError),
     #[error(transparent)]
     Name(#[from] NameError),
+    /// `math.add:add`: a name already points at one function, so it takes no `:export`.
+    #[error(
+        "`{name}:{export}`: a name points at one function and takes no `:{export}`; \
+         give the name alone (`{name}`), or a hash with `:{export}`"
+    )]
+    NameWithExport { name: Name, export: ExportName },
 }
 
 impl FromStr for FunctionRef {
@@ -135,10 +141,13 @@ impl FromStr for RefText {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         if text.contains(':') {
             let (prefix, export) = split_export(text)?;
-            return Ok(RefText::Hash {
-                prefix: prefix.parse()?,
-                export,
-            });
+            return match (prefix.parse::<HashPrefix>(), prefix.parse::<Name>(), export) {
+                (Ok(prefix), _, export) => Ok(RefText::Hash { prefix, export }),
+                (Err(_), Ok(name), Some(export)) => {
+                    Err(RefParseError::NameWithExport { name, export })
+                }
+                (Err(hash_error), ..) => Err(hash_error.into()),
+            };
         }
         // A full hash is always a hash, whatever its first character: names may not look
         // like one (`Name`), so a name can never shadow a module.
@@ -211,6 +220,26 @@ mod tests {
         assert!(
             matches!(with_export, RefText::Hash { export: Some(e), .. } if e.as_str() == "render")
         );
+    }
+
+    #[test]
+    fn a_name_given_an_export_is_told_to_drop_it() {
+        let error = "text.markdown:render".parse::<RefText>().unwrap_err();
+        assert!(
+            matches!(&error, RefParseError::NameWithExport { name, export }
+                if name.as_str() == "text.markdown" && export.as_str() == "render"),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "`text.markdown:render`: a name points at one function and takes no `:render`; \
+             give the name alone (`text.markdown`), or a hash with `:render`"
+        );
+        // Neither a name nor hex before the `:`: the hash's error, as before.
+        assert!(matches!(
+            "not hex!:render".parse::<RefText>(),
+            Err(RefParseError::Hash(_))
+        ));
     }
 
     #[test]
