@@ -139,14 +139,19 @@ impl FromStr for RefText {
     type Err = RefParseError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if text.contains(':') {
-            let (prefix, export) = split_export(text)?;
-            return match (prefix.parse::<HashPrefix>(), prefix.parse::<Name>(), export) {
-                (Ok(prefix), _, export) => Ok(RefText::Hash { prefix, export }),
-                (Err(_), Ok(name), Some(export)) => {
-                    Err(RefParseError::NameWithExport { name, export })
-                }
-                (Err(hash_error), ..) => Err(hash_error.into()),
+        if let Some((before, export)) = text.split_once(':') {
+            let export: ExportName = export.parse()?;
+            return match before.parse::<HashPrefix>() {
+                Ok(prefix) => Ok(RefText::Hash {
+                    prefix,
+                    export: Some(export),
+                }),
+                // A name already points at one function: say so, rather than that it is
+                // not hex.
+                Err(hash_error) => match before.parse::<Name>() {
+                    Ok(name) => Err(RefParseError::NameWithExport { name, export }),
+                    Err(_) => Err(hash_error.into()),
+                },
             };
         }
         // A full hash is always a hash, whatever its first character: names may not look

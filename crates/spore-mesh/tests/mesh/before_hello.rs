@@ -136,48 +136,46 @@ impl Client {
     /// one known), and returns once Kademlia has sent it.
     async fn provide(&mut self, key: kad::RecordKey) {
         let id = self.swarm.behaviour_mut().kad.start_providing(key).unwrap();
-        self.until(|event| match event {
-            libp2p::swarm::SwarmEvent::Behaviour(BareEvent::Kad(
-                kad::Event::OutboundQueryProgressed {
-                    id: done,
-                    result: kad::QueryResult::StartProviding(result),
-                    step,
-                    ..
-                },
-            )) if *done == id && step.last => {
-                assert!(result.is_ok(), "the record was not sent: {result:?}");
-                true
-            }
-            _ => false,
-        })
-        .await;
+        let last = self.query_results(id).await.pop();
+        assert!(
+            matches!(last, Some(kad::QueryResult::StartProviding(Ok(_)))),
+            "the record was not sent: {last:?}"
+        );
     }
 
     /// Stores `value` under `key` at the node (the only peer known), as a member
     /// publishing a name's chain does, and returns once Kademlia has sent it.
     async fn put_record(&mut self, key: kad::RecordKey, value: Vec<u8>) {
         let record = kad::Record::new(key, value);
-        let id = self
-            .swarm
-            .behaviour_mut()
-            .kad
-            .put_record(record, kad::Quorum::One)
-            .unwrap();
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let id = kad.put_record(record, kad::Quorum::One).unwrap();
+        let last = self.query_results(id).await.pop();
+        assert!(
+            matches!(last, Some(kad::QueryResult::PutRecord(Ok(_)))),
+            "the record was not sent: {last:?}"
+        );
+    }
+
+    /// Drives the swarm until Kademlia's query `id` has ended; returns its results in
+    /// the order they came, the last one last.
+    async fn query_results(&mut self, id: kad::QueryId) -> Vec<kad::QueryResult> {
+        let mut results = Vec::new();
         self.until(|event| match event {
             libp2p::swarm::SwarmEvent::Behaviour(BareEvent::Kad(
                 kad::Event::OutboundQueryProgressed {
                     id: done,
-                    result: kad::QueryResult::PutRecord(result),
+                    result,
                     step,
                     ..
                 },
-            )) if *done == id && step.last => {
-                assert!(result.is_ok(), "the record was not sent: {result:?}");
-                true
+            )) if *done == id => {
+                results.push(result.clone());
+                step.last
             }
             _ => false,
         })
         .await;
+        results
     }
 
     async fn send_hello(&mut self) {
@@ -199,27 +197,15 @@ impl Client {
     async fn providers_at_node(&mut self, key: kad::RecordKey) -> HashSet<PeerId> {
         let id = self.swarm.behaviour_mut().kad.get_providers(key);
         let mut found = HashSet::new();
-        self.until(|event| match event {
-            libp2p::swarm::SwarmEvent::Behaviour(BareEvent::Kad(
-                kad::Event::OutboundQueryProgressed {
-                    id: done,
-                    result,
-                    step,
-                    ..
-                },
-            )) if *done == id => {
-                if let kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
-                    providers,
-                    ..
-                })) = result
-                {
-                    found.extend(providers.iter().copied());
-                }
-                step.last
+        for result in self.query_results(id).await {
+            if let kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+                providers,
+                ..
+            })) = result
+            {
+                found.extend(providers);
             }
-            _ => false,
-        })
-        .await;
+        }
         found
     }
 }
